@@ -1,0 +1,86 @@
+"""The composition root: turns settings into a wired ledger.
+
+Everything that chooses an adapter happens here, so tests can swap one in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from psycopg.conninfo import conninfo_to_dict
+
+from ledger.application import JobLedger
+from ledger.config import Settings
+from ledger.errors import ConfigurationError
+
+EVENTS_TABLE = "jobledger_events"
+"""eventsourcing names the tables after the application (``JobLedger``)."""
+
+
+def utc_now() -> datetime:
+    """The ledger's clock: timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings once from ``env`` (default: the process environment)."""
+    return Settings.from_env(os.environ if env is None else env)
+
+
+def eventsourcing_env(settings: Settings) -> dict[str, str]:
+    """The eventsourcing infrastructure variables for ``settings``."""
+    if settings.database_url is None:
+        settings.ledger_data_dir.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(settings.sqlite_path),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    return postgres_env(settings.database_url)
+
+
+def postgres_env(database_url: str) -> dict[str, str]:
+    """Translate a ``postgresql://`` URL into eventsourcing's POSTGRES_* variables."""
+    try:
+        params = conninfo_to_dict(database_url)
+    except Exception as error:
+        raise ConfigurationError("DATABASE_URL", database_url, str(error)) from None
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname") or params.get("user") or "postgres"),
+        "POSTGRES_HOST": str(params.get("host") or "localhost"),
+        "POSTGRES_PORT": str(params.get("port") or "5432"),
+        "POSTGRES_USER": str(params.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(params.get("password") or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_POOL_SIZE": "5",
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+    }
+
+
+@dataclass(frozen=True)
+class Container:
+    """What the composition root hands to the edges (CLI, HTTP, workers)."""
+
+    settings: Settings
+    ledger: JobLedger
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
+def build(settings: Settings | None = None) -> Container:
+    """Wire the ledger for ``settings`` (read from the environment when not given)."""
+    settings = settings or load_settings()
+    ledger = JobLedger(
+        eventsourcing_env(settings),
+        stale_threshold_seconds=settings.stale_threshold.total_seconds(),
+        retry_policy=settings.retry_policy,
+        snapshot_interval=settings.ledger_snapshot_interval,
+    )
+    return Container(settings=settings, ledger=ledger)

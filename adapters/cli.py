@@ -1,0 +1,149 @@
+"""The ``ledger`` command line.
+
+User errors (bad configuration, unknown job ids, refused commands) print one line on
+stderr and exit non-zero; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, ParamSpec, TypeVar
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adapters.bootstrap import Container, build
+from adapters.timeline import event_record, job_summary, timeline_table
+from ledger.errors import LedgerError
+from ledger.status import Status
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="ledger",
+    help="job-ledger: an event-sourced ledger of background jobs that never get lost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+jobs_app = typer.Typer(help="Inspect jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the ledger's named errors into one line on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except LedgerError as error:
+            err_console.print(f"ledger: error: {error}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@contextmanager
+def container() -> Iterator[Container]:
+    wired = build()
+    try:
+        yield wired
+    finally:
+        wired.close()
+
+
+def parse_job_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a job id (a UUID)") from None
+
+
+@app.command()
+@user_errors
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run the ledger end to end on the configured store and show what happened."""
+    from adapters.demo import run_demo
+
+    quiet = Console(quiet=True) if as_json else console
+    with container() as wired:
+        report = run_demo(wired, quiet)
+    if as_json:
+        import dataclasses
+
+        sys.stdout.write(json.dumps(dataclasses.asdict(report), indent=2) + "\n")
+
+
+@jobs_app.command("show")
+@user_errors
+def jobs_show(
+    job_id: Annotated[UUID, typer.Argument(parser=parse_job_id, help="The job's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a job's state and its full history as a timeline."""
+    with container() as wired:
+        job = wired.ledger.get_job(job_id)
+        events = wired.ledger.history(job_id)
+    summary = job_summary(job)
+    if as_json:
+        summary["history"] = [event_record(e) for e in events]
+        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in summary.items():
+        table.add_row(f"[bold]{key}[/]", "" if value is None else str(value))
+    console.print(table)
+    console.print(timeline_table(events))
+
+
+@jobs_app.command("list")
+@user_errors
+def jobs_list(
+    status: Annotated[Status | None, typer.Option(help="Only jobs in this status.")] = None,
+    customer: Annotated[str | None, typer.Option(help="Only this customer's jobs.")] = None,
+    queue: Annotated[str | None, typer.Option(help="Only jobs of this queue.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many jobs.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List jobs, oldest first, with optional filters."""
+    rows = []
+    with container() as wired:
+        for job_id in wired.ledger.iter_job_ids():
+            job = wired.ledger.get_job(job_id)
+            if status is not None and job.status != status:
+                continue
+            if customer is not None and job.customer_id != customer:
+                continue
+            if queue is not None and job.queue != queue:
+                continue
+            rows.append(job_summary(job))
+            if len(rows) >= limit:
+                break
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    columns = ("job_id", "customer_id", "queue", "status", "attempt", "enqueued_at")
+    table = Table(title=f"{len(rows)} jobs")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

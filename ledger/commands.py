@@ -1,0 +1,92 @@
+"""Commands the ledger accepts and the results it returns.
+
+Commands are msgspec Structs in one tagged union, so every boundary (HTTP bodies, queue
+messages, the CLI) decodes them with one strict, typed decoder and the same limits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+QueueName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
+Attempt = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+MaxAttempts = Annotated[int, msgspec.Meta(ge=1, le=100)]
+ErrorText = Annotated[str, msgspec.Meta(max_length=10_000)]
+
+
+class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    """Base of every command."""
+
+
+class EnqueueJob(Command, frozen=True, tag="enqueue"):
+    customer_id: Name
+    queue: QueueName = "default"
+    payload: Any = None
+    max_attempts: MaxAttempts = 3
+    idempotency_key: Name | None = None
+
+
+class JobCommand(Command, frozen=True):
+    """A command addressed to one existing job."""
+
+    job_id: UUID
+
+
+class ClaimJob(JobCommand, frozen=True, tag="claim"):
+    worker_id: Name
+    worker_time: datetime | None = None
+
+
+class RecordHeartbeat(JobCommand, frozen=True, tag="heartbeat"):
+    attempt: Attempt
+    worker_id: Name
+    worker_time: datetime | None = None
+
+
+class CompleteJob(JobCommand, frozen=True, tag="complete"):
+    attempt: Attempt
+    worker_id: Name
+    result: Any = None
+    worker_time: datetime | None = None
+
+
+class FailJob(JobCommand, frozen=True, tag="fail"):
+    attempt: Attempt
+    worker_id: Name
+    error: ErrorText
+    worker_time: datetime | None = None
+
+
+class DetectStale(JobCommand, frozen=True, tag="detect_stale"):
+    attempt: Attempt
+    detected_by: Name
+
+
+class RedriveJob(JobCommand, frozen=True, tag="redrive"):
+    actor: Name
+
+
+AnyCommand = (
+    EnqueueJob | ClaimJob | RecordHeartbeat | CompleteJob | FailJob | DetectStale | RedriveJob
+)
+"""The tagged union a boundary decodes."""
+
+WORKER_REPORTS = (RecordHeartbeat, CompleteJob, FailJob)
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What a command did to its job."""
+
+    job_id: UUID
+    status: str
+    attempt: int
+    version: int
+    created: bool = False
+    """For enqueue: false when the idempotency key returned an existing job."""

@@ -1,0 +1,131 @@
+"""Every condition the ledger reports, one class each.
+
+The docstring of each class is its default message; the HTTP layer maps the classes to
+status codes and the CLI prints ``str(error)`` on one line.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LedgerError(Exception):
+    """The ledger refused the request."""
+
+    #: A stable machine-readable name for problem+json bodies and logs.
+    code: ClassVar[str] = "ledger_error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (type(self).__doc__ or "").strip().splitlines()[0]
+        super().__init__(self.message)
+
+
+class ConfigurationError(LedgerError):
+    """The configuration is invalid."""
+
+    code = "configuration_error"
+
+    def __init__(self, variable: str, value: str, reason: str) -> None:
+        self.variable = variable
+        self.value = value
+        super().__init__(f"{variable}={value!r} is invalid: {reason}")
+
+
+class InvalidCommand(LedgerError):
+    """The command is malformed."""
+
+    code = "invalid_command"
+
+
+class JobNotFound(LedgerError):
+    """No job has this id."""
+
+    code = "job_not_found"
+
+    def __init__(self, job_id: object) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job with id {job_id}")
+
+
+class IllegalTransition(LedgerError):
+    """The job's status does not allow this transition."""
+
+    code = "illegal_transition"
+
+    def __init__(self, job_id: object, status: str, action: str) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.action = action
+        super().__init__(f"job {job_id} is {status}: cannot {action}")
+
+
+class AttemptSuperseded(LedgerError):
+    """The attempt named by the report is no longer current."""
+
+    code = "attempt_superseded"
+
+    def __init__(self, job_id: object, attempt: int, current_attempt: int, status: str) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.current_attempt = current_attempt
+        self.status = status
+        super().__init__(
+            f"job {job_id}: attempt {attempt} is superseded "
+            f"(current attempt {current_attempt}, status {status})"
+        )
+
+
+class UnknownAttempt(LedgerError):
+    """The report names an attempt that was never opened."""
+
+    code = "unknown_attempt"
+
+    def __init__(self, job_id: object, attempt: int, current_attempt: int) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.current_attempt = current_attempt
+        super().__init__(
+            f"job {job_id}: attempt {attempt} was never opened "
+            f"(latest attempt is {current_attempt})"
+        )
+
+
+class JobNotDue(LedgerError):
+    """The job is waiting for its retry delay and cannot be claimed yet."""
+
+    code = "job_not_due"
+
+    def __init__(self, job_id: object, not_before: str) -> None:
+        self.job_id = job_id
+        self.not_before = not_before
+        super().__init__(f"job {job_id} cannot be claimed before {not_before}")
+
+
+class NotStale(LedgerError):
+    """The job is not stale: it moved on or heartbeated since it was observed."""
+
+    code = "not_stale"
+
+    def __init__(self, job_id: object, reason: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} is not stale: {reason}")
+
+
+class IdempotencyConflict(LedgerError):
+    """The idempotency key was already used for a different job request."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, customer_id: str, key: str) -> None:
+        self.customer_id = customer_id
+        self.key = key
+        super().__init__(
+            f"idempotency key {key!r} of customer {customer_id!r} was already used "
+            "with a different queue, payload or max_attempts"
+        )
+
+
+class ConcurrencyExhausted(LedgerError):
+    """The job kept changing under the command; it was not applied."""
+
+    code = "concurrency_exhausted"

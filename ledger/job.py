@@ -1,0 +1,385 @@
+"""The job aggregate: its events, its state, and the decisions that append them.
+
+Every method that changes a job is a decision: it checks the job's state against the
+input and either triggers exactly the events the transition needs or raises a named
+error from :mod:`ledger.errors` without touching the job. Time is always an argument
+(``now`` is the ledger's recording time; ``worker_time`` is what the worker reported).
+
+Attempts fence workers: each claim opens attempt ``n + 1`` and every worker report names
+the attempt it belongs to. A report for an attempt that has ended is refused with
+:class:`~ledger.errors.AttemptSuperseded` and recorded as a :class:`Job.ReportRefused`
+event by the application, never applied.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.errors import (
+    AttemptSuperseded,
+    IllegalTransition,
+    JobNotDue,
+    NotStale,
+    UnknownAttempt,
+)
+from ledger.status import Status
+
+JSON = Any
+"""A JSON value (payloads and results are opaque to the ledger)."""
+
+
+class Job(Aggregate):
+    """One background job and everything that happened to it."""
+
+    # -- events ---------------------------------------------------------------------
+
+    class Enqueued(Aggregate.Created):
+        """A job was accepted into a queue."""
+
+        customer_id: str
+        queue: str
+        payload: JSON
+        max_attempts: int
+        idempotency_key: str | None
+
+    class Claimed(Aggregate.Event):
+        """A worker claimed the job, opening a new attempt."""
+
+        attempt: int
+        worker_id: str
+        worker_time: datetime | None
+
+        def apply(self, job: Job) -> None:
+            job.status = Status.IN_PROGRESS
+            job.attempt = self.attempt
+            job.worker_id = self.worker_id
+            job.claimed_at = self.timestamp
+            job.last_heartbeat_at = self.timestamp
+            job.not_before = None
+
+    class HeartbeatRecorded(Aggregate.Event):
+        """The worker of the current attempt said it is still alive."""
+
+        attempt: int
+        worker_id: str
+        worker_time: datetime | None
+
+        def apply(self, job: Job) -> None:
+            job.last_heartbeat_at = self.timestamp
+            job.heartbeats += 1
+
+    class Completed(Aggregate.Event):
+        """The current attempt finished successfully."""
+
+        attempt: int
+        worker_id: str
+        result: JSON
+        worker_time: datetime | None
+
+        def apply(self, job: Job) -> None:
+            job.status = Status.COMPLETED
+            job.finished_at = self.timestamp
+            job.result = self.result
+
+    class Failed(Aggregate.Event):
+        """The current attempt failed; a requeue or dead letter follows."""
+
+        attempt: int
+        worker_id: str
+        error: str
+        worker_time: datetime | None
+
+        def apply(self, job: Job) -> None:
+            job.status = Status.PENDING
+            job.last_error = self.error
+            job.failures += 1
+
+    class StaleDetected(Aggregate.Event):
+        """The current attempt stopped heartbeating; a requeue or dead letter follows."""
+
+        attempt: int
+        worker_id: str
+        last_heartbeat_at: datetime
+        threshold_seconds: float
+        detected_by: str
+
+        def apply(self, job: Job) -> None:
+            job.status = Status.PENDING
+            job.last_error = (
+                f"stale: no heartbeat from {self.worker_id} since "
+                f"{self.last_heartbeat_at.isoformat()}"
+            )
+            job.stalls += 1
+
+    class Requeued(Aggregate.Event):
+        """The job is pending again and will be sent to the transport."""
+
+        attempt: int
+        reason: str
+        not_before: datetime | None
+
+        def apply(self, job: Job) -> None:
+            job.status = Status.PENDING
+            job.worker_id = None
+            job.not_before = self.not_before
+            job.requeues += 1
+
+    class DeadLettered(Aggregate.Event):
+        """The job ran out of attempts (or was found in the dead-letter queue)."""
+
+        attempt: int
+        reason: str
+        attempts_used: int
+        last_error: str | None
+        source: str
+        message_id: str | None
+
+        def apply(self, job: Job) -> None:
+            job.status = Status.DEAD_LETTERED
+            job.worker_id = None
+            job.finished_at = self.timestamp
+            job.dead_letter_version = self.originator_version
+
+    class Redriven(Aggregate.Event):
+        """An operator gave a dead-lettered job a fresh attempt budget."""
+
+        dead_letter_version: int
+        actor: str
+
+        def apply(self, job: Job) -> None:
+            job.status = Status.PENDING
+            job.budget_base = job.attempt
+            job.finished_at = None
+            job.not_before = None
+            job.redrives += 1
+
+    class ReportRefused(Aggregate.Event):
+        """A report from a superseded attempt was refused and not applied."""
+
+        attempt: int
+        worker_id: str
+        report: str
+        reason: str
+        current_attempt: int
+        worker_time: datetime | None
+
+        def apply(self, job: Job) -> None:
+            job.refused_reports += 1
+
+    # -- state ----------------------------------------------------------------------
+
+    def __init__(
+        self,
+        customer_id: str,
+        queue: str,
+        payload: JSON,
+        max_attempts: int,
+        idempotency_key: str | None,
+    ) -> None:
+        self.customer_id = customer_id
+        self.queue = queue
+        self.payload = payload
+        self.max_attempts = max_attempts
+        self.idempotency_key = idempotency_key
+        self.status = Status.PENDING
+        self.attempt = 0
+        self.budget_base = 0
+        self.worker_id: str | None = None
+        self.claimed_at: datetime | None = None
+        self.last_heartbeat_at: datetime | None = None
+        self.finished_at: datetime | None = None
+        self.not_before: datetime | None = None
+        self.last_error: str | None = None
+        self.result: JSON = None
+        self.dead_letter_version: int | None = None
+        self.heartbeats = 0
+        self.failures = 0
+        self.stalls = 0
+        self.requeues = 0
+        self.redrives = 0
+        self.refused_reports = 0
+
+    @property
+    def attempts_used(self) -> int:
+        """Attempts opened since enqueue or the last redrive."""
+        return self.attempt - self.budget_base
+
+    @property
+    def attempts_left(self) -> int:
+        return self.max_attempts - self.attempts_used
+
+    @property
+    def enqueued_at(self) -> datetime:
+        return self.created_on
+
+    # -- decisions ------------------------------------------------------------------
+
+    @classmethod
+    def enqueue(
+        cls,
+        *,
+        job_id: UUID,
+        customer_id: str,
+        queue: str,
+        payload: JSON,
+        max_attempts: int,
+        idempotency_key: str | None,
+        now: datetime,
+    ) -> Job:
+        return cls._create(
+            cls.Enqueued,
+            id=job_id,
+            timestamp=now,
+            customer_id=customer_id,
+            queue=queue,
+            payload=payload,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+        )
+
+    def claim(self, worker_id: str, now: datetime, worker_time: datetime | None = None) -> int:
+        """Open attempt ``n + 1`` for ``worker_id`` and return its number."""
+        if self.status != Status.PENDING:
+            raise IllegalTransition(self.id, self.status, "claim")
+        if self.not_before is not None and now < self.not_before:
+            raise JobNotDue(self.id, self.not_before.isoformat())
+        attempt = self.attempt + 1
+        self.trigger_event(
+            self.Claimed, timestamp=now, attempt=attempt, worker_id=worker_id,
+            worker_time=worker_time,
+        )
+        return attempt
+
+    def check_report(self, attempt: int, worker_id: str, report: str) -> None:
+        """Raise unless ``attempt`` is the current, open attempt of ``worker_id``.
+
+        Raises :class:`UnknownAttempt` for an attempt that was never opened and
+        :class:`AttemptSuperseded` for one that has ended (or belongs to another worker).
+        """
+        if attempt > self.attempt or attempt < 1:
+            raise UnknownAttempt(self.id, attempt, self.attempt)
+        if (
+            attempt < self.attempt
+            or self.status != Status.IN_PROGRESS
+            or worker_id != self.worker_id
+        ):
+            raise AttemptSuperseded(self.id, attempt, self.attempt, self.status)
+
+    def refuse_report(
+        self,
+        error: AttemptSuperseded,
+        worker_id: str,
+        report: str,
+        now: datetime,
+        worker_time: datetime | None = None,
+    ) -> None:
+        """Record that a report from a superseded attempt was refused."""
+        reason = "superseded" if error.attempt < self.attempt else f"attempt {self.status}"
+        if error.attempt == self.attempt and self.status == Status.IN_PROGRESS:
+            reason = "not the attempt's worker"
+        self.trigger_event(
+            self.ReportRefused, timestamp=now, attempt=error.attempt, worker_id=worker_id,
+            report=report, reason=reason, current_attempt=self.attempt,
+            worker_time=worker_time,
+        )
+
+    def heartbeat(
+        self, attempt: int, worker_id: str, now: datetime, worker_time: datetime | None = None
+    ) -> None:
+        self.check_report(attempt, worker_id, "heartbeat")
+        self.trigger_event(
+            self.HeartbeatRecorded, timestamp=now, attempt=attempt, worker_id=worker_id,
+            worker_time=worker_time,
+        )
+
+    def complete(
+        self,
+        attempt: int,
+        worker_id: str,
+        result: JSON,
+        now: datetime,
+        worker_time: datetime | None = None,
+    ) -> None:
+        self.check_report(attempt, worker_id, "complete")
+        self.trigger_event(
+            self.Completed, timestamp=now, attempt=attempt, worker_id=worker_id, result=result,
+            worker_time=worker_time,
+        )
+
+    def fail(
+        self,
+        attempt: int,
+        worker_id: str,
+        error: str,
+        now: datetime,
+        retry_delay: timedelta | None,
+        *,
+        worker_time: datetime | None = None,
+    ) -> None:
+        """Record the failure, then requeue after ``retry_delay`` or dead-letter.
+
+        ``retry_delay`` is the retry policy's answer for this failure; ``None`` (or no
+        attempts left) dead-letters the job.
+        """
+        self.check_report(attempt, worker_id, "fail")
+        self.trigger_event(
+            self.Failed, timestamp=now, attempt=attempt, worker_id=worker_id, error=error,
+            worker_time=worker_time,
+        )
+        self._retry_or_dead_letter(now, retry_delay, reason="failed")
+
+    def detect_stale(
+        self,
+        attempt: int,
+        threshold: timedelta,
+        now: datetime,
+        retry_delay: timedelta | None,
+        detected_by: str,
+    ) -> None:
+        """Declare ``attempt`` stale if, judged by the ledger's own record, it is.
+
+        The caller saw the job stale in a view that may lag; this re-decides against
+        the job itself and raises :class:`NotStale` when it has moved on.
+        """
+        if self.status != Status.IN_PROGRESS or attempt != self.attempt:
+            raise NotStale(self.id, f"attempt {attempt} is no longer in progress")
+        last = self.last_heartbeat_at or self.claimed_at
+        assert last is not None
+        assert self.worker_id is not None
+        if now - last <= threshold:
+            raise NotStale(self.id, f"last heartbeat at {last.isoformat()}")
+        self.trigger_event(
+            self.StaleDetected, timestamp=now, attempt=attempt, worker_id=self.worker_id,
+            last_heartbeat_at=last, threshold_seconds=threshold.total_seconds(),
+            detected_by=detected_by,
+        )
+        self._retry_or_dead_letter(now, retry_delay, reason="stale")
+
+    def _retry_or_dead_letter(
+        self, now: datetime, retry_delay: timedelta | None, reason: str
+    ) -> None:
+        if retry_delay is None or self.attempts_left <= 0:
+            self.trigger_event(
+                self.DeadLettered, timestamp=now, attempt=self.attempt,
+                reason=f"{reason}: attempts exhausted" if self.attempts_left <= 0 else reason,
+                attempts_used=self.attempts_used, last_error=self.last_error,
+                source="ledger", message_id=None,
+            )
+        else:
+            self.trigger_event(
+                self.Requeued, timestamp=now, attempt=self.attempt, reason=reason,
+                not_before=now + retry_delay if retry_delay > timedelta(0) else None,
+            )
+
+    def redrive(self, actor: str, now: datetime) -> None:
+        """Give a dead-lettered job a fresh attempt budget and make it pending."""
+        if self.status != Status.DEAD_LETTERED or self.dead_letter_version is None:
+            raise IllegalTransition(self.id, self.status, "redrive")
+        self.trigger_event(
+            self.Redriven, timestamp=now, dead_letter_version=self.dead_letter_version,
+            actor=actor,
+        )
