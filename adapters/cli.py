@@ -37,7 +37,6 @@ jobs_app = typer.Typer(help="Inspect jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
 console = Console()
-err_console = Console(stderr=True)
 
 
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -48,7 +47,7 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except LedgerError as error:
-            err_console.print(f"ledger: error: {error}", markup=False, highlight=False)
+            _error_line(str(error))
             raise typer.Exit(1) from None
 
     return wrapper
@@ -138,12 +137,34 @@ def jobs_list(
     columns = ("job_id", "customer_id", "queue", "status", "attempt", "enqueued_at")
     table = Table(title=f"{len(rows)} jobs")
     for column in columns:
-        table.add_column(column)
+        wide = column == "job_id"
+        table.add_column(column, no_wrap=wide, min_width=36 if wide else None)
     for row in rows:
         table.add_row(*(str(row[c]) for c in columns))
     console.print(table)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: usage errors are one line too (exit status 2)."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="ledger", standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        _error_line("aborted")
+        sys.exit(130)
+    except Exception as error:
+        # Click's usage errors (typer vendors click in some versions, so match by shape).
+        if not (hasattr(error, "format_message") and hasattr(error, "exit_code")):
+            raise
+        ctx = getattr(error, "ctx", None)
+        hint = f" (try '{ctx.command_path} --help')" if ctx is not None else ""
+        _error_line(f"{error.format_message()}{hint}")
+        sys.exit(error.exit_code)
+    if isinstance(code, int) and code:
+        sys.exit(code)  # click hands back typer.Exit's code when not standalone
+
+
+def _error_line(message: str) -> None:
+    sys.stderr.write(f"ledger: error: {' '.join(message.split())}\n")

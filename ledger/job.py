@@ -124,7 +124,6 @@ class Job(Aggregate):
 
         def apply(self, job: Job) -> None:
             job.status = Status.PENDING
-            job.worker_id = None
             job.not_before = self.not_before
             job.requeues += 1
 
@@ -140,7 +139,6 @@ class Job(Aggregate):
 
         def apply(self, job: Job) -> None:
             job.status = Status.DEAD_LETTERED
-            job.worker_id = None
             job.finished_at = self.timestamp
             job.dead_letter_version = self.originator_version
 
@@ -189,6 +187,7 @@ class Job(Aggregate):
         self.attempt = 0
         self.budget_base = 0
         self.worker_id: str | None = None
+        """The worker of the latest attempt (kept after the attempt ends)."""
         self.claimed_at: datetime | None = None
         self.last_heartbeat_at: datetime | None = None
         self.finished_at: datetime | None = None

@@ -33,3 +33,23 @@ def postgres_url(postgres_server: PostgresServer, postgres_template: str) -> Ite
     url = postgres_server.create_database(name, template=postgres_template)
     yield url
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def store(request: pytest.FixtureRequest) -> str:
+    """Each store a contract test runs on: in-memory fake, SQLite, PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(store: str, request: pytest.FixtureRequest) -> str | None:
+    """The PostgreSQL URL when the store is PostgreSQL (a fresh database), else None."""
+    if store != "postgres":
+        return None
+    return str(request.getfixturevalue("postgres_url"))

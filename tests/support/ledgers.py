@@ -1,0 +1,40 @@
+"""Build a JobLedger on each store the contract tests cover."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.bootstrap import eventsourcing_env
+from ledger.application import JobLedger
+from ledger.config import Settings
+from ledger.retry import RetryPolicy
+
+
+def settings_for(store: str, tmp_path: Path, postgres_url: str | None) -> Settings:
+    if store == "postgres":
+        assert postgres_url is not None
+        return Settings(database_url=postgres_url, ledger_data_dir=tmp_path / "data")
+    return Settings(ledger_data_dir=tmp_path / "data")
+
+
+def make_ledger(
+    store: str,
+    tmp_path: Path,
+    postgres_url: str | None = None,
+    *,
+    snapshot_interval: int = 100,
+    stale_threshold_seconds: float = 600.0,
+    retry_policy: RetryPolicy | None = None,
+) -> JobLedger:
+    """A ledger on ``store``: eventsourcing's in-memory recorder, SQLite or PostgreSQL."""
+    if store == "memory":
+        env = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    else:
+        env = eventsourcing_env(settings_for(store, tmp_path, postgres_url))
+    return JobLedger(
+        env,
+        snapshot_interval=snapshot_interval,
+        stale_threshold_seconds=stale_threshold_seconds,
+        retry_policy=retry_policy or RetryPolicy(0, 0),
+        draw=lambda: 0.5,
+    )

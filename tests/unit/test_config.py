@@ -1,0 +1,73 @@
+"""Configuration is read once, validated, and names the variable when a value is bad."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger.config import Settings
+from ledger.errors import ConfigurationError
+
+
+def test_defaults_are_the_existing_deployments() -> None:
+    settings = Settings.from_env({})
+    assert settings.stale_threshold == timedelta(minutes=10)
+    assert settings.check_interval_seconds == 120
+    assert settings.dlq_check_interval_seconds == 300
+    assert settings.dlq_alert_threshold == 1
+    assert settings.retry_base_delay_seconds == 10
+    assert settings.retry_max_delay_seconds == 3600
+    assert settings.alert_group_wait_seconds == 30
+    assert settings.slack_webhook_url is None
+    assert not settings.uses_postgres
+    assert settings.sqlite_path == Path("ledger-data/ledger.sqlite3")
+
+
+def test_fractions_and_overrides_are_accepted() -> None:
+    settings = Settings.from_env(
+        {
+            "STALE_THRESHOLD_MINUTES": "0.05",
+            "CHECK_INTERVAL_SECONDS": "0.5",
+            "DLQ_ALERT_THRESHOLD": "3",
+            "DATABASE_URL": "postgresql://u:p@db:5432/ledger",
+            "SLACK_WEBHOOK_URL": "https://hooks.example.invalid/T/B/x",
+            "LEDGER_DATA_DIR": "/var/lib/ledger",
+            "RETRY_BASE_DELAY_SECONDS": "0",
+        }
+    )
+    assert settings.stale_threshold == timedelta(seconds=3)
+    assert settings.check_interval_seconds == 0.5
+    assert settings.dlq_alert_threshold == 3
+    assert settings.uses_postgres
+    assert settings.sqlite_path == Path("/var/lib/ledger/ledger.sqlite3")
+    assert settings.retry_policy.base_delay_seconds == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("STALE_THRESHOLD_MINUTES", "ten", "expected a number"),
+        ("STALE_THRESHOLD_MINUTES", "0", "positive"),
+        ("CHECK_INTERVAL_SECONDS", "-1", "positive"),
+        ("CHECK_INTERVAL_SECONDS", "nan", "finite"),
+        ("DLQ_CHECK_INTERVAL_SECONDS", "inf", "finite"),
+        ("DLQ_ALERT_THRESHOLD", "1.5", "whole number"),
+        ("DATABASE_URL", "mysql://x/y", "postgresql"),
+        ("SLACK_WEBHOOK_URL", "not a url", "URL"),
+        ("RETRY_BASE_DELAY_SECONDS", "-3", "zero or a positive"),
+        ("LEDGER_BATCH_MAX", "0", "positive"),
+    ],
+)
+def test_bad_values_fail_naming_the_variable(variable: str, value: str, reason: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({variable: value})
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}=")
+    assert reason in str(caught.value)
+
+
+def test_retry_cap_below_base_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="RETRY_MAX_DELAY_SECONDS"):
+        Settings.from_env({"RETRY_BASE_DELAY_SECONDS": "20", "RETRY_MAX_DELAY_SECONDS": "5"})
