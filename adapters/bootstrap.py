@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -18,6 +19,9 @@ from ledger.errors import ConfigurationError
 
 EVENTS_TABLE = "jobledger_events"
 """eventsourcing names the tables after the application (``JobLedger``)."""
+
+if TYPE_CHECKING:
+    from projections.store import ViewStore
 
 
 def utc_now() -> datetime:
@@ -83,4 +87,27 @@ def build(settings: Settings | None = None) -> Container:
         retry_policy=settings.retry_policy,
         snapshot_interval=settings.ledger_snapshot_interval,
     )
+    migrate(settings)
     return Container(settings=settings, ledger=ledger)
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Bring job-ledger's own tables up to date; return the migrations applied."""
+    if settings.database_url is None:
+        from adapters.sqlite.migrate import migrate as migrate_sqlite
+
+        return [f"{m.version:04d}_{m.name}" for m in migrate_sqlite(settings.sqlite_path)]
+    from adapters.postgres.migrate import migrate as migrate_postgres
+
+    return [f"{m.version:04d}_{m.name}" for m in migrate_postgres(settings.database_url)]
+
+
+def open_views(settings: Settings) -> ViewStore:
+    """A session on the database holding the log and the views (the caller closes it)."""
+    if settings.database_url is None:
+        from adapters.sqlite.store import SQLiteViewStore
+
+        return SQLiteViewStore(settings.sqlite_path)
+    from adapters.postgres.store import PostgresViewStore
+
+    return PostgresViewStore(settings.database_url, EVENTS_TABLE)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.bootstrap import Container, build
+from adapters.cli_projections import list_jobs, migrate_command, projections_app
 from adapters.timeline import event_record, job_summary, timeline_table
 from ledger.errors import LedgerError
 from ledger.status import Status
@@ -35,6 +36,8 @@ app = typer.Typer(
 )
 jobs_app = typer.Typer(help="Inspect jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(projections_app, name="projections")
+app.command("migrate")(migrate_command)
 
 console = Console()
 
@@ -117,20 +120,12 @@ def jobs_list(
     limit: Annotated[int, typer.Option(min=1, help="At most this many jobs.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List jobs, oldest first, with optional filters."""
-    rows = []
+    """List jobs, oldest first, with optional filters (from the job_status view)."""
     with container() as wired:
-        for job_id in wired.ledger.iter_job_ids():
-            job = wired.ledger.get_job(job_id)
-            if status is not None and job.status != status:
-                continue
-            if customer is not None and job.customer_id != customer:
-                continue
-            if queue is not None and job.queue != queue:
-                continue
-            rows.append(job_summary(job))
-            if len(rows) >= limit:
-                break
+        jobs = list_jobs(
+            wired.settings, status=status, customer_id=customer, queue=queue, limit=limit
+        )
+    rows = [job.to_dict() for job in jobs]
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return

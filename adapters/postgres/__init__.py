@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: migrations, the views' store and their read-side queries."""

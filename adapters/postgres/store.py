@@ -1,0 +1,269 @@
+"""The views on PostgreSQL: the runner's, rebuild's and verify's store.
+
+Two sessions: ``conn`` does the work (pages, swaps, snapshots); ``control`` (autocommit)
+holds the session-level advisory locks (one per view: released by PostgreSQL when the
+process dies, so a waiting runner takes over) and LISTENs on the channel eventsourcing
+NOTIFYs on every append. Events are read as raw rows with binary transfer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from adapters.postgres import ddl
+from adapters.sqlfile import load_sections
+from projections.events import RawEvent
+from projections.model import Key, Kind, PageState, Row, Table, View
+from projections.store import Tracking
+
+QUERIES = load_sections("adapters.postgres", "queries.sql")
+
+READ_EVENTS = sql.SQL(
+    "SELECT notification_id, originator_id, originator_version, topic, state FROM {events} "
+    "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+)
+READ_EVENTS_UPTO = sql.SQL(
+    "SELECT notification_id, originator_id, originator_version, topic, state FROM {events} "
+    "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+)
+HEAD = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {events}")
+LISTEN = sql.SQL("LISTEN {channel}")
+TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
+UNLOCK = "SELECT pg_advisory_unlock(%s)"
+SELECT_TRACKING = (
+    "SELECT view_name, position, generation, owner, error, updated_at "
+    "FROM projection_tracking WHERE view_name = %s"
+)
+SELECT_ALL_TRACKING = (
+    "SELECT view_name, position, generation, owner, error, updated_at "
+    "FROM projection_tracking ORDER BY view_name"
+)
+ADVANCE = (
+    "UPDATE projection_tracking SET position = %s, owner = %s, error = NULL, updated_at = now() "
+    "WHERE view_name = %s AND position = %s AND generation = %s"
+)
+INSERT_TRACKING = (
+    "INSERT INTO projection_tracking (view_name, position, generation, owner) "
+    "VALUES (%s, %s, %s, %s) ON CONFLICT (view_name) DO NOTHING"
+)
+LOCK_TRACKING = (
+    "SELECT view_name, position, generation, owner, error, updated_at "
+    "FROM projection_tracking WHERE view_name = %s FOR UPDATE"
+)
+SET_TRACKING = (
+    "UPDATE projection_tracking SET position = %s, generation = %s, error = NULL, "
+    "updated_at = now() WHERE view_name = %s"
+)
+RECORD_ERROR = (
+    "INSERT INTO projection_tracking (view_name, owner, error) VALUES (%s, %s, %s) "
+    "ON CONFLICT (view_name) DO UPDATE SET error = EXCLUDED.error, owner = EXCLUDED.owner, "
+    "updated_at = now()"
+)
+BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+SWAP_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '10s'"
+
+
+def lock_key(name: str) -> int:
+    """A stable 64-bit advisory lock key for a lock name."""
+    digest = hashlib.blake2b(f"job-ledger:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+    conn.execute("SET TIME ZONE 'UTC'")
+    return conn
+
+
+class PostgresViewStore:
+    """A :class:`projections.store.ViewStore` on PostgreSQL."""
+
+    backend = "postgres"
+
+    def __init__(self, url: str, events_table: str) -> None:
+        self.url = url
+        self.events_table = events_table
+        self.conn = connect(url)
+        self._control: psycopg.Connection[Any] | None = None
+        self._locks: set[str] = set()
+        events = sql.Identifier(events_table)
+        self._read = READ_EVENTS.format(events=events)
+        self._read_upto = READ_EVENTS_UPTO.format(events=events)
+        self._head = HEAD.format(events=events)
+        self._channel = events_table.replace(".", "_")
+
+    @property
+    def control(self) -> psycopg.Connection[Any]:
+        if self._control is None:
+            self._control = connect(self.url)
+            self._control.execute(LISTEN.format(channel=sql.Identifier(self._channel)))
+        return self._control
+
+    def close(self) -> None:
+        for conn in (self._control, self.conn):
+            if conn is not None and not conn.closed:
+                conn.close()
+        self._locks.clear()
+
+    # -- the log ------------------------------------------------------------------------
+
+    def head(self) -> int:
+        row = self.conn.execute(self._head).fetchone()
+        return int(row[0]) if row else 0
+
+    def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawEvent]:
+        with self.conn.cursor(binary=True) as cur:
+            if upto is None:
+                cur.execute(self._read, (after, limit))
+            else:
+                cur.execute(self._read_upto, (after, upto, limit))
+            return [RawEvent._make(row) for row in cur.fetchall()]
+
+    def wait_for_events(self, timeout: float) -> None:
+        for _ in self.control.notifies(timeout=timeout, stop_after=1):
+            pass
+
+    # -- locks --------------------------------------------------------------------------
+
+    def try_lock(self, name: str) -> bool:
+        if name in self._locks:
+            return True
+        row = self.control.execute(TRY_LOCK, (lock_key(name),)).fetchone()
+        if row and row[0]:
+            self._locks.add(name)
+            return True
+        return False
+
+    def unlock(self, name: str) -> None:
+        if name in self._locks:
+            self._locks.discard(name)
+            if self._control is not None and not self._control.closed:
+                self._control.execute(UNLOCK, (lock_key(name),))
+
+    # -- tracking ------------------------------------------------------------------------
+
+    def tracking(self, view: str) -> Tracking:
+        row = self.conn.execute(SELECT_TRACKING, (view,)).fetchone()
+        return Tracking(*row) if row else Tracking(view, 0, 0)
+
+    def all_tracking(self) -> list[Tracking]:
+        return [Tracking(*row) for row in self.conn.execute(SELECT_ALL_TRACKING).fetchall()]
+
+    def record_error(self, view: str, error: str | None, owner: str | None) -> None:
+        with self.conn.transaction():
+            self.conn.execute(RECORD_ERROR, (view, owner, error))
+
+    # -- writing ------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.conn.transaction():
+            yield
+
+    def advance(self, expected: Tracking, position: int, owner: str) -> bool:
+        cur = self.conn.execute(
+            ADVANCE,
+            (position, owner, expected.view, expected.position, expected.generation),
+        )
+        if cur.rowcount == 1:
+            return True
+        if expected.position == 0 and expected.generation == 0:
+            cur = self.conn.execute(INSERT_TRACKING, (expected.view, position, 0, owner))
+            return cur.rowcount == 1
+        return False
+
+    def lock_tracking(self, view: str) -> Tracking:
+        self.conn.execute(SWAP_LOCK_TIMEOUT)
+        self.conn.execute(INSERT_TRACKING, (view, 0, 0, None))
+        row = self.conn.execute(LOCK_TRACKING, (view,)).fetchone()
+        assert row is not None
+        return Tracking(*row)
+
+    def set_tracking(self, view: str, position: int, generation: int) -> None:
+        self.conn.execute(SET_TRACKING, (position, generation, view))
+
+    def load(self, table: Table, suffix: str, keys: Collection[Key]) -> dict[Key, Row]:
+        names = table.names
+        cur = self.conn.execute(ddl.select_by_key(table, suffix), ([k[0] for k in keys],))
+        return {(row[0],): dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+    def apply(self, view: View, suffix: str, state: PageState) -> None:
+        conn = self.conn
+        for table in view.tables:
+            name = table.name
+            if table.kind is Kind.STATE:
+                deleted = state.deleted.get(name)
+                if deleted:
+                    conn.execute(ddl.delete_keys(table, suffix), _columns(list(deleted)))
+                dirty = state.dirty.get(name)
+                if dirty:
+                    rows = state.rows[name]
+                    names = table.names
+                    tuples = [tuple(rows[k][c] for c in names) for k in dirty if k in rows]
+                    if tuples:
+                        conn.execute(ddl.upsert(table, suffix), _columns(tuples))
+            elif table.kind is Kind.COUNTER:
+                deltas = state.deltas.get(name)
+                if deltas:
+                    tuples = [(*k, *v) for k, v in deltas.items()]
+                    conn.execute(ddl.add_counters(table, suffix), _columns(tuples))
+            else:
+                appended = state.appended.get(name)
+                if appended:
+                    with conn.cursor() as cur, cur.copy(ddl.copy_in(table, suffix)) as copy:
+                        for row in appended:
+                            copy.write_row(row)
+
+    # -- rebuild and verify ---------------------------------------------------------------
+
+    def create_tables(self, view: View, suffix: str) -> None:
+        with self.conn.transaction():
+            for table in view.tables:
+                self.conn.execute(ddl.DROP_TABLE.format(table=ddl.table_id(table, suffix)))
+                for statement in ddl.create_table(table, suffix):
+                    self.conn.execute(statement)
+
+    def drop_tables(self, view: View, suffix: str) -> None:
+        idle = psycopg.pq.TransactionStatus.IDLE
+        if self.conn.closed or self.conn.info.transaction_status != idle:
+            return
+        with self.conn.transaction():
+            for table in view.tables:
+                self.conn.execute(ddl.DROP_TABLE.format(table=ddl.table_id(table, suffix)))
+
+    def replace_tables(self, view: View, suffix: str) -> None:
+        for table in view.tables:
+            for statement in ddl.rename_tables(table, suffix):
+                self.conn.execute(statement)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self.conn.execute(BEGIN_SNAPSHOT)
+        try:
+            yield
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    def rows(self, table: Table, suffix: str) -> Iterator[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            yield from cur.stream(ddl.select_ordered(table, suffix))
+
+    def count(self, table: Table, suffix: str) -> int:
+        row = self.conn.execute(ddl.count_rows(table, suffix)).fetchone()
+        return int(row[0]) if row else 0
+
+    def query(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the named read-side query of queries.sql (for projections/queries/)."""
+        (statement,) = QUERIES[name]
+        return self.conn.execute(statement, dict(params)).fetchall()
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Row tuples as one list per column (the parameters of an ``unnest`` statement)."""
+    return [list(column) for column in zip(*rows, strict=True)]

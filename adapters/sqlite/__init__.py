@@ -1,0 +1,1 @@
+"""SQLite adapters (the embedded default): migrations, the views' store, read-side queries."""

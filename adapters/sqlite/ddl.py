@@ -1,0 +1,219 @@
+"""Statements for the view tables on SQLite, composed from the view's table spec.
+
+Identifiers are quoted by ``psycopg.sql.Identifier`` (SQLite quotes identifiers the same
+way) and rendered once; values are always ``?`` parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from adapters.sqlfile import load_sections
+from projections.model import ColumnType, Table
+
+SCHEMA = load_sections("adapters.sqlite", "schema.sql")
+
+UPSERT = sql.SQL(
+    "INSERT INTO {table} ({columns}) VALUES ({marks}) "
+    "ON CONFLICT ({key}) DO UPDATE SET {assignments}"
+)
+INSERT_IGNORE = sql.SQL("INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING")
+INSERT = sql.SQL("INSERT INTO {table} ({columns}) VALUES ({marks})")
+SET_EXCLUDED = sql.SQL("{column} = excluded.{column}")
+ADD_EXCLUDED = sql.SQL("{column} = {column} + excluded.{column}")
+KEY_EQUALS = sql.SQL("{column} = ?")
+DELETE_KEY = sql.SQL("DELETE FROM {table} WHERE {condition}")
+SELECT_BY_KEY = sql.SQL(
+    "SELECT {columns} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"
+)
+SELECT_ORDERED = sql.SQL("SELECT {columns} FROM {table} ORDER BY {key}")
+COUNT_ROWS = sql.SQL("SELECT count(*) FROM {table}")
+DROP_TABLE = sql.SQL("DROP TABLE IF EXISTS {table}")
+RENAME_TABLE = sql.SQL("ALTER TABLE {old} RENAME TO {new}")
+MARK = sql.SQL("?")
+
+
+def render(statement: sql.Composable) -> str:
+    return statement.as_string(None)
+
+
+def _ids(names: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def table_id(table: Table, suffix: str) -> sql.Identifier:
+    return sql.Identifier(table.name + suffix)
+
+
+def _template(table: Table, suffix: str) -> list[str]:
+    params: dict[str, sql.Identifier] = {"table": table_id(table, suffix)}
+    for index in table.indexes:
+        params[index] = sql.Identifier(f"{table.name}{suffix}_{index}")
+    statements = SCHEMA[table.name]
+    for statement in statements:
+        unknown = set(re.findall(r"\{(\w+)\}", statement)) - set(params)
+        if unknown:
+            raise RuntimeError(f"schema.sql {table.name}: undeclared placeholders {unknown}")
+    return [render(sql.SQL(s).format(**params)) for s in statements]
+
+
+def create_table(table: Table, suffix: str) -> str:
+    """The CREATE TABLE of ``table`` named ``table + suffix`` (without its indexes)."""
+    return _template(table, suffix)[0]
+
+
+def create_indexes(table: Table, suffix: str) -> list[str]:
+    return _template(table, suffix)[1:]
+
+
+def drop_table(table: Table, suffix: str) -> str:
+    return render(DROP_TABLE.format(table=table_id(table, suffix)))
+
+
+def rename_table(table: Table, suffix: str) -> str:
+    return render(RENAME_TABLE.format(old=table_id(table, suffix), new=table_id(table, "")))
+
+
+def _marks(count: int) -> sql.Composed:
+    return sql.SQL(", ").join([MARK] * count)
+
+
+@cache
+def upsert(table: Table, suffix: str) -> str:
+    if not table.values:
+        return render(INSERT_IGNORE.format(
+            table=table_id(table, suffix), columns=_ids(table.names),
+            marks=_marks(len(table.names)),
+        ))
+    return render(UPSERT.format(
+        table=table_id(table, suffix), columns=_ids(table.names),
+        marks=_marks(len(table.names)), key=_ids(table.key),
+        assignments=sql.SQL(", ").join(
+            SET_EXCLUDED.format(column=sql.Identifier(c)) for c in table.values
+        ),
+    ))
+
+
+@cache
+def add_counters(table: Table, suffix: str) -> str:
+    return render(UPSERT.format(
+        table=table_id(table, suffix), columns=_ids(table.names),
+        marks=_marks(len(table.names)), key=_ids(table.key),
+        assignments=sql.SQL(", ").join(
+            ADD_EXCLUDED.format(column=sql.Identifier(c)) for c in table.values
+        ),
+    ))
+
+
+@cache
+def insert(table: Table, suffix: str) -> str:
+    return render(INSERT.format(
+        table=table_id(table, suffix), columns=_ids(table.names),
+        marks=_marks(len(table.names)),
+    ))
+
+
+@cache
+def delete_key(table: Table, suffix: str) -> str:
+    return render(DELETE_KEY.format(
+        table=table_id(table, suffix),
+        condition=sql.SQL(" AND ").join(
+            KEY_EQUALS.format(column=sql.Identifier(c)) for c in table.key
+        ),
+    ))
+
+
+@cache
+def select_by_key(table: Table, suffix: str) -> str:
+    if len(table.key) != 1:
+        raise NotImplementedError(f"{table.name}: loading rows by a composite key")
+    return render(SELECT_BY_KEY.format(
+        columns=_ids(table.names), table=table_id(table, suffix),
+        key=sql.Identifier(table.key[0]),
+    ))
+
+
+@cache
+def select_ordered(table: Table, suffix: str) -> str:
+    return render(SELECT_ORDERED.format(
+        columns=_ids(table.names), table=table_id(table, suffix), key=_ids(table.key)
+    ))
+
+
+@cache
+def count_rows(table: Table, suffix: str) -> str:
+    return render(COUNT_ROWS.format(table=table_id(table, suffix)))
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+def to_text_time(value: datetime | None) -> str | None:
+    """A time as SQLite keeps it: UTC ISO-8601 with microseconds (text order = time order)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _uuid_out(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _date_out(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _uuid_in(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)
+
+
+def _time_in(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _date_in(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+_OUT: dict[ColumnType, Callable[[Any], Any]] = {
+    "uuid": _uuid_out, "timestamp": to_text_time, "date": _date_out,
+    "text": _identity, "int": _identity, "float": _identity,
+}
+_IN: dict[ColumnType, Callable[[Any], Any]] = {
+    "uuid": _uuid_in, "timestamp": _time_in, "date": _date_in,
+    "text": _identity, "int": _identity, "float": _identity,
+}
+
+
+@cache
+def writer(table: Table) -> tuple[Callable[[Any], Any], ...]:
+    """Per column: the Python value to what SQLite stores."""
+    return tuple(_OUT[c.type] for c in table.columns)
+
+
+@cache
+def reader(table: Table) -> tuple[Callable[[Any], Any], ...]:
+    """Per column: what SQLite stores back to the Python value."""
+    return tuple(_IN[c.type] for c in table.columns)
+
+
+def to_sqlite(
+    values: tuple[Any, ...], convert: tuple[Callable[[Any], Any], ...]
+) -> tuple[Any, ...]:
+    return tuple(f(v) for f, v in zip(convert, values, strict=True))
+
+
+def key_writer(table: Table) -> tuple[Callable[[Any], Any], ...]:
+    types = {c.name: c.type for c in table.columns}
+    return tuple(_OUT[types[name]] for name in table.key)

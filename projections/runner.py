@@ -1,0 +1,284 @@
+"""The projection runner: feeds views from the log, a page per transaction, exactly once.
+
+For each view it holds the view's lock (one runner per view across processes; a second
+runner waits and takes the view over when the first dies), reads the page of events after
+the view's position, folds it into row changes, and writes the changes and the new
+position in one transaction, the position compared-and-set. A crash anywhere leaves
+either the old position and the old rows or the new ones: nothing skipped, nothing
+applied twice.
+
+A view that fails on an event stops there (its error names the event and is recorded in
+its tracking row); it is never skipped. The other views go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from projections.events import Event, decode_page
+from projections.model import Key, PageState, Row, View, ViewError
+from projections.store import LIVE, Tracking, ViewStore
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+CACHE_ROWS = 50_000
+"""Rows of state tables kept between pages, per table (the runner is the only writer)."""
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def lock_name(view: str) -> str:
+    return f"view:{view}"
+
+
+class ConcurrentUpdate(Exception):
+    """The view's position moved under this runner (another runner, or a rebuild swap)."""
+
+
+@dataclass
+class Folder:
+    """Folds pages into one set of a view's tables, keeping their state rows cached."""
+
+    store: ViewStore
+    view: View
+    suffix: str = LIVE
+    cache_rows: int = CACHE_ROWS
+    cache: dict[str, dict[Key, Row]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        self.cache = {t.name: {} for t in self.view.state_tables}
+
+    def fold(self, events: list[Event]) -> PageState:
+        """Fold ``events`` (raises :class:`ViewError` naming the first that fails)."""
+        for table_name, keys in self.view.keys(events).items():
+            cached = self.cache[table_name]
+            missing = [k for k in keys if k not in cached]
+            if missing:
+                cached.update(self.store.load(self.view.table(table_name), self.suffix, missing))
+        state = PageState(self.cache)
+        try:
+            self.view.fold(events, state)
+        except ViewError:
+            self.forget()  # the cached rows are half-folded
+            raise
+        return state
+
+    def trim(self) -> None:
+        for cached in self.cache.values():
+            excess = len(cached) - self.cache_rows
+            if excess > 0:
+                for key in list(_first(cached, excess + self.cache_rows // 4)):
+                    del cached[key]
+
+    def fold_until_failure(
+        self, events: list[Event], write: Callable[[list[Event], PageState], None]
+    ) -> ViewError | None:
+        """Fold and write ``events``; on a failing event, write those before it and
+        return the failure."""
+        try:
+            state = self.fold(events)
+        except ViewError as failure:
+            before = [e for e in events if e.position < failure.position]
+            if before:
+                write(before, self.fold(before))
+            return failure
+        write(events, state)
+        return None
+
+
+def _first(mapping: dict[Key, Row], count: int) -> Iterable[Key]:
+    for index, key in enumerate(mapping):
+        if index >= count:
+            return
+        yield key
+
+
+@dataclass
+class Feed:
+    """One view as this runner feeds it."""
+
+    folder: Folder
+    tracking: Tracking | None = None
+    """Set while this runner holds the view's lock."""
+    failure: str | None = None
+
+    @property
+    def view(self) -> View:
+        return self.folder.view
+
+    @property
+    def held(self) -> bool:
+        return self.tracking is not None
+
+
+@dataclass
+class Runner:
+    """Feeds ``views`` from the log through ``store``."""
+
+    store: ViewStore
+    views: list[View]
+    owner: str = field(default_factory=default_owner)
+    page_size: int = PAGE_SIZE
+    feeds: list[Feed] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feeds = [Feed(Folder(self.store, view)) for view in self.views]
+
+    # -- locks ------------------------------------------------------------------------
+
+    def acquire(self) -> list[str]:
+        """Take the locks of the views nobody feeds; returns the names newly taken."""
+        taken = []
+        for feed in self.feeds:
+            if feed.held or feed.failure:
+                continue
+            if self.store.try_lock(lock_name(feed.view.name)):
+                feed.tracking = self.store.tracking(feed.view.name)
+                feed.folder.forget()
+                taken.append(feed.view.name)
+                log.info("feeding view %s from position %d", feed.view.name,
+                         feed.tracking.position)
+        return taken
+
+    def release(self) -> None:
+        for feed in self.feeds:
+            if feed.held:
+                self.store.unlock(lock_name(feed.view.name))
+                feed.tracking = None
+
+    @property
+    def held(self) -> list[str]:
+        return [f.view.name for f in self.feeds if f.held]
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {f.view.name: f.failure for f in self.feeds if f.failure}
+
+    # -- feeding ----------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Apply at most one page to each view this runner holds; events applied."""
+        applied = 0
+        for feed in self.feeds:
+            if feed.held and not feed.failure:
+                applied += self._feed(feed)
+        return applied
+
+    def _feed(self, feed: Feed) -> int:
+        tracking = feed.tracking
+        assert tracking is not None
+        page = self.store.read_events(tracking.position, self.page_size)
+        if not page:
+            return 0
+        events, not_understood = decode_page(page)
+        failure: ViewError | None = None
+        try:
+            failure = feed.folder.fold_until_failure(
+                events, lambda done, state: self._commit(feed, done, state)
+            )
+        except ConcurrentUpdate:
+            feed.folder.forget()
+            feed.tracking = self.store.tracking(feed.view.name)
+            log.warning("view %s moved under this runner; resuming from position %d",
+                        feed.view.name, feed.tracking.position)
+            return 0
+        except BaseException:
+            feed.folder.forget()
+            raise
+        if failure is None and not_understood is not None:
+            failure = ViewError.not_understood(feed.view.name, not_understood)
+        if failure is not None:
+            self._fail(feed, failure)
+        return feed.tracking.position - tracking.position if feed.tracking else 0
+
+    def _commit(self, feed: Feed, events: list[Event], state: PageState) -> None:
+        expected = feed.tracking
+        assert expected is not None
+        position = events[-1].position
+        with self.store.transaction():
+            if not self.store.advance(expected, position, self.owner):
+                raise ConcurrentUpdate(feed.view.name)
+            self.store.apply(feed.view, LIVE, state)
+        feed.tracking = replace(expected, position=position, error=None)
+        feed.folder.trim()
+
+    def _fail(self, feed: Feed, failure: ViewError) -> None:
+        feed.failure = str(failure)
+        feed.folder.forget()
+        log.error("%s", failure)
+        self.store.record_error(feed.view.name, str(failure), self.owner)
+
+    # -- loops --------------------------------------------------------------------------
+
+    def lag(self) -> dict[str, int]:
+        head = self.store.head()
+        return {f.view.name: head - f.tracking.position for f in self.feeds if f.tracking}
+
+    def catch_up(self) -> int:
+        """Feed the held views until they reach the head of the log (or fail)."""
+        total = 0
+        while True:
+            applied = self.step()
+            total += applied
+            if applied == 0:
+                return total
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        poll_interval: float = 0.5,
+        on_progress: Callable[[Runner], None] | None = None,
+    ) -> None:
+        """Feed until ``stop`` is set: take free views' locks, apply pages, wait for more.
+
+        Wakes on new events (LISTEN/NOTIFY on PostgreSQL) or every ``poll_interval``.
+        """
+        last_try = 0.0
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now - last_try >= poll_interval and len(self.held) + len(self.failures) < len(
+                    self.feeds
+                ):
+                    self.acquire()
+                    last_try = now
+                applied = self.step()
+                if on_progress is not None:
+                    on_progress(self)
+                if applied == 0 and not stop.is_set():
+                    self.store.wait_for_events(poll_interval)
+        finally:
+            self.release()
+
+
+def catch_up_unfed(store: ViewStore, views: list[View]) -> list[str]:
+    """Bring the views no runner feeds up to the head of the log (for one-shot readers
+    such as the CLI); views a runner feeds are left to it. Returns the views caught up."""
+    runner = Runner(store, views)
+    try:
+        runner.acquire()
+        runner.catch_up()
+        held = runner.held
+    finally:
+        runner.release()
+    if runner.failures:
+        raise ViewError(*_first_failure(runner))
+    return held
+
+
+def _first_failure(runner: Runner) -> tuple[str, None, str]:
+    name, message = next(iter(runner.failures.items()))
+    return name, None, message
