@@ -12,9 +12,9 @@ Schema evolution follows the house rule: new fields get defaults here too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
-from uuid import UUID
 
 import msgspec
 from eventsourcing.utils import get_topic
@@ -36,6 +36,8 @@ class Stamp(msgspec.Struct, frozen=True):
 def parse_time(iso: str) -> datetime:
     """An ISO-8601 time as an aware UTC datetime (naive times are taken as UTC)."""
     value = datetime.fromisoformat(iso)
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value if value.utcoffset() == UTC.utcoffset(None) else value.astimezone(UTC)
@@ -150,20 +152,27 @@ class RawEvent(NamedTuple):
 
     position: int
     """The notification id: the event's position in the log."""
-    originator_id: UUID
+    originator_id: str
+    """The aggregate's id as canonical UUID text (hashes fast; a view key)."""
     originator_version: int
     topic: str
     state: bytes
+
+
+RawRow = tuple[int, str, int, str, bytes]
+"""A raw row as the stores read it: (position, originator_id, version, topic, state)."""
 
 
 class Event(NamedTuple):
     """A decoded event with its place in the log."""
 
     position: int
-    originator_id: UUID
+    originator_id: str
     originator_version: int
     topic: str
     body: AnyBody
+    at: datetime
+    """When the ledger recorded it (the body's timestamp, parsed once)."""
 
 
 class EventNotUnderstood(Exception):
@@ -182,17 +191,15 @@ class EventNotUnderstood(Exception):
 
 def decode(raw: RawEvent) -> Event:
     """Decode one raw row, or raise :class:`EventNotUnderstood`."""
-    decoder = _DECODERS.get(raw.topic)
-    if decoder is None:
-        raise EventNotUnderstood(raw, "unknown topic")
-    try:
-        body = decoder.decode(raw.state)
-    except (msgspec.DecodeError, ValueError) as error:
-        raise EventNotUnderstood(raw, f"state does not decode: {error}") from error
-    return Event(raw.position, raw.originator_id, raw.originator_version, raw.topic, body)
+    events, error = decode_page([raw])
+    if error is not None:
+        raise error
+    return events[0]
 
 
-def decode_page(page: list[RawEvent]) -> tuple[list[Event], EventNotUnderstood | None]:
+def decode_page(
+    page: Sequence[RawRow],
+) -> tuple[list[Event], EventNotUnderstood | None]:
     """Decode a page of raw rows in order, up to the first one that does not decode.
 
     Returns the events before it and the error (``None`` when the whole page decoded), so
@@ -200,13 +207,17 @@ def decode_page(page: list[RawEvent]) -> tuple[list[Event], EventNotUnderstood |
     """
     decoders = _DECODERS
     out: list[Event] = []
-    for raw in page:
-        decoder = decoders.get(raw.topic)
+    append = out.append
+    for position, originator_id, version, topic, state in page:
+        decoder = decoders.get(topic)
         if decoder is None:
+            raw = RawEvent(position, originator_id, version, topic, state)
             return out, EventNotUnderstood(raw, "unknown topic")
         try:
-            body = decoder.decode(raw.state)
+            body = decoder.decode(state)
+            at = parse_time(body.timestamp.iso)
         except (msgspec.DecodeError, ValueError) as error:
+            raw = RawEvent(position, originator_id, version, topic, state)
             return out, EventNotUnderstood(raw, f"state does not decode: {error}")
-        out.append(Event(raw.position, raw.originator_id, raw.originator_version, raw.topic, body))
+        append(Event(position, originator_id, version, topic, body, at))
     return out, None

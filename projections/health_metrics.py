@@ -88,12 +88,12 @@ def _move(state: PageState, job: Row, status: str) -> None:
 
 
 def _daily(state: PageState, event: Event, queue: str, counter: str) -> None:
-    state.add(HEALTH_DAILY, (event.body.timestamp.at.date(), queue), **{counter: 1})
+    state.add(HEALTH_DAILY, (event.at.date(), queue), **{counter: 1})
 
 
 def _seen(state: PageState, event: Event, worker_id: str, queue: str) -> None:
     state.put(HEALTH_WORKERS, (worker_id, queue), {
-        "worker_id": worker_id, "queue": queue, "last_seen_at": event.body.timestamp.at,
+        "worker_id": worker_id, "queue": queue, "last_seen_at": event.at,
     })
 
 
@@ -120,14 +120,14 @@ class HealthMetricsView(View):
         assert isinstance(body, Claimed)
         job = state.get(HEALTH_JOBS, (event.originator_id,))
         _move(state, job, "in_progress")
-        job["last_heartbeat_at"] = body.timestamp.at
+        job["last_heartbeat_at"] = event.at
         _seen(state, event, body.worker_id, job["queue"])
 
     def heartbeat(self, event: Event, state: PageState) -> None:
         body = event.body
         assert isinstance(body, HeartbeatRecorded)
         job = state.get(HEALTH_JOBS, (event.originator_id,))
-        job["last_heartbeat_at"] = body.timestamp.at
+        job["last_heartbeat_at"] = event.at
         _seen(state, event, body.worker_id, job["queue"])
 
     def completed(self, event: Event, state: PageState) -> None:

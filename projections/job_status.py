@@ -53,7 +53,7 @@ JOB_STATUS = Table(
 
 def _stamp(row: dict[str, object], event: Event) -> None:
     row["version"] = event.originator_version
-    row["updated_at"] = event.body.timestamp.at
+    row["updated_at"] = event.at
 
 
 class JobStatusView(View):
@@ -67,7 +67,7 @@ class JobStatusView(View):
     def enqueued(self, event: Event, state: PageState) -> None:
         body = event.body
         assert isinstance(body, Enqueued)
-        at = body.timestamp.at
+        at = event.at
         state.create(JOB_STATUS, (event.originator_id,), {
             "job_id": event.originator_id, "customer_id": body.customer_id,
             "queue": body.queue, "status": "pending", "attempt": 0, "attempts_used": 0,
@@ -81,7 +81,7 @@ class JobStatusView(View):
         body = event.body
         assert isinstance(body, Claimed)
         row = state.get(JOB_STATUS, (event.originator_id,))
-        at = body.timestamp.at
+        at = event.at
         row["status"] = "in_progress"
         row["attempt"] = body.attempt
         row["attempts_used"] += 1
@@ -93,14 +93,14 @@ class JobStatusView(View):
 
     def heartbeat(self, event: Event, state: PageState) -> None:
         row = state.get(JOB_STATUS, (event.originator_id,))
-        row["last_heartbeat_at"] = event.body.timestamp.at
+        row["last_heartbeat_at"] = event.at
         row["heartbeats"] += 1
         _stamp(row, event)
 
     def completed(self, event: Event, state: PageState) -> None:
         row = state.get(JOB_STATUS, (event.originator_id,))
         row["status"] = "completed"
-        row["finished_at"] = event.body.timestamp.at
+        row["finished_at"] = event.at
         _stamp(row, event)
 
     def failed(self, event: Event, state: PageState) -> None:
@@ -135,7 +135,7 @@ class JobStatusView(View):
         row = state.get(JOB_STATUS, (event.originator_id,))
         row["status"] = "dead_lettered"
         row["worker_id"] = None
-        row["finished_at"] = event.body.timestamp.at
+        row["finished_at"] = event.at
         _stamp(row, event)
 
     def redriven(self, event: Event, state: PageState) -> None:

@@ -86,7 +86,7 @@ class QueueHistoryView(View):
             return
         state.append(QUEUE_HISTORY, (
             event.position, event.originator_id, job["customer_id"], job["queue"], action,
-            attempt, actor, reason, detail, event.body.timestamp.at,
+            attempt, actor, reason, detail, event.at,
         ))
 
     def enqueued(self, event: Event, state: PageState) -> None:

@@ -46,7 +46,7 @@ class RateLimitCountersView(View):
     def enqueued(self, event: Event, state: PageState) -> None:
         body = event.body
         assert isinstance(body, Enqueued)
-        state.add(RATE_LIMIT_COUNTERS, (body.customer_id, _window(body.timestamp.at)), enqueued=1)
+        state.add(RATE_LIMIT_COUNTERS, (body.customer_id, _window(event.at)), enqueued=1)
 
     def tallied(self, event: Event, state: PageState) -> None:
         body = event.body

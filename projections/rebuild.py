@@ -83,7 +83,7 @@ def fold_into(
         state = folder.fold(events)
         _write(store, folder.view, folder.suffix, state, in_transaction)
         folder.trim()
-        position = page[-1].position
+        position = page[-1][0]
         if progress is not None:
             progress(position, max(head, position))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from projections.events import RawEvent
+from projections.events import RawRow
 from projections.model import Key, PageState, Row, Table, View
 
 LIVE = ""
@@ -50,7 +50,7 @@ class ViewStore(Protocol):
         """The position of the last event in the log (0 when empty)."""
         ...
 
-    def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawEvent]:
+    def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawRow]:
         """Up to ``limit`` events after position ``after`` (and not after ``upto``)."""
         ...
 

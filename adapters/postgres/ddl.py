@@ -7,12 +7,15 @@ Only identifiers vary (table, column, index names), and they go through
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
+from operator import itemgetter
+from typing import Any
 
 from psycopg import sql
 
 from adapters.sqlfile import load_sections
-from projections.model import ColumnType, Table
+from projections.model import ColumnType, Row, Table
 
 SCHEMA = load_sections("adapters.postgres", "schema.sql")
 
@@ -33,7 +36,7 @@ INSERT_IGNORE = sql.SQL(
     "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
     "ON CONFLICT ({key}) DO NOTHING"
 )
-ARRAY_PARAM = sql.SQL("%s::{type}[]")
+ARRAY_PARAM = sql.SQL("%b::{type}[]")
 SET_EXCLUDED = sql.SQL("{column} = EXCLUDED.{column}")
 ADD_EXCLUDED = sql.SQL("{column} = {table}.{column} + EXCLUDED.{column}")
 DELETE_KEYS = sql.SQL("DELETE FROM {table} WHERE ({key}) IN (SELECT * FROM unnest({arrays}))")
@@ -45,6 +48,16 @@ DROP_TABLE = sql.SQL("DROP TABLE IF EXISTS {table}")
 RENAME_TABLE = sql.SQL("ALTER TABLE {old} RENAME TO {new}")
 RENAME_CONSTRAINT = sql.SQL("ALTER TABLE {table} RENAME CONSTRAINT {old} TO {new}")
 RENAME_INDEX = sql.SQL("ALTER INDEX {old} RENAME TO {new}")
+
+
+@cache
+def row_values(table: Table) -> Callable[[Row], tuple[Any, ...]]:
+    """A fast function from a row dict to its values in column order."""
+    names = table.names
+    getter = itemgetter(*names)
+    if len(names) == 1:
+        return lambda row: (getter(row),)
+    return getter
 
 
 def _ids(names: tuple[str, ...] | list[str]) -> sql.Composed:

@@ -15,22 +15,24 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.string import TextLoader
 
 from adapters.postgres import ddl
 from adapters.sqlfile import load_sections
-from projections.events import RawEvent
+from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
 from projections.store import Tracking
 
 QUERIES = load_sections("adapters.postgres", "queries.sql")
 
 READ_EVENTS = sql.SQL(
-    "SELECT notification_id, originator_id, originator_version, topic, state FROM {events} "
-    "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+    "SELECT notification_id, originator_id::text, originator_version, topic, state "
+    "FROM {events} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
 )
 READ_EVENTS_UPTO = sql.SQL(
-    "SELECT notification_id, originator_id, originator_version, topic, state FROM {events} "
-    "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+    "SELECT notification_id, originator_id::text, originator_version, topic, state "
+    "FROM {events} WHERE notification_id > %s AND notification_id <= %s "
+    "ORDER BY notification_id LIMIT %s"
 )
 HEAD = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {events}")
 LISTEN = sql.SQL("LISTEN {channel}")
@@ -76,8 +78,10 @@ def lock_key(name: str) -> int:
 
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+    """A session in UTC whose uuid values are read as canonical text (the views' keys)."""
     conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
     conn.execute("SET TIME ZONE 'UTC'")
+    conn.adapters.register_loader("uuid", TextLoader)
     return conn
 
 
@@ -117,13 +121,13 @@ class PostgresViewStore:
         row = self.conn.execute(self._head).fetchone()
         return int(row[0]) if row else 0
 
-    def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawEvent]:
+    def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawRow]:
         with self.conn.cursor(binary=True) as cur:
             if upto is None:
                 cur.execute(self._read, (after, limit))
             else:
                 cur.execute(self._read_upto, (after, upto, limit))
-            return [RawEvent._make(row) for row in cur.fetchall()]
+            return cur.fetchall()
 
     def wait_for_events(self, timeout: float) -> None:
         for _ in self.control.notifies(timeout=timeout, stop_after=1):
@@ -204,8 +208,8 @@ class PostgresViewStore:
                 dirty = state.dirty.get(name)
                 if dirty:
                     rows = state.rows[name]
-                    names = table.names
-                    tuples = [tuple(rows[k][c] for c in names) for k in dirty if k in rows]
+                    values = ddl.row_values(table)
+                    tuples = [values(rows[k]) for k in dirty if k in rows]
                     if tuples:
                         conn.execute(ddl.upsert(table, suffix), _columns(tuples))
             elif table.kind is Kind.COUNTER:

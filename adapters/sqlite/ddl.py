@@ -166,7 +166,7 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _uuid_out(value: UUID | None) -> str | None:
+def _uuid_out(value: UUID | str | None) -> str | None:
     return None if value is None else str(value)
 
 
@@ -174,8 +174,8 @@ def _date_out(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _uuid_in(value: str | None) -> UUID | None:
-    return None if value is None else UUID(value)
+def _uuid_in(value: str | None) -> str | None:
+    return value  # canonical UUID text, as the views key rows
 
 
 def _time_in(value: str | None) -> datetime | None:

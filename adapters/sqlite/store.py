@@ -24,7 +24,7 @@ from uuid import UUID
 
 from adapters.sqlfile import load_sections
 from adapters.sqlite import ddl
-from projections.events import RawEvent
+from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
 from projections.store import Tracking
 
@@ -110,13 +110,13 @@ class SQLiteViewStore:
         row = self.conn.execute(HEAD).fetchone()
         return int(row[0]) if row else 0
 
-    def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawEvent]:
+    def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawRow]:
         if upto is None:
             cur = self.conn.execute(READ_EVENTS, (after, limit))
         else:
             cur = self.conn.execute(READ_EVENTS_UPTO, (after, upto, limit))
         return [
-            RawEvent(position, UUID(hex=originator), version, topic, state)
+            (position, _canonical(originator), version, topic, state)
             for position, originator, version, topic, state in cur.fetchall()
         ]
 
@@ -290,6 +290,13 @@ class SQLiteViewStore:
         (statement,) = QUERIES[name]
         values = {key: _param(value) for key, value in params.items()}
         return self.conn.execute(statement, values).fetchall()
+
+
+def _canonical(hex_id: str) -> str:
+    """eventsourcing's 32-digit hex id as canonical UUID text."""
+    if len(hex_id) == 32:
+        return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
+    return str(UUID(hex_id))
 
 
 def _param(value: Any) -> Any:

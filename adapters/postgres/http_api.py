@@ -1,0 +1,131 @@
+"""The HTTP API's tables on PostgreSQL: the limiter's counters and the API keys.
+
+The counters are written from the event loop through a few ``AsyncConnection``s kept by
+the store itself (one per batch in flight): a connection that fails is dropped and the
+next use opens a new one, so the store recovers by itself when the database returns.
+Their commits are not waited for on disk (``synchronous_commit = off``): a window's
+counts are worth a round trip, not an fsync (docs/adr/0031-exact-rate-limiting.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from adapters.http.ratelimit import Counted, Hit
+from adapters.keys import KeyRecord, Role, UnknownKey
+from adapters.sqlfile import load_sections
+
+SQL = {name: statements[0] for name, statements in load_sections(
+    "adapters.postgres", "http_api.sql"
+).items()}
+
+CONNECT_TIMEOUT_SECONDS = 2
+
+
+class PostgresCounters:
+    """Rate-limit windows in PostgreSQL (see :class:`adapters.http.ratelimit.CounterStore`)."""
+
+    name = "postgresql"
+    timeout = 2.0
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        if self._idle:
+            return self._idle.pop()
+        conn = await psycopg.AsyncConnection.connect(
+            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name="job-ledger rate limiter",
+        )
+        await conn.execute("SET synchronous_commit = off")
+        await conn.execute("SET statement_timeout = '5s'")
+        return conn
+
+    async def _run(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        conn = await self._connect()
+        try:
+            cursor = await conn.execute(SQL[name], params)
+            rows = await cursor.fetchall() if cursor.description else []
+        except BaseException:
+            await conn.close()  # broken or interrupted mid-statement: never reuse it
+            raise
+        self._idle.append(conn)
+        return rows
+
+    async def hit(self, hits: Sequence[Hit]) -> list[Counted]:
+        ordered = sorted(hits, key=lambda h: (h.bucket, h.window_start))
+        rows = await self._run("hit", {
+            "buckets": [h.bucket for h in ordered],
+            "starts": [h.window_start for h in ordered],
+            "ends": [h.window_end for h in ordered],
+            "limits": [h.limit for h in ordered],
+            "counts": [h.count for h in ordered],
+        })
+        answers = {(bucket, start): Counted(admitted, now) for bucket, start, admitted, now in rows}
+        return [answers[(h.bucket, h.window_start)] for h in hits]
+
+    async def ping(self) -> None:
+        await self._run("ping", {})
+
+    async def cleanup(self, now: int) -> int:
+        conn = await self._connect()
+        try:
+            cursor = await conn.execute(SQL["cleanup"], {"now": now})
+        except BaseException:
+            await conn.close()
+            raise
+        self._idle.append(conn)
+        return cursor.rowcount
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+
+class PostgresKeyStore:
+    """API key records in PostgreSQL (see :class:`adapters.keys.KeyStore`)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def _query(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with psycopg.connect(
+            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+        ) as conn:
+            cursor = conn.execute(SQL[name], params)
+            return cursor.fetchall() if cursor.description else []
+
+    def add(self, record: KeyRecord) -> None:
+        self._query("add_key", {
+            "key_id": record.key_id, "key_hash": record.key_hash, "role": str(record.role),
+            "customer_id": record.customer_id, "label": record.label,
+            "created_at": record.created_at, "revoked_at": record.revoked_at,
+        })
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        rows = self._query("get_key", {"key_id": key_id})
+        return _record(rows[0]) if rows else None
+
+    def list(self) -> list[KeyRecord]:
+        return [_record(row) for row in self._query("list_keys", {})]
+
+    def revoke(self, key_id: str, now: datetime) -> KeyRecord:
+        rows = self._query("revoke_key", {"key_id": key_id, "now": now})
+        if not rows:
+            raise UnknownKey(key_id)
+        return _record(rows[0])
+
+    def any_active(self) -> bool:
+        return bool(self._query("any_active_key", {})[0][0])
+
+
+def _record(row: tuple[Any, ...]) -> KeyRecord:
+    key_id, key_hash, role, customer_id, label, created_at, revoked_at = row
+    return KeyRecord(key_id, key_hash, Role(role), customer_id, label, created_at, revoked_at)

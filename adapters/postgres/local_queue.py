@@ -1,0 +1,136 @@
+"""The local queue's store on PostgreSQL: the transport when SQS is not configured.
+
+The messages live in the ledger's database (table ``local_queue_messages``, migration
+0002). Receivers claim rows with ``FOR UPDATE SKIP LOCKED``, so any number of workers in
+any number of processes take disjoint messages without waiting for each other. Connections
+come from a small pool; every statement has a server-side timeout. The statements are the
+named sections of ``local_queue.sql`` beside this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from adapters.local_queue import DEAD_LETTER_SWEEP, NewMessage, StoredMessage
+from adapters.sqlfile import load_sections
+from ledger.errors import TransportRequestFailed, TransportTimeout, TransportUnavailable
+
+SQL = {name: statements[0] for name, statements in load_sections(
+    "adapters.postgres", "local_queue.sql"
+).items()}
+
+CONNECT_TIMEOUT_SECONDS = 10
+STATEMENT_TIMEOUT_MS = 10_000
+POOL_TIMEOUT_SECONDS = 15.0
+
+
+class PostgresQueueStore:
+    """A :class:`~adapters.local_queue.QueueStore` in PostgreSQL (a small connection pool)."""
+
+    blocking = True
+
+    def __init__(self, url: str, *, max_connections: int = 4) -> None:
+        with _translated():
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=max_connections,
+                timeout=POOL_TIMEOUT_SECONDS,
+                kwargs={
+                    "autocommit": True,
+                    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                },
+                check=ConnectionPool.check_connection,
+                name="local-queue",
+                open=True,
+            )
+
+    def put(self, queue: str, messages: Sequence[NewMessage]) -> None:
+        rows = [
+            {
+                "queue": queue, "message_id": m.message_id, "job_id": m.job_id,
+                "attempt": m.attempt, "body": m.body, "sent_at": m.sent_at,
+                "visible_at": m.visible_at,
+            }
+            for m in messages
+        ]
+        with self._transaction() as conn, conn.cursor() as cur:
+            cur.executemany(SQL["insert"], rows)
+
+    def claim(
+        self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int
+    ) -> list[StoredMessage]:
+        params: dict[str, Any] = {
+            "queue": queue, "now": now, "visible_until": visible_until,
+            "max_receives": max_receives,
+        }
+        claimed: list[StoredMessage] = []
+        with self._transaction() as conn:
+            for _ in range(DEAD_LETTER_SWEEP):
+                rows = conn.execute(SQL["claim"], {**params, "limit": limit - len(claimed)})
+                got = [(_stored(row), row[8]) for row in rows.fetchall()]
+                claimed.extend(stored for stored, dead_at in got if dead_at is None)
+                # Only dead-lettered rows in a full round: more may be waiting behind them.
+                if len(claimed) >= limit or not got or all(d is None for _, d in got):
+                    break
+        return sorted(claimed, key=lambda s: s.seq)
+
+    def set_visibility(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:
+        params = {"queue": queue, "seq": seq, "receipt": receipt, "visible_at": visible_at}
+        with self._transaction() as conn:
+            return conn.execute(SQL["set_visibility"], params).rowcount == 1
+
+    def delete(self, queue: str, seq: int, receipt: str) -> bool:
+        params = {"queue": queue, "seq": seq, "receipt": receipt}
+        with self._transaction() as conn:
+            return conn.execute(SQL["delete"], params).rowcount == 1
+
+    def dead_letters(self, queue: str, limit: int) -> list[StoredMessage]:
+        with self._transaction() as conn:
+            rows = conn.execute(SQL["dead_letters"], {"queue": queue, "limit": limit})
+            return [_stored(row) for row in rows.fetchall()]
+
+    def delete_dead(self, queue: str, seq: int) -> bool:
+        with self._transaction() as conn:
+            return conn.execute(SQL["delete_dead"], {"queue": queue, "seq": seq}).rowcount == 1
+
+    def revive(self, queue: str, message_ids: Sequence[str], now: float) -> list[StoredMessage]:
+        params = {"queue": queue, "now": now, "message_ids": list(message_ids)}
+        with self._transaction() as conn:
+            return [_stored(row) for row in conn.execute(SQL["revive"], params).fetchall()]
+
+    def close(self) -> None:
+        with _translated():
+            self._pool.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with _translated(), self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """psycopg's errors as the transport's, in one place."""
+    try:
+        yield
+    except psycopg.errors.QueryCanceled as error:
+        raise TransportTimeout(f"local queue on PostgreSQL: {error}") from error
+    except (psycopg.OperationalError, PoolTimeout) as error:
+        raise TransportUnavailable(f"local queue on PostgreSQL: {error}") from error
+    except psycopg.Error as error:
+        raise TransportRequestFailed(f"local queue on PostgreSQL: {error}") from error
+
+
+def _stored(row: Any) -> StoredMessage:
+    return StoredMessage(
+        seq=row[0], message_id=str(row[1]), job_id=str(row[2]), attempt=row[3], body=row[4],
+        sent_at=row[5], receive_count=row[6], receipt=row[7],
+    )

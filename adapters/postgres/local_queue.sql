@@ -1,0 +1,55 @@
+-- The local queue's statements on PostgreSQL, by name (adapters/postgres/local_queue.py).
+-- Parameters are named (%(name)s); times are epoch seconds. Receivers lock the rows they
+-- take with FOR UPDATE SKIP LOCKED, so concurrent receivers never wait for, nor get, the
+-- same message.
+
+-- name: insert
+INSERT INTO local_queue_messages (queue_name, message_id, job_id, attempt, body, sent_at, visible_at)
+VALUES (%(queue)s, %(message_id)s, %(job_id)s, %(attempt)s, %(body)s, %(sent_at)s, %(visible_at)s);
+
+-- name: claim
+-- The oldest visible messages: those received max_receives times already move to the
+-- dead-letter queue, the others are handed out with a new receipt.
+WITH due AS (
+    SELECT seq FROM local_queue_messages
+    WHERE queue_name = %(queue)s AND dead_at IS NULL AND visible_at <= %(now)s
+    ORDER BY visible_at, seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE local_queue_messages AS m SET
+    receive_count = CASE WHEN m.receive_count >= %(max_receives)s THEN m.receive_count ELSE m.receive_count + 1 END,
+    dead_at = CASE WHEN m.receive_count >= %(max_receives)s THEN %(now)s END,
+    receipt = CASE WHEN m.receive_count >= %(max_receives)s THEN NULL ELSE gen_random_uuid()::text END,
+    visible_at = CASE WHEN m.receive_count >= %(max_receives)s THEN m.visible_at ELSE %(visible_until)s END
+FROM due
+WHERE m.seq = due.seq
+RETURNING m.seq, m.message_id::text, m.job_id::text, m.attempt, m.body, m.sent_at, m.receive_count, m.receipt, m.dead_at;
+
+-- name: set_visibility
+UPDATE local_queue_messages SET visible_at = %(visible_at)s
+WHERE seq = %(seq)s AND queue_name = %(queue)s AND receipt = %(receipt)s AND dead_at IS NULL;
+
+-- name: delete
+DELETE FROM local_queue_messages
+WHERE seq = %(seq)s AND queue_name = %(queue)s AND receipt = %(receipt)s AND dead_at IS NULL;
+
+-- name: dead_letters
+SELECT seq, message_id::text, job_id::text, attempt, body, sent_at, receive_count, receipt, dead_at
+FROM local_queue_messages
+WHERE queue_name = %(queue)s AND dead_at IS NOT NULL
+ORDER BY dead_at, seq
+LIMIT %(limit)s;
+
+-- name: delete_dead
+DELETE FROM local_queue_messages WHERE seq = %(seq)s AND queue_name = %(queue)s AND dead_at IS NOT NULL;
+
+-- name: revive
+UPDATE local_queue_messages AS m SET dead_at = NULL, receive_count = 0, receipt = NULL, visible_at = %(now)s
+FROM (
+    SELECT seq FROM local_queue_messages
+    WHERE queue_name = %(queue)s AND dead_at IS NOT NULL AND message_id = ANY(%(message_ids)s::uuid[])
+    FOR UPDATE SKIP LOCKED
+) AS dead
+WHERE m.seq = dead.seq
+RETURNING m.seq, m.message_id::text, m.job_id::text, m.attempt, m.body, m.sent_at, m.receive_count, m.receipt, m.dead_at;
