@@ -290,7 +290,9 @@ class JobLedger(Application[UUID]):
             return None
 
     def _remember(self, job: Job) -> None:
-        self._cache[job.id] = deepcopy(job)
+        # No copy: ``job`` was decided on a private copy (or freshly loaded) and nothing
+        # else holds it once the batch returns; readers of the cache copy on the way out.
+        self._cache[job.id] = job
         self._cache.move_to_end(job.id)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -318,13 +320,16 @@ class JobLedger(Application[UUID]):
         """
         if self.snapshots is None or self.snapshot_interval <= 0:
             return
-        snapshots = []
-        for aggregate in processing_event.aggregates.values():
-            if not isinstance(aggregate, Job):
-                continue
-            events = [e for e in processing_event.events if e.originator_id == aggregate.id]
-            if any(e.originator_version % self.snapshot_interval == 0 for e in events):
-                snapshots.append(Snapshot.take(aggregate))
+        due = {
+            e.originator_id
+            for e in processing_event.events
+            if e.originator_version % self.snapshot_interval == 0
+        }  # one pass over the events: a batch of n jobs must not cost n * n comparisons
+        snapshots = [
+            Snapshot.take(aggregate)
+            for job_id, aggregate in processing_event.aggregates.items()
+            if job_id in due and isinstance(aggregate, Job)
+        ]
         if snapshots:
             with contextlib.suppress(RecordConflictError):  # another process took it
                 self.snapshots.put(snapshots)
