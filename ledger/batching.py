@@ -38,6 +38,7 @@ class BatchWriter:
         )
         self._thread = threading.Thread(target=self._run, name="ledger-batch-writer", daemon=True)
         self._started = False
+        self._closed = False
         self._lock = threading.Lock()
         self.batches = 0
         self.commands = 0
@@ -51,6 +52,8 @@ class BatchWriter:
 
     def submit(self, command: AnyCommand) -> Future[Result]:
         """Queue ``command``; the future resolves to its outcome or named error."""
+        if self._closed:
+            raise RuntimeError("the batch writer is closed")
         if not self._started:
             self.start()
         future: Future[Result] = Future()
@@ -59,6 +62,7 @@ class BatchWriter:
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish what is queued, then stop the writer thread."""
+        self._closed = True
         if self._started:
             self._queue.put(_STOP)
             self._thread.join(timeout)

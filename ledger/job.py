@@ -202,6 +202,18 @@ class Job(Aggregate):
         self.redrives = 0
         self.refused_reports = 0
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Job:
+        """A private copy for deciding on: own pending events, shared immutable values.
+
+        Every attribute is an immutable value except ``payload`` and ``result`` (JSON the
+        ledger never mutates) and the pending-events list, which each copy gets afresh.
+        The generic deep copy was half of a heartbeat batch's CPU time.
+        """
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.__dict__["_pending_events"] = list(self._pending_events)
+        return clone
+
     @property
     def attempts_used(self) -> int:
         """Attempts opened since enqueue or the last redrive."""

@@ -6,6 +6,8 @@ import threading
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import pytest
+
 from ledger.application import JobLedger
 from ledger.batching import BatchWriter
 from ledger.commands import ClaimJob, EnqueueJob, RecordHeartbeat
@@ -25,7 +27,7 @@ def test_concurrent_heartbeats_share_batches_and_get_their_own_results() -> None
     start = threading.Barrier(40)
     submitted = threading.Semaphore(0)
 
-    calls = []
+    calls: list[int] = []
 
     def slow_clock() -> datetime:
         # The first batch waits until every caller has submitted, so the rest queue up.
@@ -59,3 +61,11 @@ def test_concurrent_heartbeats_share_batches_and_get_their_own_results() -> None
     assert writer.commands == 40
     assert writer.batches <= 3  # callers shared transactions
     assert sum(ledger.get_job(j).heartbeats for j in jobs) == 38
+
+
+def test_submit_after_close_is_refused() -> None:
+    ledger = JobLedger({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    writer = BatchWriter(ledger, clock=lambda: T0).start()
+    writer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit(EnqueueJob(customer_id="c"))
