@@ -271,14 +271,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ratio: {ratio:,.1f}x")
     if not args.no_doc:
         write_section(DOC, _section(
-            command, total, rebuilt, rate, rows, done, elapsed, base_rate, ratio, settings,
-            args.page_size,
+            command, total=total, rebuilt=rebuilt, rate=rate, rows=rows, done=done,
+            elapsed=elapsed, base_rate=base_rate, ratio=ratio, settings=settings,
+            page=args.page_size,
         ))
         print(f"wrote the '{SECTION}' section of {DOC}")
 
 
 def _section(
-    command: str, total: int, rebuilt: float, rate: float, rows: int, done: int,
+    command: str, *, total: int, rebuilt: float, rate: float, rows: int, done: int,
     elapsed: float, base_rate: float, ratio: float, settings: dict[str, str], page: int,
 ) -> str:
     cpus = os.cpu_count()

@@ -189,7 +189,7 @@ class EventNotUnderstood(Exception):
         )
 
 
-def decode(raw: RawEvent) -> Event:
+def decode(raw: RawRow) -> Event:
     """Decode one raw row, or raise :class:`EventNotUnderstood`."""
     events, error = decode_page([raw])
     if error is not None:

@@ -34,7 +34,7 @@ JOB_STATUS = Table(
         Column("attempt", "int", nullable=False),
         Column("attempts_used", "int", nullable=False),
         Column("max_attempts", "int", nullable=False),
-        Column("worker_id", "text"),
+        Column("worker_id", "text"),  # the worker of the latest attempt, kept after it ends
         Column("enqueued_at", "timestamp", nullable=False),
         Column("started_at", "timestamp"),
         Column("last_heartbeat_at", "timestamp"),
@@ -127,14 +127,12 @@ class JobStatusView(View):
         assert isinstance(body, Requeued)
         row = state.get(JOB_STATUS, (event.originator_id,))
         row["status"] = "pending"
-        row["worker_id"] = None
         row["not_before"] = body.not_before.at if body.not_before else None
         _stamp(row, event)
 
     def dead_lettered(self, event: Event, state: PageState) -> None:
         row = state.get(JOB_STATUS, (event.originator_id,))
         row["status"] = "dead_lettered"
-        row["worker_id"] = None
         row["finished_at"] = event.at
         _stamp(row, event)
 

@@ -87,6 +87,8 @@ class Folder:
     ) -> ViewError | None:
         """Fold and write ``events``; on a failing event, write those before it and
         return the failure."""
+        if not events:
+            return None
         try:
             state = self.fold(events)
         except ViewError as failure:
@@ -176,7 +178,7 @@ class Runner:
                 applied += self._feed(feed)
         return applied
 
-    def _feed(self, feed: Feed) -> int:
+    def _feed(self, feed: Feed, *, retry: bool = True) -> int:
         tracking = feed.tracking
         assert tracking is not None
         page = self.store.read_events(tracking.position, self.page_size)
@@ -188,12 +190,16 @@ class Runner:
             failure = feed.folder.fold_until_failure(
                 events, lambda done, state: self._commit(feed, done, state)
             )
+            if failure is not None and self._moved(feed):
+                # The rows it folded on were not this runner's (a rebuild swapped new
+                # tables in meanwhile): not the view's fault.
+                raise ConcurrentUpdate(feed.view.name)
         except ConcurrentUpdate:
             feed.folder.forget()
             feed.tracking = self.store.tracking(feed.view.name)
             log.warning("view %s moved under this runner; resuming from position %d",
                         feed.view.name, feed.tracking.position)
-            return 0
+            return self._feed(feed, retry=False) if retry else 0
         except BaseException:
             feed.folder.forget()
             raise
@@ -202,6 +208,11 @@ class Runner:
         if failure is not None:
             self._fail(feed, failure)
         return feed.tracking.position - tracking.position if feed.tracking else 0
+
+    def _moved(self, feed: Feed) -> bool:
+        mine, stored = feed.tracking, self.store.tracking(feed.view.name)
+        assert mine is not None
+        return (mine.position, mine.generation) != (stored.position, stored.generation)
 
     def _commit(self, feed: Feed, events: list[Event], state: PageState) -> None:
         expected = feed.tracking
