@@ -88,6 +88,19 @@ def create_table(table: Table, suffix: str) -> list[sql.Composed]:
     return [sql.SQL(s).format(**params) for s in statements]
 
 
+def current_schema() -> list[sql.Composed]:
+    """Every table of schema.sql under its own name: what the migrations must produce."""
+    statements = []
+    for name, section in SCHEMA.items():
+        for statement in section:
+            params = {
+                p: sql.Identifier(name if p == "table" else f"{name}_{p}")
+                for p in set(re.findall(r"\{(\w+)\}", statement))
+            }
+            statements.append(sql.SQL(statement).format(**params))
+    return statements
+
+
 def rename_tables(table: Table, suffix: str) -> list[sql.Composed]:
     """Put ``table + suffix`` in place of ``table`` (the caller holds the transaction)."""
     live, shadow = table_id(table, ""), table_id(table, suffix)

@@ -64,6 +64,19 @@ def _template(table: Table, suffix: str) -> list[str]:
     return [render(sql.SQL(s).format(**params)) for s in statements]
 
 
+def current_schema() -> list[str]:
+    """Every table of schema.sql under its own name: what the migrations must produce."""
+    statements = []
+    for name, section in SCHEMA.items():
+        for statement in section:
+            params = {
+                p: sql.Identifier(name if p == "table" else f"{name}_{p}")
+                for p in set(re.findall(r"\{(\w+)\}", statement))
+            }
+            statements.append(render(sql.SQL(statement).format(**params)))
+    return statements
+
+
 def create_table(table: Table, suffix: str) -> str:
     """The CREATE TABLE of ``table`` named ``table + suffix`` (without its indexes)."""
     return _template(table, suffix)[0]

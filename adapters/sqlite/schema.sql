@@ -118,3 +118,49 @@ CREATE TABLE {table} (
     PRIMARY KEY (subject, window_start)
 );
 CREATE INDEX {window_idx} ON {table} (window_start);
+
+-- Tables of other parts of the ledger, as their migrations leave them today (they
+-- have no shadow copies: sections without placeholders are created as written).
+
+-- name: local_queue_messages
+CREATE TABLE local_queue_messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue_name TEXT NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    sent_at REAL NOT NULL,
+    visible_at REAL NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT,
+    dead_at REAL
+);
+CREATE INDEX local_queue_messages_ready_idx ON local_queue_messages (queue_name, visible_at, seq) WHERE dead_at IS NULL;
+CREATE INDEX local_queue_messages_dead_idx ON local_queue_messages (queue_name, dead_at, seq) WHERE dead_at IS NOT NULL;
+
+-- name: rate_limit_windows
+CREATE TABLE rate_limit_windows (
+    bucket text NOT NULL,
+    window_start integer NOT NULL,
+    window_end integer NOT NULL,
+    limit_value integer NOT NULL,
+    hits integer NOT NULL,
+    admitted integer NOT NULL,
+    last_admitted integer NOT NULL,
+    CONSTRAINT rate_limit_windows_pkey PRIMARY KEY (bucket, window_start)
+);
+CREATE INDEX rate_limit_windows_end_idx ON rate_limit_windows (window_end);
+
+-- name: api_keys
+CREATE TABLE api_keys (
+    key_id text NOT NULL,
+    key_hash text NOT NULL,
+    role text NOT NULL,
+    customer_id text,
+    label text,
+    created_at text NOT NULL,
+    revoked_at text,
+    CONSTRAINT api_keys_pkey PRIMARY KEY (key_id),
+    CONSTRAINT api_keys_role_check CHECK (role IN ('worker', 'service', 'staff', 'admin'))
+);
