@@ -87,6 +87,7 @@ def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TaskProgressColumn(), TimeRemainingColumn(), console=err_console, transient=False,
+        disable=not err_console.is_terminal,  # scripts get the result lines only
     )
 
 

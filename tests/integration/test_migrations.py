@@ -48,7 +48,7 @@ WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relname = ANY(%s) ORDER
 def describe_postgres(url: str) -> dict[str, list[tuple[Any, ...]]]:
     with psycopg.connect(url) as conn:
         return {
-            name: conn.execute(query, (list(NOT_OURS),)).fetchall()  # type: ignore[arg-type]
+            name: conn.execute(query, (list(NOT_OURS),)).fetchall()
             for name, query in (
                 ("tables", PG_TABLES), ("columns", PG_COLUMNS), ("indexes", PG_INDEXES),
                 ("constraints", PG_CONSTRAINTS),
