@@ -3,6 +3,7 @@ second runner, driven from the command line after ``ledger demo``."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -116,7 +117,7 @@ def test_views_stay_exactly_once_when_the_runner_is_killed_again_and_again(
             runner.send_signal(signal.SIGKILL)
             runner.wait(10)
             positions.append(store.tracking("job_status").position)
-    advanced = sum(1 for a, b in zip(positions, positions[1:], strict=False) if b > a)
+    advanced = sum(1 for a, b in itertools.pairwise(positions) if b > a)
     assert advanced >= 6, f"the runner hardly ran between kills: {positions}"
     done = ledger(backend, "projections", "run", "--once", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
