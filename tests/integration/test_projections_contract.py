@@ -286,3 +286,31 @@ def test_rebuild_during_live_appends_ends_equal_to_the_live_view(backend: Backen
         assert store.tracking(view.name).generation == 1
         assert store_tables(store, view) == reference_tables(store, view, head), view.name
         assert verify(backend.store(), backend.store(), view).equal
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [BACKENDS[1]], indirect=True)
+def test_on_postgres_the_runner_wakes_on_notify_not_on_its_poll(backend: Backend) -> None:
+    workload = Workload(backend.ledger())
+    workload.run(1)
+    runner = Runner(backend.store(), [get_view("job_status")])
+    runner.acquire()
+    stop = threading.Event()
+    feeder = threading.Thread(target=runner.run, args=(stop,), kwargs={"poll_interval": 30})
+    feeder.start()
+    try:
+        store = backend.store()
+        deadline = time.monotonic() + 10
+        while store.tracking("job_status").position < store.head():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        workload.step(5)
+        appended = time.monotonic()
+        while store.tracking("job_status").position < store.head():
+            assert time.monotonic() - appended < 5, "no wake-up before the 30 s poll"
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        store.conn.execute("NOTIFY jobledger_events")  # type: ignore[attr-defined]
+        feeder.join(40)
+    assert time.monotonic() - appended < 5
