@@ -21,6 +21,7 @@ EVENTS_TABLE = "jobledger_events"
 """eventsourcing names the tables after the application (``JobLedger``)."""
 
 if TYPE_CHECKING:
+    from ledger.transport import Transport
     from projections.store import ViewStore
 
 
@@ -111,3 +112,23 @@ def open_views(settings: Settings) -> ViewStore:
     from adapters.postgres.store import PostgresViewStore
 
     return PostgresViewStore(settings.database_url, EVENTS_TABLE)
+
+
+def build_transport(settings: Settings, env: Mapping[str, str] | None = None) -> Transport:
+    """The job transport: SQS when ``SQS_QUEUE_URL`` is set, else the local queue in the
+    ledger's own database (PostgreSQL or the SQLite file). ``env`` holds the standard AWS
+    variables (default: the process environment). Close it with ``await t.aclose()``."""
+    if settings.sqs_queue_url is not None:
+        from adapters.sqs import SqsConfig, SqsTransport
+
+        return SqsTransport(SqsConfig.from_settings(settings, os.environ if env is None else env))
+    from adapters.local_queue import LocalQueue
+
+    migrate(settings)
+    if settings.database_url is None:
+        from adapters.sqlite.local_queue import SqliteQueueStore
+
+        return LocalQueue(SqliteQueueStore(settings.sqlite_path))
+    from adapters.postgres.local_queue import PostgresQueueStore
+
+    return LocalQueue(PostgresQueueStore(settings.database_url))

@@ -6,7 +6,8 @@ status codes and the CLI prints ``str(error)`` on one line.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import ClassVar, NamedTuple
 
 
 class LedgerError(Exception):
@@ -129,3 +130,97 @@ class ConcurrencyExhausted(LedgerError):
     """The job kept changing under the command; it was not applied."""
 
     code = "concurrency_exhausted"
+
+
+# -- transport ----------------------------------------------------------------------------
+
+
+class BatchFailure(NamedTuple):
+    """One entry of a batch that was not sent."""
+
+    entry: int
+    """The entry's position in the batch."""
+    code: str
+    reason: str
+
+
+class TransportError(LedgerError):
+    """The job transport failed."""
+
+    code = "transport_error"
+
+
+class TransportUnavailable(TransportError):
+    """The queue could not be reached."""
+
+    code = "transport_unavailable"
+
+
+class TransportTimeout(TransportError):
+    """The queue did not answer in time."""
+
+    code = "transport_timeout"
+
+
+class TransportAccessDenied(TransportError):
+    """The queue refused the credentials or their permissions."""
+
+    code = "transport_access_denied"
+
+
+class TransportThrottled(TransportError):
+    """The queue service is throttling requests; try again later."""
+
+    code = "transport_throttled"
+
+
+class QueueNotFound(TransportError):
+    """The queue does not exist."""
+
+    code = "queue_not_found"
+
+
+class DeadLetterQueueNotConfigured(TransportError):
+    """No dead-letter queue is configured: set SQS_DLQ_URL or a RedrivePolicy on the queue."""
+
+    code = "dead_letter_queue_not_configured"
+
+
+class ReceiptInvalid(TransportError):
+    """The receipt is no longer valid: the message was deleted, dead-lettered or received again."""
+
+    code = "receipt_invalid"
+
+
+class InvalidTransportRequest(TransportError):
+    """The transport request is invalid."""
+
+    code = "invalid_transport_request"
+
+
+class MalformedMessage(TransportError):
+    """The queue message is not a valid job message."""
+
+    code = "malformed_message"
+
+
+class TransportRequestFailed(TransportError):
+    """The queue service refused the request."""
+
+    code = "transport_request_failed"
+
+
+class BatchSendFailed(TransportError):
+    """Some messages of a batch were not sent."""
+
+    code = "batch_send_failed"
+
+    def __init__(self, failures: Sequence[BatchFailure], sent: Sequence[str | None]) -> None:
+        self.failures = list(failures)
+        #: The message id of every entry, in order; ``None`` for the entries that failed.
+        self.sent = list(sent)
+        detail = "; ".join(f"#{f.entry}: {f.code}: {f.reason}" for f in self.failures[:5])
+        more = f" (and {len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
+        super().__init__(
+            f"{len(self.failures)} of {len(self.sent)} messages were not sent: {detail}{more}"
+        )

@@ -53,3 +53,36 @@ def store_url(store: str, request: pytest.FixtureRequest) -> str | None:
     if store != "postgres":
         return None
     return str(request.getfixturevalue("postgres_url"))
+
+
+import typing  # noqa: E402
+
+if typing.TYPE_CHECKING:  # the fixtures below import moto lazily
+    from tests.support.sqs import SqsQueues
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's SQS server on 127.0.0.1 (a free port) for the session: its endpoint URL."""
+    from tests.support.sqs import start_moto
+
+    with start_moto() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def sqs_queues(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> SqsQueues:
+    """A fresh SQS queue and its dead-letter queue (maxReceiveCount 3, visibility 1 s) on
+    moto, with the standard AWS variables pointing at it and nothing else."""
+    from tests.support.sqs import CREDENTIALS, REGION, create_queues
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_endpoint)
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    return create_queues(moto_endpoint)
