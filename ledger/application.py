@@ -37,7 +37,9 @@ from ledger.commands import (
     FailJob,
     JobCommand,
     Outcome,
+    RecordAlert,
     RecordHeartbeat,
+    RecordQueueDeadLetter,
     RedriveJob,
 )
 from ledger.errors import (
@@ -274,6 +276,13 @@ class JobLedger(Application[UUID]):
                 )
             case RedriveJob():
                 job.redrive(command.actor, now)
+            case RecordQueueDeadLetter():
+                job.dead_letter_from_queue(command.message_id, command.receive_count, now)
+            case RecordAlert():
+                job.record_alert(
+                    command.dead_letter_version, command.channel, now,
+                    delivery_id=command.delivery_id, failure=command.failure,
+                )
             case _:  # pragma: no cover - the union is exhaustive
                 raise InvalidCommand(f"unknown command {command!r}")
         return _outcome(job)

@@ -73,8 +73,25 @@ class RedriveJob(JobCommand, frozen=True, tag="redrive"):
     actor: Name
 
 
+class RecordQueueDeadLetter(JobCommand, frozen=True, tag="queue_dead_letter"):
+    """The transport's dead-letter queue holds the job's message."""
+
+    message_id: Name
+    receive_count: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class RecordAlert(JobCommand, frozen=True, tag="record_alert"):
+    """The alert of a dead letter was delivered, or failed for good (``failure`` set)."""
+
+    dead_letter_version: Annotated[int, msgspec.Meta(ge=1)]
+    channel: Name
+    delivery_id: Name | None = None
+    failure: ErrorText | None = None
+
+
 AnyCommand = (
     EnqueueJob | ClaimJob | RecordHeartbeat | CompleteJob | FailJob | DetectStale | RedriveJob
+    | RecordQueueDeadLetter | RecordAlert
 )
 """The tagged union a boundary decodes."""
 

@@ -224,3 +224,14 @@ class BatchSendFailed(TransportError):
         super().__init__(
             f"{len(self.failures)} of {len(self.sent)} messages were not sent: {detail}{more}"
         )
+
+
+class AlreadyAlerted(LedgerError):
+    """The dead letter's alert is already recorded."""
+
+    code = "already_alerted"
+
+    def __init__(self, job_id: object, dead_letter_version: int) -> None:
+        self.job_id = job_id
+        self.dead_letter_version = dead_letter_version
+        super().__init__(f"job {job_id}: the dead letter at v{dead_letter_version} was alerted")

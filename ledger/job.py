@@ -20,6 +20,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import (
+    AlreadyAlerted,
     AttemptSuperseded,
     IllegalTransition,
     JobNotDue,
@@ -155,6 +156,27 @@ class Job(Aggregate):
             job.not_before = None
             job.redrives += 1
 
+    class AlertSent(Aggregate.Event):
+        """The alert for the dead letter at ``dead_letter_version`` was delivered."""
+
+        dead_letter_version: int
+        delivery_id: str
+        channel: str
+
+        def apply(self, job: Job) -> None:
+            job.alerted_version = self.dead_letter_version
+
+    class AlertFailed(Aggregate.Event):
+        """The alert for a dead letter could not be delivered and will not be retried."""
+
+        dead_letter_version: int
+        reason: str
+        channel: str
+
+        def apply(self, job: Job) -> None:
+            job.alerted_version = self.dead_letter_version
+            job.alert_failed = True
+
     class ReportRefused(Aggregate.Event):
         """A report from a superseded attempt was refused and not applied."""
 
@@ -195,6 +217,9 @@ class Job(Aggregate):
         self.last_error: str | None = None
         self.result: JSON = None
         self.dead_letter_version: int | None = None
+        self.alerted_version: int | None = None
+        """The dead letter whose alert was delivered (or permanently failed)."""
+        self.alert_failed = False
         self.heartbeats = 0
         self.failures = 0
         self.stalls = 0
@@ -384,6 +409,51 @@ class Job(Aggregate):
             self.trigger_event(
                 self.Requeued, timestamp=now, attempt=self.attempt, reason=reason,
                 not_before=now + retry_delay if retry_delay > timedelta(0) else None,
+            )
+
+    def dead_letter_from_queue(
+        self, message_id: str, receive_count: int, now: datetime
+    ) -> None:
+        """Record that the transport gave up on the job's message (its dead-letter queue).
+
+        Workers received the message ``receive_count`` times without finishing the job.
+        """
+        if self.status.is_terminal:
+            raise IllegalTransition(self.id, self.status, "dead-letter from the queue")
+        self.trigger_event(
+            self.DeadLettered, timestamp=now, attempt=self.attempt,
+            reason=f"message exceeded the queue's max receives ({receive_count})",
+            attempts_used=self.attempts_used, last_error=self.last_error,
+            source="sqs_dlq", message_id=message_id,
+        )
+
+    def record_alert(
+        self,
+        dead_letter_version: int,
+        channel: str,
+        now: datetime,
+        *,
+        delivery_id: str | None = None,
+        failure: str | None = None,
+    ) -> None:
+        """Record the one alert of the dead letter at ``dead_letter_version``.
+
+        Raises :class:`AlreadyAlerted` if that dead letter's alert is already recorded and
+        :class:`IllegalTransition` if there is no such dead letter.
+        """
+        if self.dead_letter_version is None or dead_letter_version > self.dead_letter_version:
+            raise IllegalTransition(self.id, self.status, "alert an unknown dead letter")
+        if self.alerted_version is not None and dead_letter_version <= self.alerted_version:
+            raise AlreadyAlerted(self.id, dead_letter_version)
+        if failure is None:
+            self.trigger_event(
+                self.AlertSent, timestamp=now, dead_letter_version=dead_letter_version,
+                delivery_id=delivery_id or "", channel=channel,
+            )
+        else:
+            self.trigger_event(
+                self.AlertFailed, timestamp=now, dead_letter_version=dead_letter_version,
+                reason=failure, channel=channel,
             )
 
     def redrive(self, actor: str, now: datetime) -> None:

@@ -96,6 +96,7 @@ class DeadLettered(Body, frozen=True):
     attempts_used: int
     last_error: str | None = None
     source: str = "ledger"
+    message_id: str | None = None
 
 
 class Redriven(Body, frozen=True):
@@ -111,6 +112,18 @@ class ReportRefused(Body, frozen=True):
     current_attempt: int
 
 
+class AlertSent(Body, frozen=True):
+    dead_letter_version: int
+    delivery_id: str
+    channel: str
+
+
+class AlertFailed(Body, frozen=True):
+    dead_letter_version: int
+    reason: str
+    channel: str
+
+
 class RequestsTallied(Body, frozen=True):
     subject: str
     preset: str
@@ -123,7 +136,7 @@ class RequestsTallied(Body, frozen=True):
 
 JobBody = (
     Enqueued | Claimed | HeartbeatRecorded | Completed | Failed | StaleDetected | Requeued
-    | DeadLettered | Redriven | ReportRefused
+    | DeadLettered | Redriven | ReportRefused | AlertSent | AlertFailed
 )
 AnyBody = JobBody | RequestsTallied
 
@@ -138,6 +151,8 @@ BODIES: dict[str, type[Body]] = {
     get_topic(Job.DeadLettered): DeadLettered,
     get_topic(Job.Redriven): Redriven,
     get_topic(Job.ReportRefused): ReportRefused,
+    get_topic(Job.AlertSent): AlertSent,
+    get_topic(Job.AlertFailed): AlertFailed,
     get_topic(RequestTally.Recorded): RequestsTallied,
 }
 """Every topic the ledger appends, and the struct its state decodes into."""

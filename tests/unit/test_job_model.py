@@ -8,6 +8,7 @@ from uuid import uuid4
 import pytest
 
 from ledger.errors import (
+    AlreadyAlerted,
     AttemptSuperseded,
     IllegalTransition,
     JobNotDue,
@@ -205,3 +206,37 @@ def test_retry_policy_backs_off_exponentially_with_jitter_and_a_cap(
     else:
         assert delay is not None
         assert delay.total_seconds() == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_message_in_the_queues_dead_letter_queue_dead_letters_the_job() -> None:
+    job = new_job()
+    job.claim("w1", T0)
+    job.dead_letter_from_queue("msg-7", 5, T0)
+    dead = job.collect_events()[-1]
+    assert isinstance(dead, Job.DeadLettered)
+    assert (dead.source, dead.message_id, dead.attempts_used) == ("sqs_dlq", "msg-7", 1)
+    assert job.status == Status.DEAD_LETTERED
+    with pytest.raises(IllegalTransition):  # already terminal: nothing more to record
+        job.dead_letter_from_queue("msg-7", 6, T0)
+
+
+def test_each_dead_letter_is_alerted_once() -> None:
+    job = new_job(max_attempts=1)
+    job.claim("w1", T0)
+    job.fail(1, "w1", "boom", T0, RETRY)
+    first = job.version
+    with pytest.raises(IllegalTransition):
+        job.record_alert(first + 5, "slack", T0, delivery_id="d1")
+    job.record_alert(first, "slack", T0, delivery_id="d1")
+    with pytest.raises(AlreadyAlerted):
+        job.record_alert(first, "slack", T0, delivery_id="d2")
+    job.redrive("ops", T0)
+    job.claim("w1", T0)
+    job.fail(2, "w1", "boom", T0, RETRY)
+    assert job.dead_letter_version is not None
+    assert job.dead_letter_version > first
+    job.record_alert(job.dead_letter_version, "slack", T0, failure="HTTP 404: no_service")
+    events = job.collect_events()
+    assert [type(e).__name__ for e in events].count("AlertSent") == 1
+    assert isinstance(events[-1], Job.AlertFailed)
+    assert job.alert_failed
