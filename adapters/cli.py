@@ -19,7 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.bootstrap import Container, build
+from adapters.cli_keys import keys_app
 from adapters.cli_projections import list_jobs, migrate_command, projections_app
+from adapters.cli_serve import serve_command
 from adapters.timeline import event_record, job_summary, timeline_table
 from ledger.errors import LedgerError
 from ledger.status import Status
@@ -38,6 +40,8 @@ jobs_app = typer.Typer(help="Inspect jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(projections_app, name="projections")
 app.command("migrate")(migrate_command)
+app.add_typer(keys_app, name="keys")
+app.command("serve")(serve_command)
 
 console = Console()
 

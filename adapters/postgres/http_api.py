@@ -65,7 +65,7 @@ class PostgresCounters:
             "starts": [h.window_start for h in ordered],
             "ends": [h.window_end for h in ordered],
             "limits": [h.limit for h in ordered],
-            "counts": [h.count for h in ordered],
+            "counts": [h.hits for h in ordered],
         })
         answers = {(bucket, start): Counted(admitted, now) for bucket, start, admitted, now in rows}
         return [answers[(h.bucket, h.window_start)] for h in hits]

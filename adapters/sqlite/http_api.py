@@ -62,7 +62,7 @@ class SqliteCounters:
                 for hit in hits:
                     row = conn.execute(SQL["hit"], {
                         "bucket": hit.bucket, "start": hit.window_start, "end": hit.window_end,
-                        "lim": hit.limit, "n": hit.count,
+                        "lim": hit.limit, "n": hit.hits,
                     }).fetchone()
                     out.append(Counted(row[0], row[1]))
             except BaseException:

@@ -1,0 +1,158 @@
+"""Who may call a route, and how often: API keys, roles, customer scope and rate limits.
+
+Each limited route carries a :class:`Rule` in its ``opt``; one ASGI middleware (run by
+Litestar after routing, so it knows the route) authenticates the caller, checks the role,
+asks the limiter, and adds the rate-limit headers to whatever the route answers. It also
+times every request for the latency histogram.
+
+A request with a bad key counts against the ``auth`` preset of its client address (5 per
+15 minutes), so keys cannot be guessed quickly; good keys are never slowed by it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.http.problems import ApiError
+from adapters.http.ratelimit import Decision
+from adapters.keys import OPEN, Principal, Role
+from adapters.metrics import REQUEST_LATENCY
+
+ANYONE: frozenset[Role] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The access rule of a route."""
+
+    roles: frozenset[Role]
+    """Roles that may call it (``admin`` always may)."""
+    preset: str
+    """The rate-limit preset it counts against."""
+    customer_param: str | None = None
+    """A path parameter naming a customer: any key scoped to that customer may call."""
+
+
+def rule(*roles: Role, preset: str, customer_param: str | None = None) -> Rule:
+    return Rule(frozenset(roles), preset, customer_param)
+
+
+def principal_of(request: Request[Any, Any, Any]) -> Principal:
+    """The caller the middleware let through (``OPEN`` on routes without a rule)."""
+    found = request.scope.get("state", {}).get("principal")
+    return found if isinstance(found, Principal) else OPEN
+
+
+def access_middleware(app: ASGIApp) -> ASGIApp:
+    """Litestar middleware factory: see the module docstring."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+        extra: list[tuple[bytes, bytes]] = []
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                if extra:
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            opt = scope["route_handler"].opt
+            found = opt.get("access")
+            if isinstance(found, Rule):
+                decision = await _admit(scope, found)
+                extra.extend((k.encode(), v.encode()) for k, v in decision.headers().items())
+            await app(scope, receive, send_with_headers)
+        except ApiError as error:
+            status[0] = error.status
+            raise
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            REQUEST_LATENCY.labels(scope.get("method", "-"), route, str(status[0])).observe(
+                time.perf_counter() - started
+            )
+
+    return middleware
+
+
+async def _admit(scope: Scope, rule: Rule) -> Decision:
+    """Authenticate, authorise and rate-limit; raise the 401/403/404/429 otherwise."""
+    api = scope["litestar_app"].state.api
+    client = scope.get("client")
+    address = client[0] if client else "unknown"
+    principal = await _authenticate(api, scope, address)
+    _authorise(scope, rule, principal)
+    subject = f"key:{principal.key_id}" if principal.key_id else f"ip:{address}"
+    decision: Decision = await api.limiter.decide(
+        rule.preset, subject, principal.customer_id or subject
+    )
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            f"rate limit of the {rule.preset!r} preset exceeded "
+            f"({decision.preset.limit} per {decision.preset.window_seconds}s); "
+            f"retry in {decision.reset_after}s",
+            code="rate_limited", headers=decision.headers(),
+        )
+    scope.setdefault("state", {})["principal"] = principal
+    return decision
+
+
+async def _authenticate(api: Any, scope: Scope, address: str) -> Principal:
+    key = _bearer(scope)
+    if key is None:
+        if await api.access.open_now():
+            return OPEN
+        raise ApiError(
+            401, "an API key is required: Authorization: Bearer <key>", code="unauthenticated",
+            headers={"WWW-Authenticate": 'Bearer realm="job-ledger"'},
+        )
+    principal: Principal | None = await api.access.principal_for(key)
+    if principal is not None:
+        return principal
+    decision: Decision = await api.limiter.decide("auth", f"ip:{address}")
+    if not decision.allowed:
+        raise ApiError(
+            429, "too many requests with invalid API keys from this address; "
+            f"retry in {decision.reset_after}s", code="rate_limited", headers=decision.headers(),
+        )
+    raise ApiError(
+        401, "the API key is not valid (unknown, revoked or malformed)", code="invalid_key",
+        headers={"WWW-Authenticate": 'Bearer realm="job-ledger", error="invalid_token"'},
+    )
+
+
+def _authorise(scope: Scope, rule: Rule, principal: Principal) -> None:
+    if rule.customer_param is not None:
+        customer = str(scope.get("path_params", {}).get(rule.customer_param, ""))
+        if principal.customer_id is not None:
+            if not principal.sees_customer(customer):
+                raise ApiError(404, f"no customer {customer!r}", code="not_found")
+            return
+    if not principal.may(rule.roles):
+        wanted = " or ".join(sorted(str(r) for r in rule.roles | {Role.ADMIN}))
+        raise ApiError(
+            403, f"this route needs a {wanted} key; this key is {principal.role}",
+            code="forbidden",
+        )
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return ""  # present but not a bearer token: a bad key
+    return None

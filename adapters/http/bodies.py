@@ -1,0 +1,178 @@
+"""The HTTP API's request and response bodies, and the one strict decoder per request type.
+
+Request bodies are decoded by msgspec, strictly (no ``"1"`` for ``1``), with unknown fields
+refused and the same limits as the ledger's commands (:mod:`ledger.commands`); the sizes of
+whole bodies are capped by the application (``MAX_BODY_BYTES``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import msgspec
+from litestar import Request
+
+from adapters.http.problems import ApiError
+from ledger.commands import Attempt, ErrorText, MaxAttempts, Name, QueueName
+
+MAX_BODY_BYTES = 1024 * 1024
+"""The largest request body accepted (413 beyond it)."""
+MAX_BATCH = 1000
+"""The most jobs one ``POST /heartbeats`` or ``POST /dlq/redrive`` may name."""
+
+T = TypeVar("T")
+
+
+class Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Base of request bodies: unknown fields are refused."""
+
+
+class EnqueueRequest(Body, frozen=True):
+    """Enqueue a job; the same ``idempotency_key`` (per customer) returns the same job."""
+
+    customer_id: Name
+    queue: QueueName = "default"
+    payload: Any = None
+    max_attempts: MaxAttempts = 3
+    idempotency_key: Name | None = None
+
+
+class ClaimRequest(Body, frozen=True):
+    worker_id: Name
+    worker_time: datetime | None = None
+
+
+class HeartbeatRequest(Body, frozen=True):
+    worker_id: Name
+    attempt: Attempt
+    worker_time: datetime | None = None
+
+
+class CompleteRequest(Body, frozen=True):
+    worker_id: Name
+    attempt: Attempt
+    result: Any = None
+    worker_time: datetime | None = None
+
+
+class FailRequest(Body, frozen=True):
+    worker_id: Name
+    attempt: Attempt
+    error: ErrorText
+    worker_time: datetime | None = None
+
+
+class BatchedHeartbeat(Body, frozen=True):
+    job_id: UUID
+    attempt: Attempt
+
+
+class HeartbeatBatchRequest(Body, frozen=True):
+    """Heartbeats of one worker for several jobs, each answered on its own."""
+
+    worker_id: Name
+    jobs: Annotated[list[BatchedHeartbeat], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+    worker_time: datetime | None = None
+
+
+class RedriveRequest(Body, frozen=True):
+    """Redrive the named dead-lettered jobs, or all of them (up to ``MAX_BATCH`` a call)."""
+
+    job_ids: Annotated[list[UUID], msgspec.Meta(max_length=MAX_BATCH)] | None = None
+    all: bool = False
+    dry_run: bool = False
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+class Enqueued(msgspec.Struct, frozen=True):
+    job_id: UUID
+    status: str
+    created: bool
+    """False when the idempotency key named a job enqueued before."""
+
+
+class AttemptState(msgspec.Struct, frozen=True):
+    """A job's status and current attempt after a worker's request."""
+
+    job_id: UUID
+    attempt: int
+    status: str
+
+
+class HeartbeatResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    job_id: UUID
+    attempt: int
+    result: str
+    """``recorded``, ``superseded`` (409: that attempt is no longer current, recorded as a
+    refusal), ``not_found`` (404) or ``rejected`` (another refusal, see ``detail``)."""
+    status: int
+    """The status code the single-job endpoint would have answered."""
+    job_status: str | None = None
+    detail: str | None = None
+
+
+class HeartbeatBatchResult(msgspec.Struct, frozen=True):
+    worker_id: str
+    recorded: int
+    refused: int
+    results: list[HeartbeatResult]
+
+
+class HistoryEvent(msgspec.Struct, frozen=True):
+    type: str
+    version: int
+    recorded_at: str
+    data: dict[str, Any]
+
+
+class History(msgspec.Struct, frozen=True):
+    job_id: UUID
+    events: list[HistoryEvent]
+
+
+class RedriveOutcome(msgspec.Struct, frozen=True, omit_defaults=True):
+    job_id: UUID
+    result: str
+    """``redriven``, ``would_redrive`` (dry run), ``not_found`` or ``not_dead_lettered``."""
+    detail: str | None = None
+
+
+class RedriveResult(msgspec.Struct, frozen=True):
+    dry_run: bool
+    redriven: int
+    results: list[RedriveOutcome]
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def decoder(body_type: type[T]) -> msgspec.json.Decoder[T]:
+    """The strict decoder of ``body_type`` (one per type, made once)."""
+    found = _DECODERS.get(body_type)
+    if found is None:
+        found = _DECODERS[body_type] = msgspec.json.Decoder(body_type)
+    return found
+
+
+async def read_body(request: Request[Any, Any, Any], body_type: type[T]) -> T:
+    """The request's body as ``body_type``, or a 4xx problem (never anything appended)."""
+    content_type = request.headers.get("content-type", "application/json")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise ApiError(
+            415, f"the body must be application/json, not {media or 'empty'}",
+            code="unsupported_media_type",
+        )
+    raw = await request.body()
+    try:
+        return decoder(body_type).decode(raw)
+    except msgspec.ValidationError as error:
+        raise ApiError(422, f"invalid body: {error}", code="invalid_body") from None
+    except msgspec.DecodeError as error:
+        raise ApiError(400, f"malformed JSON: {error}", code="malformed_json") from None

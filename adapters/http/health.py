@@ -1,0 +1,338 @@
+"""``/health`` (the deployment's body), ``/health/live`` and ``/health/ready``.
+
+The figures come from the ``health_metrics`` view's read API and the views' tracking (lag),
+never from the log. A check is one database session of its own and a handful of indexed
+reads; it runs at most once a second, in the background while someone is asking, so a
+probe never waits on the database and never loads it (``/health`` answers from memory).
+
+Status: ``unhealthy`` (503) when the database does not answer or stale jobs pile up
+(``stale_unhealthy`` or more); ``degraded`` for softer trouble: some stale jobs, a view
+lagging or stopped, the rate limiter on its in-memory fallback, alerts failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import msgspec
+from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
+
+from adapters.http.services import Api
+from adapters.metrics import REGISTRY
+from projections.queries.health_metrics import HealthMetrics, HealthMetricsQueries
+from projections.queries.lag import ViewStatus, view_status
+from projections.registry import VIEWS
+from projections.store import ViewStore
+
+log = logging.getLogger(__name__)
+
+HEALTH_JSON = "application/health+json"
+REFRESH_SECONDS = 1.0
+"""How old the cached check may get before it is redone."""
+CHECK_TIMEOUT_SECONDS = 2.0
+"""A check that takes longer means the database is not answering."""
+IDLE_SECONDS = 30.0
+"""Stop checking in the background when nobody asked for this long."""
+
+
+class DatabaseHealth(msgspec.Struct):
+    status: str
+    latency: int | None
+    """Milliseconds of one round trip (rounded up), ``None`` when down."""
+
+
+class WorkersHealth(msgspec.Struct):
+    status: str
+    active_count: int
+    stale_count: int
+
+
+class RateLimiterHealth(msgspec.Struct):
+    status: str
+    """``up`` (shared counters in the database) or ``fallback`` (in-memory counters)."""
+    since: datetime | None = None
+
+
+class ProjectionHealth(msgspec.Struct):
+    status: str
+    lag: int
+    error: str | None = None
+
+
+class Services(msgspec.Struct):
+    database: DatabaseHealth
+    workers: WorkersHealth
+    rate_limiter: RateLimiterHealth
+    projections: dict[str, ProjectionHealth]
+
+
+class Metrics(msgspec.Struct):
+    jobs_pending: int
+    jobs_in_progress: int
+    jobs_completed_today: int
+    jobs_failed_today: int
+
+
+class Health(msgspec.Struct):
+    """The body of ``GET /health`` (the existing deployment's fields, and a few more)."""
+
+    status: str
+    timestamp: str
+    uptime: float
+    services: Services
+    metrics: Metrics
+    issues: list[str] = msgspec.field(default_factory=list)
+    """Why the status is not ``healthy``, one line each."""
+
+
+class Check(msgspec.Struct):
+    """What one look at the database found."""
+
+    at: float
+    """``time.monotonic()`` of the check."""
+    checked_at: datetime
+    latency_ms: float | None
+    figures: HealthMetrics | None
+    lag: list[ViewStatus]
+    error: str | None
+
+
+class HealthMonitor:
+    """Keeps the latest :class:`Check`, redone at most every ``REFRESH_SECONDS``."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.latest: Check | None = None
+        self._asked = 0.0
+        self._wake = anyio.Event()
+        self._alerts = _alert_counts()
+        self._alerts_failing = False
+
+    async def run(self) -> None:
+        """Check while someone is asking (start in the app's task group)."""
+        while True:
+            if time.monotonic() - self._asked > IDLE_SECONDS:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+            await self.check()
+            await anyio.sleep(REFRESH_SECONDS)
+
+    async def current(self) -> Check:
+        """The latest check; the first one is awaited, later ones are never."""
+        self._asked = time.monotonic()
+        self._wake.set()
+        latest = self.latest
+        if latest is None or time.monotonic() - latest.at > REFRESH_SECONDS + CHECK_TIMEOUT_SECONDS:
+            return await self.check()
+        return latest
+
+    async def check(self) -> Check:
+        started = time.monotonic()
+        now = self.api.clock()
+        try:
+            with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
+                latency, figures, lag = await anyio.to_thread.run_sync(
+                    self.api.health_reads.use, self._read, abandon_on_cancel=True
+                )
+        except Exception as error:
+            check = Check(started, now, None, None, [], f"{type(error).__name__}: {error}")
+        else:
+            check = Check(started, now, latency, figures, lag, None)
+        self.latest = check
+        self._note_alerts()
+        return check
+
+    def _read(self, store: ViewStore) -> tuple[float, HealthMetrics, list[ViewStatus]]:
+        started = time.perf_counter()
+        store.head()
+        latency = (time.perf_counter() - started) * 1000
+        threshold = self.api.settings.stale_threshold
+        figures = HealthMetricsQueries(store).snapshot(
+            self.api.clock(), stale_threshold=threshold, active_window=threshold
+        )
+        return latency, figures, view_status(store, list(VIEWS.values()))
+
+    def _note_alerts(self) -> None:
+        sent, failed = _alert_counts()
+        if failed > self._alerts[1]:
+            self._alerts_failing = True
+        elif sent > self._alerts[0]:
+            self._alerts_failing = False
+        self._alerts = (sent, failed)
+
+    def report(self, check: Check) -> Health:
+        api = self.api
+        issues: list[str] = []
+        unhealthy = False
+        figures = check.figures
+        if check.error is not None or figures is None:
+            issues.append(f"database: {check.error}")
+            unhealthy = True
+            database = DatabaseHealth("down", None)
+            workers = WorkersHealth("unknown", 0, 0)
+            metrics = Metrics(0, 0, 0, 0)
+        else:
+            database = DatabaseHealth("up", math.ceil(check.latency_ms or 0))
+            stale = figures.stale_count
+            if stale >= api.stale_unhealthy:
+                unhealthy = True
+                issues.append(f"workers: {stale} stale jobs (unhealthy at {api.stale_unhealthy})")
+                worker_status = "down"
+            elif stale:
+                issues.append(f"workers: {stale} stale jobs")
+                worker_status = "degraded"
+            else:
+                worker_status = "up"
+            workers = WorkersHealth(worker_status, figures.active_workers, stale)
+            metrics = Metrics(
+                figures.jobs_pending, figures.jobs_in_progress, figures.jobs_completed_today,
+                figures.jobs_failed_today,
+            )
+        projections = {}
+        for view in check.lag:
+            if view.error:
+                state = "stopped"
+                issues.append(f"projection {view.view}: stopped: {view.error}")
+            elif view.lag > api.max_lag:
+                state = "lagging"
+                issues.append(f"projection {view.view}: {view.lag} events behind")
+            else:
+                state = "up"
+            projections[view.view] = ProjectionHealth(state, view.lag, view.error)
+        limiter = api.limiter.status
+        if limiter.source == "memory":
+            issues.append("rate limiter: on in-memory counters (database unreachable)")
+            limiter_health = RateLimiterHealth("fallback", limiter.fallback_since)
+        else:
+            limiter_health = RateLimiterHealth("up")
+        if self._alerts_failing:
+            issues.append("alerts: delivery failing")
+        status = "unhealthy" if unhealthy else ("degraded" if issues else "healthy")
+        return Health(
+            status=status,
+            timestamp=check.checked_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            uptime=round(api.uptime(), 2),
+            services=Services(database, workers, limiter_health, projections),
+            metrics=metrics,
+            issues=issues,
+        )
+
+
+def _alert_counts() -> tuple[float, float]:
+    sent = REGISTRY.get_sample_value("jobledger_alerts_sent_total") or 0.0
+    failed = REGISTRY.get_sample_value("jobledger_alerts_failed_total") or 0.0
+    return sent, failed
+
+
+def monitor_of(request: Request[Any, Any, Any]) -> HealthMonitor:
+    monitor: HealthMonitor = request.app.state.health
+    return monitor
+
+
+def _wants_health_json(request: Request[Any, Any, Any]) -> bool:
+    accept = request.headers.get("accept", "")
+    return HEALTH_JSON in accept.lower()
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    detail: str | None = None
+
+
+@get(
+    "/health", summary="Health, from the views and a database round trip", tags=["health"],
+    responses={503: ResponseSpec(Health, description="Unhealthy")},
+    opt={"alternate_media": HEALTH_JSON},
+)
+async def health(request: Request[Any, Any, Any]) -> Response[Health]:
+    """The deployment's health body; 503 when unhealthy. ``Accept: application/health+json``
+    gets the same check in that format (pass / warn / fail, with checks)."""
+    monitor = monitor_of(request)
+    report = monitor.report(await monitor.current())
+    code = 503 if report.status == "unhealthy" else 200
+    headers = {"Cache-Control": "no-store"}
+    if _wants_health_json(request):
+        alternate: Response[Any] = Response(
+            health_json(report), status_code=code, media_type=HEALTH_JSON, headers=headers
+        )
+        return alternate
+    return Response(report, status_code=code, headers=headers)
+
+
+@get("/health/live", summary="Liveness (touches nothing)", tags=["health"])
+async def live() -> dict[str, str]:
+    """The process answers: nothing else is checked."""
+    return {"status": "alive"}
+
+
+@get(
+    "/health/ready", summary="Readiness (the database answers)", tags=["health"],
+    responses={503: ResponseSpec(Readiness, description="Not ready")},
+)
+async def ready(request: Request[Any, Any, Any]) -> Response[Readiness]:
+    """Ready when the database answers (503 otherwise)."""
+    check = await monitor_of(request).current()
+    if check.error is not None:
+        return Response(Readiness("not_ready", f"database: {check.error}"), status_code=503)
+    return Response(Readiness("ready"), status_code=200)
+
+
+_PASS = {"healthy": "pass", "degraded": "warn", "unhealthy": "fail"}
+
+
+def _state(status: str) -> str:
+    return {"up": "pass", "fallback": "warn", "degraded": "warn", "lagging": "warn"}.get(
+        status, "fail"
+    )
+
+
+def health_json(report: Health) -> dict[str, Any]:
+    """The report as draft-inadarei-api-health-check (``application/health+json``)."""
+    services = report.services
+    time_ = report.timestamp
+    checks: dict[str, list[dict[str, Any]]] = {
+        "database:responseTime": [{
+            "componentType": "datastore", "observedValue": services.database.latency,
+            "observedUnit": "ms", "status": _state(services.database.status), "time": time_,
+        }],
+        "workers:staleJobs": [{
+            "componentType": "component", "observedValue": services.workers.stale_count,
+            "status": _state(services.workers.status), "time": time_,
+        }],
+        "workers:active": [{
+            "componentType": "component", "observedValue": services.workers.active_count,
+            "status": "pass", "time": time_,
+        }],
+        "rateLimiter:counters": [{
+            "componentType": "component", "observedValue": services.rate_limiter.status,
+            "status": _state(services.rate_limiter.status), "time": time_,
+        }],
+        "uptime": [{
+            "componentType": "system", "observedValue": report.uptime, "observedUnit": "s",
+            "status": "pass", "time": time_,
+        }],
+    }
+    for name, view in services.projections.items():
+        checks[f"projection:{name}:lag"] = [{
+            "componentType": "component", "observedValue": view.lag, "observedUnit": "events",
+            "status": _state(view.status), "time": time_,
+            **({"output": view.error} if view.error else {}),
+        }]
+    body: dict[str, Any] = {
+        "status": _PASS[report.status],
+        "serviceId": "job-ledger",
+        "description": "job-ledger HTTP API",
+        "checks": checks,
+    }
+    if report.issues:
+        body["output"] = "; ".join(report.issues)
+    return body
+
+
+ROUTES = [health, live, ready]

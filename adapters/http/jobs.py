@@ -1,0 +1,182 @@
+"""Routes of one job: enqueue, claim, heartbeat, complete, fail, its view, its history.
+
+Writes go through the batch writer (concurrent requests share a transaction); the
+ledger's named errors become problem documents (:mod:`adapters.http.problems`): 404 for
+an unknown job, 409 for a claim of a job that is not pending and for a report from an
+attempt that is no longer current (recorded by the ledger as a refusal).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import anyio.to_thread
+from litestar import Request, Response, get, post
+from litestar.params import FromPath
+
+from adapters.http.access import principal_of, rule
+from adapters.http.bodies import (
+    AttemptState,
+    ClaimRequest,
+    CompleteRequest,
+    Enqueued,
+    EnqueueRequest,
+    FailRequest,
+    HeartbeatRequest,
+    History,
+    HistoryEvent,
+    read_body,
+)
+from adapters.http.problems import ApiError
+from adapters.http.services import Api
+from adapters.keys import Role
+from adapters.metrics import HEARTBEATS
+from adapters.timeline import event_record
+from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob, Outcome, RecordHeartbeat
+from ledger.errors import AttemptSuperseded, LedgerError
+from projections.queries.job_status import JobStatus
+
+WORKER = rule(Role.WORKER, preset="worker")
+SERVICE_WRITE = rule(Role.SERVICE, preset="service")
+SERVICE_READ = rule(Role.SERVICE, Role.STAFF, preset="service")
+
+
+def api_of(request: Request[Any, Any, Any]) -> Api:
+    api: Api = request.app.state.api
+    return api
+
+
+def _attempt(outcome: Outcome) -> AttemptState:
+    return AttemptState(job_id=outcome.job_id, attempt=outcome.attempt, status=outcome.status)
+
+
+@post(
+    "/jobs", status_code=201, opt={"access": SERVICE_WRITE, "body": EnqueueRequest},
+    summary="Enqueue a job", tags=["jobs"],
+)
+async def enqueue(request: Request[Any, Any, Any]) -> Response[Enqueued]:
+    """Enqueue a job. The same ``idempotency_key`` of a customer returns the same job
+    (``created`` false, header ``Idempotent-Replayed: true``)."""
+    body = await read_body(request, EnqueueRequest)
+    principal = principal_of(request)
+    if not principal.sees_customer(body.customer_id):
+        raise ApiError(
+            403, f"this key may only enqueue jobs of customer {principal.customer_id!r}",
+            code="forbidden",
+        )
+    outcome = await api_of(request).execute(EnqueueJob(
+        customer_id=body.customer_id, queue=body.queue, payload=body.payload,
+        max_attempts=body.max_attempts, idempotency_key=body.idempotency_key,
+    ))
+    headers = {"Location": f"/jobs/{outcome.job_id}"}
+    if not outcome.created:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        Enqueued(job_id=outcome.job_id, status=outcome.status, created=outcome.created),
+        status_code=201, headers=headers,
+    )
+
+
+@post(
+    "/jobs/{job_id:uuid}/claim", status_code=200, opt={"access": WORKER, "body": ClaimRequest},
+    summary="Claim a pending job (opens a new attempt)", tags=["workers"],
+)
+async def claim(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> AttemptState:
+    """Open the next attempt of a pending job for ``worker_id``; 409 unless it is pending
+    (and due)."""
+    body = await read_body(request, ClaimRequest)
+    api = api_of(request)
+    await api.check_job_access(principal_of(request), job_id)
+    outcome = await api.execute(
+        ClaimJob(job_id=job_id, worker_id=body.worker_id, worker_time=body.worker_time)
+    )
+    return _attempt(outcome)
+
+
+@post(
+    "/jobs/{job_id:uuid}/heartbeat", status_code=200,
+    opt={"access": WORKER, "body": HeartbeatRequest},
+    summary="Record a heartbeat of the current attempt", tags=["workers"],
+)
+async def heartbeat(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> AttemptState:
+    """Say the attempt is alive; 409 if that attempt is no longer current (the refusal is
+    recorded in the job's history)."""
+    body = await read_body(request, HeartbeatRequest)
+    api = api_of(request)
+    await api.check_job_access(principal_of(request), job_id)
+    try:
+        outcome = await api.execute(RecordHeartbeat(
+            job_id=job_id, attempt=body.attempt, worker_id=body.worker_id,
+            worker_time=body.worker_time,
+        ))
+    except AttemptSuperseded:
+        HEARTBEATS.labels("refused").inc()
+        raise
+    except LedgerError:
+        HEARTBEATS.labels("rejected").inc()
+        raise
+    HEARTBEATS.labels("recorded").inc()
+    return _attempt(outcome)
+
+
+@post(
+    "/jobs/{job_id:uuid}/complete", status_code=200,
+    opt={"access": WORKER, "body": CompleteRequest},
+    summary="Report the current attempt completed", tags=["workers"],
+)
+async def complete(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> AttemptState:
+    body = await read_body(request, CompleteRequest)
+    api = api_of(request)
+    await api.check_job_access(principal_of(request), job_id)
+    outcome = await api.execute(CompleteJob(
+        job_id=job_id, attempt=body.attempt, worker_id=body.worker_id, result=body.result,
+        worker_time=body.worker_time,
+    ))
+    return _attempt(outcome)
+
+
+@post(
+    "/jobs/{job_id:uuid}/fail", status_code=200, opt={"access": WORKER, "body": FailRequest},
+    summary="Report the current attempt failed", tags=["workers"],
+)
+async def fail(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> AttemptState:
+    """Record the failure; the job is retried (``pending``, after a backoff) or, out of
+    attempts, ``dead_lettered``."""
+    body = await read_body(request, FailRequest)
+    api = api_of(request)
+    await api.check_job_access(principal_of(request), job_id)
+    outcome = await api.execute(FailJob(
+        job_id=job_id, attempt=body.attempt, worker_id=body.worker_id, error=body.error,
+        worker_time=body.worker_time,
+    ))
+    return _attempt(outcome)
+
+
+@get(
+    "/jobs/{job_id:uuid}", opt={"access": SERVICE_READ}, summary="A job's status",
+    tags=["jobs"],
+)
+async def show(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> JobStatus:
+    """The job_status view of one job."""
+    api = api_of(request)
+    await api.check_job_access(principal_of(request), job_id)
+    return await api.job_status(job_id)
+
+
+@get(
+    "/jobs/{job_id:uuid}/history", opt={"access": SERVICE_READ},
+    summary="A job's events, in order", tags=["jobs"],
+)
+async def history(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> History:
+    """Every event of the job from the ledger, oldest first."""
+    api = api_of(request)
+    await api.check_job_access(principal_of(request), job_id)
+    events = await anyio.to_thread.run_sync(api.ledger.history, job_id)
+    return History(
+        job_id=job_id,
+        events=[HistoryEvent(**event_record(event)) for event in events],
+    )
+
+
+ROUTES = [enqueue, claim, heartbeat, complete, fail, show, history]

@@ -1,0 +1,92 @@
+"""``GET /metrics``: this process's counters (:mod:`adapters.metrics`) and the views' gauges.
+
+Jobs by status and projection lag are read from the health monitor's latest check (the
+``health_metrics`` view and the views' tracking, at most a second old), so a scrape never
+costs the database more than ``/health`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from litestar import Request, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from adapters.http.health import Check, monitor_of
+from adapters.http.ratelimit import Limiter
+from adapters.metrics import REGISTRY
+
+
+class ViewGauges(Collector):
+    """Gauges from one health check."""
+
+    def __init__(self, check: Check, limiter: Limiter) -> None:
+        self.check = check
+        self.limiter = limiter
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        check = self.check
+        jobs = GaugeMetricFamily(
+            "jobledger_jobs", "Jobs by queue and status (health_metrics view).",
+            labels=["queue", "status"],
+        )
+        stale = GaugeMetricFamily(
+            "jobledger_jobs_stale", "Jobs in progress past the stale threshold, by queue.",
+            labels=["queue"],
+        )
+        workers = GaugeMetricFamily(
+            "jobledger_workers_active", "Workers heard of within the stale threshold."
+        )
+        if check.figures is not None:
+            for queue in check.figures.queues:
+                for status, value in (
+                    ("pending", queue.jobs_pending),
+                    ("in_progress", queue.jobs_in_progress),
+                    ("completed", queue.jobs_completed),
+                    ("dead_lettered", queue.jobs_dead_lettered),
+                ):
+                    jobs.add_metric([queue.queue, status], value)
+                stale.add_metric([queue.queue], queue.stale_count)
+            workers.add_metric([], check.figures.active_workers)
+        yield jobs
+        yield stale
+        yield workers
+        lag = GaugeMetricFamily(
+            "jobledger_projection_lag_events", "Events each view is behind the log.",
+            labels=["view"],
+        )
+        stopped = GaugeMetricFamily(
+            "jobledger_projection_stopped", "1 when a view stopped on an event.",
+            labels=["view"],
+        )
+        for view in check.lag:
+            lag.add_metric([view.view], view.lag)
+            stopped.add_metric([view.view], 1 if view.error else 0)
+        yield lag
+        yield stopped
+        database = GaugeMetricFamily(
+            "jobledger_database_up", "1 when the last health check reached the database."
+        )
+        database.add_metric([], 0 if check.error else 1)
+        yield database
+        fallback = GaugeMetricFamily(
+            "jobledger_rate_limit_fallback", "1 while the limiter uses in-memory counters."
+        )
+        fallback.add_metric([], 1 if self.limiter.on_fallback else 0)
+        yield fallback
+
+
+@get("/metrics", summary="Prometheus metrics", tags=["health"], media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text format."""
+    check = await monitor_of(request).current()
+    views = CollectorRegistry()
+    views.register(ViewGauges(check, request.app.state.api.limiter))
+    body = generate_latest(REGISTRY) + generate_latest(views)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTES = [metrics]

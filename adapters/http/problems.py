@@ -1,0 +1,194 @@
+"""Errors as ``application/problem+json`` (RFC 9457), one place for every status code.
+
+The ledger's named errors map to statuses here; framework errors (no route, bad path
+parameter, body too large) keep their status; a database that does not answer is 503;
+anything else is a 500 that is logged (and, by the tests' fuzzing, never caused by a
+client's mistake).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+import msgspec
+import psycopg
+from eventsourcing.persistence import (
+    ConnectionUnavailableError,
+    InterfaceError,
+)
+from eventsourcing.persistence import OperationalError as StoreOperationalError
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from psycopg_pool import PoolTimeout
+
+from ledger.errors import (
+    AttemptSuperseded,
+    ConcurrencyExhausted,
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidCommand,
+    JobNotDue,
+    JobNotFound,
+    LedgerError,
+    NotStale,
+    UnknownAttempt,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_OF: dict[type[LedgerError], int] = {
+    JobNotFound: 404,
+    IllegalTransition: 409,
+    AttemptSuperseded: 409,
+    UnknownAttempt: 409,
+    JobNotDue: 409,
+    NotStale: 409,
+    ConcurrencyExhausted: 409,
+    IdempotencyConflict: 422,
+    InvalidCommand: 422,
+}
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    title: str
+    status: int
+    detail: str
+    type: str = "about:blank"
+    code: str | None = None
+    """A stable machine-readable name of the condition (``attempt_superseded``, ...)."""
+    errors: list[dict[str, Any]] | None = None
+
+
+class ApiError(Exception):
+    """An error the API answers with ``status`` and a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.headers = headers or {}
+        self.errors = errors
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> Response[Problem]:
+    body = Problem(
+        title=TITLES.get(status, "Error"), status=status, detail=detail, code=code,
+        errors=errors,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+UNAVAILABLE_BASES = frozenset({"TransportError"})
+"""Named errors (by class name, from modules this one need not import) that mean a
+dependency is down rather than that the request was wrong: 503."""
+
+
+def status_of(error: LedgerError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+        if cls.__name__ in UNAVAILABLE_BASES:
+            return 503
+    return 400
+
+
+def on_api_error(_: Request[Any, Any, Any], error: ApiError) -> Response[Problem]:
+    return problem_response(
+        error.status, error.detail, code=error.code, headers=error.headers, errors=error.errors
+    )
+
+
+def on_ledger_error(_: Request[Any, Any, Any], error: LedgerError) -> Response[Problem]:
+    status = status_of(error)
+    retry = isinstance(error, ConcurrencyExhausted) or status == 503
+    headers = {"Retry-After": "1"} if retry else None
+    return problem_response(status, str(error), code=error.code, headers=headers)
+
+
+def on_http_exception(_: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
+    status = error.status_code
+    if status >= 500:
+        log.error("HTTP %s: %s", status, error.detail)
+    extra = error.extra if isinstance(error.extra, list) else None
+    detail = str(error.detail or TITLES.get(status, "Error"))
+    return problem_response(
+        status, detail, headers=dict(error.headers or {}) or None, errors=_errors(extra)
+    )
+
+
+def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    if isinstance(error, ApiError):
+        return on_api_error(request, error)
+    if isinstance(error, LedgerError):
+        return on_ledger_error(request, error)
+    if isinstance(error, HTTPException):
+        return on_http_exception(request, error)
+    if _unavailable(error):
+        log.warning("%s %s: database unavailable: %s", request.method, request.url.path, error)
+        return problem_response(
+            503, "the database is unavailable; try again shortly", code="database_unavailable",
+            headers={"Retry-After": "1"},
+        )
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=error)
+    return problem_response(500, "internal error", code="internal_error")
+
+
+def _unavailable(error: BaseException) -> bool:
+    return isinstance(
+        error,
+        psycopg.OperationalError | psycopg.InterfaceError | sqlite3.OperationalError
+        | StoreOperationalError | InterfaceError | ConnectionUnavailableError | PoolTimeout
+        | TimeoutError | ConnectionError,
+    )
+
+
+def _errors(extra: list[Any] | None) -> list[dict[str, Any]] | None:
+    if not extra:
+        return None
+    return [e if isinstance(e, dict) else {"message": str(e)} for e in extra]
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ApiError: on_api_error,
+    LedgerError: on_ledger_error,
+    HTTPException: on_http_exception,
+    Exception: on_unexpected,
+}

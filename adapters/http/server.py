@@ -1,0 +1,103 @@
+"""Serving: the API on uvicorn, as one part of a service run in one anyio task group.
+
+``ledger serve`` starts its parts with ``tg.start()`` (each says when it is up): the API
+here, and the projection runner and the policies' monitors as they are added
+(:data:`Part`). SIGINT/SIGTERM ask the API to finish its requests and stop; when the API
+has stopped, the other parts are cancelled and the shutdown work of each (shielded) runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any
+
+import anyio
+import uvicorn
+from anyio.abc import TaskStatus
+from litestar import Litestar
+
+log = logging.getLogger(__name__)
+
+Part = Callable[..., Coroutine[Any, Any, Any]]
+"""A part of the service: ``async def part(*, task_status)`` that calls
+``task_status.started()`` once it is up and runs until cancelled."""
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling (the service handles signals once)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bound_address(server: uvicorn.Server) -> tuple[str, int]:
+    """Where the server listens (the real port when asked for port 0)."""
+    for listener in server.servers:
+        for sock in listener.sockets:
+            host, port = sock.getsockname()[:2]
+            return str(host), int(port)
+    raise RuntimeError("the server is not listening")
+
+
+async def run_api(
+    app: Litestar,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "warning",
+    task_status: TaskStatus[uvicorn.Server] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` until asked to stop (``server.should_exit``) or cancelled."""
+    config = uvicorn.Config(
+        app, host=host, port=port, lifespan="on", log_level=log_level, access_log=False,
+        server_header=False, proxy_headers=True, timeout_graceful_shutdown=10,
+        backlog=2048,
+    )
+    server = ApiServer(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        while not server.started:
+            if server.should_exit:
+                raise RuntimeError(f"the API could not start on {host}:{port}")
+            await anyio.sleep(0.02)
+        task_status.started(server)
+    if not server.started:
+        raise RuntimeError(f"the API stopped before it served on {host}:{port}")
+
+
+async def serve(
+    app: Litestar,
+    host: str,
+    port: int,
+    *,
+    parts: Sequence[Part] = (),
+    on_started: Callable[[str, int], None] | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Run the API and ``parts`` until SIGINT or SIGTERM."""
+    async with anyio.create_task_group() as tg:
+        for part in parts:
+            await tg.start(part)
+        server: uvicorn.Server | None = None
+
+        async def api(*, task_status: TaskStatus[uvicorn.Server]) -> None:
+            await run_api(app, host, port, log_level=log_level, task_status=task_status)
+            tg.cancel_scope.cancel()  # the API has stopped: so does everything else
+
+        server = await tg.start(api)
+        if on_started is not None:
+            on_started(*bound_address(server))
+        tg.start_soon(_stop_on_signals, server)
+
+
+async def _stop_on_signals(server: uvicorn.Server) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            if server.should_exit:
+                server.force_exit = True  # a second signal: do not wait for requests
+            log.warning("received %s: stopping", signal.Signals(received).name)
+            server.should_exit = True

@@ -1,0 +1,223 @@
+"""What the HTTP handlers use: the ledger's write path, the views' read path, the limiter.
+
+Everything synchronous (the ledger, the view stores) runs off the event loop: writes go
+through the :class:`~ledger.batching.BatchWriter` (its futures are awaited, so concurrent
+requests share transactions), reads through :class:`ReadPool` in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import anyio
+import anyio.to_thread
+
+from adapters.http.problems import ApiError
+from adapters.http.ratelimit import Limiter
+from adapters.keys import OPEN, KeyVerifier, Principal
+from ledger.application import JobLedger, Result
+from ledger.batching import BatchWriter
+from ledger.commands import AnyCommand, Outcome
+from ledger.config import Settings
+from ledger.errors import JobNotFound, LedgerError
+from ledger.job import Job
+from projections.queries.job_status import JobStatus, JobStatusQueries
+from projections.store import ViewStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ReadPool:
+    """Sessions on the views, one per concurrent reader, reopened after a failure.
+
+    A view store is one database session used from one thread at a time; the pool lends
+    one to each call of :meth:`use` (opening another when all are busy) and keeps up to
+    ``size`` idle ones. A call that fails closes its session instead of returning it, so a
+    database that went away and came back is reconnected to on the next call.
+    """
+
+    def __init__(self, open_store: Callable[[], ViewStore], size: int = 4) -> None:
+        self._open = open_store
+        self._size = size
+        self._idle: list[ViewStore] = []
+        self._lock = threading.Lock()
+
+    def use(self, read: Callable[[ViewStore], T]) -> T:
+        with self._lock:
+            store = self._idle.pop() if self._idle else None
+        if store is None:
+            store = self._open()
+        try:
+            result = read(store)
+        except BaseException:
+            _close_quietly(store)
+            raise
+        with self._lock:
+            if len(self._idle) < self._size:
+                self._idle.append(store)
+                return result
+        _close_quietly(store)
+        return result
+
+    async def read(self, read: Callable[[ViewStore], T]) -> T:
+        return await anyio.to_thread.run_sync(self.use, read)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for store in idle:
+            _close_quietly(store)
+
+
+def _close_quietly(store: ViewStore) -> None:
+    try:
+        store.close()
+    except Exception as error:  # a session that is already broken
+        log.debug("closing a view session failed: %s", error)
+
+
+@dataclass
+class Access:
+    """Who may call: API keys, or anyone on the embedded default's loopback."""
+
+    verifier: KeyVerifier
+    open_allowed: bool
+    """True only for the embedded default on a loopback address: while no key exists,
+    requests need none (``ledger serve`` says so when it starts)."""
+
+    async def open_now(self) -> bool:
+        if not self.open_allowed:
+            return False
+        return not await anyio.to_thread.run_sync(self.verifier.keys_exist)
+
+    async def principal_for(self, key: str) -> Principal | None:
+        cached = self.verifier.cached(key)
+        if cached is not None:
+            return cached
+        return await anyio.to_thread.run_sync(self.verifier.verify, key)
+
+
+@dataclass
+class Api:
+    """The HTTP API's dependencies, wired by :func:`adapters.http.wiring.build_api`."""
+
+    settings: Settings
+    ledger: JobLedger
+    writer: BatchWriter
+    reads: ReadPool
+    health_reads: ReadPool
+    limiter: Limiter
+    access: Access
+    clock: Callable[[], datetime]
+    stale_unhealthy: int = 5
+    """Stale jobs at which ``/health`` says unhealthy (503)."""
+    max_lag: int = 10_000
+    """Events a view may lag behind the log before ``/health`` says degraded."""
+    write_timeout: float = 10.0
+    """Seconds a request waits for the ledger to confirm its write."""
+    started: float = field(default_factory=time.monotonic)
+    _customers: OrderedDict[UUID, str] = field(default_factory=OrderedDict)
+
+    # -- writing ------------------------------------------------------------------------
+
+    async def execute(self, command: AnyCommand) -> Outcome:
+        """Run one command through the batch writer; raise its named error if refused."""
+        (result,) = await self.execute_many([command])
+        if isinstance(result, LedgerError):
+            raise result
+        return result
+
+    async def execute_many(self, commands: Sequence[AnyCommand]) -> list[Result]:
+        """Run commands through the batch writer together; one result each, in order.
+
+        While the limiter finds the database unreachable (its probe retries every second)
+        writes are refused at once with 503 instead of queueing behind a writer that is
+        waiting for connections; a write the ledger has not confirmed within
+        ``write_timeout`` seconds is answered 503 too (it may still be applied: clients
+        retry with their idempotency key).
+        """
+        if self.limiter.database_unreachable:
+            raise ApiError(
+                503, "the database is unreachable; try again shortly",
+                code="database_unavailable", headers={"Retry-After": "1"},
+            )
+        futures = [asyncio.wrap_future(self.writer.submit(c)) for c in commands]
+        try:
+            with anyio.fail_after(self.write_timeout):
+                return list(await asyncio.gather(*futures))
+        except TimeoutError:
+            raise ApiError(
+                503, f"the ledger did not confirm the write within {self.write_timeout:g}s; "
+                "it may still be applied", code="write_timeout", headers={"Retry-After": "1"},
+            ) from None
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def job_status(self, job_id: UUID) -> JobStatus:
+        """The job as the job_status view has it, or as the ledger has it while the view
+        has not caught up yet (a job just enqueued); :class:`JobNotFound` if none."""
+        row = await self.reads.read(lambda store: JobStatusQueries(store).get(job_id))
+        if row is not None:
+            return row
+        job = await anyio.to_thread.run_sync(self.ledger.get_job, job_id)
+        return status_of_job(job)
+
+    async def customer_of(self, job_id: UUID) -> str | None:
+        """The customer a job belongs to (it never changes), or ``None`` if no such job."""
+        known = self._customers.get(job_id)
+        if known is not None:
+            return known
+        try:
+            customer = (await self.job_status(job_id)).customer_id
+        except JobNotFound:
+            return None
+        self._customers[job_id] = customer
+        while len(self._customers) > 100_000:
+            self._customers.popitem(last=False)
+        return customer
+
+    async def check_job_access(self, principal: Principal, job_id: UUID) -> None:
+        """404 (as if the job did not exist) for a job of another customer."""
+        if principal.customer_id is None:
+            return
+        customer = await self.customer_of(job_id)
+        if customer is None or not principal.sees_customer(customer):
+            raise JobNotFound(job_id)
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
+
+    def actor(self, principal: Principal) -> str:
+        return f"api:key:{principal.key_id}" if principal.key_id else "api:open"
+
+
+def status_of_job(job: Job) -> JobStatus:
+    """A job aggregate in the job_status view's shape."""
+    return JobStatus(
+        job_id=job.id, customer_id=job.customer_id, queue=job.queue, status=str(job.status),
+        attempt=job.attempt, attempts_used=job.attempts_used, max_attempts=job.max_attempts,
+        worker_id=job.worker_id, enqueued_at=job.enqueued_at, started_at=job.claimed_at,
+        last_heartbeat_at=job.last_heartbeat_at, finished_at=job.finished_at,
+        not_before=job.not_before, last_error=job.last_error, heartbeats=job.heartbeats,
+        refused_reports=job.refused_reports, version=job.version,
+        updated_at=_updated_at(job),
+    )
+
+
+def _updated_at(job: Job) -> datetime:
+    modified: Any = job.modified_on
+    return modified if isinstance(modified, datetime) else job.enqueued_at
+
+
+__all__ = ["OPEN", "Access", "Api", "ReadPool", "status_of_job"]

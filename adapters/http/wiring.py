@@ -1,0 +1,129 @@
+"""Wiring of the HTTP API from the composition root's container, and its own settings.
+
+The API's settings come from the environment like the rest (bad values fail at start-up
+naming the variable):
+
+| variable | default | meaning |
+|---|---|---|
+| ``RATE_LIMIT_WORKER_PER_MINUTE`` | 600000 | the ``worker`` preset (claims, heartbeats, reports) |
+| ``RATE_LIMIT_SERVICE_PER_MINUTE`` | 60000 | the ``service`` preset (enqueue, job reads) |
+| ``HEALTH_STALE_UNHEALTHY`` | 5 | stale jobs at which ``/health`` answers 503 |
+| ``HEALTH_MAX_LAG`` | 10000 | events a view may lag before ``/health`` says degraded |
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.bootstrap import Container, open_views, utc_now
+from adapters.http.ratelimit import CounterStore, Limiter, default_presets
+from adapters.http.services import Access, Api, ReadPool
+from adapters.keys import KeyStore, KeyVerifier
+from ledger.batching import BatchWriter
+from ledger.config import Settings
+from ledger.errors import ConfigurationError
+from ledger.tally import TallyCounter
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    worker_per_minute: int = 600_000
+    service_per_minute: int = 60_000
+    stale_unhealthy: int = 5
+    max_lag: int = 10_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HttpSettings:
+        names = {
+            "worker_per_minute": "RATE_LIMIT_WORKER_PER_MINUTE",
+            "service_per_minute": "RATE_LIMIT_SERVICE_PER_MINUTE",
+            "stale_unhealthy": "HEALTH_STALE_UNHEALTHY",
+            "max_lag": "HEALTH_MAX_LAG",
+        }
+        values: dict[str, Any] = {}
+        for field, variable in names.items():
+            raw = env.get(variable, "").strip()
+            if raw:
+                values[field] = _whole(variable, raw)
+        return cls(**values)
+
+
+def _whole(variable: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(variable, raw, "expected a whole number such as 100") from None
+    if value < 1:
+        raise ConfigurationError(variable, raw, "must be at least 1")
+    return value
+
+
+def key_store(settings: Settings) -> KeyStore:
+    """Where the API keys live: the ledger's database."""
+    if settings.database_url is None:
+        from adapters.sqlite.http_api import SqliteKeyStore
+
+        return SqliteKeyStore(settings.sqlite_path)
+    from adapters.postgres.http_api import PostgresKeyStore
+
+    return PostgresKeyStore(settings.database_url)
+
+
+def counter_store(settings: Settings) -> CounterStore:
+    """Where the limiter's counters live: the ledger's database."""
+    if settings.database_url is None:
+        from adapters.sqlite.http_api import SqliteCounters
+
+        return SqliteCounters(settings.sqlite_path)
+    from adapters.postgres.http_api import PostgresCounters
+
+    return PostgresCounters(settings.database_url)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_allowed(settings: Settings, host: str) -> bool:
+    """Keys may be skipped only on the embedded default, listening on loopback only."""
+    return settings.database_url is None and is_loopback(host)
+
+
+def build_api(
+    container: Container,
+    *,
+    host: str = "127.0.0.1",
+    http: HttpSettings | None = None,
+    keys: KeyStore | None = None,
+    counters: CounterStore | None = None,
+) -> Api:
+    """The API's dependencies over the container's ledger (tables already migrated)."""
+    settings = container.settings
+    http = http or HttpSettings()
+    presets = default_presets(http.worker_per_minute, http.service_per_minute)
+    limiter = Limiter(
+        counters if counters is not None else counter_store(settings),
+        presets,
+        tallies=TallyCounter(),
+    )
+    verifier = KeyVerifier(keys if keys is not None else key_store(settings))
+    return Api(
+        settings=settings,
+        ledger=container.ledger,
+        writer=BatchWriter(container.ledger, utc_now, max_batch=settings.ledger_batch_max),
+        reads=ReadPool(lambda: open_views(settings), size=4),
+        health_reads=ReadPool(lambda: open_views(settings), size=1),
+        limiter=limiter,
+        access=Access(verifier, open_allowed(settings, host)),
+        clock=utc_now,
+        stale_unhealthy=http.stale_unhealthy,
+        max_lag=http.max_lag,
+    )
