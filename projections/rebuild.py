@@ -31,6 +31,7 @@ from projections.store import LIVE, SCRATCH, SHADOW, ViewStore
 
 REBUILD_PAGE = 20_000
 REBUILD_CACHE_ROWS = 1_000_000
+CATCH_UP_ROUNDS = 5
 
 Progress = Callable[[int, int], None]
 """Called with (position reached, head of the log) after each page."""
@@ -116,18 +117,25 @@ def rebuild(
         store.create_tables(view, SHADOW)
         try:
             folder = Folder(store, view, SHADOW, cache_rows=REBUILD_CACHE_ROWS)
-            position = fold_into(store, folder, 0, page_size=page_size, progress=progress)
-            # Catch up outside the swap while the log keeps growing, then briefly inside.
-            while store.head() - position > page_size // 10:
-                position = fold_into(store, folder, position, page_size=page_size,
-                                     progress=progress)
+            position = fold_into(store, folder, 0, upto=store.head(), page_size=page_size,
+                                 progress=progress)
+            # Catch up outside the swap while the log keeps growing (a few rounds: each
+            # is bounded by the head when it starts), then the rest inside the swap.
+            for _ in range(CATCH_UP_ROUNDS):
+                head = store.head()
+                if head - position <= page_size // 10:
+                    break
+                position = fold_into(store, folder, position, upto=head,
+                                     page_size=page_size, progress=progress)
             with store.transaction():
                 tracking = store.lock_tracking(view.name)
-                position = fold_into(store, folder, position, page_size=page_size,
-                                     progress=progress, in_transaction=True)
+                position = fold_into(store, folder, position, upto=store.head(),
+                                     page_size=page_size, in_transaction=True)
                 store.replace_tables(view, SHADOW)
                 generation = tracking.generation + 1
                 store.set_tracking(view.name, position, generation)
+            if progress is not None:
+                progress(position, position)
         except BaseException:
             store.drop_tables(view, SHADOW)
             raise

@@ -92,11 +92,12 @@ class Workload:
     now: datetime = T0
     jobs: dict[UUID, Outcome] = field(default_factory=dict)
     rng: random.Random = field(init=False)
-    tallies: TallyCounter = field(default_factory=lambda: TallyCounter(reporter="test-api"))
+    tallies: TallyCounter = field(init=False)
     steps: int = 0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.tallies = TallyCounter(reporter=f"test-api-{self.seed}")
 
     def step(self, size: int = 20) -> None:
         rng = self.rng
