@@ -109,13 +109,19 @@ def test_views_stay_exactly_once_when_the_runner_is_killed_again_and_again(
     workload = Workload(backend.ledger(), seed=3)
     workload.run(5)
     store = backend.store()
+    host = socket.gethostname()
     positions = []
     with Appender(workload):
         for _ in range(12):
             runner = start_runner(backend, tmp_path, "--page-size", "15")
-            time.sleep(rng.uniform(0.5, 1.3))  # the process needs ~0.4 s to start
-            runner.send_signal(signal.SIGKILL)
-            runner.wait(10)
+            me = f"{host}:{runner.pid}"
+            try:
+                wait_for(lambda me=me: any(owner_of(store, v) == me for v in VIEWS), 30,
+                         "the runner to commit its first page")
+                time.sleep(rng.uniform(0, 0.3))  # then anywhere in its pages
+            finally:
+                runner.send_signal(signal.SIGKILL)
+                runner.wait(10)
             positions.append(store.tracking("job_status").position)
     advanced = sum(1 for a, b in itertools.pairwise(positions) if b > a)
     assert advanced >= 6, f"the runner hardly ran between kills: {positions}"
