@@ -38,7 +38,7 @@ from projections.queries.job_status import JobStatus, JobStatusQueries
 from projections.queries.lag import view_status
 from projections.rebuild import REBUILD_PAGE, VerifyResult, rebuild, verify
 from projections.registry import VIEWS, get_view, select
-from projections.runner import PAGE_SIZE, Runner, catch_up_unfed
+from projections.runner import PAGE_SIZE, Runner, ViewsStopped, catch_up_unfed
 from projections.store import ViewStore
 
 P = ParamSpec("P")
@@ -151,13 +151,6 @@ def run(
         failures = runner.failures
     if failures:
         raise ViewsStopped(failures)
-
-
-class ViewsStopped(LedgerError):
-    """A view stopped on an event."""
-
-    def __init__(self, failures: dict[str, str]) -> None:
-        super().__init__("; ".join(failures.values()))
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

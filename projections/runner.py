@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from ledger.errors import LedgerError
 from projections.events import Event, decode_page
 from projections.model import Key, PageState, Row, View, ViewError
 from projections.store import LIVE, Tracking, ViewStore
@@ -286,10 +287,15 @@ def catch_up_unfed(store: ViewStore, views: list[View]) -> list[str]:
     finally:
         runner.release()
     if runner.failures:
-        raise ViewError(*_first_failure(runner))
+        raise ViewsStopped(runner.failures)
     return held
 
 
-def _first_failure(runner: Runner) -> tuple[str, None, str]:
-    name, message = next(iter(runner.failures.items()))
-    return name, None, message
+class ViewsStopped(LedgerError):
+    """A view stopped on an event."""
+
+    code = "view_stopped"
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        self.failures = failures
+        super().__init__("; ".join(failures.values()))
