@@ -1,7 +1,7 @@
 """The transport port: how job messages travel from the ledger to workers.
 
 A job message is a small msgspec Struct; the transport carries it with SQS semantics,
-whichever adapter implements the port (``adapters/sqs.py`` on SQS, ``adapters/local_queue.py``
+whichever adapter implements the port (``adapters/sqs/`` on SQS, ``adapters/local_queue.py``
 on the ledger's own database or in memory):
 
 - a received message is invisible to other receivers for its *visibility timeout*; unless
