@@ -319,3 +319,22 @@ def test_on_postgres_the_runner_wakes_on_notify_not_on_its_poll(backend: Backend
         store.conn.execute("NOTIFY jobledger_events")  # type: ignore[attr-defined]
         feeder.join(40)
     assert time.monotonic() - appended < 5
+
+
+def test_a_view_feeder_thread_keeps_the_views_current(backend: Backend) -> None:
+    from adapters.views import ViewFeeder
+
+    workload = Workload(backend.ledger())
+    feeder = ViewFeeder(backend.settings, poll_interval=0.02).start()
+    try:
+        workload.run(10)
+        store = backend.store()
+        deadline = time.monotonic() + 20
+        while any(store.tracking(v).position < store.head() for v in VIEWS):
+            assert time.monotonic() < deadline, "the feeder did not catch up"
+            time.sleep(0.02)
+    finally:
+        feeder.stop()
+    assert not feeder.running
+    assert feeder.error is None
+    assert feeder.failures == {}
