@@ -98,7 +98,7 @@ def status(
 ) -> None:
     """Each view's position in the log, its lag, who feeds it and why it stopped."""
     with views_store() as (_, store):
-        rows = view_status(store, list(VIEWS.values()))
+        rows = view_status(store, list(VIEWS.values()), runners=True)
     if as_json:
         sys.stdout.write(json.dumps([_builtins(r) for r in rows], indent=2) + "\n")
         return
@@ -106,9 +106,11 @@ def status(
     for column in ("view", "position", "lag", "generation", "fed by", "updated", "error"):
         table.add_column(column, overflow="fold")
     for r in rows:
+        last = f" (last {r.owner})" if r.owner else ""
+        fed_by = (r.owner or "a runner") if r.fed else f"nobody{last}"
         table.add_row(
-            r.view, str(r.position), str(r.lag), str(r.generation), r.owner or "",
-            r.updated_at.isoformat(timespec="seconds") if r.updated_at else "",
+            r.view, str(r.position), str(r.lag), str(r.generation), fed_by,
+            f"{r.updated_at:%Y-%m-%d %H:%M:%S}" if r.updated_at else "",
             f"[red]{r.error}[/]" if r.error else "",
         )
     console.print(table)

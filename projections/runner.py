@@ -134,10 +134,13 @@ class Runner:
     views: list[View]
     owner: str = field(default_factory=default_owner)
     page_size: int = PAGE_SIZE
+    cache_rows: int = CACHE_ROWS
     feeds: list[Feed] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.feeds = [Feed(Folder(self.store, view)) for view in self.views]
+        self.feeds = [
+            Feed(Folder(self.store, view, cache_rows=self.cache_rows)) for view in self.views
+        ]
 
     # -- locks ------------------------------------------------------------------------
 

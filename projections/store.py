@@ -66,6 +66,10 @@ class ViewStore(Protocol):
 
     def unlock(self, name: str) -> None: ...
 
+    def is_locked(self, name: str) -> bool:
+        """Whether some session (this one or another) holds the named lock now."""
+        ...
+
     # -- tracking ---------------------------------------------------------------------
 
     def tracking(self, view: str) -> Tracking:

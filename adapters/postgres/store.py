@@ -37,6 +37,11 @@ READ_EVENTS_UPTO = sql.SQL(
 HEAD = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {events}")
 LISTEN = sql.SQL("LISTEN {channel}")
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
+IS_LOCKED = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1)"
+)
 UNLOCK = "SELECT pg_advisory_unlock(%s)"
 SELECT_TRACKING = (
     "SELECT view_name, position, generation, owner, error, updated_at "
@@ -149,6 +154,11 @@ class PostgresViewStore:
             self._locks.discard(name)
             if self._control is not None and not self._control.closed:
                 self._control.execute(UNLOCK, (lock_key(name),))
+
+    def is_locked(self, name: str) -> bool:
+        key = lock_key(name) & 0xFFFF_FFFF_FFFF_FFFF  # pg_locks shows the two 32-bit halves
+        row = self.conn.execute(IS_LOCKED, (key >> 32, key & 0xFFFF_FFFF)).fetchone()
+        return bool(row and row[0])
 
     # -- tracking ------------------------------------------------------------------------
 

@@ -138,7 +138,7 @@ class SQLiteViewStore:
         if name in self._locks:
             return True
         self.lock_dir.mkdir(parents=True, exist_ok=True)
-        handle = (self.lock_dir / f"{name.replace(':', '-')}.lock").open("a+b")
+        handle = self._lock_path(name).open("a+b")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -155,6 +155,23 @@ class SQLiteViewStore:
         if handle is not None:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
+
+    def is_locked(self, name: str) -> bool:
+        if name in self._locks:
+            return True
+        path = self._lock_path(name)
+        if not path.exists():
+            return False
+        with path.open("rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+    def _lock_path(self, name: str) -> Path:
+        return self.lock_dir / f"{name.replace(':', '-')}.lock"
 
     # -- tracking ------------------------------------------------------------------------
 

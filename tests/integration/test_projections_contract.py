@@ -132,12 +132,17 @@ def test_lag_is_the_head_minus_the_view_position(backend: Backend) -> None:
     runner = Runner(store, [get_view("job_status")], page_size=10)
     runner.acquire()
     runner.step()
-    status = {s.view: s for s in view_status(store, ALL)}
+    status = {s.view: s for s in view_status(store, ALL, runners=True)}
     head = store.head()
     assert status["job_status"].position == 10
     assert status["job_status"].lag == head - 10
     assert status["queue_history"].lag == head
     assert status["job_status"].owner == runner.owner
+    assert status["job_status"].fed
+    assert not status["queue_history"].fed
+    runner.release()
+    assert view_status(backend.store(), ALL, runners=True)[0].fed is False
+    assert view_status(store, ALL)[0].fed is None
 
 
 def test_rebuild_swaps_in_an_equal_view_and_the_live_runner_carries_on(backend: Backend) -> None:
