@@ -42,10 +42,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     made.close()
 
 
-def fed(backend: Backend, steps: int = 30, page_size: int = 17) -> tuple[Workload, Runner]:
+def fed(
+    backend: Backend, steps: int = 30, page_size: int = 17, cache_rows: int = 50_000
+) -> tuple[Workload, Runner]:
     workload = Workload(backend.ledger())
     workload.run(steps)
-    runner = Runner(backend.store(), ALL, page_size=page_size)
+    runner = Runner(backend.store(), ALL, page_size=page_size, cache_rows=cache_rows)
     assert runner.acquire() == list(VIEWS)
     runner.catch_up()
     return workload, runner
@@ -59,8 +61,11 @@ def execute(store: ViewStore, statement: str, params: tuple[Any, ...] = ()) -> N
         store.conn.execute(statement.replace("%s", "?"), params)  # type: ignore[attr-defined]
 
 
-def test_the_runner_feeds_every_view_to_the_head_in_pages(backend: Backend) -> None:
-    _, runner = fed(backend)
+@pytest.mark.parametrize("cache_rows", [50_000, 3], ids=["cached", "reloading"])
+def test_the_runner_feeds_every_view_to_the_head_in_pages(
+    backend: Backend, cache_rows: int
+) -> None:
+    _, runner = fed(backend, cache_rows=cache_rows)  # a tiny cache reads rows back each page
     store = runner.store
     head = store.head()
     assert head > 500
@@ -218,6 +223,32 @@ def test_a_broken_event_stops_each_view_there_and_it_is_never_skipped(backend: B
     assert {s.view: s.error for s in view_status(store, ALL)} == {
         v: again.failures[v] for v in VIEWS
     }
+
+
+def test_an_event_a_view_cannot_fold_stops_that_view_only(backend: Backend) -> None:
+    workload = Workload(backend.ledger())
+    workload.run(5)
+    store = backend.store()
+    before = store.head()
+    stranger = uuid4()  # a claim of a job that was never enqueued: decodes, cannot be folded
+    originator = str(stranger) if backend.name == "postgres" else stranger.hex
+    state = (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-03-02T09:00:00+00:00"},'
+             b'"attempt":1,"worker_id":"w","worker_time":null}')
+    table = "jobledger_events" if backend.name == "postgres" else "stored_events"
+    execute(store, f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
+                   "VALUES (%s, 2, 'ledger.job:Job.Claimed', %s)", (originator, state))
+    workload.run(3)
+    runner = Runner(store, ALL, page_size=1000)  # the bad event is mid-page
+    runner.acquire()
+    runner.catch_up()
+    stopped = {"job_status", "queue_history", "health_metrics"}
+    assert set(runner.failures) == stopped
+    for name in stopped:
+        assert store.tracking(name).position == before  # the events before it are applied
+        assert f"stopped at event {before + 1}" in runner.failures[name]
+        assert str(stranger) in runner.failures[name]
+    assert store.tracking("rate_limits").position == store.head()  # claims are not its business
+    assert store.tracking("rate_limits").error is None
 
 
 def test_one_runner_feeds_a_view_and_a_second_takes_over_when_it_stops(backend: Backend) -> None:
