@@ -167,50 +167,16 @@ class HealthMonitor:
         self._alerts = (sent, failed)
 
     def report(self, check: Check) -> Health:
+        """The ``/health`` body for ``check``, with the limiter's and alerts' state now."""
         api = self.api
         issues: list[str] = []
-        unhealthy = False
-        figures = check.figures
-        if check.error is not None or figures is None:
-            issues.append(f"database: {check.error}")
-            unhealthy = True
-            database = DatabaseHealth("down", None)
-            workers = WorkersHealth("unknown", 0, 0)
-            metrics = Metrics(0, 0, 0, 0)
-        else:
-            database = DatabaseHealth("up", math.ceil(check.latency_ms or 0))
-            stale = figures.stale_count
-            if stale >= api.stale_unhealthy:
-                unhealthy = True
-                issues.append(f"workers: {stale} stale jobs (unhealthy at {api.stale_unhealthy})")
-                worker_status = "down"
-            elif stale:
-                issues.append(f"workers: {stale} stale jobs")
-                worker_status = "degraded"
-            else:
-                worker_status = "up"
-            workers = WorkersHealth(worker_status, figures.active_workers, stale)
-            metrics = Metrics(
-                figures.jobs_pending, figures.jobs_in_progress, figures.jobs_completed_today,
-                figures.jobs_failed_today,
-            )
-        projections = {}
-        for view in check.lag:
-            if view.error:
-                state = "stopped"
-                issues.append(f"projection {view.view}: stopped: {view.error}")
-            elif view.lag > api.max_lag:
-                state = "lagging"
-                issues.append(f"projection {view.view}: {view.lag} events behind")
-            else:
-                state = "up"
-            projections[view.view] = ProjectionHealth(state, view.lag, view.error)
-        limiter = api.limiter.status
-        if limiter.source == "memory":
+        database, workers, metrics, unhealthy = _from_views(check, api.stale_unhealthy, issues)
+        projections = _projections(check, api.max_lag, issues)
+        if api.limiter.database_unreachable:
             issues.append("rate limiter: on in-memory counters (database unreachable)")
-            limiter_health = RateLimiterHealth("fallback", limiter.fallback_since)
+            limiter = RateLimiterHealth("fallback", api.limiter.status.fallback_since)
         else:
-            limiter_health = RateLimiterHealth("up")
+            limiter = RateLimiterHealth("up")
         if self._alerts_failing:
             issues.append("alerts: delivery failing")
         status = "unhealthy" if unhealthy else ("degraded" if issues else "healthy")
@@ -218,10 +184,50 @@ class HealthMonitor:
             status=status,
             timestamp=check.checked_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             uptime=round(api.uptime(), 2),
-            services=Services(database, workers, limiter_health, projections),
+            services=Services(database, workers, limiter, projections),
             metrics=metrics,
             issues=issues,
         )
+
+
+def _from_views(
+    check: Check, stale_unhealthy: int, issues: list[str]
+) -> tuple[DatabaseHealth, WorkersHealth, Metrics, bool]:
+    """The database, workers and metrics parts; True when that makes it unhealthy."""
+    figures = check.figures
+    if check.error is not None or figures is None:
+        issues.append(f"database: {check.error}")
+        return DatabaseHealth("down", None), WorkersHealth("unknown", 0, 0), Metrics(
+            0, 0, 0, 0
+        ), True
+    database = DatabaseHealth("up", math.ceil(check.latency_ms or 0))
+    stale = figures.stale_count
+    unhealthy = stale >= stale_unhealthy
+    if unhealthy:
+        issues.append(f"workers: {stale} stale jobs (unhealthy at {stale_unhealthy})")
+    elif stale:
+        issues.append(f"workers: {stale} stale jobs")
+    state = "down" if unhealthy else ("degraded" if stale else "up")
+    metrics = Metrics(
+        figures.jobs_pending, figures.jobs_in_progress, figures.jobs_completed_today,
+        figures.jobs_failed_today,
+    )
+    return database, WorkersHealth(state, figures.active_workers, stale), metrics, unhealthy
+
+
+def _projections(check: Check, max_lag: int, issues: list[str]) -> dict[str, ProjectionHealth]:
+    projections = {}
+    for view in check.lag:
+        if view.error:
+            state = "stopped"
+            issues.append(f"projection {view.view}: stopped: {view.error}")
+        elif view.lag > max_lag:
+            state = "lagging"
+            issues.append(f"projection {view.view}: {view.lag} events behind")
+        else:
+            state = "up"
+        projections[view.view] = ProjectionHealth(state, view.lag, view.error)
+    return projections
 
 
 def _alert_counts() -> tuple[float, float]:

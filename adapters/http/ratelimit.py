@@ -23,12 +23,12 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from adapters.http.counters import Counted, CounterStore, Hit, MemoryCounters
 from adapters.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FALLBACKS
 from ledger.tally import TallyCounter
 
@@ -94,85 +94,6 @@ class Decision:
         if not self.allowed:
             headers["Retry-After"] = str(self.reset_after)
         return headers
-
-
-class Hit(NamedTuple):
-    """``hits`` hits on one bucket's window, admitted up to ``limit``."""
-
-    bucket: str
-    window_start: int
-    window_end: int
-    limit: int
-    hits: int
-
-
-class Counted(NamedTuple):
-    """What the store did with a :class:`Hit`."""
-
-    admitted: int
-    """Hits admitted in the window so far, these included."""
-    admitted_now: int
-    """How many of these hits were admitted (the first ``admitted_now`` of them)."""
-
-
-class CounterStore(Protocol):
-    """Shared counters: the database's, or memory's."""
-
-    name: str
-    timeout: float
-    """How long a decision may wait for the store before the limiter falls back."""
-
-    async def hit(self, hits: Sequence[Hit]) -> list[Counted]:
-        """Count ``hits`` (one per bucket and window) atomically; answer in their order."""
-        ...
-
-    async def ping(self) -> None:
-        """Raise unless the store answers."""
-        ...
-
-    async def cleanup(self, now: int) -> int:
-        """Forget windows that ended before ``now``; return how many."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class MemoryCounters:
-    """Counters in this process only: the fallback, and the store of tests."""
-
-    name = "memory"
-    timeout = 1.0
-
-    def __init__(self) -> None:
-        self._windows: dict[tuple[str, int], tuple[int, int]] = {}
-
-    def hit_now(self, hits: Sequence[Hit]) -> list[Counted]:
-        out = []
-        for hit in hits:
-            key = (hit.bucket, hit.window_start)
-            admitted, _ = self._windows.get(key, (0, hit.window_end))
-            after = max(admitted, min(admitted + hit.hits, hit.limit))
-            self._windows[key] = (after, hit.window_end)
-            out.append(Counted(after, after - admitted))
-        return out
-
-    async def hit(self, hits: Sequence[Hit]) -> list[Counted]:
-        return self.hit_now(hits)
-
-    async def ping(self) -> None:
-        return None
-
-    def cleanup_now(self, now: int) -> int:
-        ended = [key for key, (_, end) in self._windows.items() if end < now]
-        for key in ended:
-            del self._windows[key]
-        return len(ended)
-
-    async def cleanup(self, now: int) -> int:
-        return self.cleanup_now(now)
-
-    async def close(self) -> None:
-        self._windows.clear()
 
 
 @dataclass(eq=False)
@@ -411,3 +332,16 @@ def _hits(batch: Sequence[_Waiting]) -> list[Hit]:
         Hit(bucket, start, end, limit, count)
         for (bucket, start), (limit, end, count) in counts.items()
     ]
+
+
+__all__ = [
+    "Counted",
+    "CounterStore",
+    "Decision",
+    "Hit",
+    "Limiter",
+    "LimiterStatus",
+    "MemoryCounters",
+    "Preset",
+    "default_presets",
+]

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -152,10 +153,10 @@ class Api:
                 503, "the database is unreachable; try again shortly",
                 code="database_unavailable", headers={"Retry-After": "1"},
             )
-        futures = [asyncio.wrap_future(self.writer.submit(c)) for c in commands]
+        futures = [self.writer.submit(c) for c in commands]
         try:
             with anyio.fail_after(self.write_timeout):
-                return list(await asyncio.gather(*futures))
+                return await _all_done(futures)
         except TimeoutError:
             raise ApiError(
                 503, f"the ledger did not confirm the write within {self.write_timeout:g}s; "
@@ -200,6 +201,33 @@ class Api:
 
     def actor(self, principal: Principal) -> str:
         return f"api:key:{principal.key_id}" if principal.key_id else "api:open"
+
+
+async def _all_done(futures: Sequence[Future[Result]]) -> list[Result]:
+    """The results of the writer's futures, with one wake-up of the event loop for all of
+    them (not one per future, as ``asyncio.wrap_future`` each would)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def finished(_: Future[Result]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            loop.call_soon_threadsafe(_settle, done)
+
+    if futures:
+        for future in futures:
+            future.add_done_callback(finished)
+        await done
+    return [future.result() for future in futures]
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 def status_of_job(job: Job) -> JobStatus:

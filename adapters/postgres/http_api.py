@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from adapters.http.ratelimit import Counted, Hit
+from adapters.http.counters import Counted, Hit
 from adapters.keys import KeyRecord, Role, UnknownKey
 from adapters.sqlfile import load_sections
 
@@ -27,7 +27,7 @@ CONNECT_TIMEOUT_SECONDS = 2
 
 
 class PostgresCounters:
-    """Rate-limit windows in PostgreSQL (see :class:`adapters.http.ratelimit.CounterStore`)."""
+    """Rate-limit windows in PostgreSQL (see :class:`adapters.http.counters.CounterStore`)."""
 
     name = "postgresql"
     timeout = 2.0

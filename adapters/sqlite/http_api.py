@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from adapters.http.ratelimit import Counted, Hit
+from adapters.http.counters import Counted, Hit
 from adapters.keys import KeyRecord, Role, UnknownKey
 from adapters.sqlfile import load_sections
 
@@ -37,7 +37,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteCounters:
-    """Rate-limit windows in SQLite (see :class:`adapters.http.ratelimit.CounterStore`)."""
+    """Rate-limit windows in SQLite (see :class:`adapters.http.counters.CounterStore`)."""
 
     name = "sqlite"
     timeout = BUSY_TIMEOUT_SECONDS + 1.0

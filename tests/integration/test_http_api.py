@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -16,6 +17,9 @@ import pytest
 from adapters.bootstrap import build, open_views
 from adapters.http.wiring import build_api
 from ledger.config import Settings
+from projections.queries.rate_limits import RateLimitQueries
+from projections.registry import VIEWS
+from projections.runner import catch_up_unfed
 from tests.support.http import RunningApi, projections_running, serve_in_thread, wait_for
 from tests.support.pg import PostgresServer
 
@@ -114,7 +118,9 @@ def test_enqueue_answers_201_and_the_idempotency_key_returns_the_same_job(
 def test_a_job_through_claim_heartbeat_fail_retry_and_completion(client: httpx.Client) -> None:
     job_id = enqueue(client, payload={"report": 1})
     claim = client.post(f"/jobs/{job_id}/claim", json={"worker_id": "w1"})
-    assert claim.json() == {"job_id": job_id, "attempt": 1, "status": "in_progress"}
+    assert claim.json() == {
+        "job_id": job_id, "attempt": 1, "status": "in_progress", "payload": {"report": 1}
+    }
     assert_problem(client.post(f"/jobs/{job_id}/claim", json={"worker_id": "w2"}), 409)
 
     beat = client.post(f"/jobs/{job_id}/heartbeat", json={"worker_id": "w1", "attempt": 1})
@@ -357,9 +363,18 @@ def test_the_deployments_check_105_requests_100_pass_5_refused(tmp_path: Path) -
             base_url=api.base_url, timeout=10
         ) as http:
             _wait_for_fresh_minute()
+            since = datetime.now(UTC) - timedelta(minutes=1)
             responses = [http.get(f"/queue/{CUSTOMER}") for _ in range(105)]
+        # Stopping the server appended the limiter's tallies: the rate-limit view has them.
+        store = open_views(container.settings)
+        try:
+            catch_up_unfed(store, [VIEWS["rate_limits"]])
+            totals = RateLimitQueries(store).totals(since)
+        finally:
+            store.close()
     finally:
         container.close()
+    assert [(t.subject, t.admitted, t.refused) for t in totals] == [("ip:127.0.0.1", 100, 5)]
     codes = [r.status_code for r in responses]
     assert codes == [200] * 100 + [429] * 5
     for index, response in enumerate(responses):

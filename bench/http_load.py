@@ -1,0 +1,182 @@
+"""The HTTP load generator of ``bench.http_api``: a minimal keep-alive HTTP/1.1 client on
+asyncio (so the client is not the bottleneck), closed- and open-loop drivers, a ``/health``
+prober meant for its own process, and CPU accounting from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import re
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+
+@dataclass
+class Load:
+    """What one load phase measured."""
+
+    name: str
+    requests: int = 0
+    heartbeats: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    health: list[float] = field(default_factory=list)
+    health_statuses: Counter[int] = field(default_factory=Counter)
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    machine_cpu: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.heartbeats / self.seconds if self.seconds else 0.0
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3 if ordered else 0.0
+
+
+# -- a minimal HTTP/1.1 client ----------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive connection; requests are pre-encoded bytes."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        match = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        body = await self.reader.readexactly(int(match.group(1))) if match else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def encode(method: str, path: str, body: bytes = b"", key: str | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if key:
+        lines.append(f"Authorization: Bearer {key}")
+    if body:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def health_prober(port: int, seconds: float, interval: float, out: multiprocessing.Queue[
+    tuple[list[float], dict[int, int]]
+]) -> None:
+    """A process that GETs /health every ``interval`` seconds on one connection."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    request = encode("GET", "/health")
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream = sock.makefile("rb")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            started = time.perf_counter()
+            sock.sendall(request)
+            status = int(stream.readline()[9:12])
+            length = 0
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            stream.read(length)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] += 1
+            time.sleep(interval)
+    out.put((latencies, dict(statuses)))
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all CPUs), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of one load phase."""
+
+    connections: int
+    seconds: float
+    max_requests: int
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One load: requests ``make(0), make(1), ...`` of ``per_request`` heartbeats each,
+    as fast as the connections go (``rate`` None) or due at ``rate`` requests/s."""
+
+    name: str
+    make: Callable[[int], bytes]
+    per_request: int
+    rate: float | None = None
+
+
+async def drive(
+    address: tuple[str, int], phase: Phase, load: Load, limits: Limits
+) -> None:
+    """Closed loop (no rate): each connection sends its next request when the last one
+    is answered. Open loop (a rate): request ``n`` is due at ``start + n / rate`` whatever
+    happened to the others, and its latency counts from when it was due (no coordinated
+    omission)."""
+    total = limits.max_requests
+    if phase.rate is not None:
+        total = min(total, int(limits.seconds * phase.rate))
+    end = time.monotonic() + limits.seconds
+    next_index = [0]
+    start = time.perf_counter() + 0.05
+
+    async def connection() -> None:
+        conn = await Connection.open(*address)
+        try:
+            while next_index[0] < total and time.monotonic() < end:
+                n = next_index[0]
+                next_index[0] += 1
+                due = time.perf_counter()
+                if phase.rate is not None:
+                    due = start + n / phase.rate
+                    if due > time.perf_counter():
+                        await asyncio.sleep(due - time.perf_counter())
+                status, _ = await conn.send(phase.make(n))
+                load.latencies.append(time.perf_counter() - due)
+                load.statuses[status] += 1
+                load.requests += 1
+                if status == 200:
+                    load.heartbeats += phase.per_request
+        finally:
+            conn.close()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(limits.connections):
+            tg.start_soon(connection)
+    load.seconds = time.perf_counter() - start
