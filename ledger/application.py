@@ -106,6 +106,14 @@ class JobLedger(Application[UUID]):
             raise JobNotFound(job_id) from None
         return job
 
+    def payload_of(self, job_id: UUID) -> object:
+        """The job's payload. It never changes, so this process's cache answers when it
+        holds the job (a job it just claimed); otherwise the job is loaded."""
+        cached = self._cache.get(job_id)
+        if cached is not None:
+            return cached.payload
+        return self.get_job(job_id).payload
+
     def history(self, job_id: UUID) -> list[Job.Event]:
         """Every event of the job, oldest first."""
         events = [e for e in self.events.get(job_id) if isinstance(e, Job.Event)]

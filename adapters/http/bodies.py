@@ -103,6 +103,15 @@ class AttemptState(msgspec.Struct, frozen=True):
     status: str
 
 
+class ClaimedAttempt(msgspec.Struct, frozen=True):
+    """The attempt a claim opened, with the job's payload (what the worker runs)."""
+
+    job_id: UUID
+    attempt: int
+    status: str
+    payload: Any = None
+
+
 class HeartbeatResult(msgspec.Struct, frozen=True, omit_defaults=True):
     job_id: UUID
     attempt: int

@@ -18,6 +18,7 @@ from litestar.params import FromPath
 from adapters.http.access import principal_of, rule
 from adapters.http.bodies import (
     AttemptState,
+    ClaimedAttempt,
     ClaimRequest,
     CompleteRequest,
     Enqueued,
@@ -82,16 +83,19 @@ async def enqueue(request: Request[Any, Any, Any]) -> Response[Enqueued]:
     "/jobs/{job_id:uuid}/claim", status_code=200, opt={"access": WORKER, "body": ClaimRequest},
     summary="Claim a pending job (opens a new attempt)", tags=["workers"],
 )
-async def claim(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> AttemptState:
+async def claim(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> ClaimedAttempt:
     """Open the next attempt of a pending job for ``worker_id``; 409 unless it is pending
-    (and due)."""
+    (and due). The answer carries the job's payload, so the worker needs no other call."""
     body = await read_body(request, ClaimRequest)
     api = api_of(request)
     await api.check_job_access(principal_of(request), job_id)
     outcome = await api.execute(
         ClaimJob(job_id=job_id, worker_id=body.worker_id, worker_time=body.worker_time)
     )
-    return _attempt(outcome)
+    payload = await anyio.to_thread.run_sync(api.ledger.payload_of, job_id)
+    return ClaimedAttempt(
+        job_id=outcome.job_id, attempt=outcome.attempt, status=outcome.status, payload=payload
+    )
 
 
 @post(
