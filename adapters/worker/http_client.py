@@ -1,0 +1,197 @@
+"""The worker's port over the HTTP API, with an API key (role ``worker``).
+
+Every call has a timeout (httpx's, and ``anyio.fail_after`` around the whole exchange).
+The API's answers become the ledger's own errors (see :mod:`adapters.worker.port`): 409
+``attempt_superseded`` (or any 409 to a report) is :class:`AttemptSuperseded`, 409
+``illegal_transition`` / ``job_not_due`` to a claim are :class:`IllegalTransition` /
+:class:`JobNotDue` (with the time it names), 404 :class:`JobNotFound`, 401/403
+:class:`WorkerAccessDenied`; 429, 5xx, timeouts and network errors are
+:class:`LedgerUnavailable` (with ``Retry-After`` when the API gave one).
+
+The claim's answer carries the job's payload (``POST /jobs/{id}/claim`` returns
+``{job_id, attempt, status, payload}``), so a job costs no extra request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+import anyio
+import httpx
+import msgspec
+
+from adapters.worker.port import Beat, ClaimedJob, LedgerUnavailable, WorkerAccessDenied
+from ledger.errors import (
+    AttemptSuperseded,
+    IllegalTransition,
+    InvalidCommand,
+    JobNotDue,
+    JobNotFound,
+    LedgerError,
+)
+
+USER_AGENT = "job-ledger-worker"
+
+T = TypeVar("T")
+
+
+class _Problem(msgspec.Struct):
+    detail: str = ""
+    code: str | None = None
+
+
+class _Claimed(msgspec.Struct):
+    job_id: UUID
+    attempt: int
+    status: str
+    payload: Any = None
+
+
+class _State(msgspec.Struct):
+    status: str
+
+
+class _BeatResult(msgspec.Struct):
+    job_id: UUID
+    result: str
+
+
+class _BeatResults(msgspec.Struct):
+    results: list[_BeatResult]
+
+
+class ReportSuperseded(AttemptSuperseded):
+    """The API refused a report because its attempt is no longer current (409)."""
+
+    def __init__(self, job_id: UUID, attempt: int, detail: str) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.current_attempt = -1
+        """Unknown to the worker: the API says it in ``detail``."""
+        self.status = "unknown"
+        LedgerError.__init__(self, detail or f"job {job_id}: attempt {attempt} is superseded")
+
+
+class HttpLedger:
+    """:class:`~adapters.worker.port.LedgerPort` over the job-ledger HTTP API."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        call_timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        headers = {"User-Agent": USER_AGENT}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.call_timeout = call_timeout
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), headers=headers,
+            timeout=httpx.Timeout(call_timeout),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        )
+        if client is not None:
+            self._client.headers.update(headers)
+
+    async def claim(self, job_id: UUID, worker_id: str) -> ClaimedJob:
+        response = await self._post(f"/jobs/{job_id}/claim", {"worker_id": worker_id})
+        if response.status_code == 409:
+            problem = _problem(response)
+            if problem.code == "job_not_due":
+                found = re.search(r"before (\S+)$", problem.detail)
+                raise JobNotDue(job_id, found.group(1) if found else "")
+            found = re.search(r" is (\w+): cannot", problem.detail)
+            raise IllegalTransition(job_id, found.group(1) if found else "not pending", "claim")
+        body = _decode(response, _Claimed)
+        return ClaimedJob(job_id=body.job_id, attempt=body.attempt, payload=body.payload)
+
+    async def heartbeats(
+        self, worker_id: str, attempts: Sequence[tuple[UUID, int]]
+    ) -> dict[UUID, Beat]:
+        unknown = {job_id: Beat.UNKNOWN for job_id, _ in attempts}
+        if not attempts:
+            return {}
+        jobs = [{"job_id": str(job_id), "attempt": attempt} for job_id, attempt in attempts]
+        try:
+            response = await self._post("/heartbeats", {"worker_id": worker_id, "jobs": jobs})
+            body = _decode(response, _BeatResults)
+        except LedgerUnavailable:
+            return unknown
+        answers = dict(unknown)
+        for result in body.results:
+            if result.result == "recorded":
+                answers[result.job_id] = Beat.RECORDED
+            elif result.result in ("superseded", "not_found"):
+                answers[result.job_id] = Beat.SUPERSEDED
+        return answers
+
+    async def complete(self, job_id: UUID, attempt: int, worker_id: str, result: Any) -> str:
+        body = {"worker_id": worker_id, "attempt": attempt, "result": result}
+        return await self._report(job_id, attempt, "complete", body)
+
+    async def fail(self, job_id: UUID, attempt: int, worker_id: str, error: str) -> str:
+        body = {"worker_id": worker_id, "attempt": attempt, "error": error}
+        return await self._report(job_id, attempt, "fail", body)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _report(self, job_id: UUID, attempt: int, what: str, body: object) -> str:
+        response = await self._post(f"/jobs/{job_id}/{what}", body)
+        if response.status_code == 409:
+            raise ReportSuperseded(job_id, attempt, _problem(response).detail)
+        return _decode(response, _State).status
+
+    async def _post(self, path: str, body: object) -> httpx.Response:
+        """POST ``body``; the response if it is 2xx or 409, else the matching error."""
+        content = msgspec.json.encode(body)
+        try:
+            with anyio.fail_after(self.call_timeout + 1):
+                response = await self._client.post(
+                    path, content=content, headers={"Content-Type": "application/json"}
+                )
+        except (httpx.HTTPError, TimeoutError, OSError) as error:
+            raise LedgerUnavailable(
+                f"POST {path}: {type(error).__name__}: {error}".rstrip(": ")
+            ) from None
+        status = response.status_code
+        if status < 300 or status == 409:
+            return response
+        problem = _problem(response)
+        detail = f"POST {path}: {status} {problem.detail}".strip()
+        if status in (401, 403):
+            raise WorkerAccessDenied(detail)
+        if status == 404:
+            raise JobNotFound(path.split("/")[2] if path.startswith("/jobs/") else path)
+        if status in (413, 422):
+            raise InvalidCommand(detail)
+        raise LedgerUnavailable(detail, retry_after=_retry_after(response))
+
+
+def _problem(response: httpx.Response) -> _Problem:
+    try:
+        return msgspec.json.decode(response.content, type=_Problem)
+    except msgspec.DecodeError:
+        return _Problem(detail=response.text[:200])
+
+
+def _decode(response: httpx.Response, body_type: type[T]) -> T:
+    try:
+        return msgspec.json.decode(response.content, type=body_type)
+    except msgspec.DecodeError as error:
+        raise LedgerUnavailable(f"unexpected answer from the API: {error}") from None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None

@@ -1,0 +1,118 @@
+"""The worker's port on a ledger in the same process, through a batch writer.
+
+Every call is a command submitted to a :class:`~ledger.batching.BatchWriter`, so the
+claims, heartbeats and reports of all the jobs a worker runs (and of anything else sharing
+the writer, such as the HTTP API in ``ledger serve``) are committed together. The writer's
+futures are awaited on the asyncio event loop (the backend every job-ledger service runs
+on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import anyio
+import anyio.to_thread
+
+from adapters.worker.port import Beat, ClaimedJob, LedgerUnavailable
+from ledger.application import JobLedger, Result
+from ledger.batching import BatchWriter
+from ledger.commands import AnyCommand, ClaimJob, CompleteJob, FailJob, Outcome, RecordHeartbeat
+from ledger.errors import AttemptSuperseded, JobNotFound, LedgerError, UnknownAttempt
+
+
+class InProcessLedger:
+    """:class:`~adapters.worker.port.LedgerPort` on a :class:`JobLedger` of this process."""
+
+    def __init__(
+        self,
+        ledger: JobLedger,
+        *,
+        writer: BatchWriter | None = None,
+        clock: Callable[[], datetime] | None = None,
+        call_timeout: float = 30.0,
+    ) -> None:
+        """Use ``writer`` if given (it stays the caller's to close); else start one."""
+        if writer is None:
+            if clock is None:
+                from adapters.bootstrap import utc_now
+
+                clock = utc_now
+            writer = BatchWriter(ledger, clock)
+            self._owns_writer = True
+        else:
+            self._owns_writer = False
+        self.ledger = ledger
+        self.writer = writer
+        self.call_timeout = call_timeout
+
+    async def claim(self, job_id: UUID, worker_id: str) -> ClaimedJob:
+        outcome = _raise_error(await self._one(ClaimJob(job_id=job_id, worker_id=worker_id)))
+        payload = await anyio.to_thread.run_sync(self.ledger.payload_of, job_id)
+        return ClaimedJob(job_id=job_id, attempt=outcome.attempt, payload=payload)
+
+    async def heartbeats(
+        self, worker_id: str, attempts: Sequence[tuple[UUID, int]]
+    ) -> dict[UUID, Beat]:
+        commands: list[AnyCommand] = [
+            RecordHeartbeat(job_id=job_id, attempt=attempt, worker_id=worker_id)
+            for job_id, attempt in attempts
+        ]
+        try:
+            results = await self._many(commands)
+        except LedgerUnavailable:
+            return {job_id: Beat.UNKNOWN for job_id, _ in attempts}
+        return {
+            job_id: _beat(result) for (job_id, _), result in zip(attempts, results, strict=True)
+        }
+
+    async def complete(self, job_id: UUID, attempt: int, worker_id: str, result: Any) -> str:
+        command = CompleteJob(job_id=job_id, attempt=attempt, worker_id=worker_id, result=result)
+        return _raise_error(await self._one(command)).status
+
+    async def fail(self, job_id: UUID, attempt: int, worker_id: str, error: str) -> str:
+        command = FailJob(job_id=job_id, attempt=attempt, worker_id=worker_id, error=error)
+        return _raise_error(await self._one(command)).status
+
+    async def aclose(self) -> None:
+        if self._owns_writer:
+            await anyio.to_thread.run_sync(self.writer.close)
+
+    async def _one(self, command: AnyCommand) -> Result:
+        (result,) = await self._many([command])
+        return result
+
+    async def _many(self, commands: Sequence[AnyCommand]) -> list[Result]:
+        if not commands:
+            return []
+        futures: list[Future[Result]] = [self.writer.submit(c) for c in commands]
+        try:
+            with anyio.fail_after(self.call_timeout):
+                return list(await asyncio.gather(*map(asyncio.wrap_future, futures)))
+        except TimeoutError:
+            raise LedgerUnavailable(
+                f"the ledger did not answer within {self.call_timeout:g}s"
+            ) from None
+        except LedgerError:
+            raise
+        except Exception as error:  # the store failed (the writer hands its error to all)
+            raise LedgerUnavailable(f"the ledger failed: {error}") from error
+
+
+def _raise_error(result: Result) -> Outcome:
+    if isinstance(result, LedgerError):
+        raise result
+    return result
+
+
+def _beat(result: Result) -> Beat:
+    if not isinstance(result, LedgerError):
+        return Beat.RECORDED
+    if isinstance(result, AttemptSuperseded | UnknownAttempt | JobNotFound):
+        return Beat.SUPERSEDED
+    return Beat.UNKNOWN

@@ -1,0 +1,1 @@
+"""Example job handlers, for the demo, compose.yaml and the tests."""
