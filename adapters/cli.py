@@ -22,6 +22,7 @@ from adapters.bootstrap import Container, build
 from adapters.cli_keys import keys_app
 from adapters.cli_projections import list_jobs, migrate_command, projections_app
 from adapters.cli_serve import serve_command
+from adapters.cli_worker import worker_command
 from adapters.timeline import event_record, job_summary, timeline_table
 from ledger.errors import LedgerError
 from ledger.status import Status
@@ -42,6 +43,7 @@ app.add_typer(projections_app, name="projections")
 app.command("migrate")(migrate_command)
 app.add_typer(keys_app, name="keys")
 app.command("serve")(serve_command)
+app.command("worker")(worker_command)
 
 console = Console()
 
