@@ -1,0 +1,241 @@
+"""``ledger worker`` as real processes: SIGTERM drains, kill -9 is recovered.
+
+- On the embedded default (SQLite, the local queue in the same file): SIGTERM lets a short
+  job finish, interrupts a long one after the grace period and reports it failed
+  (``worker shutting down``: the retry policy requeues it), and the process exits 0, even
+  past a plain handler that ignores its cancellation. Nothing stays in progress.
+- On PostgreSQL with SQS (moto's server on 127.0.0.1): two workers share the jobs; one is
+  killed with SIGKILL mid-job; after the stale threshold its jobs are found stale, requeued
+  and completed by the other worker. Until the stale monitor and the dispatcher exist as
+  commands, the test plays both: it calls the ledger's ``DetectStale`` and sends the
+  requeued job's message, exactly what they do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import anyio
+import pytest
+
+from adapters.bootstrap import Container, build, build_transport, utc_now
+from ledger.commands import DetectStale, EnqueueJob
+from ledger.config import Settings
+from ledger.errors import NotStale
+from ledger.job import Job
+from ledger.status import Status
+from ledger.transport import JobMessage
+from tests.support.sqs import SqsQueues
+
+LEDGER = shutil.which("ledger")
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_VARIABLES = (
+    "DATABASE_URL", "LEDGER_DATA_DIR", "STALE_THRESHOLD_MINUTES", "SQS_QUEUE_URL",
+    "SQS_DLQ_URL", "SLACK_WEBHOOK_URL", "LEDGER_API_URL", "LEDGER_API_KEY",
+)
+
+
+@dataclass
+class Fleet:
+    env: dict[str, str]
+    settings: Settings
+    container: Container
+    cwd: Path
+
+    def enqueue(self, payloads: list[Any]) -> list[UUID]:
+        ids = [
+            self.container.ledger.execute(
+                EnqueueJob(customer_id="acme", payload=p, max_attempts=3), utc_now()
+            ).job_id
+            for p in payloads
+        ]
+        self.send(ids)
+        return ids
+
+    def send(self, ids: list[UUID]) -> None:
+        """What the dispatcher does for Enqueued and Requeued: one message per decision."""
+
+        async def send() -> None:
+            transport = build_transport(self.settings, self.env)
+            try:
+                for job_id in ids:
+                    job = self.job(job_id)
+                    await transport.send(JobMessage(
+                        job_id=job_id, attempt=job.attempt, customer_id=job.customer_id,
+                        queue=job.queue, dedup_key=f"{job_id}:{job.version}",
+                    ))
+            finally:
+                await transport.aclose()
+
+        anyio.run(send)
+
+    def job(self, job_id: UUID) -> Job:
+        return self.container.ledger.get_job(job_id)
+
+    def history(self, job_id: UUID) -> list[Job.Event]:
+        return self.container.ledger.history(job_id)
+
+    @contextmanager
+    def worker(self, handler: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+        assert LEDGER is not None, "the ledger script is missing: pip install -e '.[test]'"
+        log = (self.cwd / f"worker-{time.monotonic_ns()}.log").open("w+")
+        process = subprocess.Popen(
+            [LEDGER, "worker", "--handler", handler, *args], cwd=self.cwd, env=self.env,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            wait_for(
+                lambda: " running " in Path(log.name).read_text() or process.poll() is not None,
+                timeout=30,
+            )
+            assert process.poll() is None, Path(log.name).read_text()
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+            log.close()
+            output = Path(log.name).read_text()
+            assert "Traceback" not in output, output
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(interval)
+
+
+def environment(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[Fleet]:
+    env = environment({"LEDGER_DATA_DIR": str(tmp_path / "data")})
+    settings = Settings.from_env(env)
+    container = build(settings)
+    try:
+        yield Fleet(env, settings, container, tmp_path)
+    finally:
+        container.close()
+
+
+def test_sigterm_finishes_short_jobs_and_reports_long_ones_interrupted(embedded: Fleet) -> None:
+    short, long = embedded.enqueue([{"seconds": 0.5}, {"seconds": 60}])
+    with embedded.worker(
+        "examples.handlers:sleepy", "--concurrency", "2", "--grace", "1.5"
+    ) as process:
+        wait_for(lambda: all(embedded.job(j).status == Status.IN_PROGRESS for j in (short, long)))
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert process.wait(15) == 0
+        assert time.monotonic() - started < 8
+    assert embedded.job(short).status == Status.COMPLETED
+    job = embedded.job(long)
+    assert (job.status, job.last_error) == (Status.PENDING, "worker shutting down")
+    assert [type(e).__name__ for e in embedded.history(long)][-2:] == ["Failed", "Requeued"]
+
+
+def test_sigterm_exits_past_a_plain_handler_that_ignores_cancellation(embedded: Fleet) -> None:
+    (job_id,) = embedded.enqueue([{"seconds": 60}])
+    with embedded.worker(
+        "tests.support.worker_handlers:stubborn", "--grace", "0.5"
+    ) as process:
+        wait_for(lambda: embedded.job(job_id).status == Status.IN_PROGRESS)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    assert embedded.job(job_id).last_error == "worker shutting down"
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_killed_worker_s_job_is_recovered_by_the_other_worker(
+    postgres_url: str, sqs_queues: SqsQueues, tmp_path: Path
+) -> None:
+    env = environment({
+        "DATABASE_URL": postgres_url,
+        "SQS_QUEUE_URL": sqs_queues.queue_url,
+        "SQS_DLQ_URL": sqs_queues.dlq_url,
+        "STALE_THRESHOLD_MINUTES": "0.05",  # 3 s: heartbeats every 0.75 s
+        "RETRY_BASE_DELAY_SECONDS": "0",
+        "RETRY_MAX_DELAY_SECONDS": "0",
+    })
+    settings = Settings.from_env(env)
+    container = build(settings)
+    fleet = Fleet(env, settings, container, tmp_path)
+    try:
+        handler = "examples.handlers:sleepy"
+        with fleet.worker(handler, "--concurrency", "2") as doomed, \
+                fleet.worker(handler, "--concurrency", "2") as survivor:
+            ids = fleet.enqueue([{"seconds": 2.0} for _ in range(6)])
+            doomed_id = f":{doomed.pid}:"
+
+            def doomed_holds_a_job() -> bool:
+                return any(
+                    fleet.job(j).status == Status.IN_PROGRESS
+                    and doomed_id in (fleet.job(j).worker_id or "") for j in ids
+                )
+
+            wait_for(doomed_holds_a_job)
+            doomed.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            orphans = [j for j in ids if doomed_id in (fleet.job(j).worker_id or "")
+                       and fleet.job(j).status == Status.IN_PROGRESS]
+            recovered = recover_stale_jobs(fleet, ids, timeout=60)
+            assert survivor.poll() is None
+        recovery = time.monotonic() - killed_at
+        assert orphans
+        assert set(orphans) <= recovered
+        for job_id in ids:
+            job = fleet.job(job_id)
+            assert job.status == Status.COMPLETED, (job_id, job.status)
+        for job_id in orphans:
+            events = fleet.history(job_id)
+            names = [type(e).__name__ for e in events]
+            assert "StaleDetected" in names, names
+            assert names[-1] == "Completed", names
+            done = events[-1]
+            assert isinstance(done, Job.Completed)
+            assert doomed_id not in done.worker_id
+        assert recovery < 30
+        print(f"orphans {len(orphans)}, all done {recovery:.1f}s after the kill")
+    finally:
+        container.close()
+
+
+def recover_stale_jobs(fleet: Fleet, ids: list[UUID], timeout: float) -> set[UUID]:
+    """Play the stale monitor and the dispatcher until every job is completed; return the
+    jobs that were found stale."""
+    recovered: set[UUID] = set()
+    deadline = time.monotonic() + timeout
+    while not all(fleet.job(j).status == Status.COMPLETED for j in ids):
+        assert time.monotonic() < deadline, [fleet.job(j).status for j in ids]
+        for job_id in ids:
+            job = fleet.job(job_id)
+            if job.status != Status.IN_PROGRESS:
+                continue
+            try:
+                fleet.container.ledger.execute(
+                    DetectStale(job_id=job_id, attempt=job.attempt, detected_by="test-monitor"),
+                    utc_now(),
+                )
+            except NotStale:
+                continue
+            recovered.add(job_id)
+            fleet.send([job_id])  # the Requeued decision's message
+        time.sleep(0.25)
+    return recovered
