@@ -171,13 +171,17 @@ def rebuild_command(
 ) -> None:
     """Rebuild a view from the log beside the live one, then swap it in atomically."""
     view = get_view(name)
-    with views_store() as (_, store), _progress() as progress:
+    with views_store() as (settings, store), _progress() as progress:
         task = progress.add_task(f"rebuilding {name}", total=store.head())
 
         def advance(position: int, head: int) -> None:
             progress.update(task, completed=position, total=head)
 
-        result = rebuild(store, view, page_size=page_size, progress=advance)
+        reader = open_views(settings)  # reads the next pages while this one is folded
+        try:
+            result = rebuild(store, view, page_size=page_size, progress=advance, reader=reader)
+        finally:
+            reader.close()
     console.print(
         f"rebuilt {name} from {result.events} events; swapped in at position "
         f"{result.position} (generation {result.generation})"
@@ -196,7 +200,7 @@ def verify_command(
     views = [get_view(name)] if name else list(VIEWS.values())
     results = []
     with views_store() as (settings, work):
-        live = open_views(settings)
+        live, reader = open_views(settings), open_views(settings)
         try:
             with _progress() as progress:
                 for view in views:
@@ -206,10 +210,11 @@ def verify_command(
                         progress.update(task, completed=position, total=head)
 
                     results.append(verify(live, work, view, page_size=page_size,
-                                          progress=advance))
+                                          progress=advance, reader=reader))
                     progress.update(task, total=1, completed=1)
         finally:
             live.close()
+            reader.close()
     for result in results:
         _show_verify(result)
     differing = [r.view for r in results if not r.equal]

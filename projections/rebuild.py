@@ -15,8 +15,10 @@ content checksum, and the first differing rows if they differ.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 import msgspec
 
 from ledger.errors import LedgerError
-from projections.events import decode_page
+from projections.events import RawRow, decode_page
 from projections.model import PageState, View, ViewError
 from projections.runner import Folder
 from projections.store import LIVE, SCRATCH, SHADOW, ViewStore
@@ -69,24 +71,80 @@ def fold_into(
     page_size: int = REBUILD_PAGE,
     progress: Progress | None = None,
     in_transaction: bool = False,
+    reader: ViewStore | None = None,
 ) -> int:
     """Fold the log from ``after`` (to ``upto`` or the head) into ``folder``'s tables;
-    return the position reached. Raises :class:`ViewError` on an event it cannot fold."""
+    return the position reached. Raises :class:`ViewError` on an event it cannot fold.
+
+    With ``reader`` (a second session on the same database) the next pages are read on a
+    thread while this one is folded and written.
+    """
     position = after
     head = upto if upto is not None else store.head()
+    pages = (
+        _prefetched(reader, after, page_size, upto) if reader is not None
+        else _pages(store, after, page_size, upto)
+    )
+    with closing(pages):  # stops the reading thread whatever happens here
+        for page in pages:
+            events, not_understood = decode_page(page)
+            if not_understood is not None:
+                raise ViewError.not_understood(folder.view.name, not_understood)
+            state = folder.fold(events)
+            _write(store, folder.view, folder.suffix, state, in_transaction)
+            folder.trim()
+            position = page[-1][0]
+            if progress is not None:
+                progress(position, max(head, position))
+    return position
+
+
+def _pages(
+    store: ViewStore, after: int, size: int, upto: int | None
+) -> Generator[list[RawRow], None, None]:
     while True:
-        page = store.read_events(position, page_size, upto)
+        page = store.read_events(after, size, upto)
         if not page:
-            return position
-        events, not_understood = decode_page(page)
-        if not_understood is not None:
-            raise ViewError.not_understood(folder.view.name, not_understood)
-        state = folder.fold(events)
-        _write(store, folder.view, folder.suffix, state, in_transaction)
-        folder.trim()
-        position = page[-1][0]
-        if progress is not None:
-            progress(position, max(head, position))
+            return
+        yield page
+        after = page[-1][0]
+
+
+def _prefetched(
+    reader: ViewStore, after: int, size: int, upto: int | None, ahead: int = 2
+) -> Generator[list[RawRow], None, None]:
+    """The pages of :func:`_pages`, read up to ``ahead`` pages early on a thread."""
+    pages: queue.Queue[list[RawRow] | BaseException | None] = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for page in _pages(reader, after, size, upto):
+                while not stop.is_set():
+                    try:
+                        pages.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            pages.put(None)
+        except BaseException as error:  # handed to the folding thread
+            pages.put(error)
+
+    thread = threading.Thread(target=read, name="rebuild-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = pages.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _write(store: ViewStore, view: View, suffix: str, state: PageState, inside: bool) -> None:
@@ -111,14 +169,18 @@ def rebuild(
     *,
     page_size: int = REBUILD_PAGE,
     progress: Progress | None = None,
+    reader: ViewStore | None = None,
 ) -> RebuildResult:
-    """Rebuild ``view`` from the log into shadow tables and swap them in atomically."""
+    """Rebuild ``view`` from the log into shadow tables and swap them in atomically.
+
+    ``reader``, a second session, reads pages ahead while ``store`` folds and writes.
+    """
     with _maintenance(store, view):
         store.create_tables(view, SHADOW)
         try:
             folder = Folder(store, view, SHADOW, cache_rows=REBUILD_CACHE_ROWS)
             position = fold_into(store, folder, 0, upto=store.head(), page_size=page_size,
-                                 progress=progress)
+                                 progress=progress, reader=reader)
             # Catch up outside the swap while the log keeps growing (a few rounds: each
             # is bounded by the head when it starts), then the rest inside the swap.
             for _ in range(CATCH_UP_ROUNDS):
@@ -126,7 +188,7 @@ def rebuild(
                 if head - position <= page_size // 10:
                     break
                 position = fold_into(store, folder, position, upto=head,
-                                     page_size=page_size, progress=progress)
+                                     page_size=page_size, progress=progress, reader=reader)
             with store.transaction():
                 tracking = store.lock_tracking(view.name)
                 position = fold_into(store, folder, position, upto=store.head(),
@@ -177,6 +239,7 @@ def verify(
     page_size: int = REBUILD_PAGE,
     progress: Progress | None = None,
     show: int = 3,
+    reader: ViewStore | None = None,
 ) -> VerifyResult:
     """Compare the live view with a fresh fold of the log up to the live view's position.
 
@@ -190,7 +253,7 @@ def verify(
                 position = live.tracking(view.name).position
                 folder = Folder(work, view, SCRATCH, cache_rows=REBUILD_CACHE_ROWS)
                 fold_into(work, folder, 0, upto=position, page_size=page_size,
-                          progress=progress)
+                          progress=progress, reader=reader)
                 tables = [
                     compare(table.name, live.rows(table, LIVE), work.rows(table, SCRATCH), show)
                     for table in view.tables

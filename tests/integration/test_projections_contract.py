@@ -13,6 +13,7 @@ from uuid import uuid4
 import pytest
 from psycopg import sql
 
+from projections.model import ViewError
 from projections.queries.health_metrics import HealthMetricsQueries
 from projections.queries.job_status import JobStatusQueries
 from projections.queries.lag import view_status
@@ -155,7 +156,7 @@ def test_rebuild_swaps_in_an_equal_view_and_the_live_runner_carries_on(backend: 
     store = runner.store
     maintenance = backend.store()
     for view in ALL:
-        result = rebuild(maintenance, view, page_size=50)
+        result = rebuild(maintenance, view, page_size=50, reader=backend.store())
         assert result.generation == 1
         assert result.position == store.head()
     workload.run(10)
@@ -214,6 +215,11 @@ def test_a_broken_event_stops_each_view_there_and_it_is_never_skipped(backend: B
         assert tracking.position == before  # everything before it, nothing after
         assert tracking.error == message
     assert runner.step() == 0
+    with pytest.raises(ViewError, match=f"stopped at event {broken}"):
+        rebuild(backend.store(), get_view("job_status"), page_size=3, reader=backend.store())
+    assert store.tracking("job_status").generation == 0  # nothing was swapped in
+    readers = [t for t in threading.enumerate() if t.name == "rebuild-reader"]
+    assert readers == []  # the page reader stopped with the rebuild
     again = Runner(backend.store(), ALL, page_size=1000)  # a restarted runner stops there too
     again.release()
     runner.release()
