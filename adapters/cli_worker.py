@@ -15,6 +15,7 @@ import os
 import sqlite3
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import anyio
@@ -67,6 +68,11 @@ def worker_command(
     worker_id: Annotated[
         str | None, typer.Option(help="This worker's name in the ledger; default host:pid:random.")
     ] = None,
+    health_file: Annotated[
+        Path | None,
+        typer.Option(help="Touch this file every heartbeat interval (for container health "
+                     "checks: stale means the worker is stuck)."),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="Log level: debug, info, warning, error.")
     ] = "info",
@@ -83,6 +89,7 @@ def worker_command(
         stats = _run(
             handler, queues=queue, concurrency=concurrency, api=api, api_key=api_key,
             grace=grace, heartbeat_interval=heartbeat_interval, worker_id=worker_id,
+            health_file=health_file,
         )
     except LedgerError as error:
         _say(f"error: {error}")
@@ -128,6 +135,7 @@ def _run(
     grace: float,
     heartbeat_interval: float | None,
     worker_id: str | None,
+    health_file: Path | None,
 ) -> WorkerStats:
     from adapters.bootstrap import load_settings
     from adapters.worker import Wiring, Worker, WorkerConfig, load_handler, run_worker
@@ -150,7 +158,7 @@ def _run(
     async def main() -> WorkerStats:
         return await run_worker(
             handler, config=config, settings=settings, api_url=api, api_key=api_key,
-            on_started=started,
+            health_file=health_file, on_started=started,
         )
 
     return anyio.run(main)

@@ -23,6 +23,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -56,11 +57,14 @@ async def run_worker(
     api_url: str | None = None,
     api_key: str | None = None,
     handle_signals: bool = True,
+    health_file: Path | None = None,
     on_started: Callable[[Worker, Wiring], None] | None = None,
 ) -> WorkerStats:
     """Run a worker until SIGTERM/SIGINT (the first drains, a second interrupts).
 
-    ``handler`` is a function or a ``module:function`` path. Raises the ledger's named
+    ``handler`` is a function or a ``module:function`` path. ``health_file``, if given,
+    is touched every heartbeat interval while the worker's event loop is alive (for a
+    container health check). Raises the ledger's named
     errors for bad settings or a handler that cannot be loaded, and
     :class:`~adapters.worker.port.WorkerAccessDenied` if the API refused the key.
     """
@@ -76,6 +80,8 @@ async def run_worker(
         async with anyio.create_task_group() as tg:
             if handle_signals:
                 tg.start_soon(drain_on_signals, worker)
+            if health_file is not None:
+                tg.start_soon(touch_periodically, health_file, config.heartbeat_interval)
 
             async def work(*, task_status: TaskStatus[None]) -> None:
                 await worker.run(task_status=task_status)
@@ -122,6 +128,16 @@ async def wired(
             ) + ")"
         stack.push_async_callback(port.aclose)
         yield Wiring(transport, port, transport_name, ledger_name)
+
+
+async def touch_periodically(path: Path, interval: float) -> None:
+    """Touch ``path`` now and every ``interval`` seconds (at most 10) until cancelled."""
+    while True:
+        try:
+            await anyio.Path(path).touch()
+        except OSError as error:
+            log.warning("cannot touch the health file %s: %s", path, error)
+        await anyio.sleep(min(interval, 10.0))
 
 
 async def drain_on_signals(worker: Worker) -> None:
