@@ -136,10 +136,13 @@ def embedded(tmp_path: Path) -> Iterator[Fleet]:
 
 def test_sigterm_finishes_short_jobs_and_reports_long_ones_interrupted(embedded: Fleet) -> None:
     short, long = embedded.enqueue([{"seconds": 0.5}, {"seconds": 60}])
+    alive = embedded.cwd / "alive"
     with embedded.worker(
-        "examples.handlers:sleepy", "--concurrency", "2", "--grace", "1.5"
+        "examples.handlers:sleepy", "--concurrency", "2", "--grace", "1.5",
+        "--health-file", str(alive),
     ) as process:
         wait_for(lambda: all(embedded.job(j).status == Status.IN_PROGRESS for j in (short, long)))
+        assert time.time() - alive.stat().st_mtime < 15  # touched while the worker lives
         process.send_signal(signal.SIGTERM)
         started = time.monotonic()
         assert process.wait(15) == 0
