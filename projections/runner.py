@@ -22,11 +22,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from ledger.errors import LedgerError
-from projections.events import Event, decode_page
+from projections.events import Event, EventNotUnderstood, decode_page
 from projections.model import Key, PageState, Row, View, ViewError
 from projections.store import LIVE, Tracking, ViewStore
 
 log = logging.getLogger(__name__)
+
+Decoded = tuple[list[Event], EventNotUnderstood | None]
 
 PAGE_SIZE = 1000
 CACHE_ROWS = 50_000
@@ -175,20 +177,36 @@ class Runner:
     # -- feeding ----------------------------------------------------------------------
 
     def step(self) -> int:
-        """Apply at most one page to each view this runner holds; events applied."""
-        applied = 0
+        """Apply at most one page to each view this runner holds; events applied.
+
+        Views at the same position (the usual case once caught up) share one read and one
+        decoding of the page.
+        """
+        at: dict[int, list[Feed]] = {}
         for feed in self.feeds:
-            if feed.held and not feed.failure:
-                applied += self._feed(feed)
+            if feed.tracking is not None and not feed.failure:
+                at.setdefault(feed.tracking.position, []).append(feed)
+        applied = 0
+        for position, feeds in at.items():
+            page = self.store.read_events(position, self.page_size)
+            if not page:
+                continue
+            decoded = decode_page(page)
+            for feed in feeds:
+                applied += self._feed(feed, decoded)
         return applied
 
-    def _feed(self, feed: Feed, *, retry: bool = True) -> int:
+    def _feed(
+        self, feed: Feed, decoded: Decoded | None = None, *, retry: bool = True
+    ) -> int:
         tracking = feed.tracking
         assert tracking is not None
-        page = self.store.read_events(tracking.position, self.page_size)
-        if not page:
-            return 0
-        events, not_understood = decode_page(page)
+        if decoded is None:
+            page = self.store.read_events(tracking.position, self.page_size)
+            if not page:
+                return 0
+            decoded = decode_page(page)
+        events, not_understood = decoded
         failure: ViewError | None = None
         try:
             failure = feed.folder.fold_until_failure(
