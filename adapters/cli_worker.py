@@ -14,7 +14,6 @@ import logging
 import os
 import sqlite3
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -82,6 +81,8 @@ def worker_command(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if log_level.lower() != "debug":
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     if api_key and not api:
         _say("error: --api-key needs --api URL (without it the ledger runs in this process)")
         raise typer.Exit(1)
@@ -108,18 +109,10 @@ def worker_command(
         f"({stats.interrupted} interrupted), {stats.superseded} superseded, "
         f"{stats.duplicates} duplicate messages"
     )
-    _exit_past_abandoned_threads()
-
-
-def _exit_past_abandoned_threads() -> None:
-    """Exit now if plain handlers that ignored their cancellation still hold threads (their
-    attempts are already reported): the interpreter would otherwise wait for them."""
-    leftover = [
-        t for t in threading.enumerate()
-        if t is not threading.main_thread() and t.is_alive() and not t.daemon
-    ]
-    if leftover:
-        _say(f"leaving {len(leftover)} handler thread(s) that ignored their cancellation")
+    if stats.abandoned_threads:
+        # Their attempts are reported already; the interpreter would wait for them.
+        _say(f"leaving {stats.abandoned_threads} handler thread(s) that ignored their "
+             "cancellation")
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +76,9 @@ class WorkerStats:
     duplicates: int = 0
     released: int = 0
     heartbeats: int = 0
+    abandoned_threads: int = 0
+    """Plain handlers still running in their threads when the worker stopped (they were
+    superseded or interrupted and ignored ``ctx.cancelled``)."""
 
 
 @dataclass(eq=False)
@@ -119,6 +123,8 @@ class Worker:
         self._beat_settled: anyio.Event | None = None
         self._slots: anyio.Semaphore | None = None
         self._threads = anyio.CapacityLimiter(self.config.concurrency)
+        self._in_threads = 0
+        self._in_threads_lock = threading.Lock()
 
     @property
     def worker_id(self) -> str:
@@ -151,6 +157,8 @@ class Worker:
                     self._draining = True
                     outer.start_soon(self._interrupt_after_grace)
             outer.cancel_scope.cancel()
+        with self._in_threads_lock:
+            self.stats.abandoned_threads = self._in_threads
         return self.stats
 
     def drain(self) -> None:
@@ -301,7 +309,7 @@ class Worker:
                     result = await self.handler(ctx)
                 else:
                     result = await anyio.to_thread.run_sync(
-                        self.handler, ctx, abandon_on_cancel=True, limiter=self._threads
+                        self._in_thread, ctx, abandon_on_cancel=True, limiter=self._threads
                     )
             except Cancelled as error:
                 if ctx.cancelled:
@@ -311,6 +319,15 @@ class Worker:
                 return _Outcome(error=error)
             return _Outcome(result=result)
         return _Outcome(interrupted=True)
+
+    def _in_thread(self, ctx: JobContext) -> Any:
+        with self._in_threads_lock:
+            self._in_threads += 1
+        try:
+            return self.handler(ctx)
+        finally:
+            with self._in_threads_lock:
+                self._in_threads -= 1
 
     async def _settle(self, run: _Running, outcome: _Outcome) -> None:
         """Report the attempt's end (unless superseded) and delete the message."""
