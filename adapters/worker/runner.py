@@ -272,6 +272,9 @@ class Worker:
         )
         key = (message.job_id, claimed.attempt)
         self._running[key] = run
+        if self._interrupting:  # claimed as the grace period ended: report it at once
+            run.ctx._stopping.set()
+            run.scope.cancel()
         try:
             outcome = await self._call_handler(run)
             with anyio.CancelScope(shield=True):
