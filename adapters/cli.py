@@ -20,6 +20,7 @@ from rich.table import Table
 
 from adapters.bootstrap import Container, build
 from adapters.cli_keys import keys_app
+from adapters.cli_monitor import dlq_app, monitor_app, stale_app
 from adapters.cli_projections import list_jobs, migrate_command, projections_app
 from adapters.cli_serve import serve_command
 from adapters.cli_worker import worker_command
@@ -42,6 +43,9 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(projections_app, name="projections")
 app.command("migrate")(migrate_command)
 app.add_typer(keys_app, name="keys")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(stale_app, name="stale")
+app.add_typer(dlq_app, name="dlq")
 app.command("serve")(serve_command)
 app.command("worker")(worker_command)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger.errors import LedgerError
+from projections.dead_letter_alerts import DeadLetterAlertsView
 from projections.health_metrics import HealthMetricsView
 from projections.job_status import JobStatusView
 from projections.model import View
@@ -11,7 +12,10 @@ from projections.rate_limits import RateLimitCountersView
 
 VIEWS: dict[str, View] = {
     view.name: view
-    for view in (JobStatusView(), QueueHistoryView(), HealthMetricsView(), RateLimitCountersView())
+    for view in (
+        JobStatusView(), QueueHistoryView(), HealthMetricsView(), RateLimitCountersView(),
+        DeadLetterAlertsView(),
+    )
 }
 
 

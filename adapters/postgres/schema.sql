@@ -122,6 +122,24 @@ CREATE TABLE {table} (
 );
 CREATE INDEX {window_idx} ON {table} (window_start);
 
+-- name: dead_letter_alerts
+CREATE TABLE {table} (
+    job_id uuid NOT NULL,
+    dead_letter_version bigint NOT NULL,
+    attempt bigint NOT NULL,
+    attempts_used bigint NOT NULL,
+    reason text NOT NULL,
+    last_error text,
+    source text NOT NULL,
+    message_id text,
+    dead_lettered_at timestamptz NOT NULL,
+    alert_status text NOT NULL,
+    alerted_at timestamptz,
+    alert_detail text,
+    CONSTRAINT {pkey} PRIMARY KEY (job_id, dead_letter_version)
+);
+CREATE INDEX {pending_idx} ON {table} (dead_lettered_at) WHERE alert_status = 'pending';
+
 -- Tables of other parts of the ledger, as their migrations leave them today (they
 -- have no shadow copies: sections without placeholders are created as written).
 

@@ -80,3 +80,21 @@ WHERE subject = :subject AND window_start >= :since ORDER BY window_start;
 -- name: rate_limits.totals
 SELECT subject, sum(enqueued), sum(admitted), sum(refused) FROM rate_limit_counters
 WHERE window_start >= :since GROUP BY subject ORDER BY subject;
+
+-- name: dead_letter_alerts.pending
+SELECT job_id, dead_letter_version, attempt, attempts_used, reason, last_error, source, message_id,
+       dead_lettered_at, alert_status, alerted_at, alert_detail
+FROM dead_letter_alerts
+WHERE alert_status = 'pending'
+ORDER BY dead_lettered_at, job_id
+LIMIT :limit;
+
+-- name: dead_letter_alerts.for_job
+SELECT job_id, dead_letter_version, attempt, attempts_used, reason, last_error, source, message_id,
+       dead_lettered_at, alert_status, alerted_at, alert_detail
+FROM dead_letter_alerts
+WHERE job_id = :job_id
+ORDER BY dead_letter_version;
+
+-- name: dead_letter_alerts.counts
+SELECT alert_status, count(*) FROM dead_letter_alerts GROUP BY alert_status;

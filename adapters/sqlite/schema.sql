@@ -119,6 +119,24 @@ CREATE TABLE {table} (
 );
 CREATE INDEX {window_idx} ON {table} (window_start);
 
+-- name: dead_letter_alerts
+CREATE TABLE {table} (
+    job_id TEXT NOT NULL,
+    dead_letter_version INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    attempts_used INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    last_error TEXT,
+    source TEXT NOT NULL,
+    message_id TEXT,
+    dead_lettered_at TEXT NOT NULL,
+    alert_status TEXT NOT NULL,
+    alerted_at TEXT,
+    alert_detail TEXT,
+    PRIMARY KEY (job_id, dead_letter_version)
+);
+CREATE INDEX {pending_idx} ON {table} (dead_lettered_at) WHERE alert_status = 'pending';
+
 -- Tables of other parts of the ledger, as their migrations leave them today (they
 -- have no shadow copies: sections without placeholders are created as written).
 

@@ -1,0 +1,167 @@
+"""The dispatcher: sends jobs to the transport, driven from the log with tracking.
+
+Every ``Enqueued``, ``Requeued`` and ``Redriven`` event becomes one job message. The
+dispatcher reads the log after its tracked position, sends the page's messages, and only
+then advances its position, so a crash after an event and before its send still sends it
+after a restart (at least once). A resend is harmless: each message carries a dedup key
+naming the event, and a worker's claim of a job that is no longer pending is refused by
+the ledger, so the worker just deletes the duplicate.
+
+One dispatcher sends at a time across processes (a named lock on the ledger's database);
+another waits and takes over when the first dies. An event the dispatcher cannot read
+stops it there (it never skips one).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+from uuid import UUID
+
+import anyio
+from anyio.abc import TaskStatus
+
+from ledger.application import JobLedger
+from ledger.errors import JobNotFound, LedgerError
+from ledger.transport import JobMessage, Outgoing, Transport
+from projections.events import Enqueued, Event, Redriven, Requeued, decode_page
+from projections.store import Tracking, ViewStore
+
+log = logging.getLogger(__name__)
+
+DISPATCH = "policy:dispatch"
+"""The dispatcher's tracking row and lock name."""
+PAGE = 500
+T = TypeVar("T")
+
+
+class DispatchStopped(LedgerError):
+    """The dispatcher stopped at an event it cannot read (it never skips one)."""
+
+    code = "dispatch_stopped"
+
+
+def message_for(
+    event: Event, customer_id: str, queue: str, attempt: int, now: datetime
+) -> Outgoing | None:
+    """The message an event asks for, with its delay; ``None`` for other events."""
+    body = event.body
+    if not isinstance(body, Enqueued | Requeued | Redriven):
+        return None
+    delay = 0.0
+    if isinstance(body, Requeued) and body.not_before is not None:
+        delay = max(0.0, (body.not_before.at - now).total_seconds())
+    message = JobMessage(
+        job_id=UUID(event.originator_id),
+        attempt=attempt,
+        customer_id=customer_id,
+        queue=queue,
+        dedup_key=f"{event.originator_id}:v{event.originator_version}",
+    )
+    return Outgoing(message, delay)
+
+
+class Dispatcher:
+    """Sends the messages the log asks for. Call it as a part of a task group."""
+
+    def __init__(
+        self,
+        store: ViewStore,
+        ledger: JobLedger,
+        transport: Transport,
+        *,
+        clock: Callable[[], datetime],
+        owner: str,
+        page: int = PAGE,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._transport = transport
+        self._clock = clock
+        self._owner = owner
+        self._page = page
+        self._poll = poll_interval
+        self._limiter = anyio.CapacityLimiter(1)  # the store is one session
+        self._jobs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self.sent = 0
+        self.holding = False
+
+    async def __call__(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            while True:
+                if not self.holding:
+                    self.holding = await self._sync(self._store.try_lock, DISPATCH)
+                    if not self.holding:
+                        await anyio.sleep(self._poll)
+                        continue
+                    log.info("dispatcher %s took over sending jobs", self._owner)
+                if await self.step() == 0:
+                    await self._sync(self._store.wait_for_events, self._poll)
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self.holding:
+                    await self._sync(self._store.unlock, DISPATCH)
+                    self.holding = False
+
+    async def step(self) -> int:
+        """Send one page of the log's messages; return the events it covered."""
+        tracking = await self._sync(self._store.tracking, DISPATCH)
+        page = await self._sync(self._store.read_events, tracking.position, self._page)
+        if not page:
+            return 0
+        events, error = decode_page(page)
+        outgoing = [m for m in [await self._message(e) for e in events] if m is not None]
+        if outgoing:
+            await self._transport.send_batch(outgoing)
+            self.sent += len(outgoing)
+        if events:
+            await self._sync(self._advance, tracking, events[-1].position)
+        if error is not None:
+            raise DispatchStopped(f"dispatcher stopped at {error}")
+        return len(events)
+
+    async def _message(self, event: Event) -> Outgoing | None:
+        body = event.body
+        if isinstance(body, Enqueued):
+            self._remember(event.originator_id, body.customer_id, body.queue)
+            return message_for(event, body.customer_id, body.queue, 0, self._clock())
+        if not isinstance(body, Requeued | Redriven):
+            return None
+        known = self._jobs.get(event.originator_id)
+        try:
+            job = await self._sync(self._ledger.get_job, UUID(event.originator_id))
+        except JobNotFound:  # pragma: no cover - the log says it exists
+            log.error("dispatcher: job %s of event %d not found", event.originator_id,
+                      event.position)
+            return None
+        customer, queue = known or (job.customer_id, job.queue)
+        self._remember(event.originator_id, customer, queue)
+        return message_for(event, customer, queue, job.attempt, self._clock())
+
+    def _remember(self, job_id: str, customer_id: str, queue: str) -> None:
+        self._jobs[job_id] = (customer_id, queue)
+        while len(self._jobs) > 100_000:
+            self._jobs.popitem(last=False)
+
+    def _advance(self, expected: Tracking, position: int) -> None:
+        with self._store.transaction():
+            if not self._store.advance(expected, position, self._owner):
+                log.warning("dispatcher: position moved under %s", self._owner)
+
+    async def _sync(self, func: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(partial(func, *args), limiter=self._limiter)
+
+
+def pending_events(store: ViewStore) -> int:
+    """Events the dispatcher has not covered yet (its lag)."""
+    return store.head() - store.tracking(DISPATCH).position
+
+
+__all__: Sequence[str] = ("DISPATCH", "DispatchStopped", "Dispatcher", "message_for",
+                          "pending_events")
