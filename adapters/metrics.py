@@ -13,6 +13,10 @@ worker processes behind one port would need prometheus-client's multiprocess mod
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -76,3 +80,24 @@ REQUEST_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
 )
+GC_PAUSES = Histogram(
+    "jobledger_gc_pause_seconds",
+    "Pauses of Python's cyclic garbage collector, by generation (they stop every thread).",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+    registry=REGISTRY,
+)
+
+_gc_started = [0.0]
+
+
+def _time_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        GC_PAUSES.labels(str(info.get("generation", "?"))).observe(
+            time.perf_counter() - _gc_started[0]
+        )
+
+
+gc.callbacks.append(_time_gc)

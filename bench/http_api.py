@@ -49,6 +49,8 @@ from bench.http_load import (
     busy_cpu_seconds,
     drive,
     encode,
+    gc_pauses,
+    gc_summary,
     health_prober,
     pct,
     server_cpu_seconds,
@@ -206,7 +208,9 @@ def measure_load(served: Served, size: Size, phase: Phase) -> Load:
     own = time.process_time()
     machine_busy = busy_cpu_seconds()
     limits = Limits(size.connections, size.seconds, size.max_requests)
+    pauses = gc_pauses(served.port)
     anyio.run(drive, (served.host, served.port), phase, load, limits)
+    load.gc = gc_summary(pauses, gc_pauses(served.port))
     load.server_cpu = (server_cpu_seconds(served.process.pid) - cpu) / load.seconds
     load.client_cpu = (time.process_time() - own) / load.seconds
     load.machine_cpu = (busy_cpu_seconds() - machine_busy) / load.seconds
@@ -537,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                       f"{pct(load.latencies, 0.99):.1f} ms, /health p99 "
                       f"{pct(load.health, 0.99):.2f} ms, {dict(load.statuses)}, cpu server "
                       f"{load.server_cpu:.0%} client {load.client_cpu:.0%} machine "
-                      f"{load.machine_cpu:.0%}", flush=True)  # fmt: skip
+                      f"{load.machine_cpu:.0%}; GC {load.gc}", flush=True)  # fmt: skip
             base = naive(served, size)
             print(f"naive: {base.rate:,.0f}/s", flush=True)
             limiter = limiter_rate(served.url, size.limiter_seconds)

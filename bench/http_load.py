@@ -33,6 +33,7 @@ class Load:
     server_cpu: float = 0.0
     client_cpu: float = 0.0
     machine_cpu: float = 0.0
+    gc: str = ""
 
     @property
     def rate(self) -> float:
@@ -180,3 +181,55 @@ async def drive(
         for _ in range(limits.connections):
             tg.start_soon(connection)
     load.seconds = time.perf_counter() - start
+
+
+GcPauses = dict[str, tuple[float, float, dict[float, float]]]
+"""Per generation: pauses, seconds in them, cumulative bucket counts by upper bound."""
+
+
+def gc_pauses(port: int) -> GcPauses:
+    """The server's GC pause histogram, from ``GET /metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(encode("GET", "/metrics"))
+        stream = sock.makefile("rb")
+        stream.readline()
+        length = 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        text = stream.read(length).decode()
+    found: GcPauses = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "jobledger_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            generation = sample.labels.get("generation", "?")
+            count, total, buckets = found.get(generation, (0.0, 0.0, {}))
+            if sample.name.endswith("_count"):
+                count = sample.value
+            elif sample.name.endswith("_sum"):
+                total = sample.value
+            elif sample.name.endswith("_bucket"):
+                buckets[float(sample.labels["le"])] = sample.value
+            found[generation] = (count, total, buckets)
+    return found
+
+
+def gc_summary(before: GcPauses, after: GcPauses) -> str:
+    """``gen2: 3 pauses, 120 ms in all, the longest <= 50 ms`` for what happened between."""
+    parts = []
+    for generation in sorted(after):
+        count, total, buckets = after[generation]
+        count0, total0, buckets0 = before.get(generation, (0.0, 0.0, {}))
+        if count - count0 <= 0:
+            continue
+        grew = [le for le, n in sorted(buckets.items()) if n - buckets0.get(le, 0.0) > 0]
+        below = [le for le in grew if buckets[le] - buckets0.get(le, 0.0) >= count - count0]
+        longest = f"<= {below[0] * 1e3:g} ms" if below and below[0] != float("inf") else "> 500 ms"
+        parts.append(
+            f"gen{generation}: {count - count0:,.0f} pauses, {(total - total0) * 1e3:,.0f} ms, "
+            f"longest {longest}"
+        )
+    return "; ".join(parts) or "none"

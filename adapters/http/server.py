@@ -9,8 +9,10 @@ has stopped, the other parts are cancelled and the shutdown work of each (shield
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
+import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
@@ -21,9 +23,30 @@ from litestar import Litestar
 
 log = logging.getLogger(__name__)
 
+SWITCH_INTERVAL_SECONDS = 0.0005
+GC_THRESHOLDS = (10_000, 10, 1_000)
+
 Part = Callable[..., Coroutine[Any, Any, Any]]
 """A part of the service: ``async def part(*, task_status)`` that calls
 ``task_status.started()`` once it is up and runs until cancelled."""
+
+
+def tune_for_serving() -> None:
+    """Process settings that keep the event loop responsive under load (call once the
+    application is built; ``jobledger_gc_pause_seconds`` in /metrics shows the effect).
+
+    - The batch writer's thread decides and encodes whole batches in Python; with the
+      default 5 ms GIL switch interval the event loop waits up to 5 ms at each of its I/O
+      points behind it. 0.5 ms keeps /health answering in a few milliseconds.
+    - The ledger keeps thousands of jobs in its cache and copies one per command, so the
+      default thresholds run full (generation 2) collections every few seconds under load,
+      each stopping every thread for 100-250 ms. Objects alive after start-up are frozen
+      out of collection, the young generation is larger, and full collections are rare.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class ApiServer(uvicorn.Server):

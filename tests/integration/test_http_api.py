@@ -294,6 +294,7 @@ def test_metrics_are_prometheus_text(client: httpx.Client) -> None:
         'jobledger_projection_lag_events{view="job_status"}',
         'jobledger_rate_limit_decisions_total{preset="worker",result="admitted"',
         'jobledger_http_request_duration_seconds_bucket{le="0.005",method="POST"',
+        "jobledger_gc_pause_seconds_bucket",
     ):
         assert name in text, name
 
