@@ -86,17 +86,23 @@ def parse_job_id(value: str) -> UUID:
 @user_errors
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    jobs: Annotated[int, typer.Option(min=12, max=500, help="How many jobs.")] = 36,
 ) -> None:
-    """Run the ledger end to end on the configured store and show what happened."""
-    from adapters.demo import run_demo
+    """Run a small fleet on the embedded default: a killed worker recovered, a dead letter
+    alerted and redriven, then a report (counts, recovery, history, lag, /health)."""
+    from adapters.bootstrap import load_settings
+    from adapters.demo import demo_settings, run_demo
 
     quiet = Console(quiet=True) if as_json else console
-    with container() as wired:
-        report = run_demo(wired, quiet)
+    wired = build(demo_settings(load_settings()))
+    try:
+        report = run_demo(wired, quiet, jobs=jobs)
+    finally:
+        wired.close()
     if as_json:
         import dataclasses
 
-        sys.stdout.write(json.dumps(dataclasses.asdict(report), indent=2) + "\n")
+        sys.stdout.write(json.dumps(dataclasses.asdict(report), indent=2, default=str) + "\n")
 
 
 @jobs_app.command("show")

@@ -1,146 +1,348 @@
-"""``ledger demo``: the ledger core exercised end to end on the configured store.
+"""``ledger demo``: a small fleet on the embedded default, in under a minute.
 
-The demo drives the real application with a simulated clock, so it shows in a second what
-takes minutes in production: a heartbeat-fenced stale recovery, a late report refused, a
-job retried until it is dead-lettered, and its redrive.
+Everything is real: the ledger on SQLite under ``LEDGER_DATA_DIR``, the local queue in the
+same file, the projection runner, the dispatcher, the stale and dead-letter monitors, and
+workers running the SDK. Only the clocks are short (a 2-second stale threshold). One
+worker runs as its own process and is killed with SIGKILL mid-job; the stale policy
+recovers its job. A poison job fails until it is dead-lettered, its alert is shown as it
+would be posted, and it is redriven.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
+import anyio
+import msgspec
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adapters.bootstrap import Container, utc_now
+from adapters.bootstrap import Container, build_transport, open_views, utc_now
+from adapters.parts import dead_letter_part, dispatcher_part, projection_part, stale_part
 from adapters.timeline import event_record, timeline_table
-from ledger.commands import (
-    ClaimJob,
-    CompleteJob,
-    DetectStale,
-    EnqueueJob,
-    FailJob,
-    RecordHeartbeat,
-    RedriveJob,
-)
-from ledger.errors import AttemptSuperseded
+from adapters.worker import InProcessLedger, Worker, WorkerConfig
+from ledger.alerts import Delivered, DeliveryOutcome
+from ledger.batching import BatchWriter
+from ledger.commands import EnqueueJob, RedriveJob
+from ledger.config import Settings
+from ledger.job import Job
+from ledger.status import Status
+from projections.queries.job_status import JobStatusQueries
+from projections.queries.lag import view_status
+from projections.registry import VIEWS
 
-
-@dataclass
-class DemoClock:
-    """The demo's time: starts now, moves only when the demo says so."""
-
-    now: datetime = field(default_factory=utc_now)
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
+HANDLER = "adapters.demo_handlers:work"
+CUSTOMERS = ("acme", "globex", "initech", "umbrella")
+DEMO_CLOCKS = {
+    "stale_threshold_minutes": 2 / 60,  # 2 s without a heartbeat: stale
+    "check_interval_seconds": 0.5,
+    "dlq_check_interval_seconds": 1.0,
+    "retry_base_delay_seconds": 0.3,
+    "retry_max_delay_seconds": 1.0,
+    "alert_group_wait_seconds": 1.0,
+}
 
 
 @dataclass
 class DemoReport:
-    jobs: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    stale_job: str = ""
-    refused_report: str = ""
-    dead_lettered_job: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
+    """What ``ledger demo --json`` prints."""
+
+    store: str
+    jobs: int
+    counts: dict[str, int]
+    killed_worker: dict[str, Any]
+    recovery: dict[str, Any]
+    dead_lettered_job: str
+    alert: dict[str, Any]
+    redriven: bool
+    history: list[dict[str, Any]]
+    projections: list[dict[str, Any]]
+    health: dict[str, Any]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
 
 
-def run_demo(container: Container, console: Console) -> DemoReport:
-    ledger = container.ledger
-    clock = DemoClock()
-    threshold = container.settings.stale_threshold.total_seconds()
-    say = console.print
-    say(f"[bold]job-ledger demo[/] on {_store(container)}")
+def demo_settings(settings: Settings) -> Settings:
+    return replace(settings, **DEMO_CLOCKS)  # type: ignore[arg-type]
 
-    customers = ["acme", "globex", "initech"]
-    ids: list[UUID] = []
-    for n in range(6):
-        outcome = ledger.execute(
-            EnqueueJob(customer_id=customers[n % 3], payload={"n": n}, max_attempts=3,
-                       idempotency_key=f"demo-{clock.now.timestamp()}-{n}"),
-            clock.now,
+
+def run_demo(container: Container, console: Console, *, jobs: int = 36) -> DemoReport:
+    return anyio.run(_Demo(container, console, jobs).run)
+
+
+class _Demo:
+    def __init__(self, container: Container, console: Console, jobs: int) -> None:
+        self.container = container
+        self.ledger = container.ledger
+        self.settings = container.settings
+        self.console = console
+        self.total = jobs
+        self.sink = _ShownAlerts()
+        self.started = time.monotonic()
+
+    def say(self, message: str) -> None:
+        elapsed = time.monotonic() - self.started
+        self.console.print(f"[dim]{elapsed:5.1f}s[/] {message}", highlight=False)
+
+    async def run(self) -> DemoReport:
+        settings = self.settings
+        store = "PostgreSQL" if settings.database_url else f"SQLite at {settings.sqlite_path}"
+        self.say(f"[bold]job-ledger demo[/] on {store}; stale threshold "
+                 f"{self.settings.stale_threshold.total_seconds():g}s")
+        transport = build_transport(self.settings)
+        writer = BatchWriter(self.ledger, utc_now).start()
+        try:
+            async with anyio.create_task_group() as tg:
+                for part in (
+                    projection_part(self.container, poll_interval=0.1),
+                    dispatcher_part(self.container, transport),
+                    stale_part(self.container),
+                    dead_letter_part(self.container, None, self.sink, "slack (shown here)"),
+                ):
+                    await tg.start(part)
+                report = await self._story(tg, writer)
+                tg.cancel_scope.cancel()
+        finally:
+            writer.close()
+            with anyio.CancelScope(shield=True):
+                await transport.aclose()
+        return report
+
+    async def _story(self, tg: Any, writer: BatchWriter) -> DemoReport:
+        slow, killed = await self._kill_a_worker_mid_job()
+        poison = self._enqueue_the_rest()
+        workers = [self._worker(writer, n) for n in range(3)]
+        for worker in workers:
+            await tg.start(worker.run)
+        self.say(f"3 workers (concurrency 2 each) are processing {self.total} jobs")
+        recovery = await self._wait_for_everything(slow, killed, poison)
+        for worker in workers:
+            worker.drain()
+        await self._wait(lambda: self._lag() == 0, 15)
+        return await self._report(slow, killed, recovery, poison)
+
+    # -- the story ------------------------------------------------------------------------
+
+    async def _kill_a_worker_mid_job(self) -> tuple[UUID, dict[str, Any]]:
+        slow = self.ledger.execute(
+            EnqueueJob(customer_id="acme", payload={"seconds": 30, "retry_seconds": 0.5},
+                       idempotency_key=_key("slow")),
+            utc_now(),
+        ).job_id
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from adapters.cli import main; main()", "worker",
+             "--handler", HANDLER, "--concurrency", "1"],
+            env=_demo_env(self.settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-        ids.append(outcome.job_id)
-    again = ledger.execute(
-        EnqueueJob(customer_id="acme", payload={"n": 0}, max_attempts=3,
-                   idempotency_key=f"demo-{clock.now.timestamp()}-0"),
-        clock.now,
-    )
-    say(f"enqueued {len(ids)} jobs for {', '.join(customers)}; "
-        f"re-enqueue with the same idempotency key returned the same job: "
-        f"{again.job_id == ids[0] and not again.created}")
+        self.say(f"started worker process {process.pid}; it claims job {_short(slow)} "
+                 "(30 s of work)")
+        try:
+            await self._wait(lambda: self._heartbeats(slow) >= 2, 45)
+        except TimeoutError:
+            process.kill()
+            raise
+        job = self.ledger.get_job(slow)
+        os.kill(process.pid, signal.SIGKILL)
+        killed_at = utc_now()
+        process.wait(10)
+        self.say(f"[red]killed worker {job.worker_id} with SIGKILL[/] mid-job, after "
+                 f"{job.heartbeats} heartbeats")
+        return slow, {"pid": process.pid, "worker_id": job.worker_id,
+                      "killed_at": killed_at.isoformat(), "job_id": str(slow)}
 
-    # 1. A worker claims, heartbeats (one batched transaction) and completes.
-    claim = ledger.execute(ClaimJob(job_id=ids[0], worker_id="worker-a"), clock.advance(1))
-    beats = [RecordHeartbeat(job_id=ids[0], attempt=claim.attempt, worker_id="worker-a")] * 3
-    ledger.execute_batch(beats, clock.advance(5))
-    ledger.execute(CompleteJob(job_id=ids[0], attempt=claim.attempt, worker_id="worker-a",
-                               result={"ok": True}), clock.advance(1))
-    say(f"worker-a claimed {_short(ids[0])}, sent 3 heartbeats in one batch, completed it")
+    def _enqueue_the_rest(self) -> UUID:
+        poison = UUID(int=0)
+        commands = []
+        for n in range(self.total - 1):
+            payload: dict[str, Any] = {"seconds": 0.05 + (n % 5) * 0.05}
+            if n == 7:
+                payload = {"poison": True, "fail_until": 3}
+            commands.append(EnqueueJob(customer_id=CUSTOMERS[n % len(CUSTOMERS)], payload=payload,
+                                       max_attempts=3, idempotency_key=_key(f"job-{n}")))
+        results = self.ledger.execute_batch(commands, utc_now())
+        for n, result in enumerate(results):
+            assert not isinstance(result, Exception), result
+            if n == 7:
+                poison = result.job_id
+        self.say(f"enqueued {len(commands)} more jobs for {', '.join(CUSTOMERS)} in one "
+                 f"transaction; job {_short(poison)} is poison (fails until redriven)")
+        return poison
 
-    # 2. A worker goes silent; the stale policy requeues; its late report is fenced.
-    stale = ledger.execute(ClaimJob(job_id=ids[1], worker_id="worker-b"), clock.advance(1))
-    ledger.execute(RecordHeartbeat(job_id=ids[1], attempt=1, worker_id="worker-b"),
-                   clock.advance(2))
-    clock.advance(threshold + 1)
-    ledger.execute(DetectStale(job_id=ids[1], attempt=stale.attempt, detected_by="demo-monitor"),
-                   clock.now)
-    second = ledger.execute(ClaimJob(job_id=ids[1], worker_id="worker-c"), clock.advance(11))
-    ledger.execute(CompleteJob(job_id=ids[1], attempt=second.attempt, worker_id="worker-c"),
-                   clock.advance(3))
-    refused = ""
-    try:
-        ledger.execute(CompleteJob(job_id=ids[1], attempt=stale.attempt, worker_id="worker-b"),
-                       clock.advance(1))
-    except AttemptSuperseded as error:
-        refused = str(error)
-    say(f"worker-b went silent on {_short(ids[1])}: stale after {threshold:g}s, requeued, "
-        f"completed by worker-c as attempt {second.attempt}")
-    say(f"worker-b's late report was refused and recorded: [italic]{refused}[/]")
+    def _worker(self, writer: BatchWriter, n: int) -> Worker:
+        config = replace(WorkerConfig.for_settings(self.settings), concurrency=2,
+                         worker_id=f"demo-worker-{n + 1}", receive_wait=0.5, grace=2.0)
+        return Worker(_work_handler(), build_transport(self.settings),
+                      InProcessLedger(self.ledger, writer=writer), config)
 
-    # 3. A job that keeps failing is dead-lettered, then redriven.
-    doomed = ids[2]
-    for _ in range(3):
-        job = ledger.get_job(doomed)
-        if job.not_before:
-            clock.now = max(clock.now, job.not_before)
-        attempt = ledger.execute(ClaimJob(job_id=doomed, worker_id="worker-a"), clock.advance(1))
-        ledger.execute(FailJob(job_id=doomed, attempt=attempt.attempt, worker_id="worker-a",
-                               error="ConnectionError: upstream refused"), clock.advance(2))
-    say(f"{_short(doomed)} failed 3 times: {ledger.get_job(doomed).status}")
-    ledger.execute(RedriveJob(job_id=doomed, actor="demo-operator"), clock.advance(60))
-    say(f"redriven by demo-operator: {ledger.get_job(doomed).status} with a fresh budget")
+    async def _wait_for_everything(self, slow: UUID, killed: dict[str, Any], poison: UUID
+                                   ) -> dict[str, Any]:
+        recovery: dict[str, Any] = {}
+        redriven = False
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=self.console, transient=True) as progress:
+            task = progress.add_task("jobs finished", total=self.total)
+            deadline = time.monotonic() + 50
+            while time.monotonic() < deadline:
+                counts = self._counts()
+                progress.update(task, completed=counts.get("completed", 0)
+                                + counts.get("dead_lettered", 0))
+                if not recovery and (found := self._recovered(slow, killed)):
+                    recovery = found
+                    self.say(f"[green]recovered[/] job {_short(slow)}: stale after "
+                             f"{found['stale_after_seconds']:.1f}s, completed by "
+                             f"{found['completed_by']} {found['completed_after_seconds']:.1f}s "
+                             "after the kill")
+                if not redriven and self._alerted(poison):
+                    self._show_alert()
+                    self.ledger.execute(RedriveJob(job_id=poison, actor="demo-operator"),
+                                        utc_now())
+                    redriven = True
+                    self.say(f"redrove {_short(poison)}: a fresh attempt budget")
+                done = counts.get("completed", 0) == self.total
+                if done and recovery and redriven:
+                    break
+                await anyio.sleep(0.2)
+        return recovery
 
-    # 4. The rest are completed by one worker.
-    for job_id in ids[3:]:
-        got = ledger.execute(ClaimJob(job_id=job_id, worker_id="worker-d"), clock.advance(1))
-        ledger.execute(CompleteJob(job_id=job_id, attempt=got.attempt, worker_id="worker-d"),
-                       clock.advance(1))
+    # -- reading ----------------------------------------------------------------------------
 
-    counts = Counter(str(ledger.get_job(job_id).status) for job_id in ids)
-    say("jobs by status: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    events = ledger.history(ids[1])
-    console.print(timeline_table(events))
-    history = ledger.history(doomed)
-    console.print(timeline_table(history))
-    say(f"inspect any job with: [bold]ledger jobs show {ids[1]}[/]")
-    return DemoReport(
-        jobs=len(ids), counts=dict(counts), stale_job=str(ids[1]), refused_report=refused,
-        dead_lettered_job=str(doomed), history=[event_record(e) for e in history],
-    )
+    def _heartbeats(self, job_id: UUID) -> int:
+        return self.ledger.get_job(job_id).heartbeats
+
+    def _recovered(self, slow: UUID, killed: dict[str, Any]) -> dict[str, Any] | None:
+        events = self.ledger.history(slow)
+        stale = [e for e in events if isinstance(e, Job.StaleDetected)]
+        done = [e for e in events if isinstance(e, Job.Completed)]
+        if not (stale and done):
+            return None
+        killed_at = _parse(killed["killed_at"])
+        return {
+            "stale_after_seconds": round((stale[0].timestamp - killed_at).total_seconds(), 2),
+            "completed_after_seconds": round((done[0].timestamp - killed_at).total_seconds(), 2),
+            "last_heartbeat_at": stale[0].last_heartbeat_at.isoformat(),
+            "threshold_seconds": stale[0].threshold_seconds,
+            "completed_by": done[0].worker_id,
+        }
+
+    def _alerted(self, job_id: UUID) -> bool:
+        return self.ledger.get_job(job_id).alerted_version is not None and bool(self.sink.messages)
+
+    def _show_alert(self) -> None:
+        message = self.sink.messages[0]
+        self.say("[yellow]dead-letter alert[/], as it would be posted to Slack:")
+        for block in message["blocks"]:
+            text = block.get("text", {}).get("text") or "  ".join(
+                f["text"].replace("\n", " ") for f in block.get("fields", []))
+            self.console.print(f"      {text}", markup=False, highlight=False)
+
+    def _counts(self) -> dict[str, int]:
+        store = open_views(self.settings)
+        try:
+            return JobStatusQueries(store).counts()
+        finally:
+            store.close()
+
+    def _lag(self) -> int:
+        store = open_views(self.settings)
+        try:
+            return max(s.lag for s in view_status(store, list(VIEWS.values())))
+        finally:
+            store.close()
+
+    async def _wait(self, check: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the demo waited too long")
+            await anyio.sleep(0.1)
+
+    async def _report(self, slow: UUID, killed: dict[str, Any], recovery: dict[str, Any],
+                      poison: UUID) -> DemoReport:
+        history = self.ledger.history(poison)
+        self.console.print(timeline_table(history))
+        store = open_views(self.settings)
+        try:
+            counts = JobStatusQueries(store).counts()
+            lag = [msgspec.to_builtins(s) for s in view_status(store, list(VIEWS.values()))]
+        finally:
+            store.close()
+        health = await _health(self.container)
+        self.say("jobs by status: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+        self.say("projection lag: " + ", ".join(f"{v['view']}={v['lag']}" for v in lag))
+        self.say("/health:")
+        self.console.print_json(data=health)
+        self.say(f"see a job's whole story: [bold]ledger jobs show {slow}[/]")
+        return DemoReport(
+            store="postgres" if self.settings.database_url else "sqlite",
+            jobs=self.total, counts=counts, killed_worker=killed, recovery=recovery,
+            dead_lettered_job=str(poison),
+            alert=self.sink.messages[0] if self.sink.messages else {},
+            redriven=any(isinstance(e, Job.Redriven) for e in history),
+            history=[event_record(e) for e in history], projections=lag, health=health,
+            seconds=round(time.monotonic() - self.started, 1),
+        )
+
+
+class _ShownAlerts:
+    """The demo's alert sink: keeps each message to show it (nothing is posted)."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    async def post(self, message: dict[str, Any], attempt: int) -> DeliveryOutcome:
+        self.messages.append(message)
+        return Delivered()
+
+
+def _work_handler() -> Any:
+    from adapters.demo_handlers import work
+
+    return work
+
+
+async def _health(container: Container) -> dict[str, Any]:
+    """The ``/health`` body, computed by the API's own health monitor (no server needed)."""
+    from adapters.http.health import HealthMonitor
+    from adapters.http.wiring import build_api
+
+    api = build_api(container)
+    monitor = HealthMonitor(api)
+    report = monitor.report(await monitor.check())
+    body: dict[str, Any] = msgspec.to_builtins(report)
+    return body
+
+
+def _demo_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["LEDGER_DATA_DIR"] = str(settings.ledger_data_dir)
+    for name, value in DEMO_CLOCKS.items():
+        env[name.upper()] = str(value)
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    return env
+
+
+def _key(name: str) -> str:
+    return f"demo-{os.getpid()}-{time.time_ns()}-{name}"
 
 
 def _short(job_id: UUID) -> str:
     return str(job_id)[:8]
 
 
-def _store(container: Container) -> str:
-    settings = container.settings
-    if settings.database_url:
-        return "PostgreSQL"
-    return f"SQLite at {settings.sqlite_path}"
+def _parse(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value)
+
+
+__all__ = ["DEMO_CLOCKS", "DemoReport", "Status", "demo_settings", "run_demo"]
