@@ -1,8 +1,10 @@
 """``ledger serve [--host --port]``: the service, its parts in one anyio task group.
 
-For now the parts are the HTTP API (with its batch writer, limiter and health monitor);
-the projection runner and the policies' monitors join as parts of the same task group
-(:data:`adapters.http.server.Part`).
+The parts: the HTTP API (with its batch writer, limiter and health monitor), the
+projection runner, the dispatcher (sends jobs to the transport from the log), the stale
+monitor and the dead-letter monitor with alert delivery (:data:`adapters.http.server.Part`).
+Each can also run alone (``ledger projections run``, ``ledger monitor dispatch|stale|dlq``)
+for deployments that scale them separately; ``--api-only`` runs just the API.
 
 Access: on the embedded default, listening on loopback only, with no API key created, the
 API runs open and says so; on any other address, or on PostgreSQL, every route but
@@ -36,6 +38,9 @@ def serve_command(
     log_level: Annotated[
         str, typer.Option(help="Log level: debug, info, warning, error.")
     ] = "info",
+    api_only: Annotated[
+        bool, typer.Option("--api-only", help="Only the API (run the other parts apart).")
+    ] = False,
 ) -> None:
     """Run the HTTP API (and, as they are added, the projection runner and monitors)."""
     logging.basicConfig(
@@ -78,7 +83,14 @@ def serve_command(
         tune_for_serving()
 
         async def run() -> None:
-            await serve(app, host, port, on_started=started, log_level=log_level.lower())
+            if api_only:
+                await serve(app, host, port, on_started=started, log_level=log_level.lower())
+                return
+            from adapters.parts import service_parts
+
+            async with service_parts(container) as parts:
+                await serve(app, host, port, parts=parts, on_started=started,
+                            log_level=log_level.lower())
 
         anyio.run(run, backend_options={"use_uvloop": _have_uvloop()})
     except KeyboardInterrupt:

@@ -111,3 +111,22 @@ def dead_letter_part(
             await monitor(task_status=task_status)
 
     return part
+
+
+@asynccontextmanager
+async def service_parts(container: Container) -> AsyncIterator[list[Part]]:
+    """Every background part of ``ledger serve``, sharing one transport (closed after)."""
+    from adapters.bootstrap import build_transport
+
+    transport = await anyio.to_thread.run_sync(build_transport, container.settings)
+    sink, channel = alert_sink(container)
+    try:
+        yield [
+            projection_part(container),
+            dispatcher_part(container, transport),
+            stale_part(container),
+            dead_letter_part(container, transport, sink, channel),
+        ]
+    finally:
+        with anyio.CancelScope(shield=True):
+            await transport.aclose()
