@@ -196,8 +196,8 @@ def test_demo_then_status_rebuild_and_verify_from_the_command_line(
 
     store = backend.store()
     report = json.loads(demo.stdout)
-    corrupt(store, "UPDATE job_status SET status = 'completed' WHERE job_id = %s",
-            report["dead_lettered_job"])
+    corrupt(store, "UPDATE job_status SET status = 'dead_lettered' WHERE job_id = %s",
+            report["dead_lettered_job"])  # redriven and completed in the ledger
     broken = ledger(backend, "projections", "verify", "job_status", cwd=tmp_path)
     assert broken.returncode == 1
     assert "first differing rows" in broken.stdout
