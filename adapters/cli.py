@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.bootstrap import Container, build
+from adapters.cli_audit import audit_command
 from adapters.cli_keys import keys_app
 from adapters.cli_monitor import dlq_app, monitor_app, stale_app
 from adapters.cli_projections import list_jobs, migrate_command, projections_app
@@ -48,6 +49,7 @@ app.add_typer(stale_app, name="stale")
 app.add_typer(dlq_app, name="dlq")
 app.command("serve")(serve_command)
 app.command("worker")(worker_command)
+app.command("audit")(audit_command)
 
 console = Console()
 

@@ -41,6 +41,9 @@ SET_EXCLUDED = sql.SQL("{column} = EXCLUDED.{column}")
 ADD_EXCLUDED = sql.SQL("{column} = {table}.{column} + EXCLUDED.{column}")
 DELETE_KEYS = sql.SQL("DELETE FROM {table} WHERE ({key}) IN (SELECT * FROM unnest({arrays}))")
 SELECT_BY_KEY = sql.SQL("SELECT {columns} FROM {table} WHERE {key} = ANY(%s)")
+SELECT_BY_COMPOSITE_KEY = sql.SQL(
+    "SELECT {columns} FROM {table} WHERE ({key}) IN (SELECT * FROM unnest({arrays}))"
+)
 SELECT_ORDERED = sql.SQL("SELECT {columns} FROM {table} ORDER BY {key}")
 COUNT_ROWS = sql.SQL("SELECT count(*) FROM {table}")
 COPY_IN = sql.SQL("COPY {table} ({columns}) FROM STDIN")
@@ -166,8 +169,11 @@ def delete_keys(table: Table, suffix: str) -> sql.Composed:
 
 @cache
 def select_by_key(table: Table, suffix: str) -> sql.Composed:
-    if len(table.key) != 1:
-        raise NotImplementedError(f"{table.name}: loading rows by a composite key")
+    if len(table.key) != 1:  # one array parameter per key column
+        return SELECT_BY_COMPOSITE_KEY.format(
+            columns=_ids(table.names), table=table_id(table, suffix), key=_ids(table.key),
+            arrays=_arrays(table, table.key),
+        )
     return SELECT_BY_KEY.format(
         columns=_ids(table.names), table=table_id(table, suffix),
         key=sql.Identifier(table.key[0]),

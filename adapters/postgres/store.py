@@ -204,6 +204,12 @@ class PostgresViewStore:
 
     def load(self, table: Table, suffix: str, keys: Collection[Key]) -> dict[Key, Row]:
         names = table.names
+        if len(table.key) != 1:
+            cur = self.conn.execute(ddl.select_by_key(table, suffix), _columns(list(keys)))
+            return {
+                table.key_of(row): row
+                for row in (dict(zip(names, raw, strict=True)) for raw in cur.fetchall())
+            }
         cur = self.conn.execute(ddl.select_by_key(table, suffix), ([k[0] for k in keys],))
         return {(row[0],): dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 

@@ -33,6 +33,9 @@ DELETE_KEY = sql.SQL("DELETE FROM {table} WHERE {condition}")
 SELECT_BY_KEY = sql.SQL(
     "SELECT {columns} FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"
 )
+SELECT_BY_COMPOSITE_KEY = sql.SQL(
+    "SELECT {columns} FROM {table} WHERE ({key}) IN (SELECT {parts} FROM json_each(?))"
+)
 SELECT_ORDERED = sql.SQL("SELECT {columns} FROM {table} ORDER BY {key}")
 COUNT_ROWS = sql.SQL("SELECT count(*) FROM {table}")
 DROP_TABLE = sql.SQL("DROP TABLE IF EXISTS {table}")
@@ -145,8 +148,15 @@ def delete_key(table: Table, suffix: str) -> str:
 
 @cache
 def select_by_key(table: Table, suffix: str) -> str:
-    if len(table.key) != 1:
-        raise NotImplementedError(f"{table.name}: loading rows by a composite key")
+    if len(table.key) != 1:  # the parameter is a JSON array of key arrays
+        parts = sql.SQL(", ").join(
+            sql.SQL(f"json_extract(value, '$[{i}]')")
+            for i in range(len(table.key))
+        )
+        return render(SELECT_BY_COMPOSITE_KEY.format(
+            columns=_ids(table.names), table=table_id(table, suffix), key=_ids(table.key),
+            parts=parts,
+        ))
     return render(SELECT_BY_KEY.format(
         columns=_ids(table.names), table=table_id(table, suffix),
         key=sql.Identifier(table.key[0]),

@@ -219,12 +219,15 @@ class SQLiteViewStore:
         self.conn.execute(SET_TRACKING, (position, generation, view))
 
     def load(self, table: Table, suffix: str, keys: Collection[Key]) -> dict[Key, Row]:
-        (out,) = ddl.key_writer(table)
+        outs = ddl.key_writer(table)
         convert = ddl.reader(table)
         names = table.names
-        cur = self.conn.execute(
-            ddl.select_by_key(table, suffix), (json.dumps([out(k[0]) for k in keys]),)
-        )
+        if len(outs) == 1:
+            (out,) = outs
+            wanted: list[Any] = [out(k[0]) for k in keys]
+        else:
+            wanted = [[o(v) for o, v in zip(outs, k, strict=True)] for k in keys]
+        cur = self.conn.execute(ddl.select_by_key(table, suffix), (json.dumps(wanted),))
         loaded = {}
         for raw in cur.fetchall():
             row = dict(zip(names, ddl.to_sqlite(raw, convert), strict=True))
