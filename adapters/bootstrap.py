@@ -6,7 +6,8 @@ Everything that chooses an adapter happens here, so tests can swap one in one pl
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -82,14 +83,35 @@ class Container:
 def build(settings: Settings | None = None) -> Container:
     """Wire the ledger for ``settings`` (read from the environment when not given)."""
     settings = settings or load_settings()
-    ledger = JobLedger(
-        eventsourcing_env(settings),
-        stale_threshold_seconds=settings.stale_threshold.total_seconds(),
-        retry_policy=settings.retry_policy,
-        snapshot_interval=settings.ledger_snapshot_interval,
-    )
+    with _one_start_at_a_time(settings):
+        ledger = JobLedger(
+            eventsourcing_env(settings),
+            stale_threshold_seconds=settings.stale_threshold.total_seconds(),
+            retry_policy=settings.retry_policy,
+            snapshot_interval=settings.ledger_snapshot_interval,
+        )
     migrate(settings)
     return Container(settings=settings, ledger=ledger)
+
+
+STARTUP_LOCK = 0x6A6F626C  # "jobl": serialises eventsourcing's CREATE TABLE IF NOT EXISTS
+
+
+@contextmanager
+def _one_start_at_a_time(settings: Settings) -> Iterator[None]:
+    """On PostgreSQL, processes starting together (a compose stack) would race in
+    eventsourcing's table creation ("tuple concurrently updated"); take turns."""
+    if settings.database_url is None:
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (STARTUP_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (STARTUP_LOCK,))
 
 
 def migrate(settings: Settings) -> list[str]:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -38,8 +39,14 @@ from tests.support.sqs import SqsQueues
 LEDGER = shutil.which("ledger")
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_VARIABLES = (
-    "DATABASE_URL", "LEDGER_DATA_DIR", "STALE_THRESHOLD_MINUTES", "SQS_QUEUE_URL",
-    "SQS_DLQ_URL", "SLACK_WEBHOOK_URL", "LEDGER_API_URL", "LEDGER_API_KEY",
+    "DATABASE_URL",
+    "LEDGER_DATA_DIR",
+    "STALE_THRESHOLD_MINUTES",
+    "SQS_QUEUE_URL",
+    "SQS_DLQ_URL",
+    "SLACK_WEBHOOK_URL",
+    "LEDGER_API_URL",
+    "LEDGER_API_KEY",
 )
 
 
@@ -68,10 +75,15 @@ class Fleet:
             try:
                 for job_id in ids:
                     job = self.job(job_id)
-                    await transport.send(JobMessage(
-                        job_id=job_id, attempt=job.attempt, customer_id=job.customer_id,
-                        queue=job.queue, dedup_key=f"{job_id}:{job.version}",
-                    ))
+                    await transport.send(
+                        JobMessage(
+                            job_id=job_id,
+                            attempt=job.attempt,
+                            customer_id=job.customer_id,
+                            queue=job.queue,
+                            dedup_key=f"{job_id}:{job.version}",
+                        )
+                    )
             finally:
                 await transport.aclose()
 
@@ -94,8 +106,13 @@ class Fleet:
         assert LEDGER is not None, "the ledger script is missing: pip install -e '.[test]'"
         log = (self.cwd / f"{args[0]}-{time.monotonic_ns()}.log").open("w+")
         process = subprocess.Popen(
-            [LEDGER, *args], cwd=self.cwd, env=self.env,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
+            [LEDGER, *args],
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             if ready is not None:
@@ -147,8 +164,13 @@ def test_sigterm_finishes_short_jobs_and_reports_long_ones_interrupted(embedded:
     short, long = embedded.enqueue([{"seconds": 0.5}, {"seconds": 60}])
     alive = embedded.cwd / "alive"
     with embedded.worker(
-        "examples.handlers:sleepy", "--concurrency", "2", "--grace", "1.5",
-        "--health-file", str(alive),
+        "examples.handlers:sleepy",
+        "--concurrency",
+        "2",
+        "--grace",
+        "1.5",
+        "--health-file",
+        str(alive),
     ) as process:
         wait_for(lambda: all(embedded.job(j).status == Status.IN_PROGRESS for j in (short, long)))
         assert time.time() - alive.stat().st_mtime < 15  # touched while the worker lives
@@ -164,9 +186,7 @@ def test_sigterm_finishes_short_jobs_and_reports_long_ones_interrupted(embedded:
 
 def test_sigterm_exits_past_a_plain_handler_that_ignores_cancellation(embedded: Fleet) -> None:
     (job_id,) = embedded.enqueue([{"seconds": 60}])
-    with embedded.worker(
-        "tests.support.worker_handlers:stubborn", "--grace", "0.5"
-    ) as process:
+    with embedded.worker("tests.support.worker_handlers:stubborn", "--grace", "0.5") as process:
         wait_for(lambda: embedded.job(job_id).status == Status.IN_PROGRESS)
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
@@ -175,29 +195,38 @@ def test_sigterm_exits_past_a_plain_handler_that_ignores_cancellation(embedded: 
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.parametrize("service", ["ledger serve", "separate parts"])
 def test_a_killed_worker_s_job_is_recovered_by_the_other_worker(
-    postgres_url: str, sqs_queues: SqsQueues, tmp_path: Path
+    postgres_url: str, sqs_queues: SqsQueues, tmp_path: Path, service: str
 ) -> None:
-    """The whole fleet as processes: projections, the dispatcher, the stale monitor and two
-    workers, on PostgreSQL and SQS (moto); one worker is killed with SIGKILL mid-job."""
-    env = environment({
-        "DATABASE_URL": postgres_url,
-        "SQS_QUEUE_URL": sqs_queues.queue_url,
-        "SQS_DLQ_URL": sqs_queues.dlq_url,
-        "STALE_THRESHOLD_MINUTES": "0.05",  # 3 s: heartbeats every 0.75 s
-        "CHECK_INTERVAL_SECONDS": "0.5",
-        "RETRY_BASE_DELAY_SECONDS": "0",
-        "RETRY_MAX_DELAY_SECONDS": "0",
-    })
+    """The whole fleet as processes, on PostgreSQL and SQS (moto): ``ledger serve`` (or
+    its parts as separate processes: projections, the dispatcher, the stale monitor) and
+    two workers; one worker is killed with SIGKILL mid-job."""
+    env = environment(
+        {
+            "DATABASE_URL": postgres_url,
+            "SQS_QUEUE_URL": sqs_queues.queue_url,
+            "SQS_DLQ_URL": sqs_queues.dlq_url,
+            "STALE_THRESHOLD_MINUTES": "0.05",  # 3 s: heartbeats every 0.75 s
+            "CHECK_INTERVAL_SECONDS": "0.5",
+            "RETRY_BASE_DELAY_SECONDS": "0",
+            "RETRY_MAX_DELAY_SECONDS": "0",
+        }
+    )
     settings = Settings.from_env(env)
     container = build(settings)
     fleet = Fleet(env, settings, container, tmp_path)
     handler = "examples.handlers:sleepy"
     try:
-        with fleet.process("projections", "run", "--poll-interval", "0.1"), \
-                fleet.process("monitor", "dispatch"), fleet.process("monitor", "stale"), \
-                fleet.worker(handler, "--concurrency", "2") as doomed, \
-                fleet.worker(handler, "--concurrency", "2") as survivor:
+        with contextlib.ExitStack() as parts:
+            if service == "ledger serve":
+                parts.enter_context(fleet.process("serve", "--port", "0"))
+            else:
+                parts.enter_context(fleet.process("projections", "run", "--poll-interval", "0.1"))
+                parts.enter_context(fleet.process("monitor", "dispatch"))
+                parts.enter_context(fleet.process("monitor", "stale"))
+            doomed = parts.enter_context(fleet.worker(handler, "--concurrency", "2"))
+            survivor = parts.enter_context(fleet.worker(handler, "--concurrency", "2"))
             ids = [
                 container.ledger.execute(
                     EnqueueJob(customer_id="acme", payload={"seconds": 2.0}), utc_now()
@@ -208,7 +237,8 @@ def test_a_killed_worker_s_job_is_recovered_by_the_other_worker(
 
             def held_by_doomed() -> list[UUID]:
                 return [
-                    j for j in ids
+                    j
+                    for j in ids
                     if fleet.job(j).status == Status.IN_PROGRESS
                     and doomed_id in (fleet.job(j).worker_id or "")
                 ]
@@ -217,8 +247,7 @@ def test_a_killed_worker_s_job_is_recovered_by_the_other_worker(
             doomed.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
             orphans = held_by_doomed()
-            wait_for(lambda: all(fleet.job(j).status == Status.COMPLETED for j in ids),
-                     timeout=60)
+            wait_for(lambda: all(fleet.job(j).status == Status.COMPLETED for j in ids), timeout=60)
             recovery = time.monotonic() - killed_at
             assert survivor.poll() is None
         assert orphans
