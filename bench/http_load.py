@@ -34,6 +34,9 @@ class Load:
     client_cpu: float = 0.0
     machine_cpu: float = 0.0
     gc: str = ""
+    p99_runs: list[float] = field(default_factory=list)
+    """p99 ms of every run of this phase (this one is the run with the median p99)."""
+    health_p99_runs: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:

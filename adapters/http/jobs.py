@@ -32,10 +32,11 @@ from adapters.http.bodies import (
 from adapters.http.problems import ApiError
 from adapters.http.services import Api
 from adapters.keys import Role
-from adapters.metrics import HEARTBEATS
+from adapters.metrics import DEAD_LETTERS, HEARTBEATS, REQUEUES
 from adapters.timeline import event_record
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob, Outcome, RecordHeartbeat
 from ledger.errors import AttemptSuperseded, LedgerError
+from ledger.status import Status
 from projections.queries.job_status import JobStatus
 
 WORKER = rule(Role.WORKER, preset="worker")
@@ -154,6 +155,10 @@ async def fail(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> Attem
         job_id=job_id, attempt=body.attempt, worker_id=body.worker_id, error=body.error,
         worker_time=body.worker_time,
     ))
+    if outcome.status == Status.DEAD_LETTERED:
+        DEAD_LETTERS.inc()
+    else:
+        REQUEUES.labels("failed").inc()
     return _attempt(outcome)
 
 

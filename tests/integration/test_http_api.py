@@ -263,9 +263,7 @@ def test_health_has_the_deployments_body(client: httpx.Client) -> None:
         "jobs_pending", "jobs_in_progress", "jobs_completed_today", "jobs_failed_today"
     }
     assert body["services"]["rate_limiter"]["status"] == "up"
-    assert set(body["services"]["projections"]) == {
-        "job_status", "queue_history", "health_metrics", "rate_limits"
-    }
+    assert set(body["services"]["projections"]) == set(VIEWS)
 
     typed = client.get("/health", headers={"accept": "application/health+json"})
     assert typed.headers["content-type"].startswith("application/health+json")
@@ -278,6 +276,8 @@ def test_health_has_the_deployments_body(client: httpx.Client) -> None:
 def test_metrics_are_prometheus_text(client: httpx.Client) -> None:
     job_id = claimed(client)
     client.post(f"/jobs/{job_id}/heartbeat", json={"worker_id": "w1", "attempt": 1})
+    retried = claimed(client)
+    client.post(f"/jobs/{retried}/fail", json={"worker_id": "w1", "attempt": 1, "error": "x"})
     wait_for(lambda: 'status="in_progress"' in client.get("/metrics").text)
     response = client.get("/metrics")
     assert response.status_code == 200
@@ -287,7 +287,7 @@ def test_metrics_are_prometheus_text(client: httpx.Client) -> None:
         'jobledger_heartbeats_total{result="recorded"}',
         'jobledger_jobs{queue="default",status="in_progress"}',
         "jobledger_stale_detections_total",
-        "jobledger_requeues_total",
+        'jobledger_requeues_total{reason="failed"}',
         "jobledger_dead_letters_total",
         "jobledger_alerts_sent_total",
         "jobledger_alerts_failed_total",
