@@ -8,6 +8,7 @@ version race), a dead letter is recorded once, and its alert is recorded once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -85,9 +86,12 @@ class StaleMonitor(_Blocking):
         *,
         clock: Callable[[], datetime],
         detected_by: str,
+        reopen: Callable[[], ViewStore] | None = None,
     ) -> None:
         super().__init__()
         self._store = store
+        self._reopen = reopen
+        """Opens a new session when the store's connection is lost (a database restart)."""
         self._ledger = ledger
         self._threshold = settings.stale_threshold
         self._interval = settings.check_interval_seconds
@@ -141,6 +145,24 @@ class StaleMonitor(_Blocking):
             metrics.STALE_DETECTIONS.inc()
             metrics.REQUEUES.labels(reason="stale").inc()
 
+    @property
+    def store(self) -> ViewStore:
+        """The session it scans with now (a new one after a reconnect)."""
+        return self._store
+
+    def _reconnect(self) -> None:
+        """After a failed scan, a fresh session (the old one may be dead for good)."""
+        if self._reopen is None:
+            return
+        try:
+            fresh = self._reopen()
+        except Exception as error:  # still down: the next round tries again
+            log.warning("stale monitor: reconnect failed: %s", error)
+            return
+        old, self._store = self._store, fresh
+        with contextlib.suppress(Exception):  # the dead session has nothing to release
+            old.close()
+
     async def __call__(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:
@@ -148,6 +170,7 @@ class StaleMonitor(_Blocking):
                 report = await self._sync(self.scan)
             except Exception as error:  # the database may be restarting: try next round
                 log.warning("stale monitor: scan failed: %s", error)
+                await self._sync(self._reconnect)
             else:
                 if report.requeued or report.dead_lettered:
                     log.info(

@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -85,8 +86,14 @@ def stale_part(container: Container) -> Part:
             monitor = StaleMonitor(
                 store, container.ledger, container.settings, clock=utc_now,
                 detected_by=owner_name("stale-monitor"),
+                reopen=partial(open_views, container.settings),
             )
-            await monitor(task_status=task_status)
+            try:
+                await monitor(task_status=task_status)
+            finally:
+                if monitor.store is not store:  # reconnected: close the session it holds
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(monitor.store.close)
 
     return part
 

@@ -94,7 +94,7 @@ class JobAudit:
     undispatched: list[Step] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     refused_reports: int = 0
-    _dispatched_upto: int | None = None
+    stale_detections: int = 0
 
     def _violate(self, invariant: str, detail: str, step: Step | None = None) -> None:
         self.violations.append(Violation(
@@ -188,6 +188,7 @@ class JobAudit:
             self.status = COMPLETED
         elif step.type in ("Failed", "StaleDetected"):
             self.status = PENDING
+            self.stale_detections += step.type == "StaleDetected"
 
     def finish(self, limits: Limits) -> list[Pending]:
         """Check what can only be judged at the end; return what is still in flight."""
