@@ -111,6 +111,7 @@ def serving(server: PostgresServer, size: Size) -> Iterator[Served]:
     url = server.create_database(name)
     data = Path(tempfile.mkdtemp(prefix="bench-http-"))
     process: subprocess.Popen[bytes] | None = None
+    runner: subprocess.Popen[bytes] | None = None
     try:
         migrate(url)
         key, record = new_key(Role.WORKER, None, "bench", utc_now())
@@ -123,16 +124,26 @@ def serving(server: PostgresServer, size: Size) -> Iterator[Served]:
         }
         ledger = shutil.which("ledger") or "ledger"
         process = subprocess.Popen(
-            [ledger, "serve", "--host", "127.0.0.1", "--port", str(port),
+            [ledger, "serve", "--api-only", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning"],
             env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )  # fmt: skip
+        runner = subprocess.Popen(
+            [ledger, "projections", "run"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
         wait_ready(port, process)
         served = Served(url, "127.0.0.1", port, key, process, jobs)
         warm_up(served, size)
         yield served
     finally:
+        if runner is not None:
+            runner.send_signal(signal.SIGTERM)
+            try:
+                runner.wait(30)
+            except subprocess.TimeoutExpired:
+                runner.kill()
         if process is not None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -456,8 +467,10 @@ def report(results: Results, size: Size) -> str:
     verdict = "exact" if limiter.exact else "NOT EXACT"
     lines = [
         SECTION, "",
-        f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `ledger serve` "
-        "(one process) on PostgreSQL with durable commits; load from a second process on "
+        f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `ledger serve "
+        "--api-only` (one process, as compose.yaml runs the API) beside `ledger projections "
+        "run` (feeding the views /health reads), on PostgreSQL with durable commits; load "
+        "from another process on "
         f"127.0.0.1 ({size.connections} keep-alive connections, {size.seconds:g} s per "
         f"phase, each phase run {size.repeats} times: the row is the run with the median "
         "p99, with the range of p99 over the runs; after one heartbeat per job so the "

@@ -25,6 +25,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from adapters.http.services import Api
 from adapters.metrics import REGISTRY
+from projections.queries.dead_letter_alerts import DeadLetterAlertQueries
 from projections.queries.health_metrics import HealthMetrics, HealthMetricsQueries
 from projections.queries.lag import ViewStatus, view_status
 from projections.registry import VIEWS
@@ -59,6 +60,14 @@ class RateLimiterHealth(msgspec.Struct):
     since: datetime | None = None
 
 
+class AlertsHealth(msgspec.Struct):
+    status: str
+    """``up``, or ``degraded`` when alerts failed to deliver (a 4xx recorded on the job, or
+    deliveries failing in this process)."""
+    pending: int = 0
+    failed: int = 0
+
+
 class ProjectionHealth(msgspec.Struct):
     status: str
     lag: int
@@ -69,6 +78,7 @@ class Services(msgspec.Struct):
     database: DatabaseHealth
     workers: WorkersHealth
     rate_limiter: RateLimiterHealth
+    alerts: AlertsHealth
     projections: dict[str, ProjectionHealth]
 
 
@@ -101,6 +111,8 @@ class Check(msgspec.Struct):
     figures: HealthMetrics | None
     lag: list[ViewStatus]
     error: str | None
+    alerts: dict[str, int] = msgspec.field(default_factory=dict)
+    """Dead letters by alert status (``dead_letter_alerts`` view): pending, sent, failed."""
 
 
 class HealthMonitor:
@@ -137,18 +149,20 @@ class HealthMonitor:
         now = self.api.clock()
         try:
             with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
-                latency, figures, lag = await anyio.to_thread.run_sync(
+                latency, figures, lag, alerts = await anyio.to_thread.run_sync(
                     self.api.health_reads.use, self._read, abandon_on_cancel=True
                 )
         except Exception as error:
             check = Check(started, now, None, None, [], f"{type(error).__name__}: {error}")
         else:
-            check = Check(started, now, latency, figures, lag, None)
+            check = Check(started, now, latency, figures, lag, None, alerts)
         self.latest = check
         self._note_alerts()
         return check
 
-    def _read(self, store: ViewStore) -> tuple[float, HealthMetrics, list[ViewStatus]]:
+    def _read(
+        self, store: ViewStore
+    ) -> tuple[float, HealthMetrics, list[ViewStatus], dict[str, int]]:
         started = time.perf_counter()
         store.head()
         latency = (time.perf_counter() - started) * 1000
@@ -156,7 +170,11 @@ class HealthMonitor:
         figures = HealthMetricsQueries(store).snapshot(
             self.api.clock(), stale_threshold=threshold, active_window=threshold
         )
-        return latency, figures, view_status(store, list(VIEWS.values()))
+        alerts = DeadLetterAlertQueries(store).counts()
+        return latency, figures, view_status(store, list(VIEWS.values())), alerts
+
+    def _alerts_health(self, check: Check, issues: list[str]) -> AlertsHealth:
+        return _alerts_health_of(check.alerts, self._alerts_failing, issues)
 
     def _note_alerts(self) -> None:
         sent, failed = _alert_counts()
@@ -177,17 +195,28 @@ class HealthMonitor:
             limiter = RateLimiterHealth("fallback", api.limiter.status.fallback_since)
         else:
             limiter = RateLimiterHealth("up")
-        if self._alerts_failing:
-            issues.append("alerts: delivery failing")
+        alerts = self._alerts_health(check, issues)
         status = "unhealthy" if unhealthy else ("degraded" if issues else "healthy")
         return Health(
             status=status,
             timestamp=check.checked_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             uptime=round(api.uptime(), 2),
-            services=Services(database, workers, limiter, projections),
+            services=Services(database, workers, limiter, alerts, projections),
             metrics=metrics,
             issues=issues,
         )
+
+
+def _alerts_health_of(
+    counts: dict[str, int], failing_here: bool, issues: list[str]
+) -> AlertsHealth:
+    failed = counts.get("failed", 0)
+    if failed:
+        issues.append(f"alerts: {failed} dead-letter alerts could not be delivered")
+    if failing_here:
+        issues.append("alerts: delivery failing")
+    state = "degraded" if failed or failing_here else "up"
+    return AlertsHealth(state, counts.get("pending", 0), failed)
 
 
 def _from_views(
@@ -314,6 +343,10 @@ def health_json(report: Health) -> dict[str, Any]:
         "workers:active": [{
             "componentType": "component", "observedValue": services.workers.active_count,
             "status": "pass", "time": time_,
+        }],
+        "alerts:failed": [{
+            "componentType": "component", "observedValue": services.alerts.failed,
+            "status": _state(services.alerts.status), "time": time_,
         }],
         "rateLimiter:counters": [{
             "componentType": "component", "observedValue": services.rate_limiter.status,

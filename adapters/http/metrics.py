@@ -67,6 +67,13 @@ class ViewGauges(Collector):
             stopped.add_metric([view.view], 1 if view.error else 0)
         yield lag
         yield stopped
+        alerts = GaugeMetricFamily(
+            "jobledger_dead_letter_alerts", "Dead letters by alert status (pending, sent, "
+            "failed), from the dead_letter_alerts view.", labels=["status"],
+        )
+        for status, count in sorted(check.alerts.items()):
+            alerts.add_metric([status], count)
+        yield alerts
         database = GaugeMetricFamily(
             "jobledger_database_up", "1 when the last health check reached the database."
         )

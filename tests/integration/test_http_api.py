@@ -263,6 +263,7 @@ def test_health_has_the_deployments_body(client: httpx.Client) -> None:
         "jobs_pending", "jobs_in_progress", "jobs_completed_today", "jobs_failed_today"
     }
     assert body["services"]["rate_limiter"]["status"] == "up"
+    assert body["services"]["alerts"] == {"status": "up", "pending": 0, "failed": 0}
     assert set(body["services"]["projections"]) == set(VIEWS)
 
     typed = client.get("/health", headers={"accept": "application/health+json"})

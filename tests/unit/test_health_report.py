@@ -37,7 +37,11 @@ class FakeApi:
 
 
 def check(
-    stale: int = 0, lag: int = 0, error: str | None = None, view_error: str | None = None
+    stale: int = 0,
+    lag: int = 0,
+    error: str | None = None,
+    view_error: str | None = None,
+    failed_alerts: int = 0,
 ) -> Check:
     figures = HealthMetrics(
         at=AT,
@@ -46,7 +50,10 @@ def check(
         active_workers=2,
     )  # fmt: skip
     views = [ViewStatus("job_status", 90, 90 + lag, lag, 0, None, view_error, None)]
-    return Check(0.0, AT, 0.4, None if error else figures, [] if error else views, error)
+    alerts = {"pending": 1, "sent": 3, "failed": failed_alerts}
+    return Check(
+        0.0, AT, 0.4, None if error else figures, [] if error else views, error, alerts
+    )
 
 
 def report(check: Check, **api: Any) -> dict[str, Any]:
@@ -65,6 +72,7 @@ def test_the_deployments_body_when_all_is_well() -> None:
     assert (workers.status, workers.active_count, workers.stale_count) == ("up", 2, 0)
     assert (body.metrics.jobs_pending, body.metrics.jobs_in_progress) == (5, 2)
     assert body.metrics.jobs_completed_today == 10
+    assert (body.services.alerts.status, body.services.alerts.pending) == ("up", 1)
     assert health_json(body)["status"] == "pass"
 
 
@@ -77,6 +85,7 @@ def test_the_deployments_body_when_all_is_well() -> None:
         (check(lag=101), {}, "degraded", "101 events behind"),
         (check(view_error="event 7 broke it"), {}, "degraded", "stopped"),
         (check(), {"limiter": FakeLimiter(database_unreachable=True)}, "degraded", "in-memory"),
+        (check(failed_alerts=2), {}, "degraded", "2 dead-letter alerts could not be delivered"),
     ],
 )
 def test_status_and_issues(made: Check, api: dict[str, Any], status: str, issue: str) -> None:
