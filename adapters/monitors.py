@@ -49,8 +49,32 @@ STALE_SCAN_LIMIT = 1000
 class _Blocking:
     """Runs the synchronous store and ledger off the event loop, one call at a time."""
 
+    _store: ViewStore
+    _reopen: Callable[[], ViewStore] | None
+    _name: str = "monitor"
+
     def __init__(self) -> None:
         self._limiter = anyio.CapacityLimiter(1)
+
+    @property
+    def store(self) -> ViewStore:
+        """The session it works with now (a new one after a reconnect)."""
+        return self._store
+
+    def _reconnect(self) -> bool:
+        """After a failed round, a fresh session (the old one may be dead for good, e.g.
+        after a database restart). True if the session was replaced."""
+        if self._reopen is None:
+            return False
+        try:
+            fresh = self._reopen()
+        except Exception as error:  # still down: the next round tries again
+            log.warning("%s: reconnect failed: %s", self._name, error)
+            return False
+        old, self._store = self._store, fresh
+        with contextlib.suppress(Exception):  # the dead session has nothing to release
+            old.close()
+        return True
 
     async def _sync(self, func: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(partial(func, *args), limiter=self._limiter)
@@ -92,6 +116,7 @@ class StaleMonitor(_Blocking):
         self._store = store
         self._reopen = reopen
         """Opens a new session when the store's connection is lost (a database restart)."""
+        self._name = "stale monitor"
         self._ledger = ledger
         self._threshold = settings.stale_threshold
         self._interval = settings.check_interval_seconds
@@ -145,24 +170,6 @@ class StaleMonitor(_Blocking):
             metrics.STALE_DETECTIONS.inc()
             metrics.REQUEUES.labels(reason="stale").inc()
 
-    @property
-    def store(self) -> ViewStore:
-        """The session it scans with now (a new one after a reconnect)."""
-        return self._store
-
-    def _reconnect(self) -> None:
-        """After a failed scan, a fresh session (the old one may be dead for good)."""
-        if self._reopen is None:
-            return
-        try:
-            fresh = self._reopen()
-        except Exception as error:  # still down: the next round tries again
-            log.warning("stale monitor: reconnect failed: %s", error)
-            return
-        old, self._store = self._store, fresh
-        with contextlib.suppress(Exception):  # the dead session has nothing to release
-            old.close()
-
     async def __call__(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:
@@ -211,9 +218,12 @@ class DeadLetterMonitor(_Blocking):
         clock: Callable[[], datetime],
         channel: str,
         tick: float = 1.0,
+        reopen: Callable[[], ViewStore] | None = None,
     ) -> None:
         super().__init__()
         self._store = store
+        self._reopen = reopen
+        self._name = "dead-letter monitor"
         self._ledger = ledger
         self._transport = transport
         self._sink = sink
@@ -249,6 +259,8 @@ class DeadLetterMonitor(_Blocking):
             await step()
         except Exception as error:  # a database or queue restarting: next round
             log.warning("dead-letter monitor: %s failed: %s", step.__name__, error)
+            if await self._sync(self._reconnect):
+                self.holding_alerts = False  # the lock died with the old session
 
     async def scan_queue(self) -> int:
         """Record every job whose message sits in the transport's DLQ; return how many."""

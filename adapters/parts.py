@@ -113,9 +113,14 @@ def dead_letter_part(
         async with _session(container) as store:
             monitor = DeadLetterMonitor(
                 store, container.ledger, transport, sink, container.settings,
-                clock=utc_now, channel=channel,
+                clock=utc_now, channel=channel, reopen=partial(open_views, container.settings),
             )
-            await monitor(task_status=task_status)
+            try:
+                await monitor(task_status=task_status)
+            finally:
+                if monitor.store is not store:  # reconnected: close the session it holds
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(monitor.store.close)
 
     return part
 

@@ -75,3 +75,49 @@ def test_without_reopen_it_keeps_its_session() -> None:
     anyio.run(main)
     assert monitor.store is cast(ViewStore, dead)
     assert not dead.closed
+
+
+class DeadLockSession(DeadSession):
+    def try_lock(self, name: str) -> bool:
+        raise ConnectionError("the connection is closed")
+
+    def unlock(self, name: str) -> None:
+        raise ConnectionError("the connection is closed")
+
+
+class LiveLockSession(LiveSession):
+    def __init__(self) -> None:
+        super().__init__()
+        self.locks = 0
+
+    def try_lock(self, name: str) -> bool:
+        self.locks += 1
+        return True
+
+    def unlock(self, name: str) -> None:
+        pass
+
+
+def test_the_dead_letter_monitor_opens_a_new_session_and_retakes_its_lock() -> None:
+    from adapters.monitors import DeadLetterMonitor
+    from adapters.slack import AlertSink
+
+    dead, live = DeadLockSession(), LiveLockSession()
+    monitor = DeadLetterMonitor(
+        cast(ViewStore, dead), cast(JobLedger, None), None, cast(AlertSink, None),
+        Settings(), clock=lambda: datetime.now(UTC), channel="log", tick=0.01,
+        reopen=lambda: cast(ViewStore, live),
+    )
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(monitor)
+            with anyio.fail_after(5):
+                while live.queries < 2:
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert dead.closed
+    assert live.locks == 1
+    assert monitor.store is cast(ViewStore, live)
