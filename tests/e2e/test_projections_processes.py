@@ -189,7 +189,8 @@ def test_demo_then_status_rebuild_and_verify_from_the_command_line(
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert f"rebuilt {name} from {head} events" in rebuilt.stdout
     after = json.loads(ledger(backend, "projections", "status", "--json", cwd=tmp_path).stdout)
-    assert [(r["position"], r["lag"], r["generation"]) for r in after] == [(head, 0, 1)] * len(VIEWS)
+    positions = [(r["position"], r["lag"], r["generation"]) for r in after]
+    assert positions == [(head, 0, 1)] * len(VIEWS)
     verified = ledger(backend, "projections", "verify", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.count("equal") == sum(len(v.tables) for v in VIEWS.values())
