@@ -1,16 +1,20 @@
 """Fault injection: the fleet as processes on PostgreSQL, faults on a seeded schedule, and
 at the end ``ledger audit`` passes and no acknowledged job is lost.
 
+Alerts go to a Slack-shaped receiver on 127.0.0.1 that, as one of the faults, answers
+429 (Retry-After), 500 and 503 for its next few posts.
+
 The fleet: ``ledger projections run``, ``ledger monitor dispatch|stale|dlq`` and three
 ``ledger worker`` processes (the local queue on PostgreSQL), supervised: a process that
 exits is started again, as compose's restart policy would. Jobs are enqueued through the
 ledger while faults are injected: kill -9 of a worker mid-job, of the projection runner,
-of a monitor, and a PostgreSQL restart under load. Enqueues that fail during the restart
-are retried with their idempotency key (an acknowledged enqueue is one that returned).
+of a monitor, a PostgreSQL restart under load, and Slack refusing posts for a while.
+Enqueues that fail during the restart are retried with their idempotency key (an
+acknowledged enqueue is one that returned).
 
 Small size by default (CI, well under two minutes); larger alone::
 
-    FAULTS_JOBS=2000 FAULTS_SEED=7 pytest -s tests/faults -p no:randomly
+    FAULTS_JOBS=2000 FAULTS_SEED=7 pytest -s tests/faults -o timeout=800
 
 The report (jobs, faults, recoveries, duplicate executions, refused late reports, alerts,
 lost) is printed and, with ``FAULTS_REPORT=path``, written as JSON.
@@ -42,6 +46,7 @@ from projections.queries.job_status import JobStatusQueries
 from projections.registry import VIEWS
 from tests.e2e.test_worker_processes import LEDGER, environment
 from tests.support.pg import PostgresServer
+from tests.support.slack_receiver import Answer, SlackReceiver
 
 JOBS = int(os.environ.get("FAULTS_JOBS", "200"))
 SEED = int(os.environ.get("FAULTS_SEED", "20261128"))
@@ -120,11 +125,11 @@ def fleet(env: dict[str, str], cwd: Path) -> list[Supervised]:
 
 def schedule(rng: random.Random, duration: float, restartable: bool) -> list[tuple[float, str]]:
     """Faults at seeded times over ``duration``: each kind at least once, more when larger."""
-    kinds = ["kill_worker", "kill_worker", "kill_runner", "kill_monitor"]
+    kinds = ["kill_worker", "kill_worker", "kill_runner", "kill_monitor", "slack_errors"]
     if restartable:
         kinds.append("pg_restart")
     extra = max(0, JOBS // 250 - 1)
-    kinds += rng.choices(["kill_worker", "kill_runner", "kill_monitor"], k=extra)
+    kinds += rng.choices(["kill_worker", "kill_runner", "kill_monitor", "slack_errors"], k=extra)
     if restartable:
         kinds += ["pg_restart"] * (JOBS // 1000)
     rng.shuffle(kinds)
@@ -137,6 +142,7 @@ def test_nothing_is_lost_under_faults(
     postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
+    slack = SlackReceiver().__enter__()
     runs_file = tmp_path / "runs.txt"
     runs_file.touch()
     env = environment({
@@ -148,6 +154,7 @@ def test_nothing_is_lost_under_faults(
         "RETRY_BASE_DELAY_SECONDS": "0.1",
         "RETRY_MAX_DELAY_SECONDS": "0.5",
         "FAULTS_RUNS_FILE": str(runs_file),
+        "SLACK_WEBHOOK_URL": slack.url,
     })
     settings = Settings.from_env(env)
     container = build(settings)
@@ -207,6 +214,9 @@ def test_nothing_is_lost_under_faults(
                 parts[0].kill9()
             elif kind == "kill_monitor":
                 rng.choice(monitors).kill9()
+            elif kind == "slack_errors":  # the next posts are refused: retried later
+                slack.script(Answer(429, headers={"Retry-After": "1"}), Answer(500),
+                             Answer(503), Answer(429, headers={"Retry-After": "1"}))
             else:
                 postgres_server.restart("fast")
             figures.faults[kind] += 1
@@ -224,7 +234,11 @@ def test_nothing_is_lost_under_faults(
         for part in parts:
             part.stop()
         container.close()
+        slack.__exit__()
 
+    posted = Counter(
+        job_id for post in slack.posts for job_id in acknowledged if job_id in json.dumps(post)
+    )
     runs = Counter(line.split()[0] for line in runs_file.read_text().splitlines() if line)
     healthy = [j for j, poison in acknowledged.items() if not poison]
     duplicates = sum(max(0, runs[j] - 1) for j in healthy)
@@ -243,6 +257,10 @@ def test_nothing_is_lost_under_faults(
         "jobs_run_more_than_once": sum(1 for j in healthy if runs[j] > 1),
         "late_reports_refused": audited["refused_reports"],
         "alerts_recorded": summary["alerts"],
+        "slack_error_answers_served": 4 * figures.faults["slack_errors"] - len(slack.answers),
+        "slack_posts": len(slack.posts),
+        "dead_lettered_jobs_in_slack_posts": len(posted),
+        "jobs_posted_to_slack_more_than_once": sum(1 for n in posted.values() if n > 1),
         "lost": summary["lost"],
         "audit_ok": audited["ok"],
         "audit_seconds": audited["seconds"],
@@ -255,6 +273,8 @@ def test_nothing_is_lost_under_faults(
     assert report["completed"] + report["dead_lettered"] == JOBS
     assert report["dead_lettered"] >= sum(1 for p in acknowledged.values() if p)
     assert summary["alerts"] == summary["dead_letters"]
+    dead_jobs = {j for j, a in summary_jobs(settings, acknowledged).items() if a}
+    assert set(posted) == dead_jobs  # every alert recorded as sent reached the receiver
     assert sum(n for k, n in figures.faults.items() if k != "kill_worker_mid_job") >= 4
 
 
@@ -289,6 +309,16 @@ def wait_until_quiet(
             raise AssertionError(f"not quiet after {timeout:.0f}s: {summary}\n"
                                  + _stuck(settings, acknowledged))
         time.sleep(0.5)
+
+
+def summary_jobs(settings: Settings, acknowledged: dict[str, bool]) -> dict[str, bool]:
+    """Each acknowledged job: whether it ended dead-lettered."""
+    store = open_views(settings)
+    try:
+        audits, *_ = audit_log(store)
+    finally:
+        store.close()
+    return {j: j in audits and audits[j].status == DEAD_LETTERED for j in acknowledged}
 
 
 def _summary(settings: Settings, acknowledged: dict[str, bool]) -> dict[str, int]:
