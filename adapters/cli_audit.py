@@ -16,6 +16,7 @@ from adapters.audit import ALERT_MARGIN_SECONDS, IN_FLIGHT_SECONDS, AuditReport,
 from adapters.bootstrap import build, open_views, utc_now
 from adapters.cli_projections import user_errors
 from ledger.errors import LedgerError
+from projections.events import EventNotUnderstood
 from projections.registry import VIEWS
 from projections.store import ViewStore
 
@@ -62,11 +63,15 @@ def audit_command(
         def open_store() -> ViewStore:
             return open_views(settings)
 
-        report = run_audit(
-            open_store, [] if no_views else list(VIEWS.values()), now=utc_now,
-            alert_grace=timedelta(seconds=grace), in_flight=timedelta(seconds=in_flight),
-            check_dispatch=not no_dispatch,
-        )
+        try:
+            report = run_audit(
+                open_store, [] if no_views else list(VIEWS.values()), now=utc_now,
+                alert_grace=timedelta(seconds=grace), in_flight=timedelta(seconds=in_flight),
+                check_dispatch=not no_dispatch,
+            )
+        except EventNotUnderstood as error:
+            raise AuditFailed(f"audit failed: the log has an event it cannot read: {error}"
+                              ) from None
     finally:
         wired.close()
     if as_json:
