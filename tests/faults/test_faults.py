@@ -5,7 +5,8 @@ Alerts go to a Slack-shaped receiver on 127.0.0.1 that, as one of the faults, an
 429 (Retry-After), 500 and 503 for its next few posts.
 
 The fleet: ``ledger projections run``, ``ledger monitor dispatch|stale|dlq`` and three
-``ledger worker`` processes (the local queue on PostgreSQL), supervised: a process that
+``ledger worker`` processes, with the local queue on PostgreSQL or SQS (moto's server on
+127.0.0.1: queue and DLQ, maxReceiveCount 3, visibility 1 s), supervised: a process that
 exits is started again, as compose's restart policy would. Jobs are enqueued through the
 ledger while faults are injected: kill -9 of a worker mid-job, of the projection runner,
 of a monitor, a PostgreSQL restart under load, and Slack refusing posts for a while.
@@ -138,9 +139,15 @@ def schedule(rng: random.Random, duration: float, restartable: bool) -> list[tup
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("transport", ["local", "sqs"])
 def test_nothing_is_lost_under_faults(
-    postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+    postgres_server: PostgresServer, postgres_url: str, tmp_path: Path, transport: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    queues: dict[str, str] = {}
+    if transport == "sqs":  # moto's SQS on 127.0.0.1, the AWS variables pointing at it
+        sqs = request.getfixturevalue("sqs_queues")
+        queues = {"SQS_QUEUE_URL": sqs.queue_url, "SQS_DLQ_URL": sqs.dlq_url}
     rng = random.Random(SEED)
     slack = SlackReceiver().__enter__()
     runs_file = tmp_path / "runs.txt"
@@ -155,6 +162,7 @@ def test_nothing_is_lost_under_faults(
         "RETRY_MAX_DELAY_SECONDS": "0.5",
         "FAULTS_RUNS_FILE": str(runs_file),
         "SLACK_WEBHOOK_URL": slack.url,
+        **queues,
     })
     settings = Settings.from_env(env)
     container = build(settings)
@@ -244,6 +252,7 @@ def test_nothing_is_lost_under_faults(
     duplicates = sum(max(0, runs[j] - 1) for j in healthy)
     report = {
         "seed": SEED,
+        "transport": transport,
         "jobs": JOBS,
         "acknowledged": figures.acknowledged,
         "enqueue_retries": figures.enqueue_retries,
