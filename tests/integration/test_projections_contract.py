@@ -268,7 +268,13 @@ def test_one_runner_feeds_a_view_and_a_second_takes_over_when_it_stops(backend: 
     a.catch_up()
     workload.run(3)
     first.close()  # the first runner's session ends (as when its process dies)
-    assert b.acquire() == list(VIEWS)
+    # The server releases a dead session's locks a moment after the client is gone.
+    taken = b.acquire()
+    deadline = time.monotonic() + 10
+    while len(taken) < len(VIEWS) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        taken += b.acquire()
+    assert sorted(taken) == sorted(VIEWS)
     b.catch_up()
     head = second.head()
     for view in ALL:
