@@ -1,0 +1,194 @@
+"""Enqueue jobs/s: the ledger (one job per transaction, and batches) against Procrastinate's
+``defer`` / ``batch_defer`` on the same server and a raw psycopg INSERT of the same event
+row (the floor of what any design can do), at several client counts.
+
+Each path runs in a fresh database, closed loop, bounded in count and time; clients are
+threads of this process (Procrastinate's: asyncio tasks, its native API), the server is a
+separate process on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+from psycopg import sql
+
+from adapters.bootstrap import EVENTS_TABLE, postgres_env, utc_now
+from bench import peer
+from bench.common import Figure, fresh_database
+from ledger.application import JobLedger
+from ledger.commands import EnqueueJob
+from tests.support.pg import PostgresServer
+
+RAW_TABLE = "raw_events"
+CREATE_RAW = sql.SQL(
+    "CREATE TABLE {raw} (LIKE {events} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+    "INCLUDING INDEXES)"
+).format(raw=sql.Identifier(RAW_TABLE), events=sql.Identifier(EVENTS_TABLE))
+ONE_EVENT = sql.SQL("SELECT topic, state FROM {events} LIMIT 1").format(
+    events=sql.Identifier(EVENTS_TABLE)
+)
+INSERT_RAW = sql.SQL(
+    "INSERT INTO {raw} (originator_id, originator_version, topic, state) VALUES (%s, 1, %s, %s)"
+).format(raw=sql.Identifier(RAW_TABLE))
+
+LEDGER_ONE, LEDGER_BATCH = "ledger, 1 job per transaction", "ledger, batches of {b}"
+PEER_ONE, PEER_BATCH = "Procrastinate defer", "Procrastinate batch_defer of {b}"
+RAW_ONE, RAW_BATCH = "raw INSERT, 1 per transaction", "raw INSERT, batches of {b}"
+
+
+@dataclass(frozen=True)
+class Size:
+    clients: tuple[int, ...]
+    batch: int
+    seconds: float
+    most: int  # jobs per run at most
+    repeats: int
+
+
+FULL = Size((1, 4, 16), 100, 2.0, 200_000, 3)
+QUICK = Size((1, 8), 100, 0.5, 20_000, 2)
+TINY = Size((1, 2), 10, 0.2, 200, 1)
+
+Op = Callable[[int, int], None]
+"""``op(client, count)``: enqueue ``count`` jobs (1, or a batch) from client ``client``."""
+
+
+def closed_loop(clients: int, per_call: int, seconds: float, most: int, op: Op) -> float:
+    """``clients`` threads calling ``op`` until ``most`` jobs or ``seconds``: jobs/s."""
+    done = [0]
+    lock = threading.Lock()
+    end = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        while time.monotonic() < end:
+            with lock:
+                if done[0] + per_call > most:
+                    return
+                done[0] += per_call
+            op(index, per_call)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done[0] / (time.perf_counter() - started)
+
+
+def ledger_rate(url: str, clients: int, batch: int, size: Size) -> float:
+    env = {**postgres_env(url), "POSTGRES_POOL_SIZE": str(clients + 1)}
+    ledger = JobLedger(env)
+    try:
+        ledger.execute(EnqueueJob(customer_id="warm-up"), utc_now())
+
+        def op(_: int, count: int) -> None:
+            commands = [EnqueueJob(customer_id="bench", payload={"n": i}) for i in range(count)]
+            if count == 1:
+                ledger.execute(commands[0], utc_now())
+            else:
+                for result in ledger.execute_batch(commands, utc_now()):
+                    if isinstance(result, Exception):
+                        raise result
+
+        return closed_loop(clients, batch, size.seconds, size.most, op)
+    finally:
+        ledger.close()
+
+
+def raw_rate(url: str, clients: int, batch: int, size: Size) -> float:
+    """The same row as the ledger's Enqueued event, INSERTed with psycopg."""
+    JobLedger(postgres_env(url)).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(CREATE_RAW)
+        seed = JobLedger(postgres_env(url))
+        seed.execute(EnqueueJob(customer_id="bench", payload={"n": 0}), utc_now())
+        seed.close()
+        row = conn.execute(ONE_EVENT).fetchone()
+    assert row is not None
+    topic, state = row
+    conns = [psycopg.connect(url) for _ in range(clients)]
+    try:
+
+        def op(client: int, count: int) -> None:
+            conn = conns[client]
+            with conn.cursor() as cur:
+                if count == 1:
+                    cur.execute(INSERT_RAW, (uuid4(), topic, state))
+                else:
+                    cur.executemany(INSERT_RAW, [(uuid4(), topic, state) for _ in range(count)])
+            conn.commit()
+
+        return closed_loop(clients, batch, size.seconds, size.most, op)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def peer_rate(url: str, clients: int, batch: int, size: Size) -> float:
+    """Procrastinate's own API: ``clients`` asyncio tasks deferring no-op jobs."""
+    peer.apply_schema(url)
+
+    async def run() -> float:
+        app = peer.make_app(url, clients + 1)
+        async with app.open_async():
+            task = app.tasks[peer.TASK]
+            await task.defer_async(n=-1)
+            done = [0]
+            end = time.monotonic() + size.seconds
+
+            async def client() -> None:
+                while time.monotonic() < end and done[0] + batch <= size.most:
+                    done[0] += batch
+                    if batch == 1:
+                        await task.defer_async(n=done[0])
+                    else:
+                        jobs: list[dict[str, Any]] = [{"n": i} for i in range(batch)]
+                        await task.batch_defer_async(*jobs)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(clients)))
+            return done[0] / (time.perf_counter() - started)
+
+    return asyncio.run(run())
+
+
+Path = Callable[[str, int, int, Size], float]
+
+
+def run(server: PostgresServer, size: Size, log: Callable[[str], Any] = print) -> list[Figure]:
+    """Every path at every client count, ``size.repeats`` times each on fresh databases."""
+    b = size.batch
+    paths: list[tuple[str, Path, int]] = [
+        (LEDGER_ONE, ledger_rate, 1),
+        (LEDGER_BATCH.format(b=b), ledger_rate, b),
+        (PEER_ONE, peer_rate, 1),
+        (PEER_BATCH.format(b=b), peer_rate, b),
+        (RAW_ONE, raw_rate, 1),
+        (RAW_BATCH.format(b=b), raw_rate, b),
+    ]
+    figures: list[Figure] = []
+    for clients in size.clients:
+        for name, path, batch in paths:
+            figure = Figure(name, "jobs/s", notes={"clients": str(clients)})
+            for _ in range(size.repeats):
+                with fresh_database(server, "enqueue") as url:
+                    figure.values.append(path(url, clients, batch, size))
+            log(f"enqueue: {name}, {clients} clients: {figure.spread()} jobs/s")
+            figures.append(figure)
+    return figures
+
+
+def at(figures: list[Figure], name: str, clients: int) -> Figure:
+    for figure in figures:
+        if figure.name == name and figure.notes["clients"] == str(clients):
+            return figure
+    raise KeyError((name, clients))
