@@ -106,7 +106,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(server: PostgresServer, size: Size) -> Iterator[Served]:
+def serving(server: PostgresServer, size: Size, with_runner: bool) -> Iterator[Served]:
     name = f"bench_http_{uuid4().hex[:10]}"
     url = server.create_database(name)
     data = Path(tempfile.mkdtemp(prefix="bench-http-"))
@@ -129,10 +129,11 @@ def serving(server: PostgresServer, size: Size) -> Iterator[Served]:
             env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )  # fmt: skip
-        runner = subprocess.Popen(
-            [ledger, "projections", "run"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        if with_runner:
+            runner = subprocess.Popen(
+                [ledger, "projections", "run"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
         wait_ready(port, process)
         served = Served(url, "127.0.0.1", port, key, process, jobs)
         warm_up(served, size)
@@ -458,6 +459,7 @@ class Results:
     base: Load
     limiter: LimiterRun
     hot: list[tuple[str, float]]
+    with_runner: bool = False
 
 
 def report(results: Results, size: Size) -> str:
@@ -468,9 +470,12 @@ def report(results: Results, size: Size) -> str:
     lines = [
         SECTION, "",
         f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `ledger serve "
-        "--api-only` (one process, as compose.yaml runs the API) beside `ledger projections "
-        "run` (feeding the views /health reads), on PostgreSQL with durable commits; load "
-        "from another process on "
+        "--api-only` (one process, as compose.yaml runs the API)"
+        + (" beside `ledger projections run` (feeding the views /health reads, on the same "
+           "2 CPUs)" if results.with_runner else
+           " alone (no projection runner: /health reads views that lag; `--with-runner` "
+           "adds one on the same 2 CPUs)")
+        + ", on PostgreSQL with durable commits; load from another process on "
         f"127.0.0.1 ({size.connections} keep-alive connections, {size.seconds:g} s per "
         f"phase, each phase run {size.repeats} times: the row is the run with the median "
         "p99, with the range of p99 over the runs; after one heartbeat per job so the "
@@ -559,6 +564,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.http_api", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short phases, about a minute")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument(
+        "--with-runner", action="store_true",
+        help="run `ledger projections run` beside the API (it shares the 2 CPUs)",
+    )
     parser.add_argument("--output", type=Path, default=DOC, help="the markdown file to update")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
@@ -568,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_postgres() as server:
         info = machine(server)
         print(*info, sep="\n", flush=True)
-        with serving(server, size) as served:
+        with serving(server, size, args.with_runner) as served:
             phases = [
                 Phase("1 per request (POST /jobs/{id}/heartbeat), closed loop",
                       single_requests(served), 1),
@@ -599,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"naive: {base.rate:,.0f}/s", flush=True)
             limiter = limiter_rate(served.url, size.limiter_seconds)
             print(f"limiter: {limiter.rate:,.0f}/s, admitted {limiter.admitted}", flush=True)
-    section = report(Results(info, loads, base, limiter, hot), size)
+    section = report(Results(info, loads, base, limiter, hot, args.with_runner), size)
     write_section(args.output, section)
     print(f"\n{section}\nwrote {args.output} in {time.perf_counter() - began:.0f} s")
 
