@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
-from functools import partial
-from typing import Any, TypeVar
 from uuid import UUID
 
 import anyio
 from anyio.abc import TaskStatus
 
+from adapters.session_worker import SessionWorker
 from ledger.application import JobLedger
 from ledger.errors import JobNotFound, LedgerError
 from ledger.transport import JobMessage, Outgoing, Transport
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 DISPATCH = "policy:dispatch"
 """The dispatcher's tracking row and lock name."""
 PAGE = 500
-T = TypeVar("T")
 
 
 class DispatchStopped(LedgerError):
@@ -65,7 +63,7 @@ def message_for(
     return Outgoing(message, delay)
 
 
-class Dispatcher:
+class Dispatcher(SessionWorker):
     """Sends the messages the log asks for. Call it as a part of a task group."""
 
     def __init__(
@@ -79,6 +77,7 @@ class Dispatcher:
         page: int = PAGE,
         poll_interval: float = 0.5,
     ) -> None:
+        super().__init__()
         self._store = store
         self._ledger = ledger
         self._transport = transport
@@ -86,7 +85,6 @@ class Dispatcher:
         self._owner = owner
         self._page = page
         self._poll = poll_interval
-        self._limiter = anyio.CapacityLimiter(1)  # the store is one session
         self._jobs: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.sent = 0
         self.holding = False
@@ -154,14 +152,3 @@ class Dispatcher:
             if not self._store.advance(expected, position, self._owner):
                 log.warning("dispatcher: position moved under %s", self._owner)
 
-    async def _sync(self, func: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(func, *args), limiter=self._limiter)
-
-
-def pending_events(store: ViewStore) -> int:
-    """Events the dispatcher has not covered yet (its lag)."""
-    return store.head() - store.tracking(DISPATCH).position
-
-
-__all__: Sequence[str] = ("DISPATCH", "DispatchStopped", "Dispatcher", "message_for",
-                          "pending_events")

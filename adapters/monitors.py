@@ -8,19 +8,18 @@ version race), a dead letter is recorded once, and its alert is recorded once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
 from adapters import metrics
+from adapters.session_worker import SessionWorker
 from adapters.slack import AlertSink
 from ledger.alerts import (
     DeadLetterNotice,
@@ -40,44 +39,9 @@ from projections.queries.job_status import JobStatus, JobStatusQueries
 from projections.store import ViewStore
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 ALERTS_LOCK = "policy:alerts"
 STALE_SCAN_LIMIT = 1000
-
-
-class _Blocking:
-    """Runs the synchronous store and ledger off the event loop, one call at a time."""
-
-    _store: ViewStore
-    _reopen: Callable[[], ViewStore] | None
-    _name: str = "monitor"
-
-    def __init__(self) -> None:
-        self._limiter = anyio.CapacityLimiter(1)
-
-    @property
-    def store(self) -> ViewStore:
-        """The session it works with now (a new one after a reconnect)."""
-        return self._store
-
-    def _reconnect(self) -> bool:
-        """After a failed round, a fresh session (the old one may be dead for good, e.g.
-        after a database restart). True if the session was replaced."""
-        if self._reopen is None:
-            return False
-        try:
-            fresh = self._reopen()
-        except Exception as error:  # still down: the next round tries again
-            log.warning("%s: reconnect failed: %s", self._name, error)
-            return False
-        old, self._store = self._store, fresh
-        with contextlib.suppress(Exception):  # the dead session has nothing to release
-            old.close()
-        return True
-
-    async def _sync(self, func: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(func, *args), limiter=self._limiter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +63,7 @@ class ScanReport:
     errors: list[str] = field(default_factory=list)
 
 
-class StaleMonitor(_Blocking):
+class StaleMonitor(SessionWorker):
     """Every ``CHECK_INTERVAL_SECONDS``: requeue (or dead-letter) jobs that went silent."""
 
     def __init__(
@@ -196,7 +160,7 @@ class _Retry:
     not_before: datetime
 
 
-class DeadLetterMonitor(_Blocking):
+class DeadLetterMonitor(SessionWorker):
     """Records dead letters found in the transport's DLQ, and alerts each dead letter once.
 
     Every ``DLQ_CHECK_INTERVAL_SECONDS`` it reads the transport's dead-letter queue and

@@ -16,7 +16,7 @@ import contextlib
 import random
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from datetime import datetime, timedelta
 from typing import ClassVar
@@ -120,20 +120,6 @@ class JobLedger(Application[UUID]):
         if not events:
             raise JobNotFound(job_id)
         return events
-
-    def iter_job_ids(self, start: int = 1, page: int = 1000) -> Iterator[UUID]:
-        """Ids of every enqueued job in log order (a full scan: for tools, not hot paths)."""
-        topic = f"{Job.Enqueued.__module__}:{Job.Enqueued.__qualname__}"
-        position = start
-        while True:
-            notifications = self.recorder.select_notifications(
-                start=position, limit=page, topics=[topic]
-            )
-            for notification in notifications:
-                yield UUID(str(notification.originator_id))
-            if len(notifications) < page:
-                return
-            position = notifications[-1].id + 1
 
     # -- writing ------------------------------------------------------------------------
 
