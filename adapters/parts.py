@@ -88,14 +88,22 @@ def stale_part(container: Container) -> Part:
                 detected_by=owner_name("stale-monitor"),
                 reopen=partial(open_views, container.settings),
             )
-            try:
-                await monitor(task_status=task_status)
-            finally:
-                if monitor.store is not store:  # reconnected: close the session it holds
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(monitor.store.close)
+            await _run_worker(monitor, store, task_status)
 
     return part
+
+
+async def _run_worker(
+    worker: StaleMonitor | DeadLetterMonitor, opened: ViewStore, task_status: TaskStatus[None]
+) -> None:
+    """Run a monitor; if it reconnected, close the session it holds (``_session`` closes
+    the one it opened)."""
+    try:
+        await worker(task_status=task_status)
+    finally:
+        if worker.store is not opened:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(worker.store.close)
 
 
 def alert_sink(container: Container) -> tuple[AlertSink, str]:
@@ -115,12 +123,7 @@ def dead_letter_part(
                 store, container.ledger, transport, sink, container.settings,
                 clock=utc_now, channel=channel, reopen=partial(open_views, container.settings),
             )
-            try:
-                await monitor(task_status=task_status)
-            finally:
-                if monitor.store is not store:  # reconnected: close the session it holds
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(monitor.store.close)
+            await _run_worker(monitor, store, task_status)
 
     return part
 
