@@ -17,7 +17,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from adapters.local_queue import DEAD_LETTER_SWEEP, NewMessage, StoredMessage
+from adapters.local_queue import NewMessage, StoredMessage, insert_rows, sweep_claims
 from adapters.sqlfile import load_sections
 from ledger.errors import TransportRequestFailed, TransportTimeout, TransportUnavailable
 
@@ -53,14 +53,7 @@ class PostgresQueueStore:
             )
 
     def put(self, queue: str, messages: Sequence[NewMessage]) -> None:
-        rows = [
-            {
-                "queue": queue, "message_id": m.message_id, "job_id": m.job_id,
-                "attempt": m.attempt, "body": m.body, "sent_at": m.sent_at,
-                "visible_at": m.visible_at,
-            }
-            for m in messages
-        ]
+        rows = insert_rows(queue, messages)
         with self._transaction() as conn, conn.cursor() as cur:
             cur.executemany(SQL["insert"], rows)
 
@@ -71,16 +64,11 @@ class PostgresQueueStore:
             "queue": queue, "now": now, "visible_until": visible_until,
             "max_receives": max_receives,
         }
-        claimed: list[StoredMessage] = []
         with self._transaction() as conn:
-            for _ in range(DEAD_LETTER_SWEEP):
-                rows = conn.execute(SQL["claim"], {**params, "limit": limit - len(claimed)})
-                got = [(_stored(row), row[8]) for row in rows.fetchall()]
-                claimed.extend(stored for stored, dead_at in got if dead_at is None)
-                # Only dead-lettered rows in a full round: more may be waiting behind them.
-                if len(claimed) >= limit or not got or all(d is None for _, d in got):
-                    break
-        return sorted(claimed, key=lambda s: s.seq)
+            return sweep_claims(
+                lambda n: conn.execute(SQL["claim"], {**params, "limit": n}).fetchall(),
+                _stored, limit,
+            )
 
     def set_visibility(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:
         params = {"queue": queue, "seq": seq, "receipt": receipt, "visible_at": visible_at}
