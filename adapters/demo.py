@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adapters.bootstrap import Container, build_transport, open_views, utc_now
+from adapters.demo_handlers import work
 from adapters.parts import dead_letter_part, dispatcher_part, projection_part, stale_part
 from adapters.timeline import event_record, timeline_table
 from adapters.worker import InProcessLedger, Worker, WorkerConfig
@@ -99,6 +101,7 @@ class _Demo:
                  f"{self.settings.stale_threshold.total_seconds():g}s")
         transport = build_transport(self.settings)
         writer = BatchWriter(self.ledger, utc_now).start()
+        self.views = open_views(self.settings)  # one session for the demo's own reads
         try:
             async with anyio.create_task_group() as tg:
                 for part in (
@@ -112,6 +115,7 @@ class _Demo:
                 tg.cancel_scope.cancel()
         finally:
             writer.close()
+            self.views.close()
             with anyio.CancelScope(shield=True):
                 await transport.aclose()
         return report
@@ -180,7 +184,7 @@ class _Demo:
     def _worker(self, writer: BatchWriter, n: int) -> Worker:
         config = replace(WorkerConfig.for_settings(self.settings), concurrency=2,
                          worker_id=f"demo-worker-{n + 1}", receive_wait=0.5, grace=2.0)
-        return Worker(_work_handler(), build_transport(self.settings),
+        return Worker(work, build_transport(self.settings),
                       InProcessLedger(self.ledger, writer=writer), config)
 
     async def _wait_for_everything(self, slow: UUID, killed: dict[str, Any], poison: UUID
@@ -224,7 +228,7 @@ class _Demo:
         done = [e for e in events if isinstance(e, Job.Completed)]
         if not (stale and done):
             return None
-        killed_at = _parse(killed["killed_at"])
+        killed_at = datetime.fromisoformat(killed["killed_at"])
         return {
             "stale_after_seconds": round((stale[0].timestamp - killed_at).total_seconds(), 2),
             "completed_after_seconds": round((done[0].timestamp - killed_at).total_seconds(), 2),
@@ -245,18 +249,10 @@ class _Demo:
             self.console.print(f"      {text}", markup=False, highlight=False)
 
     def _counts(self) -> dict[str, int]:
-        store = open_views(self.settings)
-        try:
-            return JobStatusQueries(store).counts()
-        finally:
-            store.close()
+        return JobStatusQueries(self.views).counts()
 
     def _lag(self) -> int:
-        store = open_views(self.settings)
-        try:
-            return max(s.lag for s in view_status(store, list(VIEWS.values())))
-        finally:
-            store.close()
+        return max(s.lag for s in view_status(self.views, list(VIEWS.values())))
 
     async def _wait(self, check: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -269,12 +265,8 @@ class _Demo:
                       poison: UUID) -> DemoReport:
         history = self.ledger.history(poison)
         self.console.print(timeline_table(history))
-        store = open_views(self.settings)
-        try:
-            counts = JobStatusQueries(store).counts()
-            lag = [msgspec.to_builtins(s) for s in view_status(store, list(VIEWS.values()))]
-        finally:
-            store.close()
+        counts = self._counts()
+        lag = [msgspec.to_builtins(s) for s in view_status(self.views, list(VIEWS.values()))]
         health = await _health(self.container)
         self.say("jobs by status: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         self.say("projection lag: " + ", ".join(f"{v['view']}={v['lag']}" for v in lag))
@@ -301,12 +293,6 @@ class _ShownAlerts:
     async def post(self, message: dict[str, Any], attempt: int) -> DeliveryOutcome:
         self.messages.append(message)
         return Delivered()
-
-
-def _work_handler() -> Any:
-    from adapters.demo_handlers import work
-
-    return work
 
 
 async def _health(container: Container) -> dict[str, Any]:
@@ -337,12 +323,6 @@ def _key(name: str) -> str:
 
 def _short(job_id: UUID) -> str:
     return str(job_id)[:8]
-
-
-def _parse(value: str) -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(value)
 
 
 __all__ = ["DEMO_CLOCKS", "DemoReport", "Status", "demo_settings", "run_demo"]
