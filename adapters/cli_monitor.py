@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.bootstrap import Container, build, build_transport, open_views, utc_now
-from adapters.cli_projections import user_errors
+from adapters.bootstrap import Container, build, build_transport, utc_now
+from adapters.cli_projections import user_errors, wired_views
 from adapters.monitors import StaleMonitor
 from adapters.parts import (
     Part,
@@ -113,17 +113,12 @@ def stale_scan(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Scan once for stale jobs: requeue them (or, with --dry-run, say what would happen)."""
-    container = build()
-    store = open_views(container.settings)
-    try:
+    with wired_views() as (container, store):
         catch_up_unfed(store, [VIEWS["job_status"]])
         monitor = StaleMonitor(store, container.ledger, container.settings, clock=utc_now,
                                detected_by=owner_name("stale-scan"))
         findings = monitor.findings()
         report = None if dry_run else monitor.scan()
-    finally:
-        store.close()
-        container.close()
     rows = [
         {"job_id": str(f.job.job_id), "customer_id": f.job.customer_id, "queue": f.job.queue,
          "attempt": f.job.attempt, "worker_id": f.job.worker_id,
@@ -158,9 +153,7 @@ def dlq_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Dead-lettered jobs, with the state of their alert."""
-    container = build()
-    store = open_views(container.settings)
-    try:
+    with wired_views() as (_, store):
         catch_up_unfed(store, [VIEWS["job_status"], VIEWS["dead_letter_alerts"]])
         jobs = JobStatusQueries(store).dead_lettered(customer_id=customer, limit=limit)
         alerts = DeadLetterAlertQueries(store)
@@ -175,9 +168,6 @@ def dlq_list(
                 "source": alert.source if alert else None,
                 "alert": alert.alert_status if alert else "pending",
             })
-    finally:
-        store.close()
-        container.close()
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -203,18 +193,11 @@ def dlq_redrive(
     if bool(job_ids) == all_jobs:
         raise InvalidCommand("name the jobs to redrive, or pass --all (not both)")
     ids = [_job_id(value) for value in job_ids or []]
-    container = build()
-    try:
+    with wired_views() as (container, store):
         if all_jobs:
-            store = open_views(container.settings)
-            try:
-                catch_up_unfed(store, [VIEWS["job_status"]])
-                ids = [j.job_id for j in JobStatusQueries(store).dead_lettered(limit=100_000)]
-            finally:
-                store.close()
+            catch_up_unfed(store, [VIEWS["job_status"]])
+            ids = [j.job_id for j in JobStatusQueries(store).dead_lettered(limit=100_000)]
         redriven, skipped = _redrive(container, ids, actor, dry_run)
-    finally:
-        container.close()
     for line in skipped:
         console.print(f"skipped {line}", markup=False, highlight=False)
     verb = "would redrive" if dry_run else "redrove"

@@ -31,7 +31,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from adapters.bootstrap import build, load_settings, migrate, open_views
+from adapters.bootstrap import Container, build, load_settings, migrate, open_views
 from ledger.config import Settings
 from ledger.errors import LedgerError
 from projections.queries.job_status import JobStatus, JobStatusQueries
@@ -72,15 +72,22 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 @contextmanager
-def views_store() -> Iterator[tuple[Settings, ViewStore]]:
+def wired_views() -> Iterator[tuple[Container, ViewStore]]:
     """The ledger wired (tables created, migrations applied) and a session on the views."""
     wired = build()
     store = open_views(wired.settings)
     try:
-        yield wired.settings, store
+        yield wired, store
     finally:
         store.close()
         wired.close()
+
+
+@contextmanager
+def views_store() -> Iterator[tuple[Settings, ViewStore]]:
+    """:func:`wired_views` for commands that need only the settings beside the views."""
+    with wired_views() as (wired, store):
+        yield wired.settings, store
 
 
 def _progress() -> Progress:
