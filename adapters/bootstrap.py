@@ -56,6 +56,7 @@ def postgres_env(database_url: str) -> dict[str, str]:
         raise ConfigurationError("DATABASE_URL", database_url, str(error)) from None
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "adapters.postgres.event_recorder:LedgerEventRecorder",
         "POSTGRES_DBNAME": str(params.get("dbname") or params.get("user") or "postgres"),
         "POSTGRES_HOST": str(params.get("host") or "localhost"),
         "POSTGRES_PORT": str(params.get("port") or "5432"),
@@ -64,7 +65,7 @@ def postgres_env(database_url: str) -> dict[str, str]:
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_POOL_SIZE": "5",
         "POSTGRES_MAX_OVERFLOW": "10",
-        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_PRE_PING": "n",
         "POSTGRES_LOCK_TIMEOUT": "10",
     }
 

@@ -1,0 +1,96 @@
+"""The ledger's event recorder on PostgreSQL: one round trip per append.
+
+eventsourcing's ``PostgresApplicationRecorder`` appends in an explicit transaction:
+``BEGIN``, ``SET LOCAL lock_timeout``, ``LOCK TABLE ... IN EXCLUSIVE MODE``, ``NOTIFY``,
+the ``INSERT``, a pipeline sync, then ``COMMIT``: several round trips to the server for
+every ``save()``. On the ledger's hot single-command paths (an enqueue, a claim, a
+completion) those round trips cost more than the durable commit itself.
+
+This recorder does the same work in one statement: a PL/pgSQL function that takes the
+table lock, notifies listeners and inserts the events from four arrays, called on an
+autocommit connection, so the statement is its own transaction and the lock is held
+until its commit. What readers rely on is unchanged: notification ids are handed out
+under the EXCLUSIVE table lock, so they commit in the order they were issued and a
+reader tailing the log never passes over a gap that is filled later. A duplicate
+``(originator_id, originator_version)`` still fails the whole append with an
+``IntegrityError`` (a ``RecordConflictError``), as before.
+
+The function is created (``CREATE OR REPLACE``) with the table, under a transaction-level
+advisory lock so that processes starting together do not race in the catalog. Its name
+is derived from the table's, so two applications in one schema each have their own
+(eventsourcing's ``POSTGRES_ENABLE_DB_FUNCTIONS`` shares one function per schema and
+stays unset). See docs/adr/0005-one-round-trip-appends.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
+from psycopg import sql
+
+APPEND_FUNCTION = sql.SQL(
+    "CREATE OR REPLACE FUNCTION {schema}.{function}("
+    "ids {id_type}[], versions bigint[], topics text[], states bytea[]) "
+    "RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$ "
+    "BEGIN "
+    "SET LOCAL lock_timeout = {lock_timeout}; "
+    "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+    "NOTIFY {channel}; "
+    "RETURN QUERY INSERT INTO {schema}.{table} "
+    "(originator_id, originator_version, topic, state) "
+    "SELECT * FROM unnest(ids, versions, topics, states) "
+    "RETURNING notification_id; "
+    "END $fn$"
+)
+CREATE_UNDER_LOCK = sql.SQL(
+    "DO $do$ BEGIN PERFORM pg_advisory_xact_lock(hashtext({key})); {create}; END $do$"
+)
+CALL_APPEND = sql.SQL(
+    "SELECT * FROM {schema}.{function}(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[])"
+)
+
+
+class LedgerEventRecorder(PostgresApplicationRecorder):
+    """``PostgresApplicationRecorder`` whose appends are one statement, one round trip."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.append_function_name = f"{self.events_table_name}_append"
+        self.check_identifier_length(self.append_function_name)
+        schema = sql.Identifier(self.datastore.schema)
+        function = sql.Identifier(self.append_function_name)
+        id_type = sql.Identifier(self.datastore.originator_id_type)
+        create = APPEND_FUNCTION.format(
+            schema=schema,
+            function=function,
+            id_type=id_type,
+            lock_timeout=sql.Literal(f"{int(self.datastore.lock_timeout)}s"),
+            table=sql.Identifier(self.events_table_name),
+            channel=sql.Identifier(self.channel_name),
+        )
+        self.sql_create_statements.append(
+            CREATE_UNDER_LOCK.format(key=sql.Literal(self.append_function_name), create=create)
+        )
+        self.append_statement = CALL_APPEND.format(
+            schema=schema, function=function, id_type=id_type
+        )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        params = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.append_statement, params, prepare=True)
+            return [row[self.append_function_name] for row in curs.fetchall()]
