@@ -10,10 +10,17 @@ the ledger, so the worker just deletes the duplicate.
 One dispatcher sends at a time across processes (a named lock on the ledger's database);
 another waits and takes over when the first dies. An event the dispatcher cannot read
 stops it there (it never skips one).
+
+A failed round (the database restarting, the transport down) does not end the dispatcher:
+it logs, backs off, opens a fresh session (the old one may be dead, and the lock died with
+it), retakes the lock and reads its position again, so a page whose position was not
+recorded is sent again and no event is skipped. A stop at an unreadable event is retried
+the same way (without a new session) and logged as an error each time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -35,6 +42,8 @@ log = logging.getLogger(__name__)
 DISPATCH = "policy:dispatch"
 """The dispatcher's tracking row and lock name."""
 PAGE = 500
+MAX_BACKOFF = 5.0
+"""Longest wait, in seconds, between failed rounds (doubling from the poll interval)."""
 
 
 class DispatchStopped(LedgerError):
@@ -76,9 +85,15 @@ class Dispatcher(SessionWorker):
         owner: str,
         page: int = PAGE,
         poll_interval: float = 0.5,
+        max_backoff: float = MAX_BACKOFF,
+        reopen: Callable[[], ViewStore] | None = None,
     ) -> None:
         super().__init__()
         self._store = store
+        self._reopen = reopen
+        """Opens a new session when the store's connection is lost (a database restart)."""
+        self._name = "dispatcher"
+        self._max_backoff = max_backoff
         self._ledger = ledger
         self._transport = transport
         self._clock = clock
@@ -88,24 +103,55 @@ class Dispatcher(SessionWorker):
         self._jobs: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.sent = 0
         self.holding = False
+        self.failed_rounds = 0
+        self.reconnects = 0
 
     async def __call__(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        failures = 0
         try:
             while True:
-                if not self.holding:
-                    self.holding = await self._sync(self._store.try_lock, DISPATCH)
-                    if not self.holding:
-                        await anyio.sleep(self._poll)
-                        continue
-                    log.info("dispatcher %s took over sending jobs", self._owner)
-                if await self.step() == 0:
-                    await self._sync(self._store.wait_for_events, self._poll)
+                try:
+                    await self._round()
+                except Exception as error:  # the database or the transport: next round
+                    failures += 1
+                    await self._recover(error, failures)
+                else:
+                    failures = 0
         finally:
             with anyio.CancelScope(shield=True):
                 if self.holding:
-                    await self._sync(self._store.unlock, DISPATCH)
+                    with contextlib.suppress(Exception):  # a dead session holds no lock
+                        await self._sync(self._store.unlock, DISPATCH)
                     self.holding = False
+
+    async def _round(self) -> None:
+        """Take the lock if free, send one page, wait for events when there were none."""
+        if not self.holding:
+            self.holding = await self._sync(self._store.try_lock, DISPATCH)
+            if not self.holding:
+                await anyio.sleep(self._poll)
+                return
+            log.info("dispatcher %s took over sending jobs", self._owner)
+        if await self.step() == 0:
+            await self._sync(self._store.wait_for_events, self._poll)
+
+    async def _recover(self, error: Exception, failures: int) -> None:
+        """After a failed round: log, back off, and (unless the log itself stopped it) open
+        a fresh session. The next round reads the tracked position again, so whatever was
+        sent and not recorded is sent again."""
+        self.failed_rounds += 1
+        delay = min(self._max_backoff, self._poll * 2 ** min(failures - 1, 16))
+        if isinstance(error, DispatchStopped):
+            log.error("dispatcher %s: %s; retrying in %.1fs", self._owner, error, delay)
+            await anyio.sleep(delay)
+            return
+        log.warning("dispatcher %s: round failed: %s; reconnecting in %.1fs",
+                    self._owner, error or type(error).__name__, delay)
+        await anyio.sleep(delay)
+        if await self._sync(self._reconnect):
+            self.reconnects += 1
+            self.holding = False  # the lock lived on the old session
 
     async def step(self) -> int:
         """Send one page of the log's messages; return the events it covered."""

@@ -73,9 +73,10 @@ def dispatcher_part(container: Container, transport: Transport) -> Part:
     async def part(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         async with _session(container) as store:
             dispatcher = Dispatcher(
-                store, container.ledger, transport, clock=utc_now, owner=owner_name("dispatch")
+                store, container.ledger, transport, clock=utc_now, owner=owner_name("dispatch"),
+                reopen=partial(open_views, container.settings),
             )
-            await dispatcher(task_status=task_status)
+            await _run_worker(dispatcher, store, task_status)
 
     return part
 
@@ -94,10 +95,11 @@ def stale_part(container: Container) -> Part:
 
 
 async def _run_worker(
-    worker: StaleMonitor | DeadLetterMonitor, opened: ViewStore, task_status: TaskStatus[None]
+    worker: Dispatcher | StaleMonitor | DeadLetterMonitor, opened: ViewStore,
+    task_status: TaskStatus[None],
 ) -> None:
-    """Run a monitor; if it reconnected, close the session it holds (``_session`` closes
-    the one it opened)."""
+    """Run the dispatcher or a monitor; if it reconnected, close the session it holds
+    (``_session`` closes the one it opened)."""
     try:
         await worker(task_status=task_status)
     finally:

@@ -1,0 +1,182 @@
+"""Regression (found in review): the dispatcher did not reconnect after a PostgreSQL
+restart. Its failed round ended the part, so ``ledger serve`` stopped and ``ledger monitor
+dispatch`` exited (leaning on a restart policy). It now logs, backs off, opens a fresh
+session, retakes its lock and reads its tracked position again: a page sent but not
+recorded is sent again, and no event is skipped.
+
+Both tests restart the session's throwaway cluster (skipped on a server the tests cannot
+restart) and use the local queue on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from uuid import UUID
+
+import anyio
+import pytest
+from anyio.abc import TaskStatus
+
+from adapters.bootstrap import Container, build, build_transport, open_views, utc_now
+from adapters.dispatcher import DISPATCH
+from adapters.parts import dispatcher_part
+from ledger.commands import EnqueueJob
+from ledger.config import Settings
+from ledger.transport import JobMessage, Outgoing, Received, Transport
+from tests.support.pg import PostgresServer
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+LEDGER = shutil.which("ledger")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def container(postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+              ) -> Iterator[Container]:
+    if not postgres_server.supports_restart:
+        pytest.skip(f"cannot restart {postgres_server!r}")
+    wired = build(Settings(ledger_data_dir=tmp_path / "data", database_url=postgres_url))
+    yield wired
+    wired.close()
+
+
+def enqueue(container: Container, count: int) -> list[UUID]:
+    return [
+        container.ledger.execute(EnqueueJob(customer_id="acme"), utc_now()).job_id
+        for _ in range(count)
+    ]
+
+
+def dispatched_position(container: Container) -> tuple[int, int]:
+    """(the dispatcher's tracked position, the head of the log)."""
+    store = open_views(container.settings)
+    try:
+        return store.tracking(DISPATCH).position, store.head()
+    finally:
+        store.close()
+
+
+class StopsTheDatabaseOnFirstSend:
+    """Forwards to the local queue; right after its first send (before the dispatcher can
+    record its position) it stops PostgreSQL. Counts the sends of each event."""
+
+    def __init__(self, inner: Transport, server: PostgresServer) -> None:
+        self.inner = inner
+        self.server = server
+        self.sends: Counter[str] = Counter()
+        self.stopped = anyio.Event()
+
+    async def send_batch(self, entries: Sequence[JobMessage | Outgoing]) -> list[str]:
+        ids = await self.inner.send_batch(entries)
+        for entry in entries:
+            message = entry.message if isinstance(entry, Outgoing) else entry
+            self.sends[message.dedup_key] += 1
+        if not self.stopped.is_set():
+            await anyio.to_thread.run_sync(self.server.stop)
+            self.stopped.set()
+        return ids
+
+
+async def receive_all(transport: Transport, want: set[UUID], seconds: float) -> set[UUID]:
+    got: set[UUID] = set()
+    deadline = time.monotonic() + seconds
+    while not want <= got and time.monotonic() < deadline:
+        received: list[Received] = await transport.receive(max_messages=10, wait_seconds=0.2)
+        for message in received:
+            got.add(message.message.job_id)
+            await transport.delete(message)
+    return got
+
+
+def test_the_serve_dispatcher_part_survives_a_restart_and_resends_the_unrecorded_page(
+    container: Container, postgres_server: PostgresServer
+) -> None:
+    transport = build_transport(container.settings)
+    stopping = StopsTheDatabaseOnFirstSend(transport, postgres_server)
+    before = enqueue(container, 5)
+    part = dispatcher_part(container, stopping)  # type: ignore[arg-type]
+    ended: list[str] = []
+    started: list[bool] = []
+
+    async def watched(*, task_status: TaskStatus[None]) -> None:
+        try:
+            await part(task_status=task_status)
+        except BaseException as error:
+            ended.append(repr(error))
+            raise
+        ended.append("returned")
+
+    async def main() -> list[UUID]:
+        async with anyio.create_task_group() as tg:
+            await tg.start(watched)
+            with anyio.fail_after(60):
+                await stopping.stopped.wait()  # sent, position not recorded, database down
+                await anyio.sleep(2.0)  # a few failed rounds, reconnects refused
+                await anyio.to_thread.run_sync(postgres_server.start)
+                started.append(True)
+                after = await anyio.to_thread.run_sync(enqueue, container, 5)
+                got = await receive_all(transport, set(before + after), 30)
+                assert got == set(before + after)
+                while True:  # the resent page and the new one recorded
+                    position, head = await anyio.to_thread.run_sync(
+                        dispatched_position, container)
+                    if position == head:
+                        break
+                    await anyio.sleep(0.1)
+                assert not ended, ended  # the part still runs
+            tg.cancel_scope.cancel()
+        return after
+
+    try:
+        after = anyio.run(main)
+    finally:
+        if stopping.stopped.is_set() and not started:  # leave the server up for the others
+            postgres_server.start()
+        anyio.run(transport.aclose)
+    assert len(ended) == 1, ended
+    assert "Cancelled" in ended[0], ended  # ended by the test alone
+    first_sends = [stopping.sends[f"{job}:v1"] for job in before]
+    assert min(first_sends) >= 2, first_sends  # sent, not recorded, so sent again
+    assert [stopping.sends[f"{job}:v1"] for job in after] == [1] * 5
+
+
+def test_ledger_monitor_dispatch_keeps_running_across_a_restart(
+    container: Container, postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+) -> None:
+    assert LEDGER is not None, "the ledger script is missing: pip install -e '.[test]'"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SQS_QUEUE_URL", "SQS_DLQ_URL", "LEDGER_DATA_DIR")}
+    env["DATABASE_URL"] = postgres_url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    log = tmp_path / "dispatch.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [LEDGER, "monitor", "dispatch"], cwd=tmp_path, env=env,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )
+    transport = build_transport(container.settings)
+    try:
+        before = enqueue(container, 3)
+        assert anyio.run(receive_all, transport, set(before), 30.0) == set(before)
+        postgres_server.restart()
+        after = enqueue(container, 3)
+        assert anyio.run(receive_all, transport, set(after), 30.0) == set(after), (
+            log.read_text())
+        assert process.poll() is None, log.read_text()  # it did not exit
+    finally:
+        anyio.run(transport.aclose)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    output = log.read_text()
+    assert process.returncode == 0, output
+    assert "round failed" in output, output
+    assert "Traceback" not in output, output
