@@ -1,21 +1,49 @@
 """Schema-driven fuzzing: schemathesis generates valid and invalid requests for every
 operation of ``/schema/openapi.json`` and checks that none answers 5xx and that every
-response matches the document (status, content type, body schema)."""
+response matches the document (status, content type, body schema).
+
+On PostgreSQL (issue 8), the same run with an admin key, the dispatcher and the projection
+runner, recorded request by request (``tests/support/fuzz_hooks.py``): no 5xx, every event
+appended during the run falls in exactly one request, no refused (4xx) request appended
+anything but the ``ReportRefused`` a 409 for a superseded attempt records, hand-written
+bad requests (oversized, malformed, wrong content type, unknown fields, bad ids) are refused
+and append nothing, and ``ledger audit --json`` exits 0 afterwards. Larger run::
+
+    SCHEMATHESIS_MAX_EXAMPLES=50 pytest -s tests/integration/test_http_fuzz.py -k postgres
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import json
+import os
+import shutil
 import subprocess
 import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
 
+import anyio.from_thread
 import httpx
 import pytest
 
-from adapters.bootstrap import build
+from adapters.bootstrap import EVENTS_TABLE, Container, build, build_transport, open_views, utc_now
+from adapters.dispatcher import DISPATCH
 from adapters.http.ratelimit import Preset
-from adapters.http.wiring import build_api
+from adapters.http.wiring import build_api, key_store
+from adapters.keys import Role, new_key
+from adapters.parts import dispatcher_part
+from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob
 from ledger.config import Settings
-from tests.support.http import serve_in_thread
+from projections.registry import VIEWS
+from tests.support.http import projections_running, serve_in_thread, wait_for
 
 CHECKS = ",".join((
     "not_a_server_error",
@@ -53,3 +81,278 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
     assert result.returncode == 0, output[-6000:]
     assert " passed" in output
     assert "failed" not in output.split("SUMMARY")[-1], output[-6000:]
+
+
+# -- bad input at scale on PostgreSQL, then the audit ----------------------------------------
+
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
+"""Per operation and phase: about 730 cases and 15-30 s at the default; a few thousand
+cases at 50 (``SCHEMATHESIS_MAX_EXAMPLES=50``)."""
+REPORT_REFUSED = "ledger.job:Job.ReportRefused"
+"""The one event a refused request may append: a report from a superseded attempt is
+refused with 409 and recorded (SPEC.md, guarantee 2)."""
+REPORT_OPERATIONS = {f"POST /jobs/{{job_id}}/{report}"
+                     for report in ("heartbeat", "complete", "fail")}
+ROOT = Path(__file__).resolve().parents[2]
+LEDGER = shutil.which("ledger")
+
+
+def seed_jobs(container: Container) -> tuple[list[str], dict[str, tuple[str, int]]]:
+    """Jobs in every state for the fuzzer to aim at (pending, in progress, completed,
+    dead-lettered), and the claims of those in progress."""
+    ledger, now = container.ledger, utc_now()
+
+    def enqueue(max_attempts: int = 3) -> UUID:
+        job = ledger.execute(EnqueueJob(customer_id="acme", max_attempts=max_attempts), now)
+        return job.job_id
+
+    pending = [enqueue() for _ in range(10)]
+    running = [enqueue() for _ in range(5)]
+    done = [enqueue() for _ in range(3)]
+    dead = [enqueue(max_attempts=1) for _ in range(3)]
+    for job_id in running + done + dead:
+        ledger.execute(ClaimJob(job_id=job_id, worker_id="w-1"), now)
+    for job_id in done:
+        ledger.execute(CompleteJob(job_id=job_id, worker_id="w-1", attempt=1), now)
+    for job_id in dead:
+        ledger.execute(FailJob(job_id=job_id, worker_id="w-1", attempt=1, error="boom"), now)
+    return ([str(j) for j in pending + running + done + dead],
+            {str(j): ("w-1", 1) for j in running})
+
+
+@contextmanager
+def dispatcher_running(container: Container) -> Iterator[None]:
+    """The dispatcher part (local queue on the same database) until the block ends."""
+    transport = build_transport(container.settings)
+    with anyio.from_thread.start_blocking_portal() as portal:
+        future = portal.start_task_soon(dispatcher_part(container, transport))
+        try:
+            yield
+        finally:
+            future.cancel()
+            with contextlib.suppress(concurrent.futures.CancelledError):
+                future.result(30)
+            portal.call(transport.aclose)
+
+
+def log_head(container: Container) -> int:
+    store = open_views(container.settings)
+    try:
+        return store.head()
+    finally:
+        store.close()
+
+
+def caught_up(container: Container) -> bool:
+    store = open_views(container.settings)
+    try:
+        head = store.head()
+        positions = [store.tracking(name).position for name in [DISPATCH, *VIEWS]]
+    finally:
+        store.close()
+    return all(position >= head for position in positions)
+
+
+@dataclass
+class FuzzFigures:
+    cases: int = 0
+    accepted: int = 0
+    refused: int = 0
+    server_errors: list[dict[str, Any]] = field(default_factory=list)
+    network_errors: list[dict[str, Any]] = field(default_factory=list)
+    by_status: Counter[int] = field(default_factory=Counter)
+    by_operation: dict[str, Counter[int]] = field(default_factory=dict)
+    appended_by_accepted: int = 0
+    refused_recorded: int = 0
+    """409s to a heartbeat or report that recorded one ``ReportRefused`` (and nothing else)."""
+    refused_that_appended: list[dict[str, Any]] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+
+
+def tally(records: list[dict[str, Any]], start: int, end: int) -> FuzzFigures:
+    """Check the records of a run: every event appended between ``start`` and ``end`` in
+    exactly one request's interval, and no refused request appended anything but the
+    recording of a refused report."""
+    figures = FuzzFigures()
+    expected_before = start
+    for record in records:
+        figures.cases += 1
+        status = record["status"]
+        if status is None:
+            figures.network_errors.append(record)
+            continue
+        figures.by_status[status] += 1
+        figures.by_operation.setdefault(record["operation"], Counter())[status] += 1
+        if record["before"] != expected_before:  # appended outside any request
+            figures.gaps.append(f"{expected_before} -> {record['before']} before {record}")
+        expected_before = record["after"]
+        topics = record["topics"]
+        if status >= 500:
+            figures.server_errors.append(record)
+        elif status >= 400:
+            figures.refused += 1
+            if (status == 409 and topics == [REPORT_REFUSED]
+                    and record["operation"] in REPORT_OPERATIONS):
+                figures.refused_recorded += 1
+            elif topics:
+                figures.refused_that_appended.append(record)
+        else:
+            figures.accepted += 1
+            figures.appended_by_accepted += len(topics)
+    if expected_before != end:
+        figures.gaps.append(f"{expected_before} -> {end} after the last request")
+    return figures
+
+
+# Hand-written bad requests the generator does not make: oversized and malformed bodies,
+# wrong content types, unknown fields, bad ids. Each must be refused and append nothing.
+BIG = "x" * (2 * 1024 * 1024)
+
+
+def hand_written(job_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    json_type = {"content-type": "application/json"}
+    return [
+        ("POST", "/jobs", {"content": '{"customer_id": "acme", "payload": "' + BIG + '"}',
+                           "headers": json_type}),
+        ("POST", "/jobs", {"content": "{not json", "headers": json_type}),
+        ("POST", "/jobs", {"content": "customer_id=acme",
+                           "headers": {"content-type": "application/x-www-form-urlencoded"}}),
+        ("POST", "/jobs", {"json": {"customer_id": "acme", "surprise": 1}}),
+        ("POST", "/jobs", {"json": {"customer_id": 7}}),
+        ("POST", "/jobs", {"json": {"customer_id": "acme", "max_attempts": 10**30}}),
+        ("POST", "/jobs", {"json": [{"customer_id": "acme"}]}),
+        ("POST", f"/jobs/{job_id}/claim", {"json": {"worker_id": "w", "extra": True}}),
+        ("POST", f"/jobs/{job_id}/claim", {"json": {"worker_id": BIG}}),
+        ("POST", "/jobs/not-a-uuid/claim", {"json": {"worker_id": "w"}}),
+        ("POST", f"/jobs/{uuid4()}/claim", {"json": {"worker_id": "w"}}),
+        ("POST", f"/jobs/{job_id}/heartbeat", {"json": {"worker_id": "w", "attempt": "1"}}),
+        ("POST", f"/jobs/{job_id}/complete", {"json": {"worker_id": "w", "attempt": -1}}),
+        ("POST", f"/jobs/{job_id}/fail", {"json": {"worker_id": "w", "attempt": 1}}),
+        ("POST", "/heartbeats", {"json": {"worker_id": "w", "jobs": [{"job_id": "nope",
+                                                                     "attempt": 1}]}}),
+        ("POST", "/dlq/redrive", {"json": {"job_ids": ["nope"]}}),
+        ("GET", "/jobs/../../etc/passwd", {}),
+        ("GET", f"/queue/{'c' * 5000}", {}),
+    ]
+
+
+def test_the_tally_attributes_every_event_and_flags_refusals_that_appended() -> None:
+    enqueued = "ledger.job:Job.Enqueued"
+    records = [
+        {"operation": "POST /jobs", "status": 201, "before": 5, "after": 6,
+         "topics": [enqueued]},
+        {"operation": "POST /jobs/{job_id}/heartbeat", "status": 409, "before": 6, "after": 7,
+         "topics": [REPORT_REFUSED]},
+        {"operation": "POST /jobs", "status": 422, "before": 7, "after": 7, "topics": []},
+    ]
+    clean = tally(records, 5, 7)
+    assert (clean.accepted, clean.refused, clean.refused_recorded) == (1, 2, 1)
+    assert clean.gaps == []
+    assert clean.refused_that_appended == []
+    assert clean.server_errors == []
+    bad = [*records,
+           {"operation": "POST /jobs", "status": 422, "before": 8, "after": 9,
+            "topics": [enqueued]},
+           {"operation": "POST /jobs/{job_id}/fail", "status": 409, "before": 9, "after": 10,
+            "topics": [REPORT_REFUSED, enqueued]},
+           {"operation": "GET /health", "status": 503, "before": 10, "after": 10, "topics": []}]
+    figures = tally(bad, 5, 11)
+    assert len(figures.refused_that_appended) == 2
+    assert len(figures.server_errors) == 1
+    assert len(figures.gaps) == 2  # 7 -> 8 between requests, 10 -> 11 after the last
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(300 + 30 * MAX_EXAMPLES)
+def test_bad_input_at_scale_on_postgres_no_5xx_refusals_append_nothing_and_audit_passes(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    max_examples = MAX_EXAMPLES
+    settings = Settings(ledger_data_dir=tmp_path / "data", database_url=postgres_url)
+    container = build(settings)
+    api = build_api(container)
+    for preset in list(api.limiter.presets.values()):  # let the fuzzer reach the handlers
+        api.limiter.presets[preset.name] = Preset(preset.name, 10_000_000, 60)
+    key, record = new_key(Role.ADMIN, None, "fuzz", utc_now())
+    key_store(settings).add(record)
+    jobs, claims = seed_jobs(container)
+    records_path = tmp_path / "requests.jsonl"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "SCHEMATHESIS_HOOKS": "tests.support.fuzz_hooks",  # its variables:
+        "FUZZ_DATABASE_URL": postgres_url,
+        "FUZZ_RECORD": str(records_path),
+        "FUZZ_JOB_IDS": ",".join(jobs),
+        "FUZZ_CLAIMS": json.dumps(claims),
+        "FUZZ_SEED": "20261128",
+        "FUZZ_EVENTS_TABLE": EVENTS_TABLE,
+    }
+    started = time.monotonic()
+    try:
+        with projections_running(container), dispatcher_running(container), \
+                serve_in_thread(api) as running:
+            start = log_head(container)
+            result = subprocess.run(
+                [
+                    sys.executable, "-m", "schemathesis.cli", "run",
+                    f"{running.base_url}/schema/openapi.json",
+                    "--checks", CHECKS, "--max-examples", str(max_examples),
+                    "--seed", "20261128", "--workers", "1",  # one at a time: see fuzz_hooks
+                    "--generation-database", "none", "--no-color", "--request-timeout", "10",
+                    "--header", f"Authorization: Bearer {key}",
+                ],
+                cwd=tmp_path, env=env, capture_output=True, text=True,
+                timeout=150 + 2 * max_examples * 15, check=False,
+            )
+            fuzzed = time.monotonic() - started
+            end = log_head(container)
+            refused_by_hand = []
+            with httpx.Client(base_url=running.base_url, timeout=30,
+                              headers={"Authorization": f"Bearer {key}"}) as http:
+                for method, path, kwargs in hand_written(jobs[0]):
+                    before = log_head(container)
+                    answer = http.request(method, path, **kwargs)
+                    refused_by_hand.append((method, path[:60], answer.status_code,
+                                            log_head(container) - before))
+            wait_for(lambda: caught_up(container), timeout=60, interval=0.2)
+    finally:
+        container.close()
+    records = [json.loads(line) for line in records_path.read_text().splitlines()]
+    figures = tally(records, start, end)
+    assert LEDGER is not None, "the ledger script is missing: pip install -e '.[test]'"
+    audit = subprocess.run(
+        [LEDGER, "audit", "--json"], cwd=tmp_path,
+        env={**env, "DATABASE_URL": postgres_url}, capture_output=True, text=True,
+        timeout=300, check=False,
+    )
+    elapsed = time.monotonic() - started
+    summary = {
+        "max_examples": max_examples, "cases": figures.cases, "accepted_2xx": figures.accepted,
+        "refused_4xx": figures.refused, "refused_409_recording_report_refused":
+            figures.refused_recorded, "server_errors_5xx": len(figures.server_errors),
+        "network_errors": len(figures.network_errors), "by_status": dict(figures.by_status),
+        "events_appended": end - start, "appended_by_accepted": figures.appended_by_accepted,
+        "hand_written_refused": len(refused_by_hand), "audit_exit": audit.returncode,
+        "fuzz_seconds": round(fuzzed, 1), "total_seconds": round(elapsed, 1),
+    }
+    print("bad-input run:", json.dumps(summary, sort_keys=True))  # shown with -s
+    print("statuses by operation:", json.dumps(
+        {op: dict(sorted(c.items())) for op, c in sorted(figures.by_operation.items())}))
+    print("audit:", audit.stdout[:3000])
+    output = result.stdout + result.stderr
+    assert figures.cases > 0, output[-6000:]
+    assert not figures.server_errors, figures.server_errors[:5]
+    assert not figures.network_errors, figures.network_errors[:5]
+    assert not figures.refused_that_appended, figures.refused_that_appended[:5]
+    assert not figures.gaps, figures.gaps[:5]
+    assert end - start == figures.appended_by_accepted + figures.refused_recorded
+    assert result.returncode == 0, output[-6000:]
+    assert "failed" not in output.split("SUMMARY")[-1], output[-6000:]
+    for method, path, status, appended in refused_by_hand:
+        assert 400 <= status < 500, (method, path, status)
+        assert appended == 0, (method, path, status, appended)
+    assert audit.returncode == 0, audit.stdout[-4000:] + audit.stderr[-4000:]
+    report = json.loads(audit.stdout)
+    assert report["ok"] is True, report
