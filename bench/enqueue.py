@@ -24,6 +24,7 @@ from adapters.bootstrap import EVENTS_TABLE, postgres_env, utc_now
 from bench import peer
 from bench.common import Figure, fresh_database
 from ledger.application import JobLedger
+from ledger.batching import BatchWriter
 from ledger.commands import EnqueueJob
 from tests.support.pg import PostgresServer
 
@@ -40,6 +41,10 @@ INSERT_RAW = sql.SQL(
 ).format(raw=sql.Identifier(RAW_TABLE))
 
 LEDGER_ONE, LEDGER_BATCH = "ledger, 1 job per transaction", "ledger, batches of {b}"
+LEDGER_GROUP = "ledger, 1 job per call, group commit"
+"""Each client enqueues one job per call and waits for it to be durable, as an HTTP
+request does; concurrent calls share a transaction through the BatchWriter that
+``ledger serve`` runs."""
 PEER_ONE, PEER_BATCH = "Procrastinate defer", "Procrastinate batch_defer of {b}"
 RAW_ONE, RAW_BATCH = "raw INSERT, 1 per transaction", "raw INSERT, batches of {b}"
 
@@ -85,14 +90,27 @@ def closed_loop(clients: int, per_call: int, seconds: float, most: int, op: Op) 
 
 
 def ledger_rate(url: str, clients: int, batch: int, size: Size) -> float:
+    return _ledger_rate(url, clients, batch, size, group=False)
+
+
+def ledger_group_rate(url: str, clients: int, batch: int, size: Size) -> float:
+    return _ledger_rate(url, clients, batch, size, group=True)
+
+
+def _ledger_rate(url: str, clients: int, batch: int, size: Size, *, group: bool) -> float:
     env = {**postgres_env(url), "POSTGRES_POOL_SIZE": str(clients + 1)}
     ledger = JobLedger(env)
+    writer = BatchWriter(ledger, utc_now).start()
     try:
         ledger.execute(EnqueueJob(customer_id="warm-up"), utc_now())
 
         def op(_: int, count: int) -> None:
             commands = [EnqueueJob(customer_id="bench", payload={"n": i}) for i in range(count)]
-            if count == 1:
+            if group:
+                result = writer.submit(commands[0]).result(30)
+                if isinstance(result, Exception):
+                    raise result
+            elif count == 1:
                 ledger.execute(commands[0], utc_now())
             else:
                 for result in ledger.execute_batch(commands, utc_now()):
@@ -101,6 +119,7 @@ def ledger_rate(url: str, clients: int, batch: int, size: Size) -> float:
 
         return closed_loop(clients, batch, size.seconds, size.most, op)
     finally:
+        writer.close()
         ledger.close()
 
 
@@ -169,6 +188,7 @@ def run(server: PostgresServer, size: Size, log: Callable[[str], Any] = print) -
     b = size.batch
     paths: list[tuple[str, Path, int]] = [
         (LEDGER_ONE, ledger_rate, 1),
+        (LEDGER_GROUP, ledger_group_rate, 1),
         (LEDGER_BATCH.format(b=b), ledger_rate, b),
         (PEER_ONE, peer_rate, 1),
         (PEER_BATCH.format(b=b), peer_rate, b),

@@ -161,7 +161,9 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"ledger serve exited with {process.returncode}")
+            said = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            tail = " | ".join(said.strip().splitlines()[-3:])
+            raise RuntimeError(f"ledger serve exited with {process.returncode}: {tail}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.sendall(encode("GET", "/health/live"))

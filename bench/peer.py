@@ -43,6 +43,12 @@ def count(url: str, query: str = SUCCEEDED) -> int:
         return int(row[0]) if row else 0
 
 
+def succeeded(conn: psycopg.Connection[Any]) -> int:
+    """Jobs that succeeded, counted on an open connection (the benchmark's poll)."""
+    row = conn.execute(SUCCEEDED).fetchone()
+    return int(row[0]) if row else 0
+
+
 def worker_process(
     url: str, concurrency: int, ready: multiprocessing.synchronize.Barrier, seconds: float
 ) -> None:
