@@ -72,26 +72,26 @@ class PostgresQueueStore:
 
     def set_visibility(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:
         params = {"queue": queue, "seq": seq, "receipt": receipt, "visible_at": visible_at}
-        with self._transaction() as conn:
+        with self._statement() as conn:
             return conn.execute(SQL["set_visibility"], params).rowcount == 1
 
     def delete(self, queue: str, seq: int, receipt: str) -> bool:
         params = {"queue": queue, "seq": seq, "receipt": receipt}
-        with self._transaction() as conn:
+        with self._statement() as conn:
             return conn.execute(SQL["delete"], params).rowcount == 1
 
     def dead_letters(self, queue: str, limit: int) -> list[StoredMessage]:
-        with self._transaction() as conn:
+        with self._statement() as conn:
             rows = conn.execute(SQL["dead_letters"], {"queue": queue, "limit": limit})
             return [_stored(row) for row in rows.fetchall()]
 
     def delete_dead(self, queue: str, seq: int) -> bool:
-        with self._transaction() as conn:
+        with self._statement() as conn:
             return conn.execute(SQL["delete_dead"], {"queue": queue, "seq": seq}).rowcount == 1
 
     def revive(self, queue: str, message_ids: Sequence[str], now: float) -> list[StoredMessage]:
         params = {"queue": queue, "now": now, "message_ids": list(message_ids)}
-        with self._transaction() as conn:
+        with self._statement() as conn:
             return [_stored(row) for row in conn.execute(SQL["revive"], params).fetchall()]
 
     def close(self) -> None:
@@ -101,6 +101,13 @@ class PostgresQueueStore:
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
         with _translated(), self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    @contextmanager
+    def _statement(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in autocommit for one statement: the statement is its own
+        transaction, without the round trips of ``BEGIN`` and ``COMMIT``."""
+        with _translated(), self._pool.connection() as conn:
             yield conn
 
 
