@@ -7,7 +7,8 @@ it: a heartbeat racing a stale detection), the store refuses the whole transacti
 version conflict, nothing of the batch is written, and the batch is decided again from
 freshly loaded jobs. A decision that fails against a cached job is re-checked against the
 stored job before the error is reported, so a stale cache can delay a command but never
-change its answer.
+change its answer. The jobs a batch needs that this process does not hold are read in one
+query when the recorder can (``StreamLoader``; ADR 5).
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from copy import deepcopy
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    project_aggregate,
+)
 from eventsourcing.domain import Snapshot
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import RecordConflictError, StoredEvent
 from eventsourcing.utils import EnvType
 
 from ledger.commands import (
@@ -67,6 +73,19 @@ def idempotent_job_id(customer_id: str, idempotency_key: str) -> UUID:
 
 Result = Outcome | LedgerError
 """Per-command result of a batch: the outcome, or the named error it was refused with."""
+
+PREFETCH_MIN = 2
+"""A batch that needs this many jobs from the store loads them in one query, when the
+recorder can (``StreamLoader``); fewer are loaded one by one."""
+
+
+@runtime_checkable
+class StreamLoader(Protocol):
+    """A recorder that reads many aggregates' latest snapshot and later events at once."""
+
+    def select_streams(
+        self, ids: Sequence[UUID], snapshots_table: str | None
+    ) -> dict[UUID, list[StoredEvent]]: ...
 
 
 class JobLedger(Application[UUID]):
@@ -171,9 +190,11 @@ class JobLedger(Application[UUID]):
     def _decide_and_save(
         self, commands: Sequence[AnyCommand], now: datetime, *, fresh: bool
     ) -> list[Result]:
-        jobs: dict[UUID, Job] = {}
+        jobs, absent = self._prefetch(commands, fresh)
         from_cache: set[UUID] = set()
-        results = [self._decide(c, now, jobs, from_cache, fresh) for c in commands]
+        results = [
+            self._decide(c, now, jobs, from_cache, fresh=fresh, absent=absent) for c in commands
+        ]
         changed = [job for job in jobs.values() if job.pending_events]
         if changed:
             self.save(*changed)
@@ -187,13 +208,17 @@ class JobLedger(Application[UUID]):
         now: datetime,
         jobs: dict[UUID, Job],
         from_cache: set[UUID],
+        *,
         fresh: bool,
+        absent: set[UUID],
     ) -> Result:
         if isinstance(command, EnqueueJob):
-            return self._decide_enqueue(command, now, jobs)
+            return self._decide_enqueue(command, now, jobs, absent)
         job_id = command.job_id
         job = jobs.get(job_id)
         if job is None:
+            if job_id in absent:
+                return JobNotFound(job_id)
             cached = None if fresh else self._cache.get(job_id)
             if cached is not None:
                 job = deepcopy(cached)
@@ -220,12 +245,14 @@ class JobLedger(Application[UUID]):
                 )
             return error
 
-    def _decide_enqueue(self, command: EnqueueJob, now: datetime, jobs: dict[UUID, Job]) -> Result:
+    def _decide_enqueue(
+        self, command: EnqueueJob, now: datetime, jobs: dict[UUID, Job], absent: set[UUID]
+    ) -> Result:
         if command.idempotency_key is None:
             job_id = self._new_id()
         else:
             job_id = idempotent_job_id(command.customer_id, command.idempotency_key)
-            existing = jobs.get(job_id) or self._find(job_id)
+            existing = jobs.get(job_id) or (None if job_id in absent else self._find(job_id))
             if existing is not None:
                 jobs[job_id] = existing
                 if (existing.queue, existing.payload, existing.max_attempts) != (
@@ -282,6 +309,38 @@ class JobLedger(Application[UUID]):
         return _outcome(job)
 
     # -- the job cache ------------------------------------------------------------------
+
+    def _prefetch(
+        self, commands: Sequence[AnyCommand], fresh: bool
+    ) -> tuple[dict[UUID, Job], set[UUID]]:
+        """The stored jobs the batch needs and this process does not hold, in one query
+        (the workers' claims name jobs they have never seen): the jobs found, and the ids
+        found absent. Empty when there are too few or the recorder cannot."""
+        recorder = self.recorder
+        if not isinstance(recorder, StreamLoader):
+            return {}, set()
+        wanted: dict[UUID, None] = {}
+        for command in commands:
+            if isinstance(command, JobCommand):
+                job_id = command.job_id
+            elif isinstance(command, EnqueueJob) and command.idempotency_key is not None:
+                job_id = idempotent_job_id(command.customer_id, command.idempotency_key)
+            else:
+                continue
+            if fresh or job_id not in self._cache:
+                wanted[job_id] = None
+        if len(wanted) < PREFETCH_MIN:
+            return {}, set()
+        snapshots = self.snapshots.recorder if self.snapshots is not None else None
+        table = getattr(snapshots, "events_table_name", None)
+        streams = recorder.select_streams(list(wanted), table if isinstance(table, str) else None)
+        jobs: dict[UUID, Job] = {}
+        for job_id, stored in streams.items():
+            events = [self.mapper.to_domain_event(s) for s in stored]
+            job: object = project_aggregate(None, events)
+            if isinstance(job, Job):
+                jobs[job_id] = job
+        return jobs, set(wanted) - set(streams)
 
     def _find(self, job_id: UUID) -> Job | None:
         cached = self._cache.get(job_id)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -48,6 +49,25 @@ APPEND_FUNCTION = sql.SQL(
 )
 CREATE_UNDER_LOCK = sql.SQL(
     "DO $do$ BEGIN PERFORM pg_advisory_xact_lock(hashtext({key})); {create}; END $do$"
+)
+SELECT_STREAMS = sql.SQL(
+    "WITH wanted AS (SELECT DISTINCT unnest(%s::{id_type}[]) AS id), "
+    "snap AS ("
+    " SELECT DISTINCT ON (s.originator_id) s.originator_id, s.originator_version, s.topic,"
+    " s.state FROM {schema}.{snapshots} s JOIN wanted w ON s.originator_id = w.id"
+    " ORDER BY s.originator_id, s.originator_version DESC) "
+    "SELECT 0 AS part, originator_id, originator_version, topic, state FROM snap "
+    "UNION ALL "
+    "SELECT 1, e.originator_id, e.originator_version, e.topic, e.state "
+    "FROM {schema}.{table} e JOIN wanted w ON e.originator_id = w.id "
+    "LEFT JOIN snap ON snap.originator_id = e.originator_id "
+    "WHERE e.originator_version > coalesce(snap.originator_version, 0) "
+    "ORDER BY originator_id, part, originator_version"
+)
+SELECT_STREAMS_NO_SNAPSHOTS = sql.SQL(
+    "SELECT 1 AS part, originator_id, originator_version, topic, state "
+    "FROM {schema}.{table} WHERE originator_id = ANY(%s::{id_type}[]) "
+    "ORDER BY originator_id, originator_version"
 )
 CALL_APPEND = sql.SQL(
     "SELECT * FROM {schema}.{function}(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[])"
@@ -78,6 +98,38 @@ class LedgerEventRecorder(PostgresApplicationRecorder):
         self.append_statement = CALL_APPEND.format(
             schema=schema, function=function, id_type=id_type
         )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_streams(
+        self, ids: Sequence[UUID], snapshots_table: str | None
+    ) -> dict[UUID, list[StoredEvent]]:
+        """Many aggregates' stored events in one query: for each id that has any, its
+        latest snapshot in ``snapshots_table`` (if given and one exists) followed by the
+        events after it, in version order (what ``Repository.get`` reads with two queries
+        per aggregate)."""
+        schema = sql.Identifier(self.datastore.schema)
+        table = sql.Identifier(self.events_table_name)
+        id_type = sql.Identifier(self.datastore.originator_id_type)
+        if snapshots_table is None:
+            statement = SELECT_STREAMS_NO_SNAPSHOTS.format(
+                schema=schema, table=table, id_type=id_type
+            )
+        else:
+            statement = SELECT_STREAMS.format(
+                schema=schema, table=table, id_type=id_type,
+                snapshots=sql.Identifier(snapshots_table),
+            )
+        streams: dict[UUID, list[StoredEvent]] = {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (list(ids),), prepare=True)
+            for row in curs.fetchall():
+                streams.setdefault(row["originator_id"], []).append(StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                ))
+        return streams
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(

@@ -16,7 +16,8 @@ from eventsourcing.persistence import RecordConflictError, StoredEvent
 from adapters.bootstrap import postgres_env, utc_now
 from adapters.postgres.event_recorder import LedgerEventRecorder
 from ledger.application import JobLedger
-from ledger.commands import ClaimJob, EnqueueJob
+from ledger.commands import ClaimJob, EnqueueJob, Outcome, RecordHeartbeat
+from ledger.errors import JobNotFound
 from tests.support.pg import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -154,3 +155,59 @@ def test_the_ledger_appends_again_after_the_server_restarts(
         assert [type(e).__name__ for e in ledger.history(after[-1].job_id)] == ["Enqueued"]
     finally:
         ledger.close()
+
+
+def test_a_batch_loads_the_jobs_it_has_never_seen_in_one_query(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker's batch of claims and reports names jobs its process never saw: they are
+    read with one query (latest snapshot + later events each), not two per job. The
+    per-job reads are made to fail, so a wrong prefetch (which would end in version
+    conflicts and per-job retries) fails the test."""
+    env = postgres_env(postgres_url)
+    writer = JobLedger(env, snapshot_interval=5)
+    reader = JobLedger(env, snapshot_interval=5)
+    try:
+        busy, *idle = [
+            writer.execute(EnqueueJob(customer_id="c", idempotency_key=f"k{i}"), utc_now()).job_id
+            for i in range(3)
+        ]
+        attempt = writer.execute(ClaimJob(job_id=busy, worker_id="w1"), utc_now()).attempt
+        for _ in range(12):  # snapshots at versions 5 and 10, events after them
+            writer.execute(RecordHeartbeat(job_id=busy, attempt=attempt, worker_id="w1"),
+                           utc_now())
+        missing = uuid4()
+
+        def no_single_reads(*_: object, **__: object) -> None:
+            raise AssertionError("a job was read on its own")
+
+        monkeypatch.setattr(reader.recorder, "select_events", no_single_reads)
+        assert reader.snapshots is not None
+        monkeypatch.setattr(reader.snapshots.recorder, "select_events", no_single_reads)
+        results = reader.execute_batch([
+            RecordHeartbeat(job_id=busy, attempt=attempt, worker_id="w1"),
+            ClaimJob(job_id=idle[0], worker_id="w2"),
+            ClaimJob(job_id=idle[1], worker_id="w2"),
+            ClaimJob(job_id=missing, worker_id="w2"),
+            EnqueueJob(customer_id="c", idempotency_key="k0"),  # the busy job, again
+            EnqueueJob(customer_id="c", idempotency_key="new"),
+        ], utc_now())
+        monkeypatch.undo()
+
+        heartbeat, claim_a, claim_b, not_found, again, new = results
+        assert isinstance(heartbeat, Outcome)
+        assert heartbeat.version == 15  # Enqueued, Claimed, 12 + 1 heartbeats
+        assert isinstance(claim_a, Outcome)
+        assert (claim_a.status, claim_a.attempt) == ("in_progress", 1)
+        assert isinstance(claim_b, Outcome)
+        assert isinstance(not_found, JobNotFound)
+        assert isinstance(again, Outcome)
+        assert (again.job_id, again.created) == (busy, False)
+        assert isinstance(new, Outcome)
+        assert new.created
+        stored = writer.get_job(busy)
+        assert (stored.version, stored.status, stored.attempt) == (15, "in_progress", attempt)
+        assert writer.get_job(idle[0]).worker_id == "w2"
+    finally:
+        writer.close()
+        reader.close()
