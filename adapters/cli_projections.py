@@ -142,21 +142,30 @@ def run(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
     chosen = select(view)
-    with views_store() as (_, store):
-        runner = Runner(store, chosen, page_size=page_size)
-        if once:
-            try:
-                runner.acquire()
-                runner.catch_up()
-                busy = sorted({v.name for v in chosen} - set(runner.held))
-            finally:
-                runner.release()
-            for name in busy:
-                err_console.print(f"view {name} is fed by another runner; left alone")
-        else:
+    if not once:  # until interrupted, reconnecting after a failed session
+        from adapters.parts import feed_views
+
+        wired = build()  # tables created, migrations applied
+        try:
             stop = threading.Event()
             _stop_on_signals(stop)
-            runner.run(stop, poll_interval=poll_interval)
+            failures = feed_views(wired.settings, chosen, stop, poll_interval=poll_interval,
+                                  page_size=page_size)
+        finally:
+            wired.close()
+        if failures:
+            raise ViewsStopped(failures)
+        return
+    with views_store() as (_, store):
+        runner = Runner(store, chosen, page_size=page_size)
+        try:
+            runner.acquire()
+            runner.catch_up()
+            busy = sorted({v.name for v in chosen} - set(runner.held))
+        finally:
+            runner.release()
+        for name in busy:
+            err_console.print(f"view {name} is fed by another runner; left alone")
         failures = runner.failures
     if failures:
         raise ViewsStopped(failures)

@@ -7,6 +7,8 @@ when cancelled.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
 import threading
@@ -22,12 +24,15 @@ from adapters.bootstrap import Container, open_views, utc_now
 from adapters.dispatcher import Dispatcher
 from adapters.monitors import DeadLetterMonitor, StaleMonitor
 from adapters.slack import AlertSink, LoggedAlerts, SlackWebhook
+from ledger.config import Settings
 from ledger.transport import Transport
+from projections.model import View
 from projections.registry import VIEWS
-from projections.runner import Runner
+from projections.runner import PAGE_SIZE, Runner
 from projections.store import ViewStore
 
 Part = Callable[..., Coroutine[Any, Any, Any]]
+log = logging.getLogger(__name__)
 
 
 def owner_name(role: str) -> str:
@@ -44,27 +49,72 @@ async def _session(container: Container) -> AsyncIterator[ViewStore]:
             await anyio.to_thread.run_sync(store.close)
 
 
+def feed_views(
+    settings: Settings,
+    views: list[View],
+    stop: threading.Event,
+    *,
+    poll_interval: float = 0.5,
+    page_size: int = PAGE_SIZE,
+    max_backoff: float = 5.0,
+) -> dict[str, str]:
+    """Run a projection runner until ``stop`` is set (blocking; in a thread of its own).
+
+    A failed session (the database restarting) does not end it: it logs, backs off
+    (``poll_interval`` doubling to ``max_backoff``), opens a new session and starts a new
+    runner, which takes the free views' locks again and resumes each view from its
+    committed position (a view's rows and its position commit together, so nothing is
+    skipped or applied twice). Returns the views that stopped on an event they could not
+    apply, as :attr:`Runner.failures` says.
+    """
+    failures = 0
+    while not stop.is_set():
+        try:
+            store = open_views(settings)
+        except Exception as error:  # still down: try again
+            failures += 1
+            delay = min(max_backoff, poll_interval * 2 ** min(failures - 1, 16))
+            log.warning("projection runner: cannot open a session: %s; retrying in %.1fs",
+                        error, delay)
+            stop.wait(delay)
+            continue
+        try:
+            runner = Runner(store, views, page_size=page_size)
+            runner.run(stop, poll_interval=poll_interval)
+            return runner.failures
+        except Exception as error:  # the database may be restarting: a new session
+            failures += 1
+            delay = min(max_backoff, poll_interval * 2 ** min(failures - 1, 16))
+            log.warning("projection runner: %s; reconnecting in %.1fs",
+                        error or type(error).__name__, delay)
+        finally:
+            with contextlib.suppress(Exception):  # a dead session has nothing to release
+                store.close()
+        stop.wait(delay)
+    return {}
+
+
 def projection_part(container: Container, *, poll_interval: float = 0.5) -> Part:
-    """The projection runner, in a thread of its own until cancelled."""
+    """The projection runner, in a thread of its own until cancelled (reconnecting after a
+    failed session, see :func:`feed_views`)."""
 
     async def part(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        async with _session(container) as store:
-            runner = Runner(store, list(VIEWS.values()))
-            stop, done = threading.Event(), threading.Event()
+        stop, done = threading.Event(), threading.Event()
 
-            def feed() -> None:
-                try:
-                    runner.run(stop, poll_interval=poll_interval)
-                finally:
-                    done.set()
-
-            task_status.started()
+        def feed() -> None:
             try:
-                await anyio.to_thread.run_sync(feed, abandon_on_cancel=True)
+                feed_views(container.settings, list(VIEWS.values()), stop,
+                           poll_interval=poll_interval)
             finally:
-                stop.set()  # the runner finishes its page, releases its locks, returns
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(done.wait, poll_interval + 30)
+                done.set()
+
+        task_status.started()
+        try:
+            await anyio.to_thread.run_sync(feed, abandon_on_cancel=True)
+        finally:
+            stop.set()  # the runner finishes its page, releases its locks, returns
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(done.wait, poll_interval + 30)
 
     return part
 

@@ -4,7 +4,11 @@ dispatch`` exited (leaning on a restart policy). It now logs, backs off, opens a
 session, retakes its lock and reads its tracked position again: a page sent but not
 recorded is sent again, and no event is skipped.
 
-Both tests restart the session's throwaway cluster (skipped on a server the tests cannot
+The projection runner had the same dead session (found while fixing the dispatcher): in
+``ledger serve`` and ``ledger projections run`` a restart ended it. It now starts a new
+runner on a new session, which resumes each view from its committed position.
+
+The tests restart the session's throwaway cluster (skipped on a server the tests cannot
 restart) and use the local queue on PostgreSQL.
 """
 
@@ -16,7 +20,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from uuid import UUID
 
@@ -26,7 +30,7 @@ from anyio.abc import TaskStatus
 
 from adapters.bootstrap import Container, build, build_transport, open_views, utc_now
 from adapters.dispatcher import DISPATCH
-from adapters.parts import dispatcher_part
+from adapters.parts import dispatcher_part, projection_part
 from ledger.commands import EnqueueJob
 from ledger.config import Settings
 from ledger.transport import JobMessage, Outgoing, Received, Transport
@@ -62,6 +66,24 @@ def dispatched_position(container: Container) -> tuple[int, int]:
         return store.tracking(DISPATCH).position, store.head()
     finally:
         store.close()
+
+
+def start_ledger(args: list[str], url: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    assert LEDGER is not None, "the ledger script is missing: pip install -e '.[test]'"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SQS_QUEUE_URL", "SQS_DLQ_URL", "LEDGER_DATA_DIR")}
+    env["DATABASE_URL"] = url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with log.open("w") as out:
+        return subprocess.Popen([LEDGER, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_until(check: Callable[[], bool], seconds: float, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
 
 
 class StopsTheDatabaseOnFirstSend:
@@ -151,17 +173,8 @@ def test_the_serve_dispatcher_part_survives_a_restart_and_resends_the_unrecorded
 def test_ledger_monitor_dispatch_keeps_running_across_a_restart(
     container: Container, postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
 ) -> None:
-    assert LEDGER is not None, "the ledger script is missing: pip install -e '.[test]'"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SQS_QUEUE_URL", "SQS_DLQ_URL", "LEDGER_DATA_DIR")}
-    env["DATABASE_URL"] = postgres_url
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     log = tmp_path / "dispatch.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [LEDGER, "monitor", "dispatch"], cwd=tmp_path, env=env,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-        )
+    process = start_ledger(["monitor", "dispatch"], postgres_url, tmp_path, log)
     transport = build_transport(container.settings)
     try:
         before = enqueue(container, 3)
@@ -179,4 +192,80 @@ def test_ledger_monitor_dispatch_keeps_running_across_a_restart(
     output = log.read_text()
     assert process.returncode == 0, output
     assert "round failed" in output, output
+    assert "Traceback" not in output, output
+
+
+def job_status_position(container: Container) -> tuple[int, int]:
+    store = open_views(container.settings)
+    try:
+        return store.tracking("job_status").position, store.head()
+    finally:
+        store.close()
+
+
+def test_the_serve_projection_part_survives_a_restart(
+    container: Container, postgres_server: PostgresServer
+) -> None:
+    part = projection_part(container, poll_interval=0.1)
+    ended: list[str] = []
+
+    async def watched(*, task_status: TaskStatus[None]) -> None:
+        try:
+            await part(task_status=task_status)
+        except BaseException as error:
+            ended.append(repr(error))
+            raise
+        ended.append("returned")
+
+    async def caught_up() -> None:
+        while True:
+            position, head = await anyio.to_thread.run_sync(job_status_position, container)
+            if position == head:
+                return
+            await anyio.sleep(0.1)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(watched)
+            with anyio.fail_after(60):
+                await anyio.to_thread.run_sync(enqueue, container, 3)
+                await caught_up()
+                await anyio.to_thread.run_sync(postgres_server.restart)
+                await anyio.sleep(1.0)  # the runner meets its dead session
+                await anyio.to_thread.run_sync(enqueue, container, 3)
+                await caught_up()
+                assert not ended, ended  # the part still runs
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert len(ended) == 1, ended
+    assert "Cancelled" in ended[0], ended
+
+
+def test_ledger_projections_run_keeps_running_across_a_restart(
+    container: Container, postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "projections.log"
+    process = start_ledger(["projections", "run", "--poll-interval", "0.1"], postgres_url,
+                           tmp_path, log)
+
+    def caught_up() -> bool:
+        position, head = job_status_position(container)
+        return position == head
+
+    try:
+        enqueue(container, 3)
+        wait_until(caught_up, 30, log)
+        postgres_server.restart()
+        time.sleep(1.0)  # the runner meets its dead session
+        enqueue(container, 3)
+        wait_until(caught_up, 30, log)
+        assert process.poll() is None, log.read_text()  # it did not exit
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    output = log.read_text()
+    assert process.returncode == 0, output
+    assert "reconnecting" in output, output
     assert "Traceback" not in output, output
