@@ -371,6 +371,7 @@ def test_bad_input_at_scale_on_postgres_no_5xx_refusals_append_nothing_and_audit
     print("bad-input run:", json.dumps(summary, sort_keys=True))  # shown with -s
     print("statuses by operation:", json.dumps(
         {op: dict(sorted(c.items())) for op, c in sorted(figures.by_operation.items())}))
+    print("hand-written:", json.dumps(refused_by_hand))
     print("audit:", audit.stdout[:3000])
     output = result.stdout + result.stderr
     assert figures.cases > 0, output[-6000:]
