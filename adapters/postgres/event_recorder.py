@@ -52,18 +52,22 @@ CREATE_UNDER_LOCK = sql.SQL(
 )
 SELECT_STREAMS = sql.SQL(
     "WITH wanted AS (SELECT DISTINCT unnest(%s::{id_type}[]) AS id), "
-    "snap AS ("
-    " SELECT DISTINCT ON (s.originator_id) s.originator_id, s.originator_version, s.topic,"
-    " s.state FROM {schema}.{snapshots} s JOIN wanted w ON s.originator_id = w.id"
-    " ORDER BY s.originator_id, s.originator_version DESC) "
+    "snap AS (SELECT s.* FROM wanted w CROSS JOIN LATERAL ("
+    " SELECT originator_id, originator_version, topic, state FROM {schema}.{snapshots}"
+    " WHERE originator_id = w.id ORDER BY originator_version DESC LIMIT 1) s) "
     "SELECT 0 AS part, originator_id, originator_version, topic, state FROM snap "
     "UNION ALL "
     "SELECT 1, e.originator_id, e.originator_version, e.topic, e.state "
-    "FROM {schema}.{table} e JOIN wanted w ON e.originator_id = w.id "
-    "LEFT JOIN snap ON snap.originator_id = e.originator_id "
-    "WHERE e.originator_version > coalesce(snap.originator_version, 0) "
+    "FROM wanted w LEFT JOIN snap ON snap.originator_id = w.id CROSS JOIN LATERAL ("
+    " SELECT originator_id, originator_version, topic, state FROM {schema}.{table}"
+    " WHERE originator_id = w.id"
+    " AND originator_version > coalesce(snap.originator_version, 0) OFFSET 0) e "
     "ORDER BY originator_id, part, originator_version"
 )
+"""Each wanted id's latest snapshot, then its events after it. Written with LATERAL
+subqueries (the events one fenced with ``OFFSET 0`` so the planner cannot flatten it into
+a hash join) so that each id is an index lookup on the (originator_id, originator_version)
+primary keys whatever the statistics say: a hash join reads the whole events table."""
 SELECT_STREAMS_NO_SNAPSHOTS = sql.SQL(
     "SELECT 1 AS part, originator_id, originator_version, topic, state "
     "FROM {schema}.{table} WHERE originator_id = ANY(%s::{id_type}[]) "
