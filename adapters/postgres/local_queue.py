@@ -3,7 +3,8 @@
 The messages live in the ledger's database (table ``local_queue_messages``, migration
 0002). Receivers claim rows with ``FOR UPDATE SKIP LOCKED``, so any number of workers in
 any number of processes take disjoint messages without waiting for each other. Connections
-come from a small pool; every statement has a server-side timeout. The statements are the
+come from a small pool; every statement has a server-side timeout; only the writes that
+must survive a server crash wait for the disk (``DURABLE``). The statements are the
 named sections of ``local_queue.sql`` beside this module.
 """
 
@@ -25,6 +26,13 @@ SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.postgres", "local_queue.sql"
 ).items()}
 
+DURABLE = "SET LOCAL synchronous_commit = on"
+"""Sessions commit asynchronously (ADR 6): receiving, extending and deleting a message can
+be lost in a server crash, which only delivers the message again (at least once; the
+ledger's fencing refuses a second claim or report). Putting a message, moving one out of
+the dead-letter queue and deleting a recorded dead letter must not be lost, so they wait
+for the disk."""
+
 CONNECT_TIMEOUT_SECONDS = 10
 STATEMENT_TIMEOUT_MS = 10_000
 POOL_TIMEOUT_SECONDS = 15.0
@@ -45,7 +53,10 @@ class PostgresQueueStore:
                 kwargs={
                     "autocommit": True,
                     "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                    "options": (
+                        f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
+                        "-c synchronous_commit=off"
+                    ),
                 },
                 check=ConnectionPool.check_connection,
                 name="local-queue",
@@ -54,7 +65,7 @@ class PostgresQueueStore:
 
     def put(self, queue: str, messages: Sequence[NewMessage]) -> None:
         rows = insert_rows(queue, messages)
-        with self._transaction() as conn, conn.cursor() as cur:
+        with self._transaction(durable=True) as conn, conn.cursor() as cur:
             cur.executemany(SQL["insert"], rows)
 
     def claim(
@@ -86,12 +97,12 @@ class PostgresQueueStore:
             return [_stored(row) for row in rows.fetchall()]
 
     def delete_dead(self, queue: str, seq: int) -> bool:
-        with self._statement() as conn:
+        with self._transaction(durable=True) as conn:
             return conn.execute(SQL["delete_dead"], {"queue": queue, "seq": seq}).rowcount == 1
 
     def revive(self, queue: str, message_ids: Sequence[str], now: float) -> list[StoredMessage]:
         params = {"queue": queue, "now": now, "message_ids": list(message_ids)}
-        with self._statement() as conn:
+        with self._transaction(durable=True) as conn:
             return [_stored(row) for row in conn.execute(SQL["revive"], params).fetchall()]
 
     def close(self) -> None:
@@ -99,8 +110,11 @@ class PostgresQueueStore:
             self._pool.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def _transaction(self, *, durable: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction; ``durable`` ones wait for their commit to reach the disk."""
         with _translated(), self._pool.connection() as conn, conn.transaction():
+            if durable:
+                conn.execute(DURABLE)
             yield conn
 
     @contextmanager
