@@ -18,7 +18,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from adapters.local_queue import NewMessage, StoredMessage, insert_rows, sweep_claims
+from adapters.local_queue import NewMessage, StoredMessage, sweep_claims
 from adapters.sqlfile import load_sections
 from ledger.errors import TransportRequestFailed, TransportTimeout, TransportUnavailable
 
@@ -64,9 +64,19 @@ class PostgresQueueStore:
             )
 
     def put(self, queue: str, messages: Sequence[NewMessage]) -> None:
-        rows = insert_rows(queue, messages)
-        with self._transaction(durable=True) as conn, conn.cursor() as cur:
-            cur.executemany(SQL["insert"], rows)
+        if not messages:
+            return
+        columns = {
+            "queue": queue,
+            "message_id": [m.message_id for m in messages],
+            "job_id": [m.job_id for m in messages],
+            "attempt": [m.attempt for m in messages],
+            "body": [m.body for m in messages],
+            "sent_at": [m.sent_at for m in messages],
+            "visible_at": [m.visible_at for m in messages],
+        }
+        with self._transaction(durable=True) as conn:
+            conn.execute(SQL["insert"], columns)
 
     def claim(
         self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int

@@ -4,8 +4,12 @@
 -- same message.
 
 -- name: insert
+-- Every message of a send in one statement, from one array per column.
 INSERT INTO local_queue_messages (queue_name, message_id, job_id, attempt, body, sent_at, visible_at)
-VALUES (%(queue)s, %(message_id)s, %(job_id)s, %(attempt)s, %(body)s, %(sent_at)s, %(visible_at)s);
+SELECT %(queue)s, * FROM unnest(
+    %(message_id)s::uuid[], %(job_id)s::uuid[], %(attempt)s::integer[], %(body)s::text[],
+    %(sent_at)s::double precision[], %(visible_at)s::double precision[]
+);
 
 -- name: claim
 -- The oldest visible messages: those received max_receives times already move to the
