@@ -15,6 +15,7 @@ Long polls return as soon as a message becomes available: a send through the sam
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -34,6 +35,7 @@ from ledger.errors import (
     MalformedMessage,
     ReceiptInvalid,
     TransportError,
+    TransportUnavailable,
 )
 from ledger.transport import (
     ATTR_ATTEMPT,
@@ -147,6 +149,10 @@ class QueueStore(Protocol):
 
     def delete(self, queue: str, seq: int, receipt: str) -> bool: ...
 
+    def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
+        """Delete each ``(seq, receipt)``; per item, whether it was deleted."""
+        ...
+
     def dead_letters(self, queue: str, limit: int) -> list[StoredMessage]: ...
 
     def delete_dead(self, queue: str, seq: int) -> bool: ...
@@ -181,6 +187,8 @@ class LocalQueue:
         self.clock = clock
         self._waiters: set[anyio.Event] = set()
         self._closed = False
+        self._deletes: list[tuple[int, str, asyncio.Future[bool]]] = []
+        self._deleting = False
 
     async def __aenter__(self) -> LocalQueue:
         return self
@@ -291,9 +299,49 @@ class LocalQueue:
             raise ReceiptInvalid()
 
     async def delete(self, received: Received) -> None:
+        """Delete the message. Deletes that arrive while one is in flight (the jobs of a
+        worker finishing together) go to the store together, as one statement: the first
+        caller sends batches until none is waiting."""
         seq, receipt = _parse_receipt(received.receipt)
-        if not await self._run(self.store.delete, self.name, seq, receipt):
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._deletes.append((seq, receipt, done))
+        if not self._deleting:
+            self._deleting = True
+            try:
+                while self._deletes:
+                    batch, self._deletes = self._deletes, []
+                    await self._delete_batch(batch)
+            except BaseException:  # cancelled: our own answer is not awaited
+                if done.done() and not done.cancelled():
+                    done.exception()
+                raise
+            finally:
+                self._deleting = False
+                stranded, self._deletes = self._deletes, []
+                for *_, waiting in stranded:
+                    if not waiting.done():
+                        waiting.set_exception(TransportUnavailable("the delete was not sent"))
+        if not await done:
             raise ReceiptInvalid()
+
+    async def _delete_batch(self, batch: list[tuple[int, str, asyncio.Future[bool]]]) -> None:
+        """One store call for ``batch``; every waiter gets its answer or the error."""
+        items = [(seq, receipt) for seq, receipt, _ in batch]
+        try:
+            deleted = await self._run(self.store.delete_many, self.name, items)
+        except Exception as error:
+            for *_, waiting in batch:
+                if not waiting.done():
+                    waiting.set_exception(error)
+            return
+        except BaseException:
+            for *_, waiting in batch:
+                if not waiting.done():
+                    waiting.set_exception(TransportUnavailable("the delete was cancelled"))
+            raise
+        for (*_, waiting), ok in zip(batch, deleted, strict=True):
+            if not waiting.done():
+                waiting.set_result(ok)
 
     async def release(self, received: Received, *, delay: float = 0.0) -> None:
         seq, receipt = _parse_receipt(received.receipt)

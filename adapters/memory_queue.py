@@ -94,6 +94,9 @@ class MemoryQueueStore:
             del self._rows[queue][seq]
             return True
 
+    def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
+        return [self.delete(queue, seq, receipt) for seq, receipt in items]
+
     def dead_letters(self, queue: str, limit: int) -> list[StoredMessage]:
         with self._lock:
             dead = [r for r in self._rows.get(queue, {}).values() if r.dead_at is not None]

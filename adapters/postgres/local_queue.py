@@ -101,6 +101,13 @@ class PostgresQueueStore:
         with self._statement() as conn:
             return conn.execute(SQL["delete"], params).rowcount == 1
 
+    def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
+        params = {"queue": queue, "seqs": [seq for seq, _ in items],
+                  "receipts": [receipt for _, receipt in items]}  # fmt: skip
+        with self._statement() as conn:
+            deleted = {row[0] for row in conn.execute(SQL["delete_many"], params).fetchall()}
+        return [seq in deleted for seq, _ in items]
+
     def dead_letters(self, queue: str, limit: int) -> list[StoredMessage]:
         with self._statement() as conn:
             rows = conn.execute(SQL["dead_letters"], {"queue": queue, "limit": limit})

@@ -38,6 +38,13 @@ WHERE seq = %(seq)s AND queue_name = %(queue)s AND receipt = %(receipt)s AND dea
 DELETE FROM local_queue_messages
 WHERE seq = %(seq)s AND queue_name = %(queue)s AND receipt = %(receipt)s AND dead_at IS NULL;
 
+-- name: delete_many
+-- Several deletes at once (concurrent jobs finishing together); returns the rows deleted.
+DELETE FROM local_queue_messages AS m
+USING unnest(%(seqs)s::bigint[], %(receipts)s::text[]) AS d(seq, receipt)
+WHERE m.seq = d.seq AND m.queue_name = %(queue)s AND m.receipt = d.receipt AND m.dead_at IS NULL
+RETURNING m.seq;
+
 -- name: dead_letters
 SELECT seq, message_id::text, job_id::text, attempt, body, sent_at, receive_count, receipt, dead_at
 FROM local_queue_messages

@@ -65,6 +65,15 @@ class SqliteQueueStore:
             params = {"queue": queue, "seq": seq, "receipt": receipt}
             return conn.execute(SQL["delete"], params).rowcount == 1
 
+    def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
+        with self._transaction() as conn:
+            return [
+                conn.execute(
+                    SQL["delete"], {"queue": queue, "seq": seq, "receipt": receipt}
+                ).rowcount == 1
+                for seq, receipt in items
+            ]
+
     def dead_letters(self, queue: str, limit: int) -> list[StoredMessage]:
         with self._locked() as conn:
             rows = conn.execute(SQL["dead_letters"], {"queue": queue, "limit": limit})

@@ -79,6 +79,49 @@ async def test_an_old_receipt_is_refused_once_the_message_was_received_again(
         await queue.delete(second)  # already gone
 
 
+async def test_concurrent_deletes_share_store_calls_and_each_gets_its_own_answer(
+    queue: LocalQueue, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Jobs finishing together delete their messages in a few store calls, not one each;
+    a stale receipt among them is refused alone."""
+    await queue.send_batch([job(n) for n in range(12)])
+    received: list[Received] = []
+    while len(received) < 12:
+        received.extend(await queue.receive(max_messages=10))
+    stale = received[0]
+    await queue.delete(stale)
+
+    calls: list[int] = []
+    delete_many = queue.store.delete_many
+
+    def counted(name: str, items: list[tuple[int, str]]) -> list[bool]:
+        calls.append(len(items))
+        return delete_many(name, items)
+
+    monkeypatch.setattr(queue.store, "delete_many", counted)
+    outcomes: list[str] = [""] * 12
+
+    async def delete(index: int, message: Received) -> None:
+        try:
+            await queue.delete(message)
+            outcomes[index] = "deleted"
+        except ReceiptInvalid:
+            outcomes[index] = "refused"
+
+    async with anyio.create_task_group() as tasks:
+        for index, message in enumerate(received):
+            tasks.start_soon(delete, index, message)
+
+    assert outcomes == ["refused"] + ["deleted"] * 11
+    assert sum(calls) == 12
+    if queue.store.blocking:  # deletes queue up behind the one in flight in a thread
+        assert len(calls) < 12
+    else:  # the in-memory store answers at once: nothing ever waits
+        assert calls == [1] * 12
+    await queue.send(job(99))
+    assert len(await queue.receive(max_messages=10)) == 1  # only the new one is left
+
+
 async def test_exhausted_messages_ahead_do_not_hide_a_fresh_one(new_store: StoreFactory) -> None:
     async with LocalQueue(new_store(), max_receives=1) as q:
         await q.send_batch([job(n) for n in range(15)])
