@@ -114,6 +114,8 @@ class JobLedger(Application[UUID]):
         self._new_id = new_id
         self._cache: OrderedDict[UUID, Job] = OrderedDict()
         self._cache_size = cache_size
+        recorder = self.recorder
+        self._stream_loader = recorder if isinstance(recorder, StreamLoader) else None
 
     # -- reading ------------------------------------------------------------------------
 
@@ -197,7 +199,7 @@ class JobLedger(Application[UUID]):
         ]
         changed = [job for job in jobs.values() if job.pending_events]
         if changed:
-            self.save(*changed)
+            self._append(changed)
             for job in changed:
                 self._remember(job)
         return results
@@ -308,6 +310,18 @@ class JobLedger(Application[UUID]):
                 raise InvalidCommand(f"unknown command {command!r}")
         return _outcome(job)
 
+    def _append(self, jobs: Sequence[Job]) -> None:
+        """``save(*jobs)`` for jobs known to be ``Job`` aggregates: eventsourcing's
+        ``collect_events`` tells events from aggregates with two runtime-protocol
+        ``isinstance`` checks per object, a fifth of a batched enqueue's time."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for job in jobs:
+            processing_event.events.extend(job.collect_events())
+            processing_event.aggregates[job.id] = job
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+
     # -- the job cache ------------------------------------------------------------------
 
     def _prefetch(
@@ -316,8 +330,8 @@ class JobLedger(Application[UUID]):
         """The stored jobs the batch needs and this process does not hold, in one query
         (the workers' claims name jobs they have never seen): the jobs found, and the ids
         found absent. Empty when there are too few or the recorder cannot."""
-        recorder = self.recorder
-        if not isinstance(recorder, StreamLoader):
+        recorder = self._stream_loader
+        if recorder is None:
             return {}, set()
         wanted: dict[UUID, None] = {}
         for command in commands:

@@ -74,7 +74,7 @@ SELECT_STREAMS_NO_SNAPSHOTS = sql.SQL(
     "ORDER BY originator_id, originator_version"
 )
 CALL_APPEND = sql.SQL(
-    "SELECT * FROM {schema}.{function}(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[])"
+    "SELECT * FROM {schema}.{function}(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[])"
 )
 
 
