@@ -356,9 +356,15 @@ def e2e_section(outcome: Outcome, mode: Mode, doc: Path) -> str:
         lines.append(f"- Where a worker's CPU goes (py-spy, 3 s of the first run, running "
                      f"frames by thread and code area): {ledger.notes['profile']}.")
     lines.append(
-        "- Each ledger job is at least four transactions on the ledger's side (enqueue, "
-        "claim, complete; the dispatcher's send and tracking) plus the queue's claim and "
-        "delete; Procrastinate's is one fetch and one status update."
+        "- What each side does per job. Procrastinate: one fetch and one status update, "
+        "both durable commits. The ledger: three durable appends to the log (enqueue, "
+        "claim, completion; batched: the enqueue by 500, claims and completions by the "
+        "worker's group commit), the dispatcher's durable put on the queue, and "
+        "asynchronously committed derived writes (ADR 6): three events folded into five "
+        "views, the dispatcher's position, the queue's receive and delete (deletes of jobs "
+        "finishing together share one statement). Every event is also read by the "
+        "projection runner and the dispatcher. The CPU split above shows where the machine "
+        "goes: with two CPUs, the workers, `ledger serve` and PostgreSQL compete for them."
     )
     if kill is not None:
         bar = 3.5
