@@ -135,6 +135,14 @@ class JobLedger(Application[UUID]):
             return cached.payload
         return self.get_job(job_id).payload
 
+    def held_payload(self, job_id: UUID) -> tuple[bool, object]:
+        """``(True, payload)`` when this process's cache holds the job (no I/O), else
+        ``(False, None)``."""
+        cached = self._cache.get(job_id)
+        if cached is None:
+            return False, None
+        return True, cached.payload
+
     def history(self, job_id: UUID) -> list[Job.Event]:
         """Every event of the job, oldest first."""
         events = [e for e in self.events.get(job_id) if isinstance(e, Job.Event)]

@@ -53,7 +53,9 @@ class InProcessLedger:
 
     async def claim(self, job_id: UUID, worker_id: str) -> ClaimedJob:
         outcome = _raise_error(await self._one(ClaimJob(job_id=job_id, worker_id=worker_id)))
-        payload = await anyio.to_thread.run_sync(self.ledger.payload_of, job_id)
+        held, payload = self.ledger.held_payload(job_id)  # the claim just cached the job
+        if not held:
+            payload = await anyio.to_thread.run_sync(self.ledger.payload_of, job_id)
         return ClaimedJob(job_id=job_id, attempt=outcome.attempt, payload=payload)
 
     async def heartbeats(

@@ -176,3 +176,15 @@ def test_snapshots_keep_a_long_running_job_cheap_to_load(
     assert loaded.__dict__ == replayed.__dict__
     assert loaded.heartbeats == 150
     ledger.close()
+
+
+def test_a_claimed_jobs_payload_is_answered_from_the_cache(ledger: JobLedger) -> None:
+    """A worker reads the payload right after its claim: no second trip to the store."""
+    job_id = enqueue(ledger)
+    other = uuid4()
+    ledger.forget()
+    assert ledger.held_payload(job_id) == (False, None)
+    ledger.execute(ClaimJob(job_id=job_id, worker_id="w"), T0)
+    assert ledger.held_payload(job_id) == (True, {"n": 1})
+    assert ledger.held_payload(other) == (False, None)
+    assert ledger.payload_of(job_id) == {"n": 1}
