@@ -63,6 +63,7 @@ from projections.queries.job_status import JobStatusQueries
 from projections.registry import VIEWS
 from tests.e2e.test_worker_processes import LEDGER, environment
 from tests.support.duplicates import Duplicator
+from tests.support.moto_patches import serialize_sqs_deletes
 from tests.support.pg import PostgresServer
 from tests.support.slack_receiver import Answer, SlackReceiver
 from tests.support.tcp_proxy import TcpProxy
@@ -224,6 +225,7 @@ def test_nothing_is_lost_under_faults(
     proxy: TcpProxy | None = None
     if transport == "sqs":  # moto's SQS on 127.0.0.1, the fleet reaching it through a proxy
         sqs = request.getfixturevalue("sqs_queues")
+        serialize_sqs_deletes()  # moto drops a message sent during a delete otherwise
         moto = urlsplit(sqs.endpoint)
         assert moto.hostname is not None
         assert moto.port is not None
@@ -318,8 +320,10 @@ def test_nothing_is_lost_under_faults(
     outages: list[threading.Thread] = []
 
     def inject(kind: str) -> None:
-        if kind == "kill_worker":
-            busy = busy_workers(settings, workers)
+        if kind == "kill_worker":  # wait a little for one to be busy (idle after sqs_down)
+            deadline = time.monotonic() + 4
+            while not (busy := busy_workers(settings, workers)) and time.monotonic() < deadline:
+                time.sleep(0.2)
             victim = rng.choice(busy or workers)
             victim.kill9()
             figures.faults["kill_worker_mid_job"] += bool(busy)
@@ -364,7 +368,7 @@ def test_nothing_is_lost_under_faults(
 
         # Quiet: every acknowledged job completed or dead-lettered (and alerted), every
         # view and the dispatcher at the head.
-        summary = wait_until_quiet(settings, acknowledged, timeout=60 + JOBS / 20)
+        summary = wait_until_quiet(settings, acknowledged, 60 + JOBS / 20, transport)
         audited = run_audit(env, tmp_path)
         elapsed = time.monotonic() - started
     finally:
@@ -381,6 +385,7 @@ def test_nothing_is_lost_under_faults(
     runs = run_counts(runs_file)
     healthy = [j for j, poison in acknowledged.items() if not poison]
     duplicates = sum(max(0, runs[j] - 1) for j in healthy)
+    dead_jobs = {j for j, a in summary_jobs(settings, acknowledged).items() if a}
     rerun_after_duplicate = [
         j for j, before in figures.runs_before_duplicate.items() if runs[j] != before
     ]
@@ -405,6 +410,7 @@ def test_nothing_is_lost_under_faults(
         "messages_dropped_as_duplicates_by_workers": worker_duplicates(tmp_path),
         "completed": summary["completed"],
         "dead_lettered": summary["dead_lettered"],
+        "healthy_jobs_dead_lettered": sum(1 for j in healthy if j in dead_jobs),
         "stale_recoveries": summary["stale_detected"],
         "handler_runs": sum(runs.values()),
         "duplicate_executions": duplicates,
@@ -429,7 +435,6 @@ def test_nothing_is_lost_under_faults(
     assert report["completed"] + report["dead_lettered"] == JOBS
     assert report["dead_lettered"] >= sum(1 for p in acknowledged.values() if p)
     assert summary["alerts"] == summary["dead_letters"]
-    dead_jobs = {j for j, a in summary_jobs(settings, acknowledged).items() if a}
     assert set(posted) == dead_jobs  # every alert recorded as sent reached the receiver
     assert sum(n for k, n in figures.faults.items() if k != "kill_worker_mid_job") >= 4
     assert figures.duplicates_in_progress + figures.duplicates_completed > 0
@@ -473,7 +478,8 @@ def busy_workers(settings: Settings, workers: list[Supervised]) -> list[Supervis
 
 
 def wait_until_quiet(
-    settings: Settings, acknowledged: dict[str, bool], timeout: float
+    settings: Settings, acknowledged: dict[str, bool], timeout: float,
+    transport: str = "local",
 ) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     while True:
@@ -482,7 +488,7 @@ def wait_until_quiet(
             return summary
         if time.monotonic() > deadline:
             raise AssertionError(f"not quiet after {timeout:.0f}s: {summary}\n"
-                                 + _stuck(settings, acknowledged))
+                                 + _stuck(settings, acknowledged, transport))
         time.sleep(0.5)
 
 
@@ -530,7 +536,7 @@ def _summary(settings: Settings, acknowledged: dict[str, bool]) -> dict[str, int
     return summary
 
 
-def _stuck(settings: Settings, acknowledged: dict[str, bool]) -> str:
+def _stuck(settings: Settings, acknowledged: dict[str, bool], transport: str) -> str:
     """The history of a few jobs that did not finish (the failure message)."""
     store = open_views(settings)
     try:
@@ -552,7 +558,27 @@ def _stuck(settings: Settings, acknowledged: dict[str, bool]) -> str:
             ))
     finally:
         container.close()
+    if transport == "sqs":
+        lines.append(moto_messages(stuck[:20]))
     return "\n".join(lines)
+
+
+def moto_messages(job_ids: list[str]) -> str:
+    """Where moto (in this process) holds the messages of ``job_ids``: queue, receives,
+    visible or not (the failure message of the SQS variant)."""
+    from moto.sqs.models import sqs_backends
+
+    lines = []
+    for account in sqs_backends.values():
+        for backend in account.values():
+            for queue in backend.queues.values():
+                for message in list(queue._messages):
+                    hit = next((j for j in job_ids if j in message.body), None)
+                    if hit:
+                        lines.append(
+                            f"{hit} in {queue.name}: receives {message.approximate_receive_count}"
+                            f", visible {message.visible}, delayed {message.delayed}")
+    return "\n".join(lines) or "no message of these jobs in moto"
 
 
 def run_audit(env: dict[str, str], cwd: Path) -> dict[str, Any]:
