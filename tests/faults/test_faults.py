@@ -304,11 +304,15 @@ def test_nothing_is_lost_under_faults(
         enqueuing.clear()
 
     def inject_duplicates() -> None:
-        try:
-            injected = duplicator.inject(rng, DUPLICATES_IN_PROGRESS, DUPLICATES_COMPLETED)
-        except Exception:  # the database is restarting: this one is skipped
-            figures.faults["duplicate_delivery_skipped"] += 1
-            return
+        for _ in range(10):  # early in a run there may be no job in progress or done yet
+            try:
+                injected = duplicator.inject(rng, DUPLICATES_IN_PROGRESS, DUPLICATES_COMPLETED)
+            except Exception:  # the database is restarting: this one is skipped
+                figures.faults["duplicate_delivery_skipped"] += 1
+                return
+            if injected.total:
+                break
+            time.sleep(0.5)
         runs = run_counts(runs_file)
         for job_id in injected.completed:
             figures.runs_before_duplicate.setdefault(job_id, runs[job_id])
