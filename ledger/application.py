@@ -308,7 +308,9 @@ class JobLedger(Application[UUID]):
             case RedriveJob():
                 job.redrive(command.actor, now)
             case RecordQueueDeadLetter():
-                job.dead_letter_from_queue(command.message_id, command.receive_count, now)
+                job.dead_letter_from_queue(
+                    command.message_id, command.receive_count, now, command.message_attempt
+                )
             case RecordAlert():
                 job.record_alert(
                     command.dead_letter_version, command.channel, now,

@@ -78,6 +78,8 @@ class RecordQueueDeadLetter(JobCommand, frozen=True, tag="queue_dead_letter"):
 
     message_id: Name
     receive_count: Annotated[int, msgspec.Meta(ge=0)]
+    message_attempt: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    """The job's claims when the message was sent (the message's ``attempt``)."""
 
 
 class RecordAlert(JobCommand, frozen=True, tag="record_alert"):

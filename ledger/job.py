@@ -412,14 +412,29 @@ class Job(Aggregate):
             )
 
     def dead_letter_from_queue(
-        self, message_id: str, receive_count: int, now: datetime
+        self, message_id: str, receive_count: int, now: datetime,
+        message_attempt: int | None = None,
     ) -> None:
         """Record that the transport gave up on the job's message (its dead-letter queue).
 
         Workers received the message ``receive_count`` times without finishing the job.
+        ``message_attempt`` is the number of claims the job had when the message was sent.
+        The job's current message was sent after ``attempt`` claims while it is pending,
+        and after ``attempt - 1`` while it runs (the message its attempt was claimed from,
+        which SQS gives up on when that attempt's workers keep crashing). A message sent
+        before that is an old copy: the job was requeued and dispatched again since, and
+        the ledger's attempt budget and stale policy decide its fate, so the old copy is
+        refused rather than dead-lettering a job pending or running on a newer message.
         """
         if self.status.is_terminal:
             raise IllegalTransition(self.id, self.status, "dead-letter from the queue")
+        current = self.attempt if self.status == Status.PENDING else self.attempt - 1
+        if message_attempt is not None and message_attempt < current:
+            raise IllegalTransition(
+                self.id, self.status,
+                f"dead-letter from an old message (sent after {message_attempt} claims; "
+                f"the job was dispatched again after {current})",
+            )
         self.trigger_event(
             self.DeadLettered, timestamp=now, attempt=self.attempt,
             reason=f"message exceeded the queue's max receives ({receive_count})",

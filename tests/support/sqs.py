@@ -20,6 +20,8 @@ import anyio
 from aiobotocore.session import get_session
 from moto.server import ThreadedMotoServer
 
+from tests.support.moto_patches import serialize_sqs_deletes
+
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 """moto accepts any credentials; these keep botocore from looking any further."""
@@ -37,6 +39,7 @@ class SqsQueues:
 def start_moto() -> Iterator[str]:
     """Run moto's server on 127.0.0.1 and yield its endpoint URL."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    serialize_sqs_deletes()  # moto can drop a message sent during a delete otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

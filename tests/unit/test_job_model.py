@@ -220,6 +220,38 @@ def test_a_message_in_the_queues_dead_letter_queue_dead_letters_the_job() -> Non
         job.dead_letter_from_queue("msg-7", 6, T0)
 
 
+def test_an_old_copy_of_the_message_in_the_dead_letter_queue_is_refused() -> None:
+    """The job was requeued and dispatched again after the message was sent (the message
+    names fewer claims than the job's current dispatch): the job, pending or running on
+    a newer message, is not dead-lettered. The message a running attempt was claimed from
+    is current (its workers crashing is what SQS gives up on)."""
+    job = new_job(max_attempts=3)
+    job.claim("w1", T0)  # claimed from the message sent after 0 claims
+    job.detect_stale(1, timedelta(seconds=1), T0 + timedelta(seconds=5), timedelta(0), "m")
+    job.claim("w2", T0 + timedelta(seconds=6))  # from the message sent after 1 claim
+    job.collect_events()
+    with pytest.raises(IllegalTransition, match="old message"):
+        job.dead_letter_from_queue("msg-1", 3, T0, message_attempt=0)
+    assert job.collect_events() == []
+    job.dead_letter_from_queue("msg-2", 3, T0, message_attempt=1)  # running attempt 2's
+    (dead,) = job.collect_events()
+    assert isinstance(dead, Job.DeadLettered)
+    assert dead.message_id == "msg-2"
+
+
+def test_a_pending_job_refuses_the_message_of_an_attempt_before_its_requeue() -> None:
+    job = new_job(max_attempts=3)
+    job.claim("w1", T0)
+    job.detect_stale(1, timedelta(seconds=1), T0 + timedelta(seconds=5), timedelta(0), "m")
+    job.collect_events()
+    assert job.status == Status.PENDING
+    with pytest.raises(IllegalTransition, match="old message"):
+        job.dead_letter_from_queue("msg-1", 3, T0, message_attempt=0)
+    job.dead_letter_from_queue("msg-2", 3, T0, message_attempt=1)  # its current message
+    (dead,) = job.collect_events()
+    assert isinstance(dead, Job.DeadLettered)
+
+
 def test_each_dead_letter_is_alerted_once() -> None:
     job = new_job(max_attempts=1)
     job.claim("w1", T0)
