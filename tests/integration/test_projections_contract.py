@@ -301,8 +301,9 @@ def test_rebuild_during_live_appends_ends_equal_to_the_live_view(backend: Backen
     live.acquire()
     stop_appending, stop_feeding = threading.Event(), threading.Event()
 
-    def append() -> None:
-        while not stop_appending.is_set():
+    def append() -> None:  # a steady stream, not as fast as the store takes it: the
+        # rebuild must catch up with a live log, not win a race with an unbounded writer
+        while not stop_appending.wait(0.005):
             workload.step(10)
 
     appender = threading.Thread(target=append)
