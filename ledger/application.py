@@ -87,6 +87,8 @@ class StreamLoader(Protocol):
         self, ids: Sequence[UUID], snapshots_table: str | None
     ) -> dict[UUID, list[StoredEvent]]: ...
 
+    def select_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]: ...
+
 
 class JobLedger(Application[UUID]):
     """The event-sourced ledger of jobs."""
@@ -164,8 +166,8 @@ class JobLedger(Application[UUID]):
 
         Returns one result per command, in order. Commands refused by the model get their
         error as the result and append nothing (a report from a superseded attempt
-        appends its refusal). A version conflict re-decides the whole batch from fresh
-        state, so no command is dropped or applied twice.
+        appends its refusal). A version conflict re-decides the whole batch, with the jobs
+        that changed meanwhile read afresh, so no command is dropped or applied twice.
         """
         valid: list[tuple[int, AnyCommand]] = []
         results: list[Result | None] = [None] * len(commands)
@@ -178,7 +180,15 @@ class JobLedger(Application[UUID]):
         for _ in range(BATCH_ROUNDS):
             try:
                 decided = self._decide_and_save([c for _, c in valid], now, fresh=fresh)
-            except (RecordConflictError, _StaleCache):
+            except RecordConflictError:
+                # Another process appended to some of the batch's jobs: forget the cached
+                # jobs whose stored version moved on (all of them when the store cannot
+                # tell) and decide again; jobs not cached are read afresh anyway.
+                if not self._forget_changed(valid):
+                    self._forget_batch(valid)
+                    fresh = True
+                continue
+            except _StaleCache:
                 self._forget_batch(valid)
                 fresh = True
                 continue
@@ -382,6 +392,30 @@ class JobLedger(Application[UUID]):
         self._cache.move_to_end(job.id)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+    def _forget_changed(self, commands: Sequence[tuple[int, AnyCommand]]) -> bool:
+        """Drop from the cache the batch's jobs that changed in the store since they were
+        cached (one query); False when the recorder cannot tell."""
+        loader = self._stream_loader
+        if loader is None:
+            return False
+        cached: dict[UUID, int] = {}
+        for _, command in commands:
+            if isinstance(command, JobCommand):
+                job_id = command.job_id
+            elif isinstance(command, EnqueueJob) and command.idempotency_key is not None:
+                job_id = idempotent_job_id(command.customer_id, command.idempotency_key)
+            else:
+                continue
+            job = self._cache.get(job_id)
+            if job is not None:
+                cached[job_id] = job.version
+        if cached:
+            stored = loader.select_versions(list(cached))
+            for job_id, version in cached.items():
+                if stored.get(job_id) != version:
+                    self._cache.pop(job_id, None)
+        return True
 
     def _forget_batch(self, commands: Sequence[tuple[int, AnyCommand]]) -> None:
         for _, command in commands:

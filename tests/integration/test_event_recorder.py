@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
@@ -211,3 +213,49 @@ def test_a_batch_loads_the_jobs_it_has_never_seen_in_one_query(
     finally:
         writer.close()
         reader.close()
+
+
+def test_after_a_conflict_only_the_jobs_that_changed_are_read_again(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch on cached jobs conflicts because another process appended to one of them:
+    the stored versions are checked in one query and only that job is read again (the
+    batch used to re-read all of its jobs)."""
+    env = postgres_env(postgres_url)
+    api, monitor = JobLedger(env, stale_threshold_seconds=1), JobLedger(env)
+    try:
+        jobs = [api.execute(EnqueueJob(customer_id="c"), utc_now()).job_id for _ in range(6)]
+        for job_id in jobs:
+            api.execute(ClaimJob(job_id=job_id, worker_id="w"), utc_now())
+        changed = jobs[2]
+        monitor.execute(RecordHeartbeat(job_id=changed, attempt=1, worker_id="w"), utc_now())
+
+        recorder = recorder_of(api)
+        read: list[set[object]] = []
+        select_streams, select_events = recorder.select_streams, recorder.select_events
+
+        def streams(ids: list[UUID], snapshots_table: str | None) -> dict[UUID, list[StoredEvent]]:
+            read.append(set(ids))
+            found: dict[UUID, list[StoredEvent]] = select_streams(ids, snapshots_table)
+            return found
+
+        def events(originator_id: UUID, **kwargs: Any) -> Sequence[StoredEvent]:
+            read.append({originator_id})
+            stored: Sequence[StoredEvent] = select_events(originator_id, **kwargs)
+            return stored
+
+        monkeypatch.setattr(recorder, "select_streams", streams)
+        monkeypatch.setattr(recorder, "select_events", events)
+        results = api.execute_batch(
+            [RecordHeartbeat(job_id=j, attempt=1, worker_id="w") for j in jobs], utc_now()
+        )
+        monkeypatch.undo()
+
+        assert all(isinstance(r, Outcome) for r in results)
+        assert read == [{changed}]  # the others were kept from the cache
+        stored = {j: monitor.get_job(j).version for j in jobs}
+        assert stored[changed] == 4  # Enqueued, Claimed, the monitor's beat, the api's beat
+        assert all(v == 3 for j, v in stored.items() if j != changed)
+    finally:
+        api.close()
+        monitor.close()
