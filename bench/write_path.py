@@ -361,8 +361,9 @@ def report(
         f"{m[ENQUEUE_NAIVE]:,.0f} one per save.",
         f"- Conflicts: all {clashes:.0f} clashed batches completed with "
         f"{sum(r.notes['extra rounds'] for r in clash) / max(clashes, 1):.1f} extra decide "
-        "round each, and the log holds exactly the accepted heartbeats. The re-decide reloads "
-        "every job of the batch from the store, not only the changed ones: hence its time.",
+        "round each, and the log holds exactly the accepted heartbeats. The re-decide checks "
+        "the batch's cached versions in one query and reads again only the jobs that "
+        "changed; the rest of its time is the failed first round.",
         f"- Load: a job with {size.load_heartbeats:,} heartbeats loads in {snap * 1e3:.1f} ms "
         "from its latest snapshot. With snapshot_interval=0 none is written; the repository "
         "still asks the (empty) snapshot table, then reads and replays every event: "
