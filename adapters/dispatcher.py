@@ -88,11 +88,7 @@ class Dispatcher(SessionWorker):
         max_backoff: float = MAX_BACKOFF,
         reopen: Callable[[], ViewStore] | None = None,
     ) -> None:
-        super().__init__()
-        self._store = store
-        self._reopen = reopen
-        """Opens a new session when the store's connection is lost (a database restart)."""
-        self._name = "dispatcher"
+        super().__init__(store, "dispatcher", reopen)
         self._max_backoff = max_backoff
         self._ledger = ledger
         self._transport = transport

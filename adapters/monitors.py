@@ -76,11 +76,7 @@ class StaleMonitor(SessionWorker):
         detected_by: str,
         reopen: Callable[[], ViewStore] | None = None,
     ) -> None:
-        super().__init__()
-        self._store = store
-        self._reopen = reopen
-        """Opens a new session when the store's connection is lost (a database restart)."""
-        self._name = "stale monitor"
+        super().__init__(store, "stale monitor", reopen)
         self._ledger = ledger
         self._threshold = settings.stale_threshold
         self._interval = settings.check_interval_seconds
@@ -184,10 +180,7 @@ class DeadLetterMonitor(SessionWorker):
         tick: float = 1.0,
         reopen: Callable[[], ViewStore] | None = None,
     ) -> None:
-        super().__init__()
-        self._store = store
-        self._reopen = reopen
-        self._name = "dead-letter monitor"
+        super().__init__(store, "dead-letter monitor", reopen)
         self._ledger = ledger
         self._transport = transport
         self._sink = sink

@@ -20,11 +20,13 @@ class SessionWorker:
     """A part that works through one view-store session: it runs the synchronous store and
     ledger calls off the event loop, one at a time, and can swap in a fresh session."""
 
-    _store: ViewStore
-    _reopen: Callable[[], ViewStore] | None = None
-    _name: str = "monitor"
-
-    def __init__(self) -> None:
+    def __init__(
+        self, store: ViewStore, name: str, reopen: Callable[[], ViewStore] | None = None
+    ) -> None:
+        self._store = store
+        self._name = name
+        self._reopen = reopen
+        """Opens a new session when the store's connection is lost (a database restart)."""
         self._limiter = anyio.CapacityLimiter(1)
 
     @property
