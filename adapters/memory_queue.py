@@ -87,15 +87,15 @@ class MemoryQueueStore:
             self._rows[queue][seq] = replace(row, visible_at=visible_at)
             return True
 
-    def delete(self, queue: str, seq: int, receipt: str) -> bool:
-        with self._lock:
-            if self._current(queue, seq, receipt) is None:
-                return False
-            del self._rows[queue][seq]
-            return True
-
     def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
-        return [self.delete(queue, seq, receipt) for seq, receipt in items]
+        deleted = []
+        with self._lock:
+            for seq, receipt in items:
+                current = self._current(queue, seq, receipt) is not None
+                if current:
+                    del self._rows[queue][seq]
+                deleted.append(current)
+        return deleted
 
     def dead_letters(self, queue: str, limit: int) -> list[StoredMessage]:
         with self._lock:

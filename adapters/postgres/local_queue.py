@@ -96,11 +96,6 @@ class PostgresQueueStore:
         with self._statement() as conn:
             return conn.execute(SQL["set_visibility"], params).rowcount == 1
 
-    def delete(self, queue: str, seq: int, receipt: str) -> bool:
-        params = {"queue": queue, "seq": seq, "receipt": receipt}
-        with self._statement() as conn:
-            return conn.execute(SQL["delete"], params).rowcount == 1
-
     def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
         params = {"queue": queue, "seqs": [seq for seq, _ in items],
                   "receipts": [receipt for _, receipt in items]}  # fmt: skip

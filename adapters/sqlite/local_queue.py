@@ -60,11 +60,6 @@ class SqliteQueueStore:
         with self._transaction() as conn:
             return conn.execute(SQL["set_visibility"], params).rowcount == 1
 
-    def delete(self, queue: str, seq: int, receipt: str) -> bool:
-        with self._transaction() as conn:
-            params = {"queue": queue, "seq": seq, "receipt": receipt}
-            return conn.execute(SQL["delete"], params).rowcount == 1
-
     def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
         with self._transaction() as conn:
             return [
