@@ -132,10 +132,8 @@ class JobLedger(Application[UUID]):
     def payload_of(self, job_id: UUID) -> object:
         """The job's payload. It never changes, so this process's cache answers when it
         holds the job (a job it just claimed); otherwise the job is loaded."""
-        cached = self._cache.get(job_id)
-        if cached is not None:
-            return cached.payload
-        return self.get_job(job_id).payload
+        held, payload = self.held_payload(job_id)
+        return payload if held else self.get_job(job_id).payload
 
     def held_payload(self, job_id: UUID) -> tuple[bool, object]:
         """``(True, payload)`` when this process's cache holds the job (no I/O), else
@@ -355,13 +353,8 @@ class JobLedger(Application[UUID]):
             return {}, set()
         wanted: dict[UUID, None] = {}
         for command in commands:
-            if isinstance(command, JobCommand):
-                job_id = command.job_id
-            elif isinstance(command, EnqueueJob) and command.idempotency_key is not None:
-                job_id = idempotent_job_id(command.customer_id, command.idempotency_key)
-            else:
-                continue
-            if fresh or job_id not in self._cache:
+            job_id = _named_job(command)
+            if job_id is not None and (fresh or job_id not in self._cache):
                 wanted[job_id] = None
         if len(wanted) < PREFETCH_MIN:
             return {}, set()
@@ -401,15 +394,10 @@ class JobLedger(Application[UUID]):
             return False
         cached: dict[UUID, int] = {}
         for _, command in commands:
-            if isinstance(command, JobCommand):
-                job_id = command.job_id
-            elif isinstance(command, EnqueueJob) and command.idempotency_key is not None:
-                job_id = idempotent_job_id(command.customer_id, command.idempotency_key)
-            else:
-                continue
-            job = self._cache.get(job_id)
+            job_id = _named_job(command)
+            job = None if job_id is None else self._cache.get(job_id)
             if job is not None:
-                cached[job_id] = job.version
+                cached[job.id] = job.version
         if cached:
             stored = loader.select_versions(list(cached))
             for job_id, version in cached.items():
@@ -453,6 +441,16 @@ class JobLedger(Application[UUID]):
         if snapshots:
             with contextlib.suppress(RecordConflictError):  # another process took it
                 self.snapshots.put(snapshots)
+
+
+def _named_job(command: AnyCommand) -> UUID | None:
+    """The job a command is about, if known before deciding: its ``job_id``, or the id an
+    enqueue's idempotency key maps to (``None`` for an enqueue without a key)."""
+    if isinstance(command, JobCommand):
+        return command.job_id
+    if isinstance(command, EnqueueJob) and command.idempotency_key is not None:
+        return idempotent_job_id(command.customer_id, command.idempotency_key)
+    return None
 
 
 def _validated(command: AnyCommand) -> AnyCommand:
