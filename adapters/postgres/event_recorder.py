@@ -93,12 +93,13 @@ class LedgerEventRecorder(PostgresApplicationRecorder):
         schema = sql.Identifier(self.datastore.schema)
         function = sql.Identifier(self.append_function_name)
         id_type = sql.Identifier(self.datastore.originator_id_type)
+        table = sql.Identifier(self.events_table_name)
         create = APPEND_FUNCTION.format(
             schema=schema,
             function=function,
             id_type=id_type,
             lock_timeout=sql.Literal(f"{int(self.datastore.lock_timeout)}s"),
-            table=sql.Identifier(self.events_table_name),
+            table=table,
             channel=sql.Identifier(self.channel_name),
         )
         self.sql_create_statements.append(
@@ -107,6 +108,25 @@ class LedgerEventRecorder(PostgresApplicationRecorder):
         self.append_statement = CALL_APPEND.format(
             schema=schema, function=function, id_type=id_type
         )
+        self.select_versions_statement = SELECT_VERSIONS.format(
+            schema=schema, table=table, id_type=id_type
+        )
+        self._stream_statements: dict[str | None, sql.Composed] = {
+            None: SELECT_STREAMS_NO_SNAPSHOTS.format(schema=schema, table=table, id_type=id_type)
+        }
+
+    def _streams_statement(self, snapshots_table: str | None) -> sql.Composed:
+        """``select_streams``' statement for ``snapshots_table``, composed once."""
+        statement = self._stream_statements.get(snapshots_table)
+        if statement is None:
+            assert snapshots_table is not None  # the statement without one is made up front
+            statement = self._stream_statements[snapshots_table] = SELECT_STREAMS.format(
+                schema=sql.Identifier(self.datastore.schema),
+                table=sql.Identifier(self.events_table_name),
+                id_type=sql.Identifier(self.datastore.originator_id_type),
+                snapshots=sql.Identifier(snapshots_table),
+            )
+        return statement
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_streams(
@@ -116,21 +136,9 @@ class LedgerEventRecorder(PostgresApplicationRecorder):
         latest snapshot in ``snapshots_table`` (if given and one exists) followed by the
         events after it, in version order (what ``Repository.get`` reads with two queries
         per aggregate)."""
-        schema = sql.Identifier(self.datastore.schema)
-        table = sql.Identifier(self.events_table_name)
-        id_type = sql.Identifier(self.datastore.originator_id_type)
-        if snapshots_table is None:
-            statement = SELECT_STREAMS_NO_SNAPSHOTS.format(
-                schema=schema, table=table, id_type=id_type
-            )
-        else:
-            statement = SELECT_STREAMS.format(
-                schema=schema, table=table, id_type=id_type,
-                snapshots=sql.Identifier(snapshots_table),
-            )
         streams: dict[UUID, list[StoredEvent]] = {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (list(ids),), prepare=True)
+            curs.execute(self._streams_statement(snapshots_table), (list(ids),), prepare=True)
             for row in curs.fetchall():
                 streams.setdefault(row["originator_id"], []).append(StoredEvent(
                     originator_id=row["originator_id"],
@@ -143,13 +151,8 @@ class LedgerEventRecorder(PostgresApplicationRecorder):
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
         """The latest stored version of each id that has events, in one query."""
-        statement = SELECT_VERSIONS.format(
-            schema=sql.Identifier(self.datastore.schema),
-            table=sql.Identifier(self.events_table_name),
-            id_type=sql.Identifier(self.datastore.originator_id_type),
-        )
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (list(ids),), prepare=True)
+            curs.execute(self.select_versions_statement, (list(ids),), prepare=True)
             return {
                 row["originator_id"]: row["version"]
                 for row in curs.fetchall() if row["version"] is not None
