@@ -32,7 +32,7 @@ from anyio.abc import TaskStatus
 
 from adapters.bootstrap import Container, build, build_transport, open_views, utc_now
 from adapters.dispatcher import DISPATCH
-from adapters.parts import dispatcher_part, projection_part
+from adapters.parts import Part, dispatcher_part, projection_part
 from ledger.commands import EnqueueJob
 from ledger.config import Settings
 from ledger.transport import JobMessage, Outgoing, Received, Transport
@@ -120,6 +120,19 @@ async def receive_all(transport: Transport, want: set[UUID], seconds: float) -> 
     return got
 
 
+def watching(part: Part, ended: list[str]) -> Part:
+    """``part``, noting in ``ended`` how it ended (the error, or "returned")."""
+
+    async def watched(*, task_status: TaskStatus[None]) -> None:
+        try:
+            await part(task_status=task_status)
+        except BaseException as error:
+            ended.append(repr(error))
+            raise
+        ended.append("returned")
+
+    return watched
+
 def test_the_serve_dispatcher_part_survives_a_restart_and_resends_the_unrecorded_page(
     container: Container, postgres_server: PostgresServer
 ) -> None:
@@ -129,14 +142,7 @@ def test_the_serve_dispatcher_part_survives_a_restart_and_resends_the_unrecorded
     part = dispatcher_part(container, stopping)  # type: ignore[arg-type]
     ended: list[str] = []
     started: list[bool] = []
-
-    async def watched(*, task_status: TaskStatus[None]) -> None:
-        try:
-            await part(task_status=task_status)
-        except BaseException as error:
-            ended.append(repr(error))
-            raise
-        ended.append("returned")
+    watched = watching(part, ended)
 
     async def main() -> list[UUID]:
         async with anyio.create_task_group() as tg:
@@ -210,14 +216,7 @@ def test_the_serve_projection_part_survives_a_restart(
 ) -> None:
     part = projection_part(container, poll_interval=0.1)
     ended: list[str] = []
-
-    async def watched(*, task_status: TaskStatus[None]) -> None:
-        try:
-            await part(task_status=task_status)
-        except BaseException as error:
-            ended.append(repr(error))
-            raise
-        ended.append("returned")
+    watched = watching(part, ended)
 
     async def caught_up() -> None:
         while True:
