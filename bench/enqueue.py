@@ -20,11 +20,11 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
-from adapters.bootstrap import EVENTS_TABLE, postgres_env, utc_now
+from adapters.service.batching import BatchWriter
+from adapters.service.bootstrap import EVENTS_TABLE, postgres_env, utc_now
 from bench import peer
 from bench.common import Figure, fresh_database
 from ledger.application import JobLedger
-from ledger.batching import BatchWriter
 from ledger.commands import EnqueueJob
 from tests.support.pg import PostgresServer
 

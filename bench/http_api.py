@@ -36,11 +36,10 @@ import anyio
 import msgspec
 import psycopg
 
-from adapters.bootstrap import postgres_env, utc_now
 from adapters.http.ratelimit import Limiter, Preset
-from adapters.keys import Role, new_key
 from adapters.postgres.http_api import PostgresCounters, PostgresKeyStore
 from adapters.postgres.migrate import migrate
+from adapters.service.bootstrap import postgres_env, utc_now
 from bench.http_load import (
     Connection,
     Limits,
@@ -55,6 +54,7 @@ from bench.http_load import (
     pct,
     server_cpu_seconds,
 )
+from ledger.access import Role, new_key
 from ledger.application import JobLedger
 from ledger.commands import ClaimJob, EnqueueJob, RecordHeartbeat
 from tests.support.pg import PostgresServer, start_postgres

@@ -24,13 +24,13 @@ from uuid import uuid4
 
 import psycopg
 
-from adapters.bootstrap import EVENTS_TABLE, postgres_env, utc_now
-from adapters.monitors import STALE_SCAN_LIMIT, StaleMonitor
 from adapters.postgres.migrate import migrate
 from adapters.postgres.store import PostgresViewStore
+from adapters.service.bootstrap import EVENTS_TABLE, postgres_env, utc_now
+from adapters.service.monitors import STALE_SCAN_LIMIT, StaleMonitor
+from adapters.service.settings import Settings
 from bench.common import Figure, fresh_database
 from ledger.application import JobLedger
-from ledger.config import Settings
 from projections.queries.job_status import JobStatusQueries
 from tests.support.pg import PostgresServer
 

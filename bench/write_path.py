@@ -28,9 +28,9 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg import sql
 
-from adapters.bootstrap import EVENTS_TABLE, postgres_env, utc_now
+from adapters.service.batching import BatchWriter
+from adapters.service.bootstrap import EVENTS_TABLE, postgres_env, utc_now
 from ledger.application import JobLedger, Result
-from ledger.batching import BatchWriter
 from ledger.commands import AnyCommand, ClaimJob, EnqueueJob, Outcome, RecordHeartbeat
 from ledger.job import Job
 from tests.support.pg import PostgresServer, start_postgres

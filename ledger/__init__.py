@@ -2,5 +2,5 @@
 
 Nothing in this package performs I/O on its own or reads the clock: time is always an
 argument, and storage is whatever eventsourcing infrastructure the composition root
-(`adapters.bootstrap`) configures.
+(`adapters.service.bootstrap`) configures.
 """

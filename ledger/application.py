@@ -57,7 +57,7 @@ from ledger.errors import (
     LedgerError,
 )
 from ledger.job import Job
-from ledger.retry import RetryPolicy
+from ledger.policies.retry import RetryPolicy
 
 IDEMPOTENCY_NAMESPACE = UUID("6f0c7c36-55a4-4c1e-9f3b-1c7f0a2b9d11")
 """Namespace of the uuid5 ids that make enqueue idempotent per (customer, key)."""

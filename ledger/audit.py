@@ -1,6 +1,6 @@
 """The ledger's invariants, checked on one job's history at a time. Pure: no I/O, no clock.
 
-The audit (``ledger audit``, :mod:`adapters.audit`) reads the log in pages and feeds each
+The audit (``ledger audit``, :mod:`adapters.service.audit`) reads the log in pages and feeds each
 job's events, in order, to a :class:`JobAudit`; :meth:`JobAudit.finish` then says what is
 wrong with the job (:class:`Violation`) and what is merely not done yet (:class:`Pending`:
 an alert still inside its grouping grace, a message the dispatcher is sending now).

@@ -21,8 +21,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.problems import ApiError
 from adapters.http.ratelimit import Decision
-from adapters.keys import OPEN, Principal, Role
-from adapters.metrics import REQUEST_LATENCY
+from adapters.service.metrics import REQUEST_LATENCY
+from ledger.access import OPEN, Principal, Role
 
 ANYONE: frozenset[Role] = frozenset()
 

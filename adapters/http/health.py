@@ -24,7 +24,7 @@ from litestar import Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
 from adapters.http.services import Api
-from adapters.metrics import REGISTRY
+from adapters.service.metrics import REGISTRY
 from projections.queries.dead_letter_alerts import DeadLetterAlertQueries
 from projections.queries.health_metrics import HealthMetrics, HealthMetricsQueries
 from projections.queries.lag import ViewStatus, view_status

@@ -19,7 +19,7 @@ from adapters.http.bodies import (
 )
 from adapters.http.jobs import WORKER, api_of
 from adapters.http.problems import status_of
-from adapters.metrics import HEARTBEATS
+from adapters.service.metrics import HEARTBEATS
 from ledger.application import Result
 from ledger.commands import RecordHeartbeat
 from ledger.errors import AttemptSuperseded, JobNotFound, LedgerError

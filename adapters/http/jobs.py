@@ -31,13 +31,13 @@ from adapters.http.bodies import (
 )
 from adapters.http.problems import ApiError
 from adapters.http.services import Api
-from adapters.keys import Role
-from adapters.metrics import DEAD_LETTERS, HEARTBEATS, REQUEUES
-from adapters.timeline import event_record
+from adapters.service.metrics import DEAD_LETTERS, HEARTBEATS, REQUEUES
+from ledger.access import Role
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob, Outcome, RecordHeartbeat
 from ledger.errors import AttemptSuperseded, LedgerError
 from ledger.status import Status
 from projections.queries.job_status import JobStatus
+from projections.timeline import event_record
 
 WORKER = rule(Role.WORKER, preset="worker")
 SERVICE_WRITE = rule(Role.SERVICE, preset="service")

@@ -1,4 +1,5 @@
-"""``GET /metrics``: this process's counters (:mod:`adapters.metrics`) and the views' gauges.
+"""``GET /metrics``: this process's counters (:mod:`adapters.service.metrics`) and the
+views' gauges.
 
 Jobs by status and projection lag are read from the health monitor's latest check (the
 ``health_metrics`` view and the views' tracking, at most a second old), so a scrape never
@@ -17,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from adapters.http.health import Check, monitor_of
 from adapters.http.ratelimit import Limiter
-from adapters.metrics import REGISTRY
+from adapters.service.metrics import REGISTRY
 
 
 class ViewGauges(Collector):

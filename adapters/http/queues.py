@@ -13,7 +13,7 @@ from adapters.http.access import principal_of, rule
 from adapters.http.bodies import MAX_BATCH, RedriveOutcome, RedriveRequest, RedriveResult, read_body
 from adapters.http.jobs import api_of
 from adapters.http.problems import ApiError
-from adapters.keys import Role
+from ledger.access import Role
 from ledger.application import Result
 from ledger.commands import RedriveJob
 from ledger.errors import IllegalTransition, JobNotFound, LedgerError

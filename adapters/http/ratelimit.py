@@ -28,8 +28,9 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from adapters.http.counters import Counted, CounterStore, Hit, MemoryCounters
-from adapters.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FALLBACKS
+from adapters.memory.counters import MemoryCounters
+from adapters.service.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FALLBACKS
+from ledger.ports.counters import Counted, CounterStore, Hit
 from ledger.tally import TallyCounter
 
 log = logging.getLogger(__name__)

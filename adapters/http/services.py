@@ -1,7 +1,7 @@
 """What the HTTP handlers use: the ledger's write path, the views' read path, the limiter.
 
 Everything synchronous (the ledger, the view stores) runs off the event loop: writes go
-through the :class:`~ledger.batching.BatchWriter` (its futures are awaited, so concurrent
+through the :class:`~adapters.service.batching.BatchWriter` (its futures are awaited, so concurrent
 requests share transactions), reads through :class:`ReadPool` in worker threads.
 """
 
@@ -24,11 +24,12 @@ import anyio.to_thread
 
 from adapters.http.problems import ApiError
 from adapters.http.ratelimit import Limiter
-from adapters.keys import OPEN, KeyVerifier, Principal
+from adapters.service.batching import BatchWriter
+from adapters.service.keys import KeyVerifier
+from adapters.service.settings import Settings
+from ledger.access import OPEN, Principal
 from ledger.application import JobLedger, Result
-from ledger.batching import BatchWriter
 from ledger.commands import AnyCommand, Outcome
-from ledger.config import Settings
 from ledger.errors import JobNotFound, LedgerError
 from ledger.job import Job
 from projections.queries.job_status import JobStatus, JobStatusQueries

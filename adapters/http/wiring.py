@@ -18,12 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.bootstrap import Container, open_views, utc_now
 from adapters.http.ratelimit import CounterStore, Limiter, default_presets
 from adapters.http.services import Access, Api, ReadPool
-from adapters.keys import KeyStore, KeyVerifier
-from ledger.batching import BatchWriter
-from ledger.config import Settings
+from adapters.service.batching import BatchWriter
+from adapters.service.bootstrap import Container, open_views, utc_now
+from adapters.service.keys import KeyVerifier
+from adapters.service.settings import Settings
+from ledger.access import KeyStore
 from ledger.errors import ConfigurationError
 from ledger.tally import TallyCounter
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import sql
 
-from adapters.sqlfile import load_sections
+from adapters.sql.sqlfile import load_sections
 from projections.model import ColumnType, Row, Table
 
 SCHEMA = load_sections("adapters.postgres", "schema.sql")

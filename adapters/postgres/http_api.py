@@ -15,9 +15,9 @@ from typing import Any
 
 import psycopg
 
-from adapters.http.counters import Counted, Hit
-from adapters.keys import KeyRecord, Role, UnknownKey
-from adapters.sqlfile import load_sections
+from adapters.sql.sqlfile import load_sections
+from ledger.access import KeyRecord, Role, UnknownKey
+from ledger.ports.counters import Counted, Hit
 
 SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.postgres", "http_api.sql"
@@ -27,7 +27,7 @@ CONNECT_TIMEOUT_SECONDS = 2
 
 
 class PostgresCounters:
-    """Rate-limit windows in PostgreSQL (see :class:`adapters.http.counters.CounterStore`)."""
+    """Rate-limit windows in PostgreSQL (see :class:`ledger.ports.counters.CounterStore`)."""
 
     name = "postgresql"
     timeout = 2.0
@@ -90,7 +90,7 @@ class PostgresCounters:
 
 
 class PostgresKeyStore:
-    """API key records in PostgreSQL (see :class:`adapters.keys.KeyStore`)."""
+    """API key records in PostgreSQL (see :class:`adapters.service.keys.KeyStore`)."""
 
     def __init__(self, url: str) -> None:
         self._url = url

@@ -18,9 +18,10 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from adapters.local_queue import NewMessage, StoredMessage, sweep_claims
-from adapters.sqlfile import load_sections
+from adapters.sql.queue_rows import sweep_claims
+from adapters.sql.sqlfile import load_sections
 from ledger.errors import TransportRequestFailed, TransportTimeout, TransportUnavailable
+from ledger.ports.queue_store import NewMessage, StoredMessage
 
 SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.postgres", "local_queue.sql"
@@ -39,7 +40,7 @@ POOL_TIMEOUT_SECONDS = 15.0
 
 
 class PostgresQueueStore:
-    """A :class:`~adapters.local_queue.QueueStore` in PostgreSQL (a small connection pool)."""
+    """A :class:`~adapters.local_queue.queue.QueueStore` in PostgreSQL (a small connection pool)."""
 
     blocking = True
 

@@ -7,7 +7,7 @@ migration is applied in the same transaction as its row in ``schema_migrations``
 from __future__ import annotations
 
 from adapters.postgres.store import connect, lock_key
-from adapters.sqlfile import Migration, load_migrations
+from adapters.sql.sqlfile import Migration, load_migrations
 
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.types.string import TextLoader
 
 from adapters.postgres import ddl
-from adapters.sqlfile import load_sections
+from adapters.sql.sqlfile import load_sections
 from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
 from projections.store import Tracking

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from psycopg import sql
 
-from adapters.sqlfile import load_sections
+from adapters.sql.sqlfile import load_sections
 from projections.model import ColumnType, Table
 
 SCHEMA = load_sections("adapters.sqlite", "schema.sql")

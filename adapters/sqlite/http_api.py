@@ -17,9 +17,9 @@ from typing import Any
 
 import anyio.to_thread
 
-from adapters.http.counters import Counted, Hit
-from adapters.keys import KeyRecord, Role, UnknownKey
-from adapters.sqlfile import load_sections
+from adapters.sql.sqlfile import load_sections
+from ledger.access import KeyRecord, Role, UnknownKey
+from ledger.ports.counters import Counted, Hit
 
 SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.sqlite", "http_api.sql"
@@ -37,7 +37,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteCounters:
-    """Rate-limit windows in SQLite (see :class:`adapters.http.counters.CounterStore`)."""
+    """Rate-limit windows in SQLite (see :class:`ledger.ports.counters.CounterStore`)."""
 
     name = "sqlite"
     timeout = BUSY_TIMEOUT_SECONDS + 1.0
@@ -92,7 +92,7 @@ class SqliteCounters:
 
 
 class SqliteKeyStore:
-    """API key records in SQLite (see :class:`adapters.keys.KeyStore`)."""
+    """API key records in SQLite (see :class:`adapters.service.keys.KeyStore`)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path

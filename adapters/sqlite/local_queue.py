@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from adapters.local_queue import NewMessage, StoredMessage, insert_rows, sweep_claims
-from adapters.sqlfile import load_sections
+from adapters.sql.queue_rows import insert_rows, sweep_claims
+from adapters.sql.sqlfile import load_sections
 from adapters.sqlite.store import connect
 from ledger.errors import TransportRequestFailed, TransportUnavailable
+from ledger.ports.queue_store import NewMessage, StoredMessage
 
 SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.sqlite", "local_queue.sql"
@@ -27,7 +28,7 @@ SQL = {name: statements[0] for name, statements in load_sections(
 
 
 class SqliteQueueStore:
-    """A :class:`~adapters.local_queue.QueueStore` in a SQLite file (one connection)."""
+    """A :class:`~adapters.local_queue.queue.QueueStore` in a SQLite file (one connection)."""
 
     blocking = True
 

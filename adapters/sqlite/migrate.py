@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.sqlfile import Migration, load_migrations
+from adapters.sql.sqlfile import Migration, load_migrations
 from adapters.sqlite.store import connect
 
 CREATE_MIGRATIONS = (

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
-from adapters.sqlfile import load_sections
+from adapters.sql.sqlfile import load_sections
 from adapters.sqlite import ddl
 from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View

@@ -36,7 +36,7 @@ from ledger.errors import (
     TransportTimeout,
     TransportUnavailable,
 )
-from ledger.transport import BATCH_SIZE, MAX_WAIT_SECONDS
+from ledger.ports.transport import BATCH_SIZE, MAX_WAIT_SECONDS
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs.client import SQSClient

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from ledger.config import Settings
+from adapters.service.settings import Settings
 from ledger.errors import ConfigurationError
 
 SQS_MAX_DELAY_SECONDS: Final = 900

@@ -31,7 +31,7 @@ from ledger.errors import (
     DeadLetterQueueNotConfigured,
     InvalidTransportRequest,
 )
-from ledger.transport import (
+from ledger.ports.transport import (
     BATCH_SIZE,
     MAX_VISIBILITY_SECONDS,
     DeadLetter,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from ledger.errors import MalformedMessage
-from ledger.transport import ATTR_ATTEMPT, DeadLetter, JobMessage, decode_message
+from ledger.ports.transport import ATTR_ATTEMPT, DeadLetter, JobMessage, decode_message
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs.type_defs import MessageAttributeValueTypeDef, MessageTypeDef

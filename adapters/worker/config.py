@@ -9,8 +9,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.config import Settings
-from ledger.transport import MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS
+from adapters.service.settings import Settings
+from ledger.ports.transport import MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS
 
 HEARTBEAT_CAP_SECONDS = 30.0
 """The default heartbeat interval never exceeds this."""

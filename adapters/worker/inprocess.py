@@ -1,6 +1,6 @@
 """The worker's port on a ledger in the same process, through a batch writer.
 
-Every call is a command submitted to a :class:`~ledger.batching.BatchWriter`, so the
+Every call is a command submitted to a :class:`~adapters.service.batching.BatchWriter`, so the
 claims, heartbeats and reports of all the jobs a worker runs (and of anything else sharing
 the writer, such as the HTTP API in ``ledger serve``) are committed together. The writer's
 futures are awaited on the asyncio event loop (the backend every job-ledger service runs
@@ -19,9 +19,9 @@ from uuid import UUID
 import anyio
 import anyio.to_thread
 
+from adapters.service.batching import BatchWriter
 from adapters.worker.port import Beat, ClaimedJob, LedgerUnavailable
 from ledger.application import JobLedger, Result
-from ledger.batching import BatchWriter
 from ledger.commands import AnyCommand, ClaimJob, CompleteJob, FailJob, Outcome, RecordHeartbeat
 from ledger.errors import AttemptSuperseded, JobNotFound, LedgerError, UnknownAttempt
 
@@ -40,7 +40,7 @@ class InProcessLedger:
         """Use ``writer`` if given (it stays the caller's to close); else start one."""
         if writer is None:
             if clock is None:
-                from adapters.bootstrap import utc_now
+                from adapters.service.bootstrap import utc_now
 
                 clock = utc_now
             writer = BatchWriter(ledger, clock)

@@ -29,12 +29,12 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskStatus
 
+from adapters.service.settings import Settings
 from adapters.worker.config import WorkerConfig
 from adapters.worker.context import Handler, load_handler
 from adapters.worker.port import LedgerPort
 from adapters.worker.runner import Worker, WorkerStats
-from ledger.config import Settings
-from ledger.transport import Transport
+from ledger.ports.transport import Transport
 
 log = logging.getLogger("ledger.worker")
 
@@ -71,7 +71,7 @@ async def run_worker(
     if isinstance(handler, str):
         handler = load_handler(handler)
     if settings is None:
-        from adapters.bootstrap import load_settings
+        from adapters.service.bootstrap import load_settings
 
         settings = load_settings()
     config = config or WorkerConfig.for_settings(settings)
@@ -100,7 +100,7 @@ async def wired(
     settings: Settings, *, api_url: str | None = None, api_key: str | None = None
 ) -> AsyncIterator[Wiring]:
     """The transport and the ledger port for ``settings``, closed on the way out."""
-    from adapters.bootstrap import build, build_transport
+    from adapters.service.bootstrap import build, build_transport
 
     async with AsyncExitStack() as stack:
         transport = await anyio.to_thread.run_sync(build_transport, settings)

@@ -51,7 +51,7 @@ from ledger.errors import (
     ReceiptInvalid,
     TransportError,
 )
-from ledger.transport import MAX_DELAY_SECONDS, MAX_RECEIVE_MESSAGES, Received, Transport
+from ledger.ports.transport import MAX_DELAY_SECONDS, MAX_RECEIVE_MESSAGES, Received, Transport
 
 log = logging.getLogger("ledger.worker")
 

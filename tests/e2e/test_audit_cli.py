@@ -13,8 +13,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from adapters.bootstrap import build, utc_now
-from ledger.config import Settings
+from adapters.service.bootstrap import build, utc_now
+from adapters.service.settings import Settings
 from ledger.job import Job
 from tests.e2e.test_cli import demo_report, run
 

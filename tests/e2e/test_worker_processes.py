@@ -28,12 +28,12 @@ from uuid import UUID
 import anyio
 import pytest
 
-from adapters.bootstrap import Container, build, build_transport, utc_now
+from adapters.service.bootstrap import Container, build, build_transport, utc_now
+from adapters.service.settings import Settings
 from ledger.commands import EnqueueJob
-from ledger.config import Settings
 from ledger.job import Job
+from ledger.ports.transport import JobMessage
 from ledger.status import Status
-from ledger.transport import JobMessage
 from tests.support.sqs import SqsQueues
 
 LEDGER = shutil.which("ledger")

@@ -13,8 +13,9 @@ import time
 from datetime import timedelta
 from uuid import uuid4
 
-from adapters.audit import run_audit
-from adapters.bootstrap import build, open_views, utc_now
+from adapters.service.audit import run_audit
+from adapters.service.bootstrap import build, open_views, utc_now
+from adapters.service.settings import Settings
 from ledger.commands import (
     AnyCommand,
     ClaimJob,
@@ -25,7 +26,6 @@ from ledger.commands import (
     RecordAlert,
     RecordHeartbeat,
 )
-from ledger.config import Settings
 from projections.registry import VIEWS
 from projections.runner import Runner
 from projections.store import ViewStore

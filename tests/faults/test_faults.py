@@ -55,10 +55,10 @@ from uuid import UUID
 import httpx
 import pytest
 
-from adapters.audit import audit_log
-from adapters.bootstrap import build, open_views
+from adapters.service.audit import audit_log
+from adapters.service.bootstrap import build, open_views
+from adapters.service.settings import Settings
 from ledger.audit import COMPLETED, DEAD_LETTERED
-from ledger.config import Settings
 from projections.queries.job_status import JobStatusQueries
 from projections.registry import VIEWS
 from tests.e2e.test_worker_processes import LEDGER, environment

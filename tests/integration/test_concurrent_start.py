@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.bootstrap import build
-from ledger.config import Settings
+from adapters.service.bootstrap import build
+from adapters.service.settings import Settings
 
 
 @pytest.mark.postgres

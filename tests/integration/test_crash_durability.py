@@ -18,13 +18,13 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from adapters.bootstrap import build, open_views, postgres_env, utc_now
-from adapters.local_queue import NewMessage
 from adapters.postgres.local_queue import PostgresQueueStore
 from adapters.postgres.migrate import migrate
+from adapters.service.bootstrap import build, open_views, postgres_env, utc_now
+from adapters.service.settings import Settings
 from ledger.application import JobLedger
 from ledger.commands import ClaimJob, EnqueueJob
-from ledger.config import Settings
+from ledger.ports.queue_store import NewMessage
 from projections.registry import VIEWS
 from projections.runner import Runner
 from tests.support.pg import PostgresServer

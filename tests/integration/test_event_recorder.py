@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from eventsourcing.persistence import RecordConflictError, StoredEvent
 
-from adapters.bootstrap import postgres_env, utc_now
 from adapters.postgres.event_recorder import LedgerEventRecorder
+from adapters.service.bootstrap import postgres_env, utc_now
 from ledger.application import JobLedger
 from ledger.commands import ClaimJob, EnqueueJob, Outcome, RecordHeartbeat
 from ledger.errors import JobNotFound

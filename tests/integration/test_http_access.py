@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from adapters.bootstrap import build, utc_now
 from adapters.http.wiring import build_api, key_store
-from adapters.keys import KeyStore, KeyVerifier, Role, new_key
-from ledger.config import Settings
+from adapters.service.bootstrap import build, utc_now
+from adapters.service.keys import KeyVerifier
+from adapters.service.settings import Settings
+from ledger.access import KeyStore, Role, new_key
 from tests.support.http import RunningApi, serve_in_thread, wait_for
 
 

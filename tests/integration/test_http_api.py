@@ -14,9 +14,9 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from adapters.bootstrap import build, open_views
 from adapters.http.wiring import build_api
-from ledger.config import Settings
+from adapters.service.bootstrap import build, open_views
+from adapters.service.settings import Settings
 from projections.queries.rate_limits import RateLimitQueries
 from projections.registry import VIEWS
 from projections.runner import catch_up_unfed

@@ -36,15 +36,22 @@ import httpx
 import pytest
 from eventsourcing.utils import get_topic
 
-from adapters.bootstrap import EVENTS_TABLE, Container, build, build_transport, open_views, utc_now
-from adapters.dispatcher import DISPATCH
 from adapters.http.ratelimit import Preset
 from adapters.http.wiring import build_api, key_store
-from adapters.keys import Role, new_key
-from adapters.parts import Part, dead_letter_part, dispatcher_part
-from adapters.slack import LoggedAlerts
+from adapters.service.bootstrap import (
+    EVENTS_TABLE,
+    Container,
+    build,
+    build_transport,
+    open_views,
+    utc_now,
+)
+from adapters.service.dispatcher import DISPATCH
+from adapters.service.parts import Part, dead_letter_part, dispatcher_part
+from adapters.service.settings import Settings
+from adapters.slack.webhook import LoggedAlerts
+from ledger.access import Role, new_key
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob
-from ledger.config import Settings
 from ledger.job import Job
 from ledger.tally import RequestTally
 from projections.queries.dead_letter_alerts import DeadLetterAlertQueries

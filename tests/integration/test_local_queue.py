@@ -11,16 +11,17 @@ import anyio
 import psycopg
 import pytest
 
-from adapters.bootstrap import build_transport
-from adapters.local_queue import LocalQueue, QueueStore
-from adapters.memory_queue import MemoryQueueStore
+from adapters.local_queue.queue import LocalQueue
+from adapters.memory.queue import MemoryQueueStore
 from adapters.postgres.local_queue import PostgresQueueStore
 from adapters.postgres.migrate import migrate as migrate_postgres
+from adapters.service.bootstrap import build_transport
+from adapters.service.settings import Settings
 from adapters.sqlite.local_queue import SqliteQueueStore
 from adapters.sqlite.migrate import migrate as migrate_sqlite
-from ledger.config import Settings
 from ledger.errors import ReceiptInvalid
-from ledger.transport import JobMessage, Received
+from ledger.ports.queue_store import QueueStore
+from ledger.ports.transport import JobMessage, Received
 
 pytestmark = pytest.mark.anyio
 

@@ -10,14 +10,14 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from adapters.bootstrap import build
 from adapters.postgres import ddl as pg_ddl
 from adapters.postgres.migrate import migrate as migrate_postgres
 from adapters.postgres.migrate import migrations as postgres_migrations
+from adapters.service.bootstrap import build
+from adapters.service.settings import Settings
 from adapters.sqlite import ddl as sqlite_ddl
 from adapters.sqlite.migrate import migrate as migrate_sqlite
 from adapters.sqlite.migrate import migrations as sqlite_migrations
-from ledger.config import Settings
 from tests.support.pg import PostgresServer
 
 NOT_OURS = ("schema_migrations", "jobledger_events", "jobledger_snapshots", "stored_events",

@@ -30,12 +30,12 @@ import httpx
 import pytest
 from anyio.abc import TaskStatus
 
-from adapters.bootstrap import Container, build, build_transport, open_views, utc_now
-from adapters.dispatcher import DISPATCH
-from adapters.parts import Part, dispatcher_part, projection_part
+from adapters.service.bootstrap import Container, build, build_transport, open_views, utc_now
+from adapters.service.dispatcher import DISPATCH
+from adapters.service.parts import Part, dispatcher_part, projection_part
+from adapters.service.settings import Settings
 from ledger.commands import EnqueueJob
-from ledger.config import Settings
-from ledger.transport import JobMessage, Outgoing, Received, Transport
+from ledger.ports.transport import JobMessage, Outgoing, Received, Transport
 from tests.support.pg import PostgresServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -276,7 +276,7 @@ def test_ledger_serve_keeps_serving_and_dispatching_across_a_restart(
     container: Container, postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
 ) -> None:
     from adapters.http.wiring import key_store
-    from adapters.keys import Role, new_key
+    from ledger.access import Role, new_key
 
     key, record = new_key(Role.ADMIN, None, "test", utc_now())
     key_store(container.settings).add(record)

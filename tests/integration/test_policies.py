@@ -13,16 +13,22 @@ from uuid import UUID
 import anyio
 import pytest
 
-from adapters.bootstrap import Container, build, build_transport, open_views, utc_now
-from adapters.dispatcher import DISPATCH, Dispatcher
-from adapters.monitors import DeadLetterMonitor, StaleMonitor
-from adapters.parts import Part, dead_letter_part, dispatcher_part, projection_part, stale_part
-from adapters.slack import SlackWebhook
+from adapters.service.bootstrap import Container, build, build_transport, open_views, utc_now
+from adapters.service.dispatcher import DISPATCH, Dispatcher
+from adapters.service.monitors import DeadLetterMonitor, StaleMonitor
+from adapters.service.parts import (
+    Part,
+    dead_letter_part,
+    dispatcher_part,
+    projection_part,
+    stale_part,
+)
+from adapters.service.settings import Settings
+from adapters.slack.webhook import SlackWebhook
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob, RedriveJob
-from ledger.config import Settings
 from ledger.errors import IllegalTransition
+from ledger.ports.transport import Outgoing, Received, Transport
 from ledger.status import Status
-from ledger.transport import Outgoing, Received, Transport
 from tests.support.slack_receiver import Answer, SlackReceiver
 
 SHORT = {

@@ -371,7 +371,7 @@ def test_on_postgres_the_runner_wakes_on_notify_not_on_its_poll(backend: Backend
 
 
 def test_a_view_feeder_thread_keeps_the_views_current(backend: Backend) -> None:
-    from adapters.views import ViewFeeder
+    from adapters.service.views import ViewFeeder
 
     workload = Workload(backend.ledger())
     feeder = ViewFeeder(backend.settings, poll_interval=0.02).start()

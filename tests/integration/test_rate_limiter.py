@@ -15,14 +15,14 @@ import anyio
 import httpx
 import pytest
 
-from adapters.bootstrap import build
 from adapters.http.ratelimit import CounterStore, Hit, Limiter, Preset
 from adapters.http.wiring import build_api
 from adapters.postgres.http_api import PostgresCounters
 from adapters.postgres.migrate import migrate
+from adapters.service.bootstrap import build
+from adapters.service.settings import Settings
 from adapters.sqlite.http_api import SqliteCounters
 from adapters.sqlite.migrate import migrate as migrate_sqlite
-from ledger.config import Settings
 from tests.support.http import serve_in_thread, wait_for
 from tests.support.pg import PostgresServer
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import anyio
 import pytest
 
-from adapters.slack import SlackWebhook
-from ledger.alerts import Delivered, PermanentFailure, RetryLater
+from adapters.slack.webhook import SlackWebhook
+from ledger.policies.alerts import Delivered, PermanentFailure, RetryLater
 from tests.support.slack_receiver import Answer, SlackReceiver
 
 

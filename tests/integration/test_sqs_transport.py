@@ -11,16 +11,16 @@ import anyio
 import pytest
 from aiobotocore.session import AioSession, get_session
 
-from adapters.bootstrap import build_transport
+from adapters.service.bootstrap import build_transport
+from adapters.service.settings import Settings
 from adapters.sqs import SQS_MAX_DELAY_SECONDS, SqsConfig, SqsTransport, region_from_url
-from ledger.config import Settings
 from ledger.errors import (
     BatchSendFailed,
     QueueNotFound,
     TransportTimeout,
     TransportUnavailable,
 )
-from ledger.transport import JobMessage, Outgoing
+from ledger.ports.transport import JobMessage, Outgoing
 from tests.support.sqs import REGION, SqsQueues, closed_port, silent_server
 
 pytestmark = pytest.mark.anyio

@@ -17,11 +17,12 @@ from uuid import uuid4
 import anyio
 import pytest
 
-from adapters.local_queue import LocalQueue, QueueStore
-from adapters.memory_queue import MemoryQueueStore
+from adapters.local_queue.queue import LocalQueue
+from adapters.memory.queue import MemoryQueueStore
 from adapters.sqs import SqsConfig, SqsTransport
 from ledger.errors import BatchSendFailed, InvalidTransportRequest
-from ledger.transport import JobMessage, Outgoing, Received, Transport
+from ledger.ports.queue_store import QueueStore
+from ledger.ports.transport import JobMessage, Outgoing, Received, Transport
 from tests.support.sqs import SqsQueues
 
 pytestmark = pytest.mark.anyio

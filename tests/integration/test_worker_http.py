@@ -18,20 +18,20 @@ from uuid import UUID
 import anyio
 import pytest
 
-from adapters.bootstrap import Container, build, utc_now
 from adapters.http.services import Api
 from adapters.http.wiring import build_api, key_store
-from adapters.keys import Role, new_key
-from adapters.local_queue import LocalQueue
-from adapters.memory_queue import memory_transport
+from adapters.local_queue.queue import LocalQueue
+from adapters.memory.queue import memory_transport
+from adapters.service.bootstrap import Container, build, utc_now
+from adapters.service.settings import Settings
 from adapters.worker import Beat, HttpLedger, JobContext, Worker, WorkerAccessDenied, WorkerConfig
+from ledger.access import Role, new_key
 from ledger.commands import AnyCommand, ClaimJob, CompleteJob, DetectStale, EnqueueJob, FailJob
-from ledger.config import Settings
 from ledger.errors import LedgerError
 from ledger.job import Job
-from ledger.retry import RetryPolicy
+from ledger.policies.retry import RetryPolicy
+from ledger.ports.transport import JobMessage
 from ledger.status import Status
-from ledger.transport import JobMessage
 from tests.support.http import RunningApi, serve_in_thread
 
 pytestmark = pytest.mark.anyio

@@ -2,7 +2,7 @@
 
 :class:`Duplicator` follows the log as the dispatcher does and keeps, per job, the message
 the dispatcher built for its ``Enqueued`` event (with the dispatcher's own
-:func:`adapters.dispatcher.message_for`, so the copy is byte for byte what was sent: same
+:func:`adapters.service.dispatcher.message_for`, so the copy is byte for byte what was sent: same
 body by the transport's encoder, same dedup key, same attributes). :meth:`Duplicator.inject`
 sends copies of those messages for jobs that are in progress or already completed straight
 to the transport's queue (on SQS to the queue itself, on the local queue as a new row
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from adapters.bootstrap import build_transport, open_views, utc_now
-from adapters.dispatcher import message_for
-from ledger.config import Settings
-from ledger.transport import Outgoing
+from adapters.service.bootstrap import build_transport, open_views, utc_now
+from adapters.service.dispatcher import message_for
+from adapters.service.settings import Settings
+from ledger.ports.transport import Outgoing
 from projections.events import Enqueued, decode_page
 from projections.queries.job_status import JobStatusQueries
 from projections.store import ViewStore

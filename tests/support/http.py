@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import uvicorn
 from litestar import Litestar
 
-from adapters.bootstrap import Container, open_views
 from adapters.http.app import create_app
 from adapters.http.server import ApiServer, bound_address
 from adapters.http.services import Api
+from adapters.service.bootstrap import Container, open_views
 from projections.registry import VIEWS
 from projections.runner import Runner
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.bootstrap import eventsourcing_env
+from adapters.service.bootstrap import eventsourcing_env
+from adapters.service.settings import Settings
 from ledger.application import JobLedger
-from ledger.config import Settings
-from ledger.retry import RetryPolicy
+from ledger.policies.retry import RetryPolicy
 
 
 def settings_for(store: str, tmp_path: Path, postgres_url: str | None) -> Settings:

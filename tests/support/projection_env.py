@@ -11,7 +11,8 @@ from uuid import UUID
 
 import pytest
 
-from adapters.bootstrap import Container, build, open_views
+from adapters.service.bootstrap import Container, build, open_views
+from adapters.service.settings import Settings
 from ledger.commands import (
     AnyCommand,
     ClaimJob,
@@ -23,7 +24,6 @@ from ledger.commands import (
     RecordHeartbeat,
     RedriveJob,
 )
-from ledger.config import Settings
 from ledger.tally import TallyCounter
 from projections.memory import MemoryView
 from projections.model import View

@@ -10,7 +10,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from ledger.application import JobLedger
-from ledger.retry import RetryPolicy
+from ledger.policies.retry import RetryPolicy
 from projections.events import Event, RawRow, decode_page
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

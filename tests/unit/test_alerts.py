@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from ledger.alerts import (
+from ledger.policies.alerts import (
     MAX_JOBS_PER_MESSAGE,
     DeadLetterNotice,
     Delivered,

@@ -8,18 +8,10 @@ import pytest
 
 from adapters.http.problems import status_of
 from adapters.http.wiring import HttpSettings, is_loopback, open_allowed
-from adapters.keys import (
-    KEY_PATTERN,
-    OPEN,
-    KeyVerifier,
-    MemoryKeyStore,
-    Principal,
-    Role,
-    UnknownKey,
-    hash_key,
-    new_key,
-)
-from ledger.config import Settings
+from adapters.memory.keys import MemoryKeyStore
+from adapters.service.keys import KeyVerifier
+from adapters.service.settings import Settings
+from ledger.access import KEY_PATTERN, OPEN, Principal, Role, UnknownKey, hash_key, new_key
 from ledger.errors import (
     AttemptSuperseded,
     ConfigurationError,

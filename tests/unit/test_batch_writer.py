@@ -8,8 +8,8 @@ from uuid import uuid4
 
 import pytest
 
+from adapters.service.batching import BatchWriter
 from ledger.application import JobLedger
-from ledger.batching import BatchWriter
 from ledger.commands import ClaimJob, EnqueueJob, RecordHeartbeat
 from ledger.errors import JobNotFound, UnknownAttempt
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.config import Settings
+from adapters.service.settings import Settings
 from ledger.errors import ConfigurationError
 
 

@@ -2,8 +2,8 @@
 
 Every service's command (and health check) that runs ``ledger`` must be a real command
 line of the typer app: the subcommand path exists and click parses the arguments. The
-environment names must be the configuration's (``ledger.config.Settings``, the HTTP API's,
-the worker's) or standard AWS / PostgreSQL ones, and their values must pass the
+environment names must be the configuration's (``adapters.service.settings.Settings``, the
+HTTP API's, the worker's) or standard AWS / PostgreSQL ones, and their values must pass the
 configuration's own validation. A service whose command is still being built goes in
 ``PENDING_COMMANDS``: a strict expected failure, so its XPASS fails the suite the day the
 command exists.
@@ -20,10 +20,10 @@ import pytest
 import typer
 import yaml
 
-from adapters.cli import app
-from adapters.cli_worker import API_KEY_VARIABLE, API_URL_VARIABLE
+from adapters.cli.app import app
+from adapters.cli.worker import API_KEY_VARIABLE, API_URL_VARIABLE
+from adapters.service.settings import Settings
 from adapters.worker import load_handler
-from ledger.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"

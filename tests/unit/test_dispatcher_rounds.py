@@ -12,10 +12,10 @@ from uuid import uuid4
 
 import anyio
 
-from adapters.dispatcher import DISPATCH, Dispatcher
+from adapters.service.dispatcher import DISPATCH, Dispatcher
 from ledger.application import JobLedger
 from ledger.commands import EnqueueJob
-from ledger.transport import JobMessage, Outgoing, Transport
+from ledger.ports.transport import JobMessage, Outgoing, Transport
 from projections.events import RawRow
 from projections.store import Tracking, ViewStore
 from tests.support.projection_events import T0, logged, memory_ledger

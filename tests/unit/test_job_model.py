@@ -17,7 +17,7 @@ from ledger.errors import (
     UnknownAttempt,
 )
 from ledger.job import Job
-from ledger.retry import RetryPolicy
+from ledger.policies.retry import RetryPolicy
 from ledger.status import Status
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

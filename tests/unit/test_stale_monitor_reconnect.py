@@ -9,9 +9,9 @@ from typing import Any, cast
 
 import anyio
 
-from adapters.monitors import StaleMonitor
+from adapters.service.monitors import StaleMonitor
+from adapters.service.settings import Settings
 from ledger.application import JobLedger
-from ledger.config import Settings
 from projections.store import ViewStore
 
 
@@ -99,8 +99,8 @@ class LiveLockSession(LiveSession):
 
 
 def test_the_dead_letter_monitor_opens_a_new_session_and_retakes_its_lock() -> None:
-    from adapters.monitors import DeadLetterMonitor
-    from adapters.slack import AlertSink
+    from adapters.service.monitors import DeadLetterMonitor
+    from adapters.slack.webhook import AlertSink
 
     dead, live = DeadLockSession(), LiveLockSession()
     monitor = DeadLetterMonitor(

@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 
 from ledger.errors import BatchFailure, BatchSendFailed, InvalidTransportRequest, MalformedMessage
-from ledger.transport import (
+from ledger.ports.transport import (
     MAX_BODY_BYTES,
     JobMessage,
     check_delay,

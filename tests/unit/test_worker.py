@@ -19,9 +19,9 @@ from uuid import UUID
 import anyio
 import pytest
 
-from adapters.bootstrap import utc_now
-from adapters.local_queue import LocalQueue
-from adapters.memory_queue import MemoryQueueStore, memory_transport
+from adapters.local_queue.queue import LocalQueue
+from adapters.memory.queue import MemoryQueueStore, memory_transport
+from adapters.service.bootstrap import utc_now
 from adapters.worker import (
     SHUTTING_DOWN,
     Beat,
@@ -37,9 +37,9 @@ from ledger.application import JobLedger
 from ledger.commands import AnyCommand, ClaimJob, CompleteJob, DetectStale, EnqueueJob, FailJob
 from ledger.errors import LedgerError
 from ledger.job import Job
-from ledger.retry import RetryPolicy
+from ledger.policies.retry import RetryPolicy
+from ledger.ports.transport import JobMessage
 from ledger.status import Status
-from ledger.transport import JobMessage
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,136 @@
+"""``ledger keys create | list | revoke``: the HTTP API's keys.
+
+``create`` prints the new key alone on the last line of its output (and only then: the
+ledger keeps its hash). Errors print one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adapters.service.bootstrap import build, utc_now
+from ledger.access import KeyRecord, KeyStore, Role, new_key
+from ledger.commands import Name
+from ledger.errors import LedgerError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+console = Console()
+
+
+def _error_line(message: str) -> None:
+    sys.stderr.write(f"ledger: error: {' '.join(message.split())}\n")
+
+
+def user_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Named errors and database errors as one line on stderr, exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except LedgerError as error:
+            _error_line(str(error))
+        except (psycopg.Error, sqlite3.Error) as error:
+            _error_line(f"database: {error}")
+        raise typer.Exit(1)
+
+    return wrapper
+
+
+def _store() -> KeyStore:
+    from adapters.http.wiring import key_store
+
+    wired = build()  # migrates: the keys table exists afterwards
+    try:
+        return key_store(wired.settings)
+    finally:
+        wired.close()
+
+
+def _checked_customer(value: str | None) -> str | None:
+    if value is None:
+        return None
+    import msgspec
+
+    try:
+        return msgspec.convert(value, Name)
+    except msgspec.ValidationError:
+        raise typer.BadParameter(
+            f"{value!r} is not a customer id (1-200 characters, no control characters)"
+        ) from None
+
+
+@keys_app.command("create")
+@user_errors
+def create(
+    role: Annotated[Role, typer.Option("--role", help="What the key may do.")],
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Only this customer's jobs.")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+) -> None:
+    """Create a key; the key itself is printed once, alone on the last line."""
+    customer_id = _checked_customer(customer)
+    store = _store()
+    key, record = new_key(role, customer_id, label, utc_now())
+    store.add(record)
+    scope = f", customer {customer_id}" if customer_id else ""
+    sys.stdout.write(
+        f"created API key {record.key_id} (role {record.role}{scope})\n"
+        "it is shown only now; the ledger keeps only its hash:\n"
+        f"{key}\n"
+    )
+
+
+@keys_app.command("list")
+@user_errors
+def list_keys(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every key: id, role, customer, label, when created and revoked (never the key)."""
+    records = _store().list()
+    rows = [_row(r) for r in records]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(rows)} API keys")
+    for column in ("key_id", "role", "customer_id", "label", "created_at", "revoked_at"):
+        table.add_column(column, no_wrap=column == "key_id")
+    for row in rows:
+        table.add_row(*(str(v) if v is not None else "" for v in row.values()))
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@user_errors
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `ledger keys list`).")],
+) -> None:
+    """Revoke a key: requests with it are refused within seconds."""
+    record = _store().revoke(key_id, utc_now())
+    assert record.revoked_at is not None
+    sys.stdout.write(f"revoked API key {record.key_id} at {record.revoked_at.isoformat()}\n")
+
+
+def _row(record: KeyRecord) -> dict[str, str | None]:
+    return {
+        "key_id": record.key_id,
+        "role": str(record.role),
+        "customer_id": record.customer_id,
+        "label": record.label,
+        "created_at": record.created_at.isoformat(),
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+    }

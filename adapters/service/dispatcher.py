@@ -1,0 +1,196 @@
+"""The dispatcher: sends jobs to the transport, driven from the log with tracking.
+
+Every ``Enqueued``, ``Requeued`` and ``Redriven`` event becomes one job message. The
+dispatcher reads the log after its tracked position, sends the page's messages, and only
+then advances its position, so a crash after an event and before its send still sends it
+after a restart (at least once). A resend is harmless: each message carries a dedup key
+naming the event, and a worker's claim of a job that is no longer pending is refused by
+the ledger, so the worker just deletes the duplicate.
+
+One dispatcher sends at a time across processes (a named lock on the ledger's database);
+another waits and takes over when the first dies. An event the dispatcher cannot read
+stops it there (it never skips one).
+
+A failed round (the database restarting, the transport down) does not end the dispatcher:
+it logs, backs off, opens a fresh session (the old one may be dead, and the lock died with
+it), retakes the lock and reads its position again, so a page whose position was not
+recorded is sent again and no event is skipped. A stop at an unreadable event is retried
+the same way (without a new session) and logged as an error each time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
+
+import anyio
+from anyio.abc import TaskStatus
+
+from adapters.service.session_worker import SessionWorker
+from ledger.application import JobLedger
+from ledger.errors import JobNotFound, LedgerError
+from ledger.ports.transport import JobMessage, Outgoing, Transport
+from projections.events import Enqueued, Event, Redriven, Requeued, decode_page
+from projections.store import Tracking, ViewStore
+
+log = logging.getLogger(__name__)
+
+DISPATCH = "policy:dispatch"
+"""The dispatcher's tracking row and lock name."""
+PAGE = 500
+MAX_BACKOFF = 5.0
+"""Longest wait, in seconds, between failed rounds (doubling from the poll interval)."""
+
+
+class DispatchStopped(LedgerError):
+    """The dispatcher stopped at an event it cannot read (it never skips one)."""
+
+    code = "dispatch_stopped"
+
+
+def message_for(
+    event: Event, customer_id: str, queue: str, attempt: int, now: datetime
+) -> Outgoing | None:
+    """The message an event asks for, with its delay; ``None`` for other events."""
+    body = event.body
+    if not isinstance(body, Enqueued | Requeued | Redriven):
+        return None
+    delay = 0.0
+    if isinstance(body, Requeued) and body.not_before is not None:
+        delay = max(0.0, (body.not_before.at - now).total_seconds())
+    message = JobMessage(
+        job_id=UUID(event.originator_id),
+        attempt=attempt,
+        customer_id=customer_id,
+        queue=queue,
+        dedup_key=f"{event.originator_id}:v{event.originator_version}",
+    )
+    return Outgoing(message, delay)
+
+
+class Dispatcher(SessionWorker):
+    """Sends the messages the log asks for. Call it as a part of a task group."""
+
+    def __init__(
+        self,
+        store: ViewStore,
+        ledger: JobLedger,
+        transport: Transport,
+        *,
+        clock: Callable[[], datetime],
+        owner: str,
+        page: int = PAGE,
+        poll_interval: float = 0.5,
+        max_backoff: float = MAX_BACKOFF,
+        reopen: Callable[[], ViewStore] | None = None,
+    ) -> None:
+        super().__init__(store, "dispatcher", reopen)
+        self._max_backoff = max_backoff
+        self._ledger = ledger
+        self._transport = transport
+        self._clock = clock
+        self._owner = owner
+        self._page = page
+        self._poll = poll_interval
+        self._jobs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self.sent = 0
+        self.holding = False
+        self.failed_rounds = 0
+        self.reconnects = 0
+
+    async def __call__(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        failures = 0
+        try:
+            while True:
+                try:
+                    await self._round()
+                except Exception as error:  # the database or the transport: next round
+                    failures += 1
+                    await self._recover(error, failures)
+                else:
+                    failures = 0
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self.holding:
+                    with contextlib.suppress(Exception):  # a dead session holds no lock
+                        await self._sync(self._store.unlock, DISPATCH)
+                    self.holding = False
+
+    async def _round(self) -> None:
+        """Take the lock if free, send one page, wait for events when there were none."""
+        if not self.holding:
+            self.holding = await self._sync(self._store.try_lock, DISPATCH)
+            if not self.holding:
+                await anyio.sleep(self._poll)
+                return
+            log.info("dispatcher %s took over sending jobs", self._owner)
+        if await self.step() == 0:
+            await self._sync(self._store.wait_for_events, self._poll)
+
+    async def _recover(self, error: Exception, failures: int) -> None:
+        """After a failed round: log, back off, and (unless the log itself stopped it) open
+        a fresh session. The next round reads the tracked position again, so whatever was
+        sent and not recorded is sent again."""
+        self.failed_rounds += 1
+        delay = min(self._max_backoff, self._poll * 2 ** min(failures - 1, 16))
+        if isinstance(error, DispatchStopped):
+            log.error("dispatcher %s: %s; retrying in %.1fs", self._owner, error, delay)
+            await anyio.sleep(delay)
+            return
+        log.warning("dispatcher %s: round failed: %s; reconnecting in %.1fs",
+                    self._owner, error or type(error).__name__, delay)
+        await anyio.sleep(delay)
+        if await self._sync(self._reconnect):
+            self.reconnects += 1
+            self.holding = False  # the lock lived on the old session
+
+    async def step(self) -> int:
+        """Send one page of the log's messages; return the events it covered."""
+        tracking = await self._sync(self._store.tracking, DISPATCH)
+        page = await self._sync(self._store.read_events, tracking.position, self._page)
+        if not page:
+            return 0
+        events, error = decode_page(page)
+        outgoing = [m for m in [await self._message(e) for e in events] if m is not None]
+        if outgoing:
+            await self._transport.send_batch(outgoing)
+            self.sent += len(outgoing)
+        if events:
+            await self._sync(self._advance, tracking, events[-1].position)
+        if error is not None:
+            raise DispatchStopped(f"dispatcher stopped at {error}")
+        return len(events)
+
+    async def _message(self, event: Event) -> Outgoing | None:
+        body = event.body
+        if isinstance(body, Enqueued):
+            self._remember(event.originator_id, body.customer_id, body.queue)
+            return message_for(event, body.customer_id, body.queue, 0, self._clock())
+        if not isinstance(body, Requeued | Redriven):
+            return None
+        known = self._jobs.get(event.originator_id)
+        try:
+            job = await self._sync(self._ledger.get_job, UUID(event.originator_id))
+        except JobNotFound:  # pragma: no cover - the log says it exists
+            log.error("dispatcher: job %s of event %d not found", event.originator_id,
+                      event.position)
+            return None
+        customer, queue = known or (job.customer_id, job.queue)
+        self._remember(event.originator_id, customer, queue)
+        return message_for(event, customer, queue, job.attempt, self._clock())
+
+    def _remember(self, job_id: str, customer_id: str, queue: str) -> None:
+        self._jobs[job_id] = (customer_id, queue)
+        while len(self._jobs) > 100_000:
+            self._jobs.popitem(last=False)
+
+    def _advance(self, expected: Tracking, position: int) -> None:
+        with self._store.transaction():
+            if not self._store.advance(expected, position, self._owner):
+                log.warning("dispatcher: position moved under %s", self._owner)
+

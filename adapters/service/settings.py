@@ -1,0 +1,132 @@
+"""Configuration: read once from a mapping (the environment), validated, immutable.
+
+The existing deployment's variable names are kept. Numeric values accept fractions
+(``STALE_THRESHOLD_MINUTES=0.05``) so tests and demos can run the real policies on short
+clocks. A bad value raises :class:`~ledger.errors.ConfigurationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ledger.errors import ConfigurationError
+from ledger.policies.retry import RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting job-ledger reads, with the deployment's defaults."""
+
+    stale_threshold_minutes: float = 10.0
+    check_interval_seconds: float = 120.0
+    dlq_check_interval_seconds: float = 300.0
+    dlq_alert_threshold: int = 1
+    slack_webhook_url: str | None = None
+    database_url: str | None = None
+    sqs_queue_url: str | None = None
+    sqs_dlq_url: str | None = None
+    retry_base_delay_seconds: float = 10.0
+    retry_max_delay_seconds: float = 3600.0
+    alert_group_wait_seconds: float = 30.0
+    ledger_data_dir: Path = Path("ledger-data")
+    ledger_snapshot_interval: int = 100
+    ledger_batch_max: int = 500
+
+    @property
+    def stale_threshold(self) -> timedelta:
+        return timedelta(minutes=self.stale_threshold_minutes)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.retry_base_delay_seconds, self.retry_max_delay_seconds)
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url is not None
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.ledger_data_dir / "ledger.sqlite3"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read and validate every setting; unset or empty variables take defaults."""
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            name = field.name.upper()
+            raw = env.get(name, "").strip()
+            if raw == "":
+                continue
+            values[field.name] = _PARSERS[field.name](name, raw)
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.retry_max_delay_seconds < settings.retry_base_delay_seconds:
+            raise ConfigurationError(
+                "RETRY_MAX_DELAY_SECONDS",
+                str(settings.retry_max_delay_seconds),
+                "must not be smaller than RETRY_BASE_DELAY_SECONDS",
+            )
+        return settings
+
+
+def _positive_number(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(name, raw, "expected a number such as 10 or 0.5") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(name, raw, "must be a positive, finite number")
+    return value
+
+
+def _non_negative_number(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(name, raw, "expected a number such as 10 or 0.5") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigurationError(name, raw, "must be zero or a positive, finite number")
+    return value
+
+
+def _positive_whole(name: str, raw: str) -> int:
+    value = _positive_number(name, raw)
+    if value != int(value):
+        raise ConfigurationError(name, raw, "must be a whole number")
+    return int(value)
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str, str], object]:
+    def parse(name: str, raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path.strip("/")):
+            raise ConfigurationError(name, raw, f"expected a {' or '.join(schemes)} URL")
+        return raw
+
+    return parse
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+_PARSERS: dict[str, Callable[[str, str], object]] = {
+    "stale_threshold_minutes": _positive_number,
+    "check_interval_seconds": _positive_number,
+    "dlq_check_interval_seconds": _positive_number,
+    "dlq_alert_threshold": _positive_whole,
+    "slack_webhook_url": _url(("https", "http")),
+    "database_url": _url(("postgresql", "postgres")),
+    "sqs_queue_url": _url(("https", "http")),
+    "sqs_dlq_url": _url(("https", "http")),
+    "retry_base_delay_seconds": _non_negative_number,
+    "retry_max_delay_seconds": _non_negative_number,
+    "alert_group_wait_seconds": _non_negative_number,
+    "ledger_data_dir": _path,
+    "ledger_snapshot_interval": _positive_whole,
+    "ledger_batch_max": _positive_whole,
+}
