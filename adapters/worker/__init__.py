@@ -30,7 +30,9 @@ from adapters.worker.port import (
     WorkerAccessDenied,
 )
 from adapters.worker.process import Wiring, run_worker, wired
-from adapters.worker.runner import SHUTTING_DOWN, Worker, WorkerStats
+from adapters.worker.report import SHUTTING_DOWN
+from adapters.worker.runner import Worker
+from adapters.worker.stats import WorkerStats
 
 __all__ = [
     "SHUTTING_DOWN",

@@ -33,7 +33,8 @@ from adapters.service.settings import Settings
 from adapters.worker.config import WorkerConfig
 from adapters.worker.context import Handler, load_handler
 from adapters.worker.port import LedgerPort
-from adapters.worker.runner import Worker, WorkerStats
+from adapters.worker.runner import Worker
+from adapters.worker.stats import WorkerStats
 from ledger.ports.transport import Transport
 
 log = logging.getLogger("ledger.worker")

@@ -1,0 +1,132 @@
+"""The end of an attempt: report it to the ledger, then delete its message.
+
+A superseded attempt reports nothing. An interrupted one is reported failed with
+:data:`SHUTTING_DOWN`, so the retry policy requeues it at once. A report is retried
+while the ledger does not answer, for ``report_timeout`` seconds; one it never confirms
+keeps the message and leaves the job to the stale policy, never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import anyio
+import msgspec
+
+from adapters.worker.attempt import Attempt, Outcome
+from adapters.worker.config import WorkerConfig
+from adapters.worker.heartbeats import Heartbeats
+from adapters.worker.messages import Messages
+from adapters.worker.port import LedgerPort, LedgerUnavailable
+from adapters.worker.stats import WorkerStats
+from ledger.errors import AttemptSuperseded, InvalidCommand
+
+log = logging.getLogger("ledger.worker")
+
+SHUTTING_DOWN = "worker shutting down"
+"""The failure reported for an attempt whose handler the drain interrupted."""
+MAX_ERROR_CHARS = 2000
+"""Error texts are cut to this length (the ledger accepts up to 10,000)."""
+
+
+class Reporter:
+    """Reports attempts' ends to ``ledger`` and settles their messages."""
+
+    def __init__(
+        self,
+        ledger: LedgerPort,
+        config: WorkerConfig,
+        heartbeats: Heartbeats,
+        messages: Messages,
+        stats: WorkerStats,
+    ) -> None:
+        self.ledger = ledger
+        self.config = config
+        self.heartbeats = heartbeats
+        self.messages = messages
+        self.stats = stats
+
+    async def settle(self, run: Attempt, outcome: Outcome) -> None:
+        """Report the attempt's end (unless superseded) and delete the message."""
+        ctx = run.ctx
+        elapsed = time.monotonic() - run.started
+        if ctx.superseded:
+            self.stats.superseded += 1
+            log.warning("job %s attempt %d superseded after %.1fs: result dropped",
+                        ctx.job_id, ctx.attempt, elapsed)
+            await self.messages.delete(run.received)
+            return
+        if outcome.interrupted:
+            self.stats.interrupted += 1
+            reported = await self._failure(run, SHUTTING_DOWN)
+        elif outcome.error is not None:
+            reported = await self._failure(run, _error_text(outcome.error))
+        else:
+            reported = await self._success(run, outcome.result, elapsed)
+        if reported:
+            await self.messages.delete(run.received)
+
+    async def _success(self, run: Attempt, result: Any, elapsed: float) -> bool:
+        try:
+            msgspec.json.encode(result)
+        except (TypeError, ValueError, OverflowError) as error:
+            return await self._failure(run, f"the result is not JSON: {error}")
+        ctx = run.ctx
+        try:
+            status = await self._report(run, self.ledger.complete, result)
+        except InvalidCommand as error:
+            return await self._failure(run, f"the result was refused: {error}")
+        if status is None:
+            return False
+        if status != "superseded":
+            self.stats.completed += 1
+            log.info("job %s attempt %d completed in %.2fs", ctx.job_id, ctx.attempt, elapsed)
+        return True
+
+    async def _failure(self, run: Attempt, error: str) -> bool:
+        ctx = run.ctx
+        status = await self._report(run, self.ledger.fail, error[:MAX_ERROR_CHARS])
+        if status is None:
+            return False
+        if status != "superseded":
+            self.stats.failed += 1
+            log.info("job %s attempt %d failed (%s): %s", ctx.job_id, ctx.attempt, status,
+                     error.splitlines()[0][:200] if error else "")
+        return True
+
+    async def _report(self, run: Attempt, call: Any, value: Any) -> str | None:
+        """Make ``call`` (complete or fail) until the ledger answers or ``report_timeout``
+        passes; the job's status, ``"superseded"``, or ``None`` if it never answered."""
+        ctx = run.ctx
+        deadline = anyio.current_time() + self.config.report_timeout
+        pause = 0.2
+        while True:
+            run.reporting = True
+            await self.heartbeats.settled()  # a heartbeat in flight must not land after
+            try:
+                status: str = await call(ctx.job_id, ctx.attempt, self.config.worker_id, value)
+            except AttemptSuperseded as error:
+                ctx._superseded.set()
+                self.stats.superseded += 1
+                log.warning("job %s attempt %d: report refused: %s", ctx.job_id, ctx.attempt,
+                            error)
+                return "superseded"
+            except LedgerUnavailable as error:
+                run.reporting = False
+                left = deadline - anyio.current_time()
+                if left <= 0:
+                    log.error("job %s attempt %d: the ledger never confirmed the report (%s); "
+                              "the stale policy will recover it", ctx.job_id, ctx.attempt, error)
+                    return None
+                await anyio.sleep(min(left, error.retry_after or pause))
+                pause = min(pause * 2, 5.0)
+                continue
+            return status
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error).strip()
+    name = type(error).__name__
+    return f"{name}: {text}" if text else name
