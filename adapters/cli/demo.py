@@ -298,11 +298,9 @@ class _ShownAlerts:
 
 async def _health(container: Container) -> dict[str, Any]:
     """The ``/health`` body, computed by the API's own health monitor (no server needed)."""
-    from adapters.http.health import HealthMonitor
-    from adapters.http.wiring import build_api
+    from adapters.http.wiring import build_http
 
-    api = build_api(container)
-    monitor = HealthMonitor(api)
+    monitor = build_http(container).monitor
     report = monitor.report(await monitor.check())
     body: dict[str, Any] = msgspec.to_builtins(report)
     return body

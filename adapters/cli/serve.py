@@ -51,7 +51,7 @@ def serve_command(
         settings = load_settings()
         from adapters.http.app import create_app
         from adapters.http.server import serve, tune_for_serving
-        from adapters.http.wiring import HttpSettings, build_api, open_allowed
+        from adapters.http.wiring import HttpSettings, build_http, open_allowed
 
         http = HttpSettings.from_env(os.environ)
         container = build(settings)
@@ -62,8 +62,8 @@ def serve_command(
         _say(f"error: database: {' '.join(str(error).split())}")
         raise typer.Exit(1) from None
     try:
-        api = build_api(container, host=host, http=http)
-        keys = api.access.verifier.keys_exist()
+        parts = build_http(container, host=host, http=http)
+        keys = parts.access.verifier.keys_exist()
         store = (
             "PostgreSQL" if settings.database_url else f"embedded SQLite ({settings.sqlite_path})"
         )
@@ -79,7 +79,7 @@ def serve_command(
         def started(bound_host: str, bound_port: int) -> None:
             _say(f"API on http://{bound_host}:{bound_port} ({store}); {access}")
 
-        app = create_app(api)
+        app = create_app(parts)
         tune_for_serving()
 
         async def run() -> None:

@@ -1,9 +1,9 @@
 """Who may call a route, and how often: API keys, roles, customer scope and rate limits.
 
 Each limited route carries a :class:`Rule` in its ``opt``; one ASGI middleware (run by
-Litestar after routing, so it knows the route) authenticates the caller, checks the role,
-asks the limiter, and adds the rate-limit headers to whatever the route answers. It also
-times every request for the latency histogram.
+Litestar after routing, so it knows the route) authenticates the caller (:class:`Access`),
+checks the role, asks the limiter, and adds the rate-limit headers to whatever the route
+answers. It also times every request for the latency histogram.
 
 A request with a bad key counts against the ``auth`` preset of its client address (5 per
 15 minutes), so keys cannot be guessed quickly; good keys are never slowed by it.
@@ -15,16 +15,39 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 from litestar import Request
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.problems import ApiError
-from adapters.http.ratelimit import Decision
+from adapters.http.ratelimit import Decision, Limiter
+from adapters.service.keys import KeyVerifier
 from adapters.service.metrics import REQUEST_LATENCY
 from ledger.access import OPEN, Principal, Role
 
 ANYONE: frozenset[Role] = frozenset()
+
+
+@dataclass
+class Access:
+    """Who may call: API keys, or anyone on the embedded default's loopback."""
+
+    verifier: KeyVerifier
+    open_allowed: bool
+    """True only for the embedded default on a loopback address: while no key exists,
+    requests need none (``ledger serve`` says so when it starts)."""
+
+    async def open_now(self) -> bool:
+        if not self.open_allowed:
+            return False
+        return not await anyio.to_thread.run_sync(self.verifier.keys_exist)
+
+    async def principal_for(self, key: str) -> Principal | None:
+        cached = self.verifier.cached(key)
+        if cached is not None:
+            return cached
+        return await anyio.to_thread.run_sync(self.verifier.verify, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +72,13 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
     return found if isinstance(found, Principal) else OPEN
 
 
-def access_middleware(app: ASGIApp) -> ASGIApp:
-    """Litestar middleware factory: see the module docstring."""
+def actor_of(principal: Principal) -> str:
+    """The caller as the ledger records who asked."""
+    return f"api:key:{principal.key_id}" if principal.key_id else "api:open"
+
+
+def access_middleware(app: ASGIApp, access: Access, limiter: Limiter) -> ASGIApp:
+    """Litestar middleware factory (with ``DefineMiddleware``): see the module docstring."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -71,7 +99,7 @@ def access_middleware(app: ASGIApp) -> ASGIApp:
             opt = scope["route_handler"].opt
             found = opt.get("access")
             if isinstance(found, Rule):
-                decision = await _admit(scope, found)
+                decision = await _admit(scope, found, access, limiter)
                 extra.extend((k.encode(), v.encode()) for k, v in decision.headers().items())
             await app(scope, receive, send_with_headers)
         except ApiError as error:
@@ -86,15 +114,14 @@ def access_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-async def _admit(scope: Scope, rule: Rule) -> Decision:
+async def _admit(scope: Scope, rule: Rule, access: Access, limiter: Limiter) -> Decision:
     """Authenticate, authorise and rate-limit; raise the 401/403/404/429 otherwise."""
-    api = scope["litestar_app"].state.api
     client = scope.get("client")
     address = client[0] if client else "unknown"
-    principal = await _authenticate(api, scope, address)
+    principal = await _authenticate(access, limiter, scope, address)
     _authorise(scope, rule, principal)
     subject = f"key:{principal.key_id}" if principal.key_id else f"ip:{address}"
-    decision: Decision = await api.limiter.decide(
+    decision = await limiter.decide(
         rule.preset, subject, principal.customer_id or subject
     )
     if not decision.allowed:
@@ -109,19 +136,21 @@ async def _admit(scope: Scope, rule: Rule) -> Decision:
     return decision
 
 
-async def _authenticate(api: Any, scope: Scope, address: str) -> Principal:
+async def _authenticate(
+    access: Access, limiter: Limiter, scope: Scope, address: str
+) -> Principal:
     key = _bearer(scope)
     if key is None:
-        if await api.access.open_now():
+        if await access.open_now():
             return OPEN
         raise ApiError(
             401, "an API key is required: Authorization: Bearer <key>", code="unauthenticated",
             headers={"WWW-Authenticate": 'Bearer realm="job-ledger"'},
         )
-    principal: Principal | None = await api.access.principal_for(key)
+    principal = await access.principal_for(key)
     if principal is not None:
         return principal
-    decision: Decision = await api.limiter.decide("auth", f"ip:{address}")
+    decision = await limiter.decide("auth", f"ip:{address}")
     if not decision.allowed:
         raise ApiError(
             429, "too many requests with invalid API keys from this address; "

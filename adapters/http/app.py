@@ -1,66 +1,87 @@
 """The ASGI application: routes, errors, the OpenAPI document, and what runs beside them.
 
-:func:`create_app` takes the wired :class:`~adapters.http.services.Api`; its lifespan runs
-the batch writer, the limiter's workers, the health monitor and the tally reporter (the
-limiter's aggregated decisions, appended to the ledger for the rate-limit view) in one
-task group, and on shutdown flushes what the tally holds.
+:func:`create_app` takes the wired :class:`HttpParts` and hands each route only the parts
+its signature names, through Litestar's dependency injection (a route asking for
+``writer: Writer`` gets the writer; nothing else reaches it). Its lifespan runs the batch
+writer, the limiter's workers, the health monitor and the tally reporter in one task group,
+and on shutdown flushes what the tally holds.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.to_thread
-from eventsourcing.persistence import RecordConflictError
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from adapters.http import health, heartbeats, jobs, metrics, queues
-from adapters.http.access import access_middleware
+from adapters.http.access import Access, access_middleware
 from adapters.http.bodies import MAX_BODY_BYTES
 from adapters.http.health import HealthMonitor
 from adapters.http.openapi import ExactJsonRenderPlugin
 from adapters.http.problems import EXCEPTION_HANDLERS
-from adapters.http.services import Api
-from ledger.tally import RequestTally
-
-log = logging.getLogger(__name__)
-
-TALLY_FLUSH_SECONDS = 15.0
+from adapters.http.ratelimit import Limiter
+from adapters.http.services import JobReads, ReadPool, Writer
+from adapters.http.tallies import TallyReporter
 
 
-def create_app(api: Api) -> Litestar:
-    """The HTTP API over ``api``."""
-    monitor = HealthMonitor(api)
+@dataclass
+class HttpParts:
+    """What the API is built from (:func:`adapters.http.wiring.build_http` wires them)."""
+
+    writer: Writer
+    jobs: JobReads
+    views: ReadPool
+    """Sessions on the views for the routes (``/health`` has its own, in the monitor)."""
+    limiter: Limiter
+    access: Access
+    monitor: HealthMonitor
+    tallies: TallyReporter
+
+
+def create_app(parts: HttpParts) -> Litestar:
+    """The HTTP API over ``parts``."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        api.writer.start()
+        parts.writer.batch.start()
         try:
-            async with api.limiter.running(), anyio.create_task_group() as tg:
-                tg.start_soon(monitor.run)
-                tg.start_soon(_report_tallies, api)
+            async with parts.limiter.running(), anyio.create_task_group() as tg:
+                tg.start_soon(parts.monitor.run)
+                tg.start_soon(parts.tallies.run)
                 try:
                     yield
                 finally:
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await _flush_tallies(api, everything=True)
-                await anyio.to_thread.run_sync(api.writer.close)
-                api.reads.close()
-                api.health_reads.close()
+                await parts.tallies.flush(everything=True)
+                await anyio.to_thread.run_sync(parts.writer.batch.close)
+                parts.views.close()
+                parts.monitor.views.close()
 
-    app = Litestar(
+    return Litestar(
         route_handlers=[
             *jobs.ROUTES, *heartbeats.ROUTES, *queues.ROUTES, *health.ROUTES, *metrics.ROUTES
         ],
-        middleware=[access_middleware],
+        dependencies={
+            "writer": _given(parts.writer),
+            "jobs": _given(parts.jobs),
+            "views": _given(parts.views),
+            "limiter": _given(parts.limiter),
+            "monitor": _given(parts.monitor),
+        },
+        middleware=[
+            DefineMiddleware(access_middleware, access=parts.access, limiter=parts.limiter)
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="job-ledger",
@@ -76,37 +97,12 @@ def create_app(api: Api) -> Litestar:
         debug=False,
         logging_config=None,
     )
-    app.state.api = api
-    app.state.health = monitor
-    return app
 
 
-async def _report_tallies(api: Api) -> None:
-    while True:
-        await anyio.sleep(TALLY_FLUSH_SECONDS)
-        await _flush_tallies(api)
+def _given(part: Any) -> Provide:
+    """A dependency that is always ``part`` (built once, no thread needed to get it)."""
 
+    def get() -> Any:
+        return part
 
-async def _flush_tallies(api: Api, *, everything: bool = False) -> None:
-    """Append the limiter's finished minutes (all of them when ``everything``) as tallies."""
-    counter = api.limiter.tallies
-    if counter is None:
-        return
-    tallies = counter.flush(api.clock(), everything=everything)
-    if not tallies:
-        return
-    try:
-        await anyio.to_thread.run_sync(_save_tallies, api, tallies)
-    except Exception as error:
-        log.warning("rate-limit tallies not saved (%s); keeping them for the next try", error)
-        counter.restore(tallies)
-
-
-def _save_tallies(api: Api, tallies: list[RequestTally]) -> None:
-    try:
-        api.ledger.save(*tallies)
-    except RecordConflictError:
-        # Some were saved by a try that failed after committing: save the others alone.
-        for tally in tallies:
-            with contextlib.suppress(RecordConflictError):
-                api.ledger.save(tally)
+    return Provide(get, use_cache=True, sync_to_thread=False)

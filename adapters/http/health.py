@@ -15,15 +15,18 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import msgspec
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
-from adapters.http.services import Api
+from adapters.http.ratelimit import Limiter
+from adapters.http.services import HealthSettings, ReadPool
 from adapters.service.metrics import REGISTRY
 from projections.queries.dead_letter_alerts import DeadLetterAlertQueries
 from projections.queries.health_metrics import HealthMetrics, HealthMetricsQueries
@@ -118,8 +121,15 @@ class Check(msgspec.Struct):
 class HealthMonitor:
     """Keeps the latest :class:`Check`, redone at most every ``REFRESH_SECONDS``."""
 
-    def __init__(self, api: Api) -> None:
-        self.api = api
+    def __init__(
+        self, views: ReadPool, limiter: Limiter, clock: Callable[[], datetime],
+        settings: HealthSettings, uptime: Callable[[], float],
+    ) -> None:
+        self.views = views
+        self.limiter = limiter
+        self.clock = clock
+        self.settings = settings
+        self.uptime = uptime
         self.latest: Check | None = None
         self._asked = 0.0
         self._wake = anyio.Event()
@@ -146,11 +156,11 @@ class HealthMonitor:
 
     async def check(self) -> Check:
         started = time.monotonic()
-        now = self.api.clock()
+        now = self.clock()
         try:
             with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
                 latency, figures, lag, alerts = await anyio.to_thread.run_sync(
-                    self.api.health_reads.use, self._read, abandon_on_cancel=True
+                    self.views.use, self._read, abandon_on_cancel=True
                 )
         except Exception as error:
             check = Check(started, now, None, None, [], f"{type(error).__name__}: {error}")
@@ -166,9 +176,9 @@ class HealthMonitor:
         started = time.perf_counter()
         store.head()
         latency = (time.perf_counter() - started) * 1000
-        threshold = self.api.settings.stale_threshold
+        threshold = self.settings.stale_threshold
         figures = HealthMetricsQueries(store).snapshot(
-            self.api.clock(), stale_threshold=threshold, active_window=threshold
+            self.clock(), stale_threshold=threshold, active_window=threshold
         )
         alerts = DeadLetterAlertQueries(store).counts()
         return latency, figures, view_status(store, list(VIEWS.values())), alerts
@@ -186,13 +196,15 @@ class HealthMonitor:
 
     def report(self, check: Check) -> Health:
         """The ``/health`` body for ``check``, with the limiter's and alerts' state now."""
-        api = self.api
+        settings = self.settings
         issues: list[str] = []
-        database, workers, metrics, unhealthy = _from_views(check, api.stale_unhealthy, issues)
-        projections = _projections(check, api.max_lag, issues)
-        if api.limiter.database_unreachable:
+        database, workers, metrics, unhealthy = _from_views(
+            check, settings.stale_unhealthy, issues
+        )
+        projections = _projections(check, settings.max_lag, issues)
+        if self.limiter.database_unreachable:
             issues.append("rate limiter: on in-memory counters (database unreachable)")
-            limiter = RateLimiterHealth("fallback", api.limiter.status.fallback_since)
+            limiter = RateLimiterHealth("fallback", self.limiter.status.fallback_since)
         else:
             limiter = RateLimiterHealth("up")
         alerts = self._alerts_health(check, issues)
@@ -200,7 +212,7 @@ class HealthMonitor:
         return Health(
             status=status,
             timestamp=check.checked_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            uptime=round(api.uptime(), 2),
+            uptime=round(self.uptime(), 2),
             services=Services(database, workers, limiter, alerts, projections),
             metrics=metrics,
             issues=issues,
@@ -265,11 +277,6 @@ def _alert_counts() -> tuple[float, float]:
     return sent, failed
 
 
-def monitor_of(request: Request[Any, Any, Any]) -> HealthMonitor:
-    monitor: HealthMonitor = request.app.state.health
-    return monitor
-
-
 def _wants_health_json(request: Request[Any, Any, Any]) -> bool:
     accept = request.headers.get("accept", "")
     return HEALTH_JSON in accept.lower()
@@ -285,10 +292,11 @@ class Readiness(msgspec.Struct):
     responses={503: ResponseSpec(Health, description="Unhealthy")},
     opt={"alternate_media": HEALTH_JSON},
 )
-async def health(request: Request[Any, Any, Any]) -> Response[Health]:
+async def health(
+    request: Request[Any, Any, Any], monitor: NamedDependency[HealthMonitor]
+) -> Response[Health]:
     """The deployment's health body; 503 when unhealthy. ``Accept: application/health+json``
     gets the same check in that format (pass / warn / fail, with checks)."""
-    monitor = monitor_of(request)
     report = monitor.report(await monitor.current())
     code = 503 if report.status == "unhealthy" else 200
     headers = {"Cache-Control": "no-store"}
@@ -310,9 +318,9 @@ async def live() -> dict[str, str]:
     "/health/ready", summary="Readiness (the database answers)", tags=["health"],
     responses={503: ResponseSpec(Readiness, description="Not ready")},
 )
-async def ready(request: Request[Any, Any, Any]) -> Response[Readiness]:
+async def ready(monitor: NamedDependency[HealthMonitor]) -> Response[Readiness]:
     """Ready when the database answers (503 otherwise)."""
-    check = await monitor_of(request).current()
+    check = await monitor.current()
     if check.error is not None:
         return Response(Readiness("not_ready", f"database: {check.error}"), status_code=503)
     return Response(Readiness("ready"), status_code=200)

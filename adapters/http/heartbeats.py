@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, post
+from litestar.di import NamedDependency
 
 from adapters.http.access import principal_of
 from adapters.http.bodies import (
@@ -17,8 +18,9 @@ from adapters.http.bodies import (
     HeartbeatResult,
     read_body,
 )
-from adapters.http.jobs import WORKER, api_of
+from adapters.http.jobs import WORKER
 from adapters.http.problems import status_of
+from adapters.http.services import JobReads, Writer
 from adapters.service.metrics import HEARTBEATS
 from ledger.application import Result
 from ledger.commands import RecordHeartbeat
@@ -29,17 +31,20 @@ from ledger.errors import AttemptSuperseded, JobNotFound, LedgerError
     "/heartbeats", status_code=200, opt={"access": WORKER, "body": HeartbeatBatchRequest},
     summary="Record heartbeats of several jobs", tags=["workers"],
 )
-async def heartbeats(request: Request[Any, Any, Any]) -> HeartbeatBatchResult:
+async def heartbeats(
+    request: Request[Any, Any, Any],
+    writer: NamedDependency[Writer],
+    jobs: NamedDependency[JobReads],
+) -> HeartbeatBatchResult:
     """Each job gets its own result: ``recorded``, ``superseded`` (that attempt is no
     longer current; the refusal is recorded), ``not_found`` or ``rejected``."""
     body = await read_body(request, HeartbeatBatchRequest)
-    api = api_of(request)
     principal = principal_of(request)
     allowed = []
     hidden: set[int] = set()
     for index, job in enumerate(body.jobs):
         if principal.customer_id is not None:
-            customer = await api.customer_of(job.job_id)
+            customer = await jobs.customer_of(job.job_id)
             if customer is None or not principal.sees_customer(customer):
                 hidden.add(index)
                 continue
@@ -47,7 +52,7 @@ async def heartbeats(request: Request[Any, Any, Any]) -> HeartbeatBatchResult:
             job_id=job.job_id, attempt=job.attempt, worker_id=body.worker_id,
             worker_time=body.worker_time,
         ))
-    outcomes = iter(await api.execute_many(allowed))
+    outcomes = iter(await writer.execute_many(allowed))
     results = []
     for index, job in enumerate(body.jobs):
         outcome: Result = JobNotFound(job.job_id) if index in hidden else next(outcomes)

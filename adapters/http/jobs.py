@@ -1,9 +1,12 @@
 """Routes of one job: enqueue, claim, heartbeat, complete, fail, its view, its history.
 
-Writes go through the batch writer (concurrent requests share a transaction); the
-ledger's named errors become problem documents (:mod:`adapters.http.problems`): 404 for
-an unknown job, 409 for a claim of a job that is not pending and for a report from an
-attempt that is no longer current (recorded by the ledger as a refusal).
+Each route names what it uses and Litestar injects it (:func:`adapters.http.app.create_app`):
+the :class:`~adapters.http.services.Writer` for its command (through the batch writer, so
+concurrent requests share a transaction), :class:`~adapters.http.services.JobReads` for the
+job's reads and its customer check. The ledger's named errors become problem documents
+(:mod:`adapters.http.problems`): 404 for an unknown job, 409 for a claim of a job that is
+not pending and for a report from an attempt that is no longer current (recorded by the
+ledger as a refusal).
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import anyio.to_thread
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from adapters.http.access import principal_of, rule
@@ -30,7 +33,7 @@ from adapters.http.bodies import (
     read_body,
 )
 from adapters.http.problems import ApiError
-from adapters.http.services import Api
+from adapters.http.services import JobReads, Writer
 from adapters.service.metrics import DEAD_LETTERS, HEARTBEATS, REQUEUES
 from ledger.access import Role
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob, Outcome, RecordHeartbeat
@@ -44,11 +47,6 @@ SERVICE_WRITE = rule(Role.SERVICE, preset="service")
 SERVICE_READ = rule(Role.SERVICE, Role.STAFF, preset="service")
 
 
-def api_of(request: Request[Any, Any, Any]) -> Api:
-    api: Api = request.app.state.api
-    return api
-
-
 def _attempt(outcome: Outcome) -> AttemptState:
     return AttemptState(job_id=outcome.job_id, attempt=outcome.attempt, status=outcome.status)
 
@@ -57,7 +55,9 @@ def _attempt(outcome: Outcome) -> AttemptState:
     "/jobs", status_code=201, opt={"access": SERVICE_WRITE, "body": EnqueueRequest},
     summary="Enqueue a job", tags=["jobs"],
 )
-async def enqueue(request: Request[Any, Any, Any]) -> Response[Enqueued]:
+async def enqueue(
+    request: Request[Any, Any, Any], writer: NamedDependency[Writer]
+) -> Response[Enqueued]:
     """Enqueue a job. The same ``idempotency_key`` of a customer returns the same job
     (``created`` false, header ``Idempotent-Replayed: true``)."""
     body = await read_body(request, EnqueueRequest)
@@ -67,7 +67,7 @@ async def enqueue(request: Request[Any, Any, Any]) -> Response[Enqueued]:
             403, f"this key may only enqueue jobs of customer {principal.customer_id!r}",
             code="forbidden",
         )
-    outcome = await api_of(request).execute(EnqueueJob(
+    outcome = await writer.execute(EnqueueJob(
         customer_id=body.customer_id, queue=body.queue, payload=body.payload,
         max_attempts=body.max_attempts, idempotency_key=body.idempotency_key,
     ))
@@ -84,16 +84,20 @@ async def enqueue(request: Request[Any, Any, Any]) -> Response[Enqueued]:
     "/jobs/{job_id:uuid}/claim", status_code=200, opt={"access": WORKER, "body": ClaimRequest},
     summary="Claim a pending job (opens a new attempt)", tags=["workers"],
 )
-async def claim(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> ClaimedAttempt:
+async def claim(
+    request: Request[Any, Any, Any],
+    job_id: FromPath[UUID],
+    writer: NamedDependency[Writer],
+    jobs: NamedDependency[JobReads],
+) -> ClaimedAttempt:
     """Open the next attempt of a pending job for ``worker_id``; 409 unless it is pending
     (and due). The answer carries the job's payload, so the worker needs no other call."""
     body = await read_body(request, ClaimRequest)
-    api = api_of(request)
-    await api.check_job_access(principal_of(request), job_id)
-    outcome = await api.execute(
+    await jobs.check_job_access(principal_of(request), job_id)
+    outcome = await writer.execute(
         ClaimJob(job_id=job_id, worker_id=body.worker_id, worker_time=body.worker_time)
     )
-    payload = await anyio.to_thread.run_sync(api.ledger.payload_of, job_id)
+    payload = await jobs.payload(job_id)
     return ClaimedAttempt(
         job_id=outcome.job_id, attempt=outcome.attempt, status=outcome.status, payload=payload
     )
@@ -104,14 +108,18 @@ async def claim(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> Clai
     opt={"access": WORKER, "body": HeartbeatRequest},
     summary="Record a heartbeat of the current attempt", tags=["workers"],
 )
-async def heartbeat(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> AttemptState:
+async def heartbeat(
+    request: Request[Any, Any, Any],
+    job_id: FromPath[UUID],
+    writer: NamedDependency[Writer],
+    jobs: NamedDependency[JobReads],
+) -> AttemptState:
     """Say the attempt is alive; 409 if that attempt is no longer current (the refusal is
     recorded in the job's history)."""
     body = await read_body(request, HeartbeatRequest)
-    api = api_of(request)
-    await api.check_job_access(principal_of(request), job_id)
+    await jobs.check_job_access(principal_of(request), job_id)
     try:
-        outcome = await api.execute(RecordHeartbeat(
+        outcome = await writer.execute(RecordHeartbeat(
             job_id=job_id, attempt=body.attempt, worker_id=body.worker_id,
             worker_time=body.worker_time,
         ))
@@ -130,11 +138,15 @@ async def heartbeat(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> 
     opt={"access": WORKER, "body": CompleteRequest},
     summary="Report the current attempt completed", tags=["workers"],
 )
-async def complete(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> AttemptState:
+async def complete(
+    request: Request[Any, Any, Any],
+    job_id: FromPath[UUID],
+    writer: NamedDependency[Writer],
+    jobs: NamedDependency[JobReads],
+) -> AttemptState:
     body = await read_body(request, CompleteRequest)
-    api = api_of(request)
-    await api.check_job_access(principal_of(request), job_id)
-    outcome = await api.execute(CompleteJob(
+    await jobs.check_job_access(principal_of(request), job_id)
+    outcome = await writer.execute(CompleteJob(
         job_id=job_id, attempt=body.attempt, worker_id=body.worker_id, result=body.result,
         worker_time=body.worker_time,
     ))
@@ -145,13 +157,17 @@ async def complete(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> A
     "/jobs/{job_id:uuid}/fail", status_code=200, opt={"access": WORKER, "body": FailRequest},
     summary="Report the current attempt failed", tags=["workers"],
 )
-async def fail(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> AttemptState:
+async def fail(
+    request: Request[Any, Any, Any],
+    job_id: FromPath[UUID],
+    writer: NamedDependency[Writer],
+    jobs: NamedDependency[JobReads],
+) -> AttemptState:
     """Record the failure; the job is retried (``pending``, after a backoff) or, out of
     attempts, ``dead_lettered``."""
     body = await read_body(request, FailRequest)
-    api = api_of(request)
-    await api.check_job_access(principal_of(request), job_id)
-    outcome = await api.execute(FailJob(
+    await jobs.check_job_access(principal_of(request), job_id)
+    outcome = await writer.execute(FailJob(
         job_id=job_id, attempt=body.attempt, worker_id=body.worker_id, error=body.error,
         worker_time=body.worker_time,
     ))
@@ -166,22 +182,24 @@ async def fail(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> Attem
     "/jobs/{job_id:uuid}", opt={"access": SERVICE_READ}, summary="A job's status",
     tags=["jobs"],
 )
-async def show(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> JobStatus:
+async def show(
+    request: Request[Any, Any, Any], job_id: FromPath[UUID], jobs: NamedDependency[JobReads]
+) -> JobStatus:
     """The job_status view of one job."""
-    api = api_of(request)
-    await api.check_job_access(principal_of(request), job_id)
-    return await api.job_status(job_id)
+    await jobs.check_job_access(principal_of(request), job_id)
+    return await jobs.job_status(job_id)
 
 
 @get(
     "/jobs/{job_id:uuid}/history", opt={"access": SERVICE_READ},
     summary="A job's events, in order", tags=["jobs"],
 )
-async def history(request: Request[Any, Any, Any], job_id: FromPath[UUID]) -> History:
+async def history(
+    request: Request[Any, Any, Any], job_id: FromPath[UUID], jobs: NamedDependency[JobReads]
+) -> History:
     """Every event of the job from the ledger, oldest first."""
-    api = api_of(request)
-    await api.check_job_access(principal_of(request), job_id)
-    events = await anyio.to_thread.run_sync(api.ledger.history, job_id)
+    await jobs.check_job_access(principal_of(request), job_id)
+    events = await jobs.history(job_id)
     return History(
         job_id=job_id,
         events=[HistoryEvent(**event_record(event)) for event in events],

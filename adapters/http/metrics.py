@@ -9,14 +9,14 @@ costs the database more than ``/health`` does.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
+from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from adapters.http.health import Check, monitor_of
+from adapters.http.health import Check, HealthMonitor
 from adapters.http.ratelimit import Limiter
 from adapters.service.metrics import REGISTRY
 
@@ -88,11 +88,13 @@ class ViewGauges(Collector):
 
 
 @get("/metrics", summary="Prometheus metrics", tags=["health"], media_type=CONTENT_TYPE_LATEST)
-async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def metrics(
+    monitor: NamedDependency[HealthMonitor], limiter: NamedDependency[Limiter]
+) -> Response[bytes]:
     """Prometheus text format."""
-    check = await monitor_of(request).current()
+    check = await monitor.current()
     views = CollectorRegistry()
-    views.register(ViewGauges(check, request.app.state.api.limiter))
+    views.register(ViewGauges(check, limiter))
     body = generate_latest(REGISTRY) + generate_latest(views)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

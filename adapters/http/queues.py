@@ -7,12 +7,13 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
-from adapters.http.access import principal_of, rule
+from adapters.http.access import actor_of, principal_of, rule
 from adapters.http.bodies import MAX_BATCH, RedriveOutcome, RedriveRequest, RedriveResult, read_body
-from adapters.http.jobs import api_of
 from adapters.http.problems import ApiError
+from adapters.http.services import JobReads, ReadPool, Writer
 from ledger.access import Role
 from ledger.application import Result
 from ledger.commands import RedriveJob
@@ -56,8 +57,8 @@ def _counts(by_status: dict[str, int]) -> QueueCounts:
     summary="A customer's jobs and counts", tags=["queues"],
 )
 async def customer_queue(
-    request: Request[Any, Any, Any],
     customer_id: Annotated[str, PathParameter(min_length=1, max_length=200)],
+    views: NamedDependency[ReadPool],
     status: FromQuery[Status | None] = None,
     limit: Limit = 100,
 ) -> CustomerQueue:
@@ -70,15 +71,17 @@ async def customer_queue(
         jobs = queries.find(customer_id=customer_id, status=status_name, limit=limit)
         return jobs, queries.counts(customer_id=customer_id)
 
-    jobs, counts = await api_of(request).reads.read(read)
+    jobs, counts = await views.read(read)
     return CustomerQueue(customer_id=customer_id, counts=_counts(counts), jobs=jobs)
 
 
 @get("/dlq", opt={"access": DLQ_READ}, summary="Dead-lettered jobs", tags=["dead letters"])
-async def dead_letters(request: Request[Any, Any, Any], limit: Limit = 100) -> DeadLetters:
+async def dead_letters(
+    request: Request[Any, Any, Any], views: NamedDependency[ReadPool], limit: Limit = 100
+) -> DeadLetters:
     """Dead-lettered jobs, oldest first (a customer-scoped key sees its customer's)."""
     customer = principal_of(request).customer_id
-    jobs = await api_of(request).reads.read(
+    jobs = await views.read(
         lambda store: JobStatusQueries(store).dead_lettered(customer_id=customer, limit=limit)
     )
     return DeadLetters(count=len(jobs), jobs=jobs)
@@ -88,19 +91,23 @@ async def dead_letters(request: Request[Any, Any, Any], limit: Limit = 100) -> D
     "/dlq/redrive", status_code=200, opt={"access": DLQ_REDRIVE, "body": RedriveRequest},
     summary="Redrive dead-lettered jobs", tags=["dead letters"],
 )
-async def redrive(request: Request[Any, Any, Any]) -> RedriveResult:
+async def redrive(
+    request: Request[Any, Any, Any],
+    writer: NamedDependency[Writer],
+    jobs: NamedDependency[JobReads],
+    views: NamedDependency[ReadPool],
+) -> RedriveResult:
     """Give dead-lettered jobs a fresh attempt budget: the ones named in ``job_ids``, or
     with ``all`` every dead-lettered job (up to 1000 a call). ``dry_run`` only says which."""
     body = await read_body(request, RedriveRequest)
     if body.all == (body.job_ids is not None):
         raise ApiError(422, "give either job_ids or all: true", code="invalid_body")
-    api = api_of(request)
     principal = principal_of(request)
     if body.job_ids is not None:
         ids = list(dict.fromkeys(body.job_ids))
     else:
         customer = principal.customer_id
-        rows = await api.reads.read(
+        rows = await views.read(
             lambda store: JobStatusQueries(store).dead_lettered(
                 customer_id=customer, limit=MAX_BATCH
             )
@@ -110,8 +117,8 @@ async def redrive(request: Request[Any, Any, Any]) -> RedriveResult:
     results: dict[UUID, RedriveOutcome] = {}
     for job_id in ids:
         try:
-            await api.check_job_access(principal, job_id)
-            job = await api.job_status(job_id)
+            await jobs.check_job_access(principal, job_id)
+            job = await jobs.job_status(job_id)
         except JobNotFound as error:
             results[job_id] = RedriveOutcome(job_id, "not_found", str(error))
             continue
@@ -125,8 +132,8 @@ async def redrive(request: Request[Any, Any, Any]) -> RedriveResult:
         for job_id in visible:
             results[job_id] = RedriveOutcome(job_id, "would_redrive")
     else:
-        actor = api.actor(principal)
-        outcomes = await api.execute_many([RedriveJob(job_id=j, actor=actor) for j in visible])
+        actor = actor_of(principal)
+        outcomes = await writer.execute_many([RedriveJob(job_id=j, actor=actor) for j in visible])
         for job_id, outcome in zip(visible, outcomes, strict=True):
             results[job_id] = _outcome(job_id, outcome)
     ordered = [results[j] for j in ids]

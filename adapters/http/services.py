@@ -1,8 +1,11 @@
-"""What the HTTP handlers use: the ledger's write path, the views' read path, the limiter.
+"""What the HTTP handlers use, one concern each: the ledger's write path (:class:`Writer`),
+a job's reads (:class:`JobReads`), the views' sessions (:class:`ReadPool`), and what
+``/health`` judges by (:class:`HealthSettings`, :class:`Uptime`).
 
 Everything synchronous (the ledger, the view stores) runs off the event loop: writes go
 through the :class:`~adapters.service.batching.BatchWriter` (its futures are awaited, so concurrent
 requests share transactions), reads through :class:`ReadPool` in worker threads.
+:func:`adapters.http.app.create_app` hands each to the routes that name it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -25,9 +28,7 @@ import anyio.to_thread
 from adapters.http.problems import ApiError
 from adapters.http.ratelimit import Limiter
 from adapters.service.batching import BatchWriter
-from adapters.service.keys import KeyVerifier
-from adapters.service.settings import Settings
-from ledger.access import OPEN, Principal
+from ledger.access import Principal
 from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand, Outcome
 from ledger.errors import JobNotFound, LedgerError
@@ -90,48 +91,15 @@ def _close_quietly(store: ViewStore) -> None:
 
 
 @dataclass
-class Access:
-    """Who may call: API keys, or anyone on the embedded default's loopback."""
+class Writer:
+    """The ledger's write path for handlers: commands through the batch writer, so
+    concurrent requests share transactions."""
 
-    verifier: KeyVerifier
-    open_allowed: bool
-    """True only for the embedded default on a loopback address: while no key exists,
-    requests need none (``ledger serve`` says so when it starts)."""
-
-    async def open_now(self) -> bool:
-        if not self.open_allowed:
-            return False
-        return not await anyio.to_thread.run_sync(self.verifier.keys_exist)
-
-    async def principal_for(self, key: str) -> Principal | None:
-        cached = self.verifier.cached(key)
-        if cached is not None:
-            return cached
-        return await anyio.to_thread.run_sync(self.verifier.verify, key)
-
-
-@dataclass
-class Api:
-    """The HTTP API's dependencies, wired by :func:`adapters.http.wiring.build_api`."""
-
-    settings: Settings
-    ledger: JobLedger
-    writer: BatchWriter
-    reads: ReadPool
-    health_reads: ReadPool
+    batch: BatchWriter
     limiter: Limiter
-    access: Access
-    clock: Callable[[], datetime]
-    stale_unhealthy: int = 5
-    """Stale jobs at which ``/health`` says unhealthy (503)."""
-    max_lag: int = 10_000
-    """Events a view may lag behind the log before ``/health`` says degraded."""
-    write_timeout: float = 10.0
+    """Asked whether the database is reachable (its probe retries every second)."""
+    timeout: float = 10.0
     """Seconds a request waits for the ledger to confirm its write."""
-    started: float = field(default_factory=time.monotonic)
-    _customers: OrderedDict[UUID, str] = field(default_factory=OrderedDict)
-
-    # -- writing ------------------------------------------------------------------------
 
     async def execute(self, command: AnyCommand) -> Outcome:
         """Run one command through the batch writer; raise its named error if refused."""
@@ -145,35 +113,51 @@ class Api:
 
         While the limiter finds the database unreachable (its probe retries every second)
         writes are refused at once with 503 instead of queueing behind a writer that is
-        waiting for connections; a write the ledger has not confirmed within
-        ``write_timeout`` seconds is answered 503 too (it may still be applied: clients
-        retry with their idempotency key).
+        waiting for connections; a write the ledger has not confirmed within ``timeout``
+        seconds is answered 503 too (it may still be applied: clients retry with their
+        idempotency key).
         """
         if self.limiter.database_unreachable:
             raise ApiError(
                 503, "the database is unreachable; try again shortly",
                 code="database_unavailable", headers={"Retry-After": "1"},
             )
-        futures = [self.writer.submit(c) for c in commands]
+        futures = [self.batch.submit(c) for c in commands]
         try:
-            with anyio.fail_after(self.write_timeout):
+            with anyio.fail_after(self.timeout):
                 return await _all_done(futures)
         except TimeoutError:
             raise ApiError(
-                503, f"the ledger did not confirm the write within {self.write_timeout:g}s; "
+                503, f"the ledger did not confirm the write within {self.timeout:g}s; "
                 "it may still be applied", code="write_timeout", headers={"Retry-After": "1"},
             ) from None
 
-    # -- reading ------------------------------------------------------------------------
+
+@dataclass
+class JobReads:
+    """One job as handlers read it: its status (the view, else the ledger), its payload,
+    its history, and whether a caller may see it."""
+
+    views: ReadPool
+    ledger: JobLedger
+    _customers: OrderedDict[UUID, str] = field(default_factory=OrderedDict)
 
     async def job_status(self, job_id: UUID) -> JobStatus:
         """The job as the job_status view has it, or as the ledger has it while the view
         has not caught up yet (a job just enqueued); :class:`JobNotFound` if none."""
-        row = await self.reads.read(lambda store: JobStatusQueries(store).get(job_id))
+        row = await self.views.read(lambda store: JobStatusQueries(store).get(job_id))
         if row is not None:
             return row
         job = await anyio.to_thread.run_sync(self.ledger.get_job, job_id)
         return status_of_job(job)
+
+    async def payload(self, job_id: UUID) -> object:
+        """The job's payload, from the ledger."""
+        return await anyio.to_thread.run_sync(self.ledger.payload_of, job_id)
+
+    async def history(self, job_id: UUID) -> list[Job.Event]:
+        """Every event of the job from the ledger, oldest first."""
+        return await anyio.to_thread.run_sync(self.ledger.history, job_id)
 
     async def customer_of(self, job_id: UUID) -> str | None:
         """The customer a job belongs to (it never changes), or ``None`` if no such job."""
@@ -197,11 +181,27 @@ class Api:
         if customer is None or not principal.sees_customer(customer):
             raise JobNotFound(job_id)
 
-    def uptime(self) -> float:
-        return time.monotonic() - self.started
 
-    def actor(self, principal: Principal) -> str:
-        return f"api:key:{principal.key_id}" if principal.key_id else "api:open"
+@dataclass(frozen=True)
+class HealthSettings:
+    """What ``/health`` judges the views' figures by."""
+
+    stale_threshold: timedelta
+    """Silence after which a job in progress counts as stale."""
+    stale_unhealthy: int = 5
+    """Stale jobs at which ``/health`` says unhealthy (503)."""
+    max_lag: int = 10_000
+    """Events a view may lag behind the log before ``/health`` says degraded."""
+
+
+@dataclass
+class Uptime:
+    """Seconds since the API was built."""
+
+    started: float = field(default_factory=time.monotonic)
+
+    def __call__(self) -> float:
+        return time.monotonic() - self.started
 
 
 async def _all_done(futures: Sequence[Future[Result]]) -> list[Result]:
@@ -249,4 +249,4 @@ def _updated_at(job: Job) -> datetime:
     return modified if isinstance(modified, datetime) else job.enqueued_at
 
 
-__all__ = ["OPEN", "Access", "Api", "ReadPool", "status_of_job"]
+__all__ = ["HealthSettings", "JobReads", "ReadPool", "Uptime", "Writer", "status_of_job"]

@@ -18,8 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.http.access import Access
+from adapters.http.app import HttpParts
+from adapters.http.health import HealthMonitor
 from adapters.http.ratelimit import CounterStore, Limiter, default_presets
-from adapters.http.services import Access, Api, ReadPool
+from adapters.http.services import HealthSettings, JobReads, ReadPool, Uptime, Writer
+from adapters.http.tallies import TallyReporter
 from adapters.service.batching import BatchWriter
 from adapters.service.bootstrap import Container, open_views, utc_now
 from adapters.service.keys import KeyVerifier
@@ -98,15 +102,15 @@ def open_allowed(settings: Settings, host: str) -> bool:
     return settings.database_url is None and is_loopback(host)
 
 
-def build_api(
+def build_http(
     container: Container,
     *,
     host: str = "127.0.0.1",
     http: HttpSettings | None = None,
     keys: KeyStore | None = None,
     counters: CounterStore | None = None,
-) -> Api:
-    """The API's dependencies over the container's ledger (tables already migrated)."""
+) -> HttpParts:
+    """The API's parts over the container's ledger (tables already migrated)."""
     settings = container.settings
     http = http or HttpSettings()
     presets = default_presets(http.worker_per_minute, http.service_per_minute)
@@ -116,15 +120,16 @@ def build_api(
         tallies=TallyCounter(),
     )
     verifier = KeyVerifier(keys if keys is not None else key_store(settings))
-    return Api(
-        settings=settings,
-        ledger=container.ledger,
-        writer=BatchWriter(container.ledger, utc_now, max_batch=settings.ledger_batch_max),
-        reads=ReadPool(lambda: open_views(settings), size=4),
-        health_reads=ReadPool(lambda: open_views(settings), size=1),
+    views = ReadPool(lambda: open_views(settings), size=4)
+    batch = BatchWriter(container.ledger, utc_now, max_batch=settings.ledger_batch_max)
+    judged_by = HealthSettings(settings.stale_threshold, http.stale_unhealthy, http.max_lag)
+    health_views = ReadPool(lambda: open_views(settings), size=1)
+    return HttpParts(
+        writer=Writer(batch, limiter),
+        jobs=JobReads(views, container.ledger),
+        views=views,
         limiter=limiter,
         access=Access(verifier, open_allowed(settings, host)),
-        clock=utc_now,
-        stale_unhealthy=http.stale_unhealthy,
-        max_lag=http.max_lag,
+        monitor=HealthMonitor(health_views, limiter, utc_now, judged_by, Uptime()),
+        tallies=TallyReporter(limiter, container.ledger, utc_now),
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from adapters.http.wiring import build_api, key_store
+from adapters.http.wiring import build_http, key_store
 from adapters.service.bootstrap import build, utc_now
 from adapters.service.keys import KeyVerifier
 from adapters.service.settings import Settings
@@ -49,10 +49,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         store, key(Role.ADMIN), key(Role.SERVICE), key(Role.WORKER), key(Role.STAFF),
         key(Role.SERVICE, "acme"), key(Role.WORKER, "acme"), key(Role.SERVICE, "globex"),
     )
-    api = build_api(container)
-    api.access.verifier = KeyVerifier(store, ttl=0.2)
+    parts = build_http(container)
+    parts.access.verifier = KeyVerifier(store, ttl=0.2)
     try:
-        with serve_in_thread(api) as running:
+        with serve_in_thread(parts) as running:
             yield Served(running, keys)
     finally:
         container.close()

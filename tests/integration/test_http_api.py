@@ -14,7 +14,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from adapters.http.wiring import build_api
+from adapters.http.wiring import build_http
 from adapters.service.bootstrap import build, open_views
 from adapters.service.settings import Settings
 from projections.queries.rate_limits import RateLimitQueries
@@ -47,10 +47,10 @@ def running(
         retry_max_delay_seconds=0,
     )
     container = build(settings)
-    api = build_api(container)
-    api.access.open_allowed = True
+    parts = build_http(container)
+    parts.access.open_allowed = True
     try:
-        with projections_running(container), serve_in_thread(api) as running:
+        with projections_running(container), serve_in_thread(parts) as running:
             yield running
     finally:
         container.close()
@@ -65,11 +65,7 @@ def client(running: RunningApi) -> Iterator[httpx.Client]:
 
 
 def log_head(running: RunningApi) -> int:
-    store = open_views(running.api.settings)
-    try:
-        return store.head()
-    finally:
-        store.close()
+    return running.parts.views.use(lambda store: store.head())
 
 
 def enqueue(client: httpx.Client, **body: Any) -> str:
@@ -361,7 +357,7 @@ def _wait_for_fresh_minute(margin: float = 5.0) -> None:
 def test_the_deployments_check_105_requests_100_pass_5_refused(tmp_path: Path) -> None:
     container = build(Settings(ledger_data_dir=tmp_path / "data"))
     try:
-        with serve_in_thread(build_api(container)) as api, httpx.Client(
+        with serve_in_thread(build_http(container)) as api, httpx.Client(
             base_url=api.base_url, timeout=10
         ) as http:
             _wait_for_fresh_minute()

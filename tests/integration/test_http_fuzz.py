@@ -37,7 +37,7 @@ import pytest
 from eventsourcing.utils import get_topic
 
 from adapters.http.ratelimit import Preset
-from adapters.http.wiring import build_api, key_store
+from adapters.http.wiring import build_http, key_store
 from adapters.service.bootstrap import (
     EVENTS_TABLE,
     Container,
@@ -71,11 +71,11 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
     tmp_path: Path,
 ) -> None:
     container = build(Settings(ledger_data_dir=tmp_path / "data"))
-    api = build_api(container)
+    parts = build_http(container)
     for name in ("public", "staff", "admin"):  # let the fuzzer reach the handlers
-        api.limiter.presets[name] = Preset(name, 100_000, 60)
+        parts.limiter.presets[name] = Preset(name, 100_000, 60)
     try:
-        with serve_in_thread(api) as running:
+        with serve_in_thread(parts) as running:
             with httpx.Client(base_url=running.base_url) as http:  # a job for the fuzzer to find
                 http.post("/jobs", json={"customer_id": "acme"}).raise_for_status()
             result = subprocess.run(
@@ -107,7 +107,7 @@ REPORT_REFUSED = get_topic(Job.ReportRefused)
 refused with 409 and recorded (SPEC.md, guarantee 2)."""
 BACKGROUND = {get_topic(RequestTally.Recorded)}
 """The rate-limit tallies the API appends every 15 s for the minutes that are over
-(``adapters/http/app.py``): not per request, so they may fall in any interval."""
+(``adapters/http/tallies.py``): not per request, so they may fall in any interval."""
 REPORT_OPERATIONS = {f"POST /jobs/{{job_id}}/{report}"
                      for report in ("heartbeat", "complete", "fail")}
 ROOT = Path(__file__).resolve().parents[2]
@@ -340,9 +340,9 @@ def test_bad_input_at_scale_on_postgres_no_5xx_refusals_append_nothing_and_audit
     max_examples = MAX_EXAMPLES
     settings = Settings(ledger_data_dir=tmp_path / "data", database_url=postgres_url)
     container = build(settings)
-    api = build_api(container)
-    for preset in list(api.limiter.presets.values()):  # let the fuzzer reach the handlers
-        api.limiter.presets[preset.name] = Preset(preset.name, 10_000_000, 60)
+    parts = build_http(container)
+    for preset in list(parts.limiter.presets.values()):  # let the fuzzer reach the handlers
+        parts.limiter.presets[preset.name] = Preset(preset.name, 10_000_000, 60)
     key, record = new_key(Role.ADMIN, None, "fuzz", utc_now())
     key_store(settings).add(record)
     jobs, claims = seed_jobs(container)
@@ -361,7 +361,7 @@ def test_bad_input_at_scale_on_postgres_no_5xx_refusals_append_nothing_and_audit
     started = time.monotonic()
     try:
         with projections_running(container), dispatcher_running(container), \
-                serve_in_thread(api) as running:
+                serve_in_thread(parts) as running:
             start = log_head(container)
             result = subprocess.run(
                 [

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from adapters.http.ratelimit import CounterStore, Hit, Limiter, Preset
-from adapters.http.wiring import build_api
+from adapters.http.wiring import build_http
 from adapters.postgres.http_api import PostgresCounters
 from adapters.postgres.migrate import migrate
 from adapters.service.bootstrap import build
@@ -111,7 +111,7 @@ def test_two_api_servers_on_one_database_admit_exactly_the_limit(
     postgres_url: str, tmp_path: Path
 ) -> None:
     container = build(Settings(database_url=postgres_url, ledger_data_dir=tmp_path))
-    first, second = build_api(container), build_api(container)
+    first, second = build_http(container), build_http(container)
     first.access.open_allowed = second.access.open_allowed = True
 
     async def hammer(urls: list[str]) -> list[int]:
@@ -178,11 +178,11 @@ def test_database_stopped_mid_run_then_back_without_restart(
     if not postgres_server.supports_restart:
         pytest.skip("this PostgreSQL cannot be stopped by the tests")
     container = build(Settings(database_url=postgres_url, ledger_data_dir=tmp_path))
-    api = build_api(container)
-    api.access.open_allowed = True
+    parts = build_http(container)
+    parts.access.open_allowed = True
     caplog.set_level(logging.WARNING, logger="adapters.http.ratelimit")
     try:
-        with serve_in_thread(api) as running, httpx.Client(
+        with serve_in_thread(parts) as running, httpx.Client(
             base_url=running.base_url, timeout=15
         ) as http:
             assert http.get("/health").status_code == 200

@@ -18,8 +18,8 @@ from uuid import UUID
 import anyio
 import pytest
 
-from adapters.http.services import Api
-from adapters.http.wiring import build_api, key_store
+from adapters.http.app import HttpParts
+from adapters.http.wiring import build_http, key_store
 from adapters.local_queue.queue import LocalQueue
 from adapters.memory.queue import memory_transport
 from adapters.service.bootstrap import Container, build, utc_now
@@ -56,13 +56,13 @@ class PartitionableHttpLedger(HttpLedger):
 @dataclass
 class Served:
     container: Container
-    api: Api
+    parts: HttpParts
     running: RunningApi
     worker_key: str
     service_key: str
 
     def execute(self, command: AnyCommand) -> Any:
-        result = self.api.writer.submit(command).result(timeout=10)
+        result = self.parts.writer.batch.submit(command).result(timeout=10)
         if isinstance(result, LedgerError):
             raise result
         return result
@@ -84,10 +84,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     keys.add(record)
     service_key, record = new_key(Role.SERVICE, None, None, utc_now())
     keys.add(record)
-    api = build_api(container)
+    parts = build_http(container)
     try:
-        with serve_in_thread(api) as running:
-            yield Served(container, api, running, worker_key, service_key)
+        with serve_in_thread(parts) as running:
+            yield Served(container, parts, running, worker_key, service_key)
     finally:
         container.close()
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import uvicorn
 from litestar import Litestar
 
-from adapters.http.app import create_app
+from adapters.http.app import HttpParts, create_app
 from adapters.http.server import ApiServer, bound_address
-from adapters.http.services import Api
 from adapters.service.bootstrap import Container, open_views
 from projections.registry import VIEWS
 from projections.runner import Runner
@@ -24,15 +23,15 @@ from projections.runner import Runner
 
 @dataclass
 class RunningApi:
-    api: Api
+    parts: HttpParts
     app: Litestar
     base_url: str
 
 
 @contextmanager
-def serve_in_thread(api: Api, host: str = "127.0.0.1") -> Iterator[RunningApi]:
-    """Serve ``api`` on a free port until the block ends."""
-    app = create_app(api)
+def serve_in_thread(parts: HttpParts, host: str = "127.0.0.1") -> Iterator[RunningApi]:
+    """Serve the API over ``parts`` on a free port until the block ends."""
+    app = create_app(parts)
     config = uvicorn.Config(
         app, host=host, port=0, lifespan="on", log_level="warning", access_log=False
     )
@@ -46,7 +45,7 @@ def serve_in_thread(api: Api, host: str = "127.0.0.1") -> Iterator[RunningApi]:
         time.sleep(0.01)
     bound_host, port = bound_address(server)
     try:
-        yield RunningApi(api, app, f"http://{bound_host}:{port}")
+        yield RunningApi(parts, app, f"http://{bound_host}:{port}")
     finally:
         server.should_exit = True
         thread.join(30)

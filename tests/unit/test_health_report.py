@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 
 from adapters.http.health import Check, HealthMonitor, health_json
 from adapters.http.ratelimit import Limiter, LimiterStatus
-from adapters.http.services import Api
+from adapters.http.services import HealthSettings, ReadPool
 from projections.queries.health_metrics import HealthMetrics, QueueHealth
 from projections.queries.lag import ViewStatus
 
@@ -27,13 +27,20 @@ class FakeLimiter:
 
 
 @dataclass
-class FakeApi:
+class FakeParts:
+    """What the monitor is built from, as the report needs it (no database)."""
+
     limiter: FakeLimiter = field(default_factory=FakeLimiter)
     stale_unhealthy: int = 5
     max_lag: int = 100
 
     def uptime(self) -> float:
         return 12.345
+
+    def monitor(self) -> HealthMonitor:
+        settings = HealthSettings(timedelta(minutes=10), self.stale_unhealthy, self.max_lag)
+        views = cast(ReadPool, None)  # report() reads no view
+        return HealthMonitor(views, cast(Limiter, self.limiter), lambda: AT, settings, self.uptime)
 
 
 def check(
@@ -56,8 +63,8 @@ def check(
     )
 
 
-def report(check: Check, **api: Any) -> dict[str, Any]:
-    monitor = HealthMonitor(cast(Api, FakeApi(**api)))
+def report(check: Check, **parts: Any) -> dict[str, Any]:
+    monitor = FakeParts(**parts).monitor()
     body = monitor.report(check)
     return {"status": body.status, "issues": body.issues, "body": body}
 
