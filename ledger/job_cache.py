@@ -1,0 +1,183 @@
+"""The jobs this process holds, how a batch reads the ones it does not, and when a saved
+job is snapshotted.
+
+:class:`JobCache` keeps the most recently saved jobs (least recently saved dropped past
+``size``). A batch decides on private copies of them; the jobs it needs and does not hold
+are read in one query when the recorder can (``StreamLoader``; ADR 5). After a version
+conflict only the cached jobs whose stored version moved on are forgotten (one query for
+their versions). A job is snapshotted every ``snapshot_interval`` versions, from memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from copy import deepcopy
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+from eventsourcing.application import ProcessingEvent, project_aggregate
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import EventStore, Mapper, RecordConflictError, StoredEvent
+
+from ledger.commands import AnyCommand, JobCommand
+from ledger.errors import JobNotFound
+from ledger.job import Job
+from ledger.job_ids import named_job
+
+PREFETCH_MIN = 2
+"""A batch that needs this many jobs from the store loads them in one query, when the
+recorder can (``StreamLoader``); fewer are loaded one by one."""
+
+
+@runtime_checkable
+class StreamLoader(Protocol):
+    """A recorder that reads many aggregates' latest snapshot and later events at once."""
+
+    def select_streams(
+        self, ids: Sequence[UUID], snapshots_table: str | None
+    ) -> dict[UUID, list[StoredEvent]]: ...
+
+    def select_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]: ...
+
+
+class JobCache:
+    """This process's copies of recently saved jobs, and the reads and snapshots around
+    them. ``load`` reads one job as stored (raising ``JobNotFound``)."""
+
+    def __init__(
+        self,
+        load: Callable[[UUID], Job],
+        recorder: object,
+        mapper: Mapper[UUID],
+        snapshots: EventStore[UUID] | None,
+        *,
+        size: int,
+        snapshot_interval: int,
+    ) -> None:
+        self._load = load
+        self._loader = recorder if isinstance(recorder, StreamLoader) else None
+        self._mapper = mapper
+        self._snapshots = snapshots
+        snapshot_recorder = None if snapshots is None else snapshots.recorder
+        table = getattr(snapshot_recorder, "events_table_name", None)
+        self._snapshots_table = table if isinstance(table, str) else None
+        self._size = size
+        self._snapshot_interval = snapshot_interval
+        self._jobs: OrderedDict[UUID, Job] = OrderedDict()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def held(self, job_id: UUID) -> Job | None:
+        """The cached job itself (not a copy: read it, never change it), or ``None``."""
+        return self._jobs.get(job_id)
+
+    def copy_of(self, job_id: UUID) -> Job | None:
+        """A private copy of the cached job to decide on, or ``None`` if not held."""
+        cached = self._jobs.get(job_id)
+        return None if cached is None else deepcopy(cached)
+
+    def find(self, job_id: UUID) -> Job | None:
+        """A private copy of the job, from the cache or the store; ``None`` if absent."""
+        cached = self.copy_of(job_id)
+        if cached is not None:
+            return cached
+        try:
+            return self._load(job_id)
+        except JobNotFound:
+            return None
+
+    def prefetch(
+        self, commands: Sequence[AnyCommand], fresh: bool
+    ) -> tuple[dict[UUID, Job], set[UUID]]:
+        """The stored jobs the batch needs and this process does not hold (all it needs
+        when ``fresh``), in one query (the workers' claims name jobs they have never
+        seen): the jobs found, and the ids found absent. Empty when there are too few or
+        the recorder cannot."""
+        loader = self._loader
+        if loader is None:
+            return {}, set()
+        wanted: dict[UUID, None] = {}
+        for command in commands:
+            job_id = named_job(command)
+            if job_id is not None and (fresh or job_id not in self._jobs):
+                wanted[job_id] = None
+        if len(wanted) < PREFETCH_MIN:
+            return {}, set()
+        streams = loader.select_streams(list(wanted), self._snapshots_table)
+        jobs: dict[UUID, Job] = {}
+        for job_id, stored in streams.items():
+            events = [self._mapper.to_domain_event(s) for s in stored]
+            job: object = project_aggregate(None, events)
+            if isinstance(job, Job):
+                jobs[job_id] = job
+        return jobs, set(wanted) - set(streams)
+
+    # -- keeping and forgetting -------------------------------------------------------------
+
+    def remember(self, job: Job) -> None:
+        """Hold ``job`` as just saved, dropping the least recently saved past the size."""
+        # No copy: ``job`` was decided on a private copy (or freshly loaded) and nothing
+        # else holds it once the batch returns; readers of the cache copy on the way out.
+        self._jobs[job.id] = job
+        self._jobs.move_to_end(job.id)
+        while len(self._jobs) > self._size:
+            self._jobs.popitem(last=False)
+
+    def forget_changed(self, commands: Sequence[AnyCommand]) -> bool:
+        """Drop from the cache the batch's jobs that changed in the store since they were
+        cached (one query); False when the recorder cannot tell."""
+        loader = self._loader
+        if loader is None:
+            return False
+        cached: dict[UUID, int] = {}
+        for command in commands:
+            job_id = named_job(command)
+            job = None if job_id is None else self._jobs.get(job_id)
+            if job is not None:
+                cached[job.id] = job.version
+        if cached:
+            stored = loader.select_versions(list(cached))
+            for job_id, version in cached.items():
+                if stored.get(job_id) != version:
+                    self._jobs.pop(job_id, None)
+        return True
+
+    def forget_batch(self, commands: Sequence[AnyCommand]) -> None:
+        """Drop every job the batch's commands name by id."""
+        for command in commands:
+            if isinstance(command, JobCommand):
+                self._jobs.pop(command.job_id, None)
+
+    def forget(self, job_id: UUID | None = None) -> None:
+        """Drop one job (or all) from the cache."""
+        if job_id is None:
+            self._jobs.clear()
+        else:
+            self._jobs.pop(job_id, None)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshot a job every ``snapshot_interval`` versions, from memory.
+
+        eventsourcing's default reloads the job to snapshot it and lets a failure escape
+        from ``save()`` after the events were committed; a snapshot is only an
+        optimisation, so this one uses the saved object and never fails the save.
+        """
+        if self._snapshots is None or self._snapshot_interval <= 0:
+            return
+        due = {
+            e.originator_id
+            for e in processing_event.events
+            if e.originator_version % self._snapshot_interval == 0
+        }  # one pass over the events: a batch of n jobs must not cost n * n comparisons
+        snapshots = [
+            Snapshot.take(aggregate)
+            for job_id, aggregate in processing_event.aggregates.items()
+            if job_id in due and isinstance(aggregate, Job)
+        ]
+        if snapshots:
+            with contextlib.suppress(RecordConflictError):  # another process took it
+                self._snapshots.put(snapshots)
