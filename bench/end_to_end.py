@@ -37,8 +37,9 @@ import psycopg
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
+from adapters.postgres.backend import EVENTS_TABLE, postgres_env
 from adapters.postgres.migrate import migrate
-from adapters.service.bootstrap import EVENTS_TABLE, postgres_env, utc_now
+from adapters.service.bootstrap import utc_now
 from bench import peer
 from bench.common import Figure, fresh_database
 from bench.http_api import free_port, profile, wait_ready

@@ -20,8 +20,9 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
+from adapters.postgres.backend import EVENTS_TABLE, postgres_env
 from adapters.service.batching import BatchWriter
-from adapters.service.bootstrap import EVENTS_TABLE, postgres_env, utc_now
+from adapters.service.bootstrap import utc_now
 from bench import peer
 from bench.common import Figure, fresh_database
 from ledger.application import JobLedger

@@ -37,9 +37,10 @@ import msgspec
 import psycopg
 
 from adapters.http.ratelimit import Limiter, Preset
+from adapters.postgres.backend import postgres_env
 from adapters.postgres.http_api import PostgresCounters, PostgresKeyStore
 from adapters.postgres.migrate import migrate
-from adapters.service.bootstrap import postgres_env, utc_now
+from adapters.service.bootstrap import utc_now
 from bench.http_load import (
     Connection,
     Limits,

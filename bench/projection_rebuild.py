@@ -40,9 +40,9 @@ from eventsourcing.projection import Projection, ProjectionRunner
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
+from adapters.postgres.backend import EVENTS_TABLE, postgres_env
 from adapters.postgres.migrate import migrate
 from adapters.postgres.store import PostgresViewStore
-from adapters.service.bootstrap import EVENTS_TABLE, postgres_env
 from ledger.application import JobLedger
 from ledger.job import Job
 from projections.job_status import JobStatusView

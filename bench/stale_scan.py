@@ -24,9 +24,10 @@ from uuid import uuid4
 
 import psycopg
 
+from adapters.postgres.backend import EVENTS_TABLE, postgres_env
 from adapters.postgres.migrate import migrate
 from adapters.postgres.store import PostgresViewStore
-from adapters.service.bootstrap import EVENTS_TABLE, postgres_env, utc_now
+from adapters.service.bootstrap import utc_now
 from adapters.service.monitors import STALE_SCAN_LIMIT, StaleMonitor
 from adapters.service.settings import Settings
 from bench.common import Figure, fresh_database

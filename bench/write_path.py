@@ -28,8 +28,9 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg import sql
 
+from adapters.postgres.backend import EVENTS_TABLE, postgres_env
 from adapters.service.batching import BatchWriter
-from adapters.service.bootstrap import EVENTS_TABLE, postgres_env, utc_now
+from adapters.service.bootstrap import utc_now
 from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand, ClaimJob, EnqueueJob, Outcome, RecordHeartbeat
 from ledger.job import Job

@@ -32,6 +32,18 @@ class ConfigurationError(LedgerError):
         super().__init__(f"{variable}={value!r} is invalid: {reason}")
 
 
+class StoreError(LedgerError):
+    """The database failed."""
+
+    code = "store_error"
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached; try again shortly."""
+
+    code = "store_unavailable"
+
+
 class InvalidCommand(LedgerError):
     """The command is malformed."""
 

@@ -6,12 +6,11 @@ stderr and exit non-zero; they never show a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 from uuid import UUID
 
 import typer
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.cli.audit import audit_command
+from adapters.cli.errors import error_line, user_errors
 from adapters.cli.keys import keys_app
 from adapters.cli.monitor import dlq_app, monitor_app, stale_app
 from adapters.cli.projections import list_jobs, migrate_command, projections_app
@@ -26,12 +26,8 @@ from adapters.cli.serve import serve_command
 from adapters.cli.timeline import timeline_table
 from adapters.cli.worker import worker_command
 from adapters.service.bootstrap import Container, build
-from ledger.errors import LedgerError
 from ledger.status import Status
 from projections.timeline import event_record, job_summary
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 app = typer.Typer(
     name="ledger",
@@ -53,20 +49,6 @@ app.command("worker")(worker_command)
 app.command("audit")(audit_command)
 
 console = Console()
-
-
-def user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the ledger's named errors into one line on stderr and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except LedgerError as error:
-            _error_line(str(error))
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 @contextmanager
@@ -142,7 +124,7 @@ def jobs_list(
     """List jobs, oldest first, with optional filters (from the job_status view)."""
     with container() as wired:
         jobs = list_jobs(
-            wired.settings, status=status, customer_id=customer, queue=queue, limit=limit
+            wired.backend, status=status, customer_id=customer, queue=queue, limit=limit
         )
     rows = [job.to_dict() for job in jobs]
     if as_json:
@@ -166,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except typer.Abort:
-        _error_line("aborted")
+        error_line("aborted")
         sys.exit(130)
     except Exception as error:
         # Click's usage errors (typer vendors click in some versions, so match by shape).
@@ -174,11 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         ctx = getattr(error, "ctx", None)
         hint = f" (try '{ctx.command_path} --help')" if ctx is not None else ""
-        _error_line(f"{error.format_message()}{hint}")
+        error_line(f"{error.format_message()}{hint}")
         sys.exit(error.exit_code)
     if isinstance(code, int) and code:
         sys.exit(code)  # click hands back typer.Exit's code when not standalone
-
-
-def _error_line(message: str) -> None:
-    sys.stderr.write(f"ledger: error: {' '.join(message.split())}\n")

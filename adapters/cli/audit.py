@@ -12,13 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.cli.projections import user_errors
+from adapters.cli.errors import user_errors
 from adapters.service.audit import ALERT_MARGIN_SECONDS, IN_FLIGHT_SECONDS, AuditReport, run_audit
-from adapters.service.bootstrap import build, open_views, utc_now
+from adapters.service.bootstrap import build, utc_now
 from ledger.errors import LedgerError
 from projections.events import EventNotUnderstood
 from projections.registry import VIEWS
-from projections.store import ViewStore
 
 console = Console()
 SHOW_JOBS = 20
@@ -60,12 +59,9 @@ def audit_command(
             + ALERT_MARGIN_SECONDS
         )
 
-        def open_store() -> ViewStore:
-            return open_views(settings)
-
         try:
             report = run_audit(
-                open_store, [] if no_views else list(VIEWS.values()), now=utc_now,
+                wired.backend.open_views, [] if no_views else list(VIEWS.values()), now=utc_now,
                 alert_grace=timedelta(seconds=grace), in_flight=timedelta(seconds=in_flight),
                 check_dispatch=not no_dispatch,
             )

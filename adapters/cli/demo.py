@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from adapters.cli.demo_handlers import work
 from adapters.cli.timeline import timeline_table
 from adapters.service.batching import BatchWriter
-from adapters.service.bootstrap import Container, build_transport, open_views, utc_now
+from adapters.service.bootstrap import Container, build_transport, utc_now
 from adapters.service.parts import dead_letter_part, dispatcher_part, projection_part, stale_part
 from adapters.service.settings import Settings
 from adapters.worker import InProcessLedger, Worker, WorkerConfig
@@ -96,13 +96,12 @@ class _Demo:
         self.console.print(f"[dim]{elapsed:5.1f}s[/] {message}", highlight=False)
 
     async def run(self) -> DemoReport:
-        settings = self.settings
-        store = "PostgreSQL" if settings.database_url else f"SQLite at {settings.sqlite_path}"
+        store = self.container.backend.describe()
         self.say(f"[bold]job-ledger demo[/] on {store}; stale threshold "
                  f"{self.settings.stale_threshold.total_seconds():g}s")
-        transport = build_transport(self.settings)
+        transport = build_transport(self.settings, self.container.backend)
         writer = BatchWriter(self.ledger, utc_now).start()
-        self.views = open_views(self.settings)  # one session for the demo's own reads
+        self.views = self.container.backend.open_views()  # one session for the demo's own reads
         try:
             async with anyio.create_task_group() as tg:
                 for part in (
@@ -185,7 +184,7 @@ class _Demo:
     def _worker(self, writer: BatchWriter, n: int) -> Worker:
         config = replace(WorkerConfig.for_settings(self.settings), concurrency=2,
                          worker_id=f"demo-worker-{n + 1}", receive_wait=0.5, grace=2.0)
-        return Worker(work, build_transport(self.settings),
+        return Worker(work, build_transport(self.settings, self.container.backend),
                       InProcessLedger(self.ledger, writer=writer), config)
 
     async def _wait_for_everything(self, slow: UUID, killed: dict[str, Any], poison: UUID
@@ -275,7 +274,7 @@ class _Demo:
         self.console.print_json(data=health)
         self.say(f"see a job's whole story: [bold]ledger jobs show {slow}[/]")
         return DemoReport(
-            store="postgres" if self.settings.database_url else "sqlite",
+            store=self.container.backend.name,
             jobs=self.total, counts=counts, killed_worker=killed, recovery=recovery,
             dead_lettered_job=str(poison),
             alert=self.sink.messages[0] if self.sink.messages else {},

@@ -6,56 +6,27 @@ ledger keeps its hash). Errors print one line on stderr and exit 1.
 
 from __future__ import annotations
 
-import functools
 import json
-import sqlite3
 import sys
-from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
-import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.cli.errors import user_errors
 from adapters.service.bootstrap import build, utc_now
 from ledger.access import KeyRecord, KeyStore, Role, new_key
 from ledger.commands import Name
-from ledger.errors import LedgerError
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 console = Console()
 
 
-def _error_line(message: str) -> None:
-    sys.stderr.write(f"ledger: error: {' '.join(message.split())}\n")
-
-
-def user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Named errors and database errors as one line on stderr, exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except LedgerError as error:
-            _error_line(str(error))
-        except (psycopg.Error, sqlite3.Error) as error:
-            _error_line(f"database: {error}")
-        raise typer.Exit(1)
-
-    return wrapper
-
-
 def _store() -> KeyStore:
-    from adapters.http.wiring import key_store
-
     wired = build()  # migrates: the keys table exists afterwards
     try:
-        return key_store(wired.settings)
+        return wired.backend.key_store()
     finally:
         wired.close()
 

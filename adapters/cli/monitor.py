@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.cli.projections import user_errors, wired_views
+from adapters.cli.errors import user_errors
+from adapters.cli.projections import wired_views
 from adapters.service.bootstrap import Container, build, build_transport, utc_now
 from adapters.service.monitors import StaleMonitor
 from adapters.service.parts import (
@@ -55,7 +56,7 @@ def run_parts(make: Callable[[Container, Transport | None], list[Part]], *, tran
     container = build()
 
     async def main() -> None:
-        queue = build_transport(container.settings) if transport else None
+        queue = build_transport(container.settings, container.backend) if transport else None
         try:
             async with anyio.create_task_group() as tg:
                 for part in make(container, queue):

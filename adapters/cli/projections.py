@@ -6,19 +6,16 @@ that found differences, an unreachable database); never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import signal
-import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
-import psycopg
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -31,8 +28,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from adapters.service.bootstrap import Container, build, load_settings, migrate, open_views
-from adapters.service.settings import Settings
+from adapters.cli.errors import user_errors
+from adapters.service.backend import Backend, backend_for
+from adapters.service.bootstrap import Container, build, load_settings
 from ledger.errors import LedgerError
 from projections.queries.job_status import JobStatus, JobStatusQueries
 from projections.queries.lag import view_status
@@ -41,9 +39,6 @@ from projections.registry import VIEWS, get_view, select
 from projections.runner import PAGE_SIZE, Runner, ViewsStopped, catch_up_unfed
 from projections.store import ViewStore
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 projections_app = typer.Typer(
     help="Feed, inspect, rebuild and verify the read views.", no_args_is_help=True
 )
@@ -51,31 +46,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _error_line(message: str) -> None:
-    sys.stderr.write(f"ledger: error: {' '.join(message.split())}\n")
-
-
-def user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """The ledger's named errors and database errors as one line on stderr, exit 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except LedgerError as error:
-            _error_line(str(error))
-        except (psycopg.Error, sqlite3.Error) as error:
-            _error_line(f"database: {error}")
-        raise typer.Exit(1)
-
-    return wrapper
-
-
 @contextmanager
 def wired_views() -> Iterator[tuple[Container, ViewStore]]:
     """The ledger wired (tables created, migrations applied) and a session on the views."""
     wired = build()
-    store = open_views(wired.settings)
+    store = wired.backend.open_views()
     try:
         yield wired, store
     finally:
@@ -84,10 +59,10 @@ def wired_views() -> Iterator[tuple[Container, ViewStore]]:
 
 
 @contextmanager
-def views_store() -> Iterator[tuple[Settings, ViewStore]]:
-    """:func:`wired_views` for commands that need only the settings beside the views."""
+def views_store() -> Iterator[tuple[Backend, ViewStore]]:
+    """:func:`wired_views` for commands that need only the backend beside the views."""
     with wired_views() as (wired, store):
-        yield wired.settings, store
+        yield wired.backend, store
 
 
 def _progress() -> Progress:
@@ -149,7 +124,7 @@ def run(
         try:
             stop = threading.Event()
             _stop_on_signals(stop)
-            failures = feed_views(wired.settings, chosen, stop, poll_interval=poll_interval,
+            failures = feed_views(wired.backend, chosen, stop, poll_interval=poll_interval,
                                   page_size=page_size)
         finally:
             wired.close()
@@ -187,13 +162,13 @@ def rebuild_command(
 ) -> None:
     """Rebuild a view from the log beside the live one, then swap it in atomically."""
     view = get_view(name)
-    with views_store() as (settings, store), _progress() as progress:
+    with views_store() as (backend, store), _progress() as progress:
         task = progress.add_task(f"rebuilding {name}", total=store.head())
 
         def advance(position: int, head: int) -> None:
             progress.update(task, completed=position, total=head)
 
-        reader = open_views(settings)  # reads the next pages while this one is folded
+        reader = backend.open_views()  # reads the next pages while this one is folded
         try:
             result = rebuild(store, view, page_size=page_size, progress=advance, reader=reader)
         finally:
@@ -215,8 +190,8 @@ def verify_command(
     """Rebuild views into scratch tables and compare them with the live ones."""
     views = [get_view(name)] if name else list(VIEWS.values())
     results = []
-    with views_store() as (settings, work):
-        live, reader = open_views(settings), open_views(settings)
+    with views_store() as (backend, work):
+        live, reader = backend.open_views(), backend.open_views()
         try:
             with _progress() as progress:
                 for view in views:
@@ -264,7 +239,7 @@ def _show_verify(result: VerifyResult) -> None:
 @user_errors
 def migrate_command() -> None:
     """Bring job-ledger's own tables up to date (also done on every start)."""
-    applied = migrate(load_settings())
+    applied = backend_for(load_settings()).migrate()
     if applied:
         for name in applied:
             console.print(f"applied {name}")
@@ -273,7 +248,7 @@ def migrate_command() -> None:
 
 
 def list_jobs(
-    settings: Settings,
+    backend: Backend,
     *,
     status: str | None = None,
     customer_id: str | None = None,
@@ -281,7 +256,7 @@ def list_jobs(
     limit: int = 50,
 ) -> list[JobStatus]:
     """Jobs from the ``job_status`` view (caught up first if no runner feeds it)."""
-    store = open_views(settings)
+    store = backend.open_views()
     try:
         catch_up_unfed(store, [get_view("job_status")])
         return JobStatusQueries(store).find(

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import sys
 from typing import Annotated
 
 import anyio
-import psycopg
 import typer
 
+from adapters.cli.errors import FAILED, error_line, reported
 from adapters.service.bootstrap import build, load_settings
-from ledger.errors import LedgerError
+
+PROGRAM = "ledger serve"
 
 
 def _say(message: str) -> None:
@@ -47,7 +47,7 @@ def serve_command(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
+    with reported(PROGRAM):
         settings = load_settings()
         from adapters.http.app import create_app
         from adapters.http.server import serve, tune_for_serving
@@ -55,19 +55,11 @@ def serve_command(
 
         http = HttpSettings.from_env(os.environ)
         container = build(settings)
-    except LedgerError as error:
-        _say(f"error: {error}")
-        raise typer.Exit(1) from None
-    except (psycopg.Error, sqlite3.Error) as error:
-        _say(f"error: database: {' '.join(str(error).split())}")
-        raise typer.Exit(1) from None
     try:
         parts = build_http(container, host=host, http=http)
         keys = parts.access.verifier.keys_exist()
-        store = (
-            "PostgreSQL" if settings.database_url else f"embedded SQLite ({settings.sqlite_path})"
-        )
-        if open_allowed(settings, host) and not keys:
+        store = container.backend.describe()
+        if open_allowed(container.backend, host) and not keys:
             access = "OPEN: no API key exists, so none is needed (loopback only; create one "\
                 "with `ledger keys create --role admin` to require keys)"
         elif keys:
@@ -95,9 +87,9 @@ def serve_command(
         anyio.run(run, backend_options={"use_uvloop": _have_uvloop()})
     except KeyboardInterrupt:
         pass
-    except OSError as error:
-        _say(f"error: {error}")
-        raise typer.Exit(1) from None
+    except OSError as error:  # the port is taken, say
+        error_line(str(error), PROGRAM)
+        raise typer.Exit(FAILED) from None
     finally:
         container.close()
     _say("stopped")

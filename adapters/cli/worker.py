@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import anyio
-import psycopg
 import typer
 
-from ledger.errors import LedgerError
+from adapters.cli.errors import InvalidOptions, reported
 
 if TYPE_CHECKING:
     from adapters.worker import WorkerStats
 
 API_URL_VARIABLE = "LEDGER_API_URL"
 API_KEY_VARIABLE = "LEDGER_API_KEY"
+PROGRAM = "ledger worker"
+INTERRUPTED = 130
 
 
 def _say(message: str) -> None:
@@ -83,27 +83,20 @@ def worker_command(
     )
     if log_level.lower() != "debug":
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
-    if api_key and not api:
-        _say("error: --api-key needs --api URL (without it the ledger runs in this process)")
-        raise typer.Exit(1)
     try:
-        stats = _run(
-            handler, queues=queue, concurrency=concurrency, api=api, api_key=api_key,
-            grace=grace, heartbeat_interval=heartbeat_interval, worker_id=worker_id,
-            health_file=health_file,
-        )
-    except LedgerError as error:
-        _say(f"error: {error}")
-        raise typer.Exit(1) from None
-    except (psycopg.Error, sqlite3.Error) as error:
-        _say(f"error: database: {error}")
-        raise typer.Exit(1) from None
-    except ValueError as error:
-        _say(f"error: {error}")
-        raise typer.Exit(1) from None
+        with reported(PROGRAM):
+            if api_key and not api:
+                raise InvalidOptions(
+                    "--api-key needs --api URL (without it the ledger runs in this process)"
+                )
+            stats = _run(
+                handler, queues=queue, concurrency=concurrency, api=api, api_key=api_key,
+                grace=grace, heartbeat_interval=heartbeat_interval, worker_id=worker_id,
+                health_file=health_file,
+            )
     except KeyboardInterrupt:
         _say("interrupted before it started")
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
     _say(
         f"stopped: {stats.completed} completed, {stats.failed} failed "
         f"({stats.interrupted} interrupted), {stats.superseded} superseded, "
@@ -135,10 +128,14 @@ def _run(
 
     handler = load_handler(handler_path)
     settings = load_settings()
-    config = WorkerConfig.for_settings(
-        settings, concurrency=concurrency, grace=grace, heartbeat_interval=heartbeat_interval,
-        queues=frozenset(queues) if queues else None, worker_id=worker_id,
-    )
+    try:
+        config = WorkerConfig.for_settings(
+            settings, concurrency=concurrency, grace=grace,
+            heartbeat_interval=heartbeat_interval, queues=frozenset(queues) if queues else None,
+            worker_id=worker_id,
+        )
+    except ValueError as error:
+        raise InvalidOptions(str(error)) from None
 
     def started(worker: Worker, wiring: Wiring) -> None:
         only = f", queues {', '.join(sorted(config.queues))}" if config.queues else ""

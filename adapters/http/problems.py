@@ -116,7 +116,7 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-UNAVAILABLE_BASES = frozenset({"TransportError"})
+UNAVAILABLE_BASES = frozenset({"TransportError", "StoreError"})
 """Named errors (by class name, from modules this one need not import) that mean a
 dependency is down rather than that the request was wrong: 503."""
 

@@ -24,10 +24,10 @@ from adapters.http.health import HealthMonitor
 from adapters.http.ratelimit import CounterStore, Limiter, default_presets
 from adapters.http.services import HealthSettings, JobReads, ReadPool, Uptime, Writer
 from adapters.http.tallies import TallyReporter
+from adapters.service.backend import Backend
 from adapters.service.batching import BatchWriter
-from adapters.service.bootstrap import Container, open_views, utc_now
+from adapters.service.bootstrap import Container, utc_now
 from adapters.service.keys import KeyVerifier
-from adapters.service.settings import Settings
 from ledger.access import KeyStore
 from ledger.errors import ConfigurationError
 from ledger.tally import TallyCounter
@@ -66,28 +66,6 @@ def _whole(variable: str, raw: str) -> int:
     return value
 
 
-def key_store(settings: Settings) -> KeyStore:
-    """Where the API keys live: the ledger's database."""
-    if settings.database_url is None:
-        from adapters.sqlite.http_api import SqliteKeyStore
-
-        return SqliteKeyStore(settings.sqlite_path)
-    from adapters.postgres.http_api import PostgresKeyStore
-
-    return PostgresKeyStore(settings.database_url)
-
-
-def counter_store(settings: Settings) -> CounterStore:
-    """Where the limiter's counters live: the ledger's database."""
-    if settings.database_url is None:
-        from adapters.sqlite.http_api import SqliteCounters
-
-        return SqliteCounters(settings.sqlite_path)
-    from adapters.postgres.http_api import PostgresCounters
-
-    return PostgresCounters(settings.database_url)
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -97,9 +75,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def open_allowed(settings: Settings, host: str) -> bool:
+def open_allowed(backend: Backend, host: str) -> bool:
     """Keys may be skipped only on the embedded default, listening on loopback only."""
-    return settings.database_url is None and is_loopback(host)
+    return backend.open_without_keys and is_loopback(host)
 
 
 def build_http(
@@ -115,21 +93,21 @@ def build_http(
     http = http or HttpSettings()
     presets = default_presets(http.worker_per_minute, http.service_per_minute)
     limiter = Limiter(
-        counters if counters is not None else counter_store(settings),
+        counters if counters is not None else container.backend.counter_store(),
         presets,
         tallies=TallyCounter(),
     )
-    verifier = KeyVerifier(keys if keys is not None else key_store(settings))
-    views = ReadPool(lambda: open_views(settings), size=4)
+    verifier = KeyVerifier(keys if keys is not None else container.backend.key_store())
+    views = ReadPool(container.backend.open_views, size=4)
     batch = BatchWriter(container.ledger, utc_now, max_batch=settings.ledger_batch_max)
     judged_by = HealthSettings(settings.stale_threshold, http.stale_unhealthy, http.max_lag)
-    health_views = ReadPool(lambda: open_views(settings), size=1)
+    health_views = ReadPool(container.backend.open_views, size=1)
     return HttpParts(
         writer=Writer(batch, limiter),
         jobs=JobReads(views, container.ledger),
         views=views,
         limiter=limiter,
-        access=Access(verifier, open_allowed(settings, host)),
+        access=Access(verifier, open_allowed(container.backend, host)),
         monitor=HealthMonitor(health_views, limiter, utc_now, judged_by, Uptime()),
         tallies=TallyReporter(limiter, container.ledger, utc_now),
     )

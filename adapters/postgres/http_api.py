@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from adapters.postgres.errors import translated
 from adapters.sql.sqlfile import load_sections
 from ledger.access import KeyRecord, Role, UnknownKey
 from ledger.ports.counters import Counted, Hit
@@ -90,13 +91,14 @@ class PostgresCounters:
 
 
 class PostgresKeyStore:
-    """API key records in PostgreSQL (see :class:`adapters.service.keys.KeyStore`)."""
+    """API key records in PostgreSQL (see :class:`ledger.access.KeyStore`); driver errors as
+    :class:`~ledger.errors.StoreError`."""
 
     def __init__(self, url: str) -> None:
         self._url = url
 
     def _query(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        with psycopg.connect(
+        with translated(), psycopg.connect(
             self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
         ) as conn:
             cursor = conn.execute(SQL[name], params)

@@ -1,6 +1,8 @@
 """The composition root: turns settings into a wired ledger.
 
-Everything that chooses an adapter happens here, so tests can swap one in one place.
+Everything that chooses an adapter happens here, so tests can swap one in one place: the
+database once (:func:`~adapters.service.backend.backend_for`, kept in the
+:class:`Container`), the transport once (:func:`sqs_config`: SQS or the local queue).
 """
 
 from __future__ import annotations
@@ -12,18 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from psycopg.conninfo import conninfo_to_dict
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 
+from adapters.service.backend import Backend, backend_for
 from adapters.service.settings import Settings
 from ledger.application import JobLedger
-from ledger.errors import ConfigurationError
-
-EVENTS_TABLE = "jobledger_events"
-"""eventsourcing names the tables after the application (``JobLedger``)."""
+from ledger.errors import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
+    from adapters.sqs import SqsConfig
     from ledger.ports.transport import Transport
-    from projections.store import ViewStore
 
 
 def utc_now() -> datetime:
@@ -36,122 +36,78 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings.from_env(os.environ if env is None else env)
 
 
-def eventsourcing_env(settings: Settings) -> dict[str, str]:
-    """The eventsourcing infrastructure variables for ``settings``."""
-    if settings.database_url is None:
-        settings.ledger_data_dir.mkdir(parents=True, exist_ok=True)
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(settings.sqlite_path),
-            "SQLITE_LOCK_TIMEOUT": "30",
-        }
-    return postgres_env(settings.database_url)
-
-
-def postgres_env(database_url: str) -> dict[str, str]:
-    """Translate a ``postgresql://`` URL into eventsourcing's POSTGRES_* variables."""
-    try:
-        params = conninfo_to_dict(database_url)
-    except Exception as error:
-        raise ConfigurationError("DATABASE_URL", database_url, str(error)) from None
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "APPLICATION_RECORDER_TOPIC": "adapters.postgres.event_recorder:LedgerEventRecorder",
-        "POSTGRES_DBNAME": str(params.get("dbname") or params.get("user") or "postgres"),
-        "POSTGRES_HOST": str(params.get("host") or "localhost"),
-        "POSTGRES_PORT": str(params.get("port") or "5432"),
-        "POSTGRES_USER": str(params.get("user") or "postgres"),
-        "POSTGRES_PASSWORD": str(params.get("password") or ""),
-        "POSTGRES_CONNECT_TIMEOUT": "5",
-        "POSTGRES_POOL_SIZE": "5",
-        "POSTGRES_MAX_OVERFLOW": "10",
-        "POSTGRES_PRE_PING": "n",
-        "POSTGRES_LOCK_TIMEOUT": "10",
-    }
-
-
 @dataclass(frozen=True)
 class Container:
     """What the composition root hands to the edges (CLI, HTTP, workers)."""
 
     settings: Settings
+    backend: Backend
     ledger: JobLedger
 
     def close(self) -> None:
         self.ledger.close()
 
 
-def build(settings: Settings | None = None) -> Container:
-    """Wire the ledger for ``settings`` (read from the environment when not given)."""
+def build(settings: Settings | None = None, backend: Backend | None = None) -> Container:
+    """Wire the ledger for ``settings`` (read from the environment when not given) on
+    ``backend`` (default: the one the settings name)."""
     settings = settings or load_settings()
-    with _one_start_at_a_time(settings):
+    backend = backend or backend_for(settings)
+    with backend.startup_lock(), eventsourcing_errors_translated():
         ledger = JobLedger(
-            eventsourcing_env(settings),
+            backend.eventsourcing_env(),
             stale_threshold_seconds=settings.stale_threshold.total_seconds(),
             retry_policy=settings.retry_policy,
             snapshot_interval=settings.ledger_snapshot_interval,
         )
-    migrate(settings)
-    return Container(settings=settings, ledger=ledger)
-
-
-STARTUP_LOCK = 0x6A6F626C  # "jobl": serialises eventsourcing's CREATE TABLE IF NOT EXISTS
+    backend.migrate()
+    return Container(settings=settings, backend=backend, ledger=ledger)
 
 
 @contextmanager
-def _one_start_at_a_time(settings: Settings) -> Iterator[None]:
-    """On PostgreSQL, processes starting together (a compose stack) would race in
-    eventsourcing's table creation ("tuple concurrently updated"); take turns."""
-    if settings.database_url is None:
+def eventsourcing_errors_translated() -> Iterator[None]:
+    """eventsourcing's persistence errors (its recorders wrap the drivers') as the
+    ledger's :class:`StoreError` family, with theirs as the cause."""
+    try:
         yield
-        return
-    import psycopg
-
-    with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (STARTUP_LOCK,))
-        try:
-            yield
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (STARTUP_LOCK,))
+    except (OperationalError, InterfaceError) as error:
+        raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+    except PersistenceError as error:
+        raise StoreError(f"{type(error).__name__}: {error}") from error
 
 
-def migrate(settings: Settings) -> list[str]:
-    """Bring job-ledger's own tables up to date; return the migrations applied."""
-    if settings.database_url is None:
-        from adapters.sqlite.migrate import migrate as migrate_sqlite
+def sqs_config(settings: Settings, env: Mapping[str, str] | None = None) -> SqsConfig | None:
+    """The SQS transport's configuration when ``SQS_QUEUE_URL`` is set, else ``None`` (the
+    local queue in the ledger's database). ``env`` holds the standard AWS variables
+    (default: the process environment). The one place the transport is chosen."""
+    if settings.sqs_queue_url is None:
+        return None
+    from adapters.sqs import SqsConfig
 
-        return [f"{m.version:04d}_{m.name}" for m in migrate_sqlite(settings.sqlite_path)]
-    from adapters.postgres.migrate import migrate as migrate_postgres
-
-    return [f"{m.version:04d}_{m.name}" for m in migrate_postgres(settings.database_url)]
-
-
-def open_views(settings: Settings) -> ViewStore:
-    """A session on the database holding the log and the views (the caller closes it)."""
-    if settings.database_url is None:
-        from adapters.sqlite.store import SQLiteViewStore
-
-        return SQLiteViewStore(settings.sqlite_path)
-    from adapters.postgres.store import PostgresViewStore
-
-    return PostgresViewStore(settings.database_url, EVENTS_TABLE)
+    return SqsConfig.from_env(
+        settings.sqs_queue_url, settings.sqs_dlq_url, os.environ if env is None else env
+    )
 
 
-def build_transport(settings: Settings, env: Mapping[str, str] | None = None) -> Transport:
-    """The job transport: SQS when ``SQS_QUEUE_URL`` is set, else the local queue in the
-    ledger's own database (PostgreSQL or the SQLite file). ``env`` holds the standard AWS
-    variables (default: the process environment). Close it with ``await t.aclose()``."""
-    if settings.sqs_queue_url is not None:
-        from adapters.sqs import SqsConfig, SqsTransport
+def build_transport(
+    settings: Settings, backend: Backend, env: Mapping[str, str] | None = None
+) -> Transport:
+    """The job transport (see :func:`sqs_config`); the local queue lives in ``backend``.
+    Close it with ``await t.aclose()``."""
+    config = sqs_config(settings, env)
+    if config is not None:
+        from adapters.sqs import SqsTransport
 
-        return SqsTransport(SqsConfig.from_settings(settings, os.environ if env is None else env))
+        return SqsTransport(config)
     from adapters.local_queue.queue import LocalQueue
 
-    migrate(settings)
-    if settings.database_url is None:
-        from adapters.sqlite.local_queue import SqliteQueueStore
+    backend.migrate()
+    return LocalQueue(backend.queue_store())
 
-        return LocalQueue(SqliteQueueStore(settings.sqlite_path))
-    from adapters.postgres.local_queue import PostgresQueueStore
 
-    return LocalQueue(PostgresQueueStore(settings.database_url))
+def describe_transport(settings: Settings, backend: Backend) -> str:
+    """The transport :func:`build_transport` opens, in a few words, for messages."""
+    config = sqs_config(settings, {})
+    if config is not None:
+        return f"SQS {config.queue_url}"
+    return f"the local queue in {backend.describe()}"

@@ -14,16 +14,15 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
-from adapters.service.bootstrap import Container, open_views, utc_now
+from adapters.service.backend import Backend
+from adapters.service.bootstrap import Container, utc_now
 from adapters.service.dispatcher import Dispatcher
 from adapters.service.monitors import DeadLetterMonitor, StaleMonitor
-from adapters.service.settings import Settings
 from adapters.slack.webhook import AlertSink, LoggedAlerts, SlackWebhook
 from ledger.ports.transport import Transport
 from projections.model import View
@@ -41,7 +40,7 @@ def owner_name(role: str) -> str:
 
 @asynccontextmanager
 async def _session(container: Container) -> AsyncIterator[ViewStore]:
-    store = await anyio.to_thread.run_sync(open_views, container.settings)
+    store = await anyio.to_thread.run_sync(container.backend.open_views)
     try:
         yield store
     finally:
@@ -50,7 +49,7 @@ async def _session(container: Container) -> AsyncIterator[ViewStore]:
 
 
 def feed_views(
-    settings: Settings,
+    backend: Backend,
     views: list[View],
     stop: threading.Event,
     *,
@@ -70,7 +69,7 @@ def feed_views(
     failures = 0
     while not stop.is_set():
         try:
-            store = open_views(settings)
+            store = backend.open_views()
         except Exception as error:  # still down: try again
             failures += 1
             delay = min(max_backoff, poll_interval * 2 ** min(failures - 1, 16))
@@ -103,7 +102,7 @@ def projection_part(container: Container, *, poll_interval: float = 0.5) -> Part
 
         def feed() -> None:
             try:
-                feed_views(container.settings, list(VIEWS.values()), stop,
+                feed_views(container.backend, list(VIEWS.values()), stop,
                            poll_interval=poll_interval)
             finally:
                 done.set()
@@ -124,7 +123,7 @@ def dispatcher_part(container: Container, transport: Transport) -> Part:
         async with _session(container) as store:
             dispatcher = Dispatcher(
                 store, container.ledger, transport, clock=utc_now, owner=owner_name("dispatch"),
-                reopen=partial(open_views, container.settings),
+                reopen=container.backend.open_views,
             )
             await _run_worker(dispatcher, store, task_status)
 
@@ -137,7 +136,7 @@ def stale_part(container: Container) -> Part:
             monitor = StaleMonitor(
                 store, container.ledger, container.settings, clock=utc_now,
                 detected_by=owner_name("stale-monitor"),
-                reopen=partial(open_views, container.settings),
+                reopen=container.backend.open_views,
             )
             await _run_worker(monitor, store, task_status)
 
@@ -173,7 +172,7 @@ def dead_letter_part(
         async with _session(container) as store:
             monitor = DeadLetterMonitor(
                 store, container.ledger, transport, sink, container.settings,
-                clock=utc_now, channel=channel, reopen=partial(open_views, container.settings),
+                clock=utc_now, channel=channel, reopen=container.backend.open_views,
             )
             await _run_worker(monitor, store, task_status)
 
@@ -185,7 +184,9 @@ async def service_parts(container: Container) -> AsyncIterator[list[Part]]:
     """Every background part of ``ledger serve``, sharing one transport (closed after)."""
     from adapters.service.bootstrap import build_transport
 
-    transport = await anyio.to_thread.run_sync(build_transport, container.settings)
+    transport = await anyio.to_thread.run_sync(
+        build_transport, container.settings, container.backend
+    )
     sink, channel = alert_sink(container)
     try:
         yield [

@@ -10,8 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from adapters.service.bootstrap import open_views
-from adapters.service.settings import Settings
+from adapters.service.backend import Backend
 from projections.registry import select
 from projections.runner import PAGE_SIZE, Runner
 
@@ -22,7 +21,7 @@ log = logging.getLogger(__name__)
 class ViewFeeder:
     """The projection runner on a daemon thread; ``stop()`` ends it and waits."""
 
-    settings: Settings
+    backend: Backend
     views: list[str] | None = None
     page_size: int = PAGE_SIZE
     poll_interval: float = 0.5
@@ -46,7 +45,7 @@ class ViewFeeder:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
-        store = open_views(self.settings)
+        store = self.backend.open_views()
         try:
             runner = Runner(store, select(self.views), page_size=self.page_size)
             runner.run(self._stop, poll_interval=self.poll_interval)

@@ -18,6 +18,7 @@ from typing import Any
 import anyio.to_thread
 
 from adapters.sql.sqlfile import load_sections
+from adapters.sqlite.errors import translated
 from ledger.access import KeyRecord, Role, UnknownKey
 from ledger.ports.counters import Counted, Hit
 
@@ -92,17 +93,19 @@ class SqliteCounters:
 
 
 class SqliteKeyStore:
-    """API key records in SQLite (see :class:`adapters.service.keys.KeyStore`)."""
+    """API key records in SQLite (see :class:`ledger.access.KeyStore`); driver errors as
+    :class:`~ledger.errors.StoreError`."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
 
     def _query(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        conn = _connect(self._path)
-        try:
-            return conn.execute(SQL[name], params).fetchall()
-        finally:
-            conn.close()
+        with translated():
+            conn = _connect(self._path)
+            try:
+                return conn.execute(SQL[name], params).fetchall()
+            finally:
+                conn.close()
 
     def add(self, record: KeyRecord) -> None:
         self._query("add_key", {

@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from adapters.service.settings import Settings
-from ledger.errors import ConfigurationError
-
 SQS_MAX_DELAY_SECONDS: Final = 900
 """SQS's own maximum DelaySeconds (15 minutes)."""
 DEFAULT_REGION: Final = "us-east-1"
@@ -34,19 +31,17 @@ class SqsConfig:
     """Long-poll seconds when reading the DLQ (short polls on SQS may miss messages)."""
 
     @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str]) -> SqsConfig:
-        """The configuration from ``SQS_*`` settings and the standard AWS variables."""
-        if settings.sqs_queue_url is None:
-            raise ConfigurationError("SQS_QUEUE_URL", "", "is required for the SQS transport")
+    def from_env(
+        cls, queue_url: str, dlq_url: str | None, env: Mapping[str, str]
+    ) -> SqsConfig:
+        """The configuration for these queues (``SQS_QUEUE_URL``, ``SQS_DLQ_URL``) with
+        the standard AWS variables in ``env``."""
         region = (
             env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-            or region_from_url(settings.sqs_queue_url) or DEFAULT_REGION
+            or region_from_url(queue_url) or DEFAULT_REGION
         )
         endpoint = env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None
-        return cls(
-            queue_url=settings.sqs_queue_url, dlq_url=settings.sqs_dlq_url, region=region,
-            endpoint_url=endpoint,
-        )
+        return cls(queue_url=queue_url, dlq_url=dlq_url, region=region, endpoint_url=endpoint)
 
 
 def region_from_url(queue_url: str) -> str | None:

@@ -101,17 +101,14 @@ async def wired(
     settings: Settings, *, api_url: str | None = None, api_key: str | None = None
 ) -> AsyncIterator[Wiring]:
     """The transport and the ledger port for ``settings``, closed on the way out."""
-    from adapters.service.bootstrap import build, build_transport
+    from adapters.service.backend import backend_for
+    from adapters.service.bootstrap import build, build_transport, describe_transport
 
     async with AsyncExitStack() as stack:
-        transport = await anyio.to_thread.run_sync(build_transport, settings)
+        backend = backend_for(settings)
+        transport = await anyio.to_thread.run_sync(build_transport, settings, backend)
         stack.push_async_callback(transport.aclose)
-        if settings.sqs_queue_url is not None:
-            transport_name = f"SQS {settings.sqs_queue_url}"
-        else:
-            transport_name = "the local queue in " + (
-                "PostgreSQL" if settings.database_url else f"SQLite {settings.sqlite_path}"
-            )
+        transport_name = describe_transport(settings, backend)
         port: LedgerPort
         if api_url is not None:
             from adapters.worker.http_client import HttpLedger
@@ -121,12 +118,10 @@ async def wired(
         else:
             from adapters.worker.inprocess import InProcessLedger
 
-            container = await anyio.to_thread.run_sync(build, settings)
+            container = await anyio.to_thread.run_sync(build, settings, backend)
             stack.callback(container.close)
             port = InProcessLedger(container.ledger)
-            ledger_name = "the ledger in-process (" + (
-                "PostgreSQL" if settings.database_url else f"SQLite {settings.sqlite_path}"
-            ) + ")"
+            ledger_name = f"the ledger in-process ({container.backend.describe()})"
         stack.push_async_callback(port.aclose)
         yield Wiring(transport, port, transport_name, ledger_name)
 

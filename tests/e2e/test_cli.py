@@ -114,6 +114,8 @@ def test_demo_runs_on_postgres(tmp_path: Path, postgres_url: str) -> None:
         (("jobs", "show", "00000000-0000-0000-0000-000000000000"), {}, "no job with id", 1),
         (("jobs", "list"), {"STALE_THRESHOLD_MINUTES": "soon"}, "STALE_THRESHOLD_MINUTES", 1),
         (("jobs", "list"), {"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL", 1),
+        (("jobs", "list"), {"DATABASE_URL": "postgresql://u@127.0.0.1:1/x"}, "PostgreSQL", 1),
+        (("keys", "list"), {"DATABASE_URL": "postgresql://u@127.0.0.1:1/x"}, "PostgreSQL", 1),
         (("jobs", "lst"), {}, "No such command", 2),
     ],
 )

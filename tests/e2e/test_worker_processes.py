@@ -28,6 +28,7 @@ from uuid import UUID
 import anyio
 import pytest
 
+from adapters.service.backend import backend_for
 from adapters.service.bootstrap import Container, build, build_transport, utc_now
 from adapters.service.settings import Settings
 from ledger.commands import EnqueueJob
@@ -71,7 +72,7 @@ class Fleet:
         """What the dispatcher does for Enqueued and Requeued: one message per decision."""
 
         async def send() -> None:
-            transport = build_transport(self.settings, self.env)
+            transport = build_transport(self.settings, backend_for(self.settings), self.env)
             try:
                 for job_id in ids:
                     job = self.job(job_id)

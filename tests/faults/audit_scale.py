@@ -14,7 +14,8 @@ from datetime import timedelta
 from uuid import uuid4
 
 from adapters.service.audit import run_audit
-from adapters.service.bootstrap import build, open_views, utc_now
+from adapters.service.backend import backend_for
+from adapters.service.bootstrap import build, utc_now
 from adapters.service.settings import Settings
 from ledger.commands import (
     AnyCommand,
@@ -68,7 +69,7 @@ def main(jobs: int) -> None:
         print(f"wrote {jobs} jobs in {time.monotonic() - started:.1f}s", flush=True)
 
         def session() -> ViewStore:
-            return open_views(settings)
+            return backend_for(settings).open_views()
 
         store = session()
         runner = Runner(store, list(VIEWS.values()))

@@ -56,7 +56,8 @@ import httpx
 import pytest
 
 from adapters.service.audit import audit_log
-from adapters.service.bootstrap import build, open_views
+from adapters.service.backend import backend_for
+from adapters.service.bootstrap import build
 from adapters.service.settings import Settings
 from ledger.audit import COMPLETED, DEAD_LETTERED
 from projections.queries.job_status import JobStatusQueries
@@ -465,7 +466,7 @@ def run_counts(runs_file: Path) -> Counter[str]:
 def busy_workers(settings: Settings, workers: list[Supervised]) -> list[Supervised]:
     """The workers that hold a job in progress now (by the pid in their worker id)."""
     try:
-        store = open_views(settings)
+        store = backend_for(settings).open_views()
     except Exception:  # the database is restarting
         return []
     try:
@@ -498,7 +499,7 @@ def wait_until_quiet(
 
 def summary_jobs(settings: Settings, acknowledged: dict[str, bool]) -> dict[str, bool]:
     """Each acknowledged job: whether it ended dead-lettered."""
-    store = open_views(settings)
+    store = backend_for(settings).open_views()
     try:
         audits, *_ = audit_log(store)
     finally:
@@ -508,7 +509,7 @@ def summary_jobs(settings: Settings, acknowledged: dict[str, bool]) -> dict[str,
 
 def _summary(settings: Settings, acknowledged: dict[str, bool]) -> dict[str, int]:
     try:
-        store = open_views(settings)
+        store = backend_for(settings).open_views()
     except Exception:  # the database may still be coming back
         return {"quiet": 0}
     try:
@@ -542,7 +543,7 @@ def _summary(settings: Settings, acknowledged: dict[str, bool]) -> dict[str, int
 
 def _stuck(settings: Settings, acknowledged: dict[str, bool], transport: str) -> str:
     """The history of a few jobs that did not finish (the failure message)."""
-    store = open_views(settings)
+    store = backend_for(settings).open_views()
     try:
         audits, *_ = audit_log(store)
     finally:

@@ -18,9 +18,11 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
+from adapters.postgres.backend import postgres_env
 from adapters.postgres.local_queue import PostgresQueueStore
 from adapters.postgres.migrate import migrate
-from adapters.service.bootstrap import build, open_views, postgres_env, utc_now
+from adapters.service.backend import backend_for
+from adapters.service.bootstrap import build, utc_now
 from adapters.service.settings import Settings
 from ledger.application import JobLedger
 from ledger.commands import ClaimJob, EnqueueJob
@@ -119,7 +121,7 @@ def test_views_lose_only_whole_pages_in_a_crash_and_catch_up_exactly_once(
         )
     container.close()
 
-    store = open_views(settings)
+    store = backend_for(settings).open_views()
     runner = Runner(store, ALL, page_size=7)
     assert runner.acquire() == list(VIEWS)
     stop = threading.Event()
@@ -141,7 +143,7 @@ def test_views_lose_only_whole_pages_in_a_crash_and_catch_up_exactly_once(
     store.close()
     postgres_server.start()
 
-    store = open_views(settings)
+    store = backend_for(settings).open_views()
     try:
         positions = {v: store.tracking(v).position for v in VIEWS}
         for view in ALL:  # whatever survived is consistent with its position

@@ -15,8 +15,9 @@ import psycopg
 import pytest
 from eventsourcing.persistence import RecordConflictError, StoredEvent
 
+from adapters.postgres.backend import postgres_env
 from adapters.postgres.event_recorder import LedgerEventRecorder
-from adapters.service.bootstrap import postgres_env, utc_now
+from adapters.service.bootstrap import utc_now
 from ledger.application import JobLedger
 from ledger.commands import ClaimJob, EnqueueJob, Outcome, RecordHeartbeat
 from ledger.errors import JobNotFound

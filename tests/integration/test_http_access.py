@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from adapters.http.wiring import build_http, key_store
+from adapters.http.wiring import build_http
 from adapters.service.bootstrap import build, utc_now
 from adapters.service.keys import KeyVerifier
 from adapters.service.settings import Settings
@@ -38,7 +38,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     container = build(Settings(ledger_data_dir=tmp_path_factory.mktemp("keys")))
-    store = key_store(container.settings)
+    store = container.backend.key_store()
 
     def key(role: Role, customer: str | None = None) -> str:
         secret, record = new_key(role, customer, None, utc_now())

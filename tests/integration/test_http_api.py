@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from adapters.http.wiring import build_http
-from adapters.service.bootstrap import build, open_views
+from adapters.service.bootstrap import build
 from adapters.service.settings import Settings
 from projections.queries.rate_limits import RateLimitQueries
 from projections.registry import VIEWS
@@ -364,7 +364,7 @@ def test_the_deployments_check_105_requests_100_pass_5_refused(tmp_path: Path) -
             since = datetime.now(UTC) - timedelta(minutes=1)
             responses = [http.get(f"/queue/{CUSTOMER}") for _ in range(105)]
         # Stopping the server appended the limiter's tallies: the rate-limit view has them.
-        store = open_views(container.settings)
+        store = container.backend.open_views()
         try:
             catch_up_unfed(store, [VIEWS["rate_limits"]])
             totals = RateLimitQueries(store).totals(since)

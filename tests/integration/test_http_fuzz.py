@@ -37,15 +37,10 @@ import pytest
 from eventsourcing.utils import get_topic
 
 from adapters.http.ratelimit import Preset
-from adapters.http.wiring import build_http, key_store
-from adapters.service.bootstrap import (
-    EVENTS_TABLE,
-    Container,
-    build,
-    build_transport,
-    open_views,
-    utc_now,
-)
+from adapters.http.wiring import build_http
+from adapters.postgres.backend import EVENTS_TABLE
+from adapters.service.backend import backend_for
+from adapters.service.bootstrap import Container, build, build_transport, utc_now
 from adapters.service.dispatcher import DISPATCH
 from adapters.service.parts import Part, dead_letter_part, dispatcher_part
 from adapters.service.settings import Settings
@@ -153,7 +148,7 @@ def running_part(part: Part) -> Iterator[None]:
 @contextmanager
 def dispatcher_running(container: Container) -> Iterator[None]:
     """The dispatcher (local queue on the same database) until the block ends."""
-    transport = build_transport(container.settings)
+    transport = build_transport(container.settings, container.backend)
     try:
         with running_part(dispatcher_part(container, transport)):
             yield
@@ -163,7 +158,7 @@ def dispatcher_running(container: Container) -> Iterator[None]:
 
 def alerts_done(container: Container) -> bool:
     """Every view at the head of the log, and no dead letter waiting for its alert."""
-    store = open_views(container.settings)
+    store = container.backend.open_views()
     try:
         head = store.head()
         if any(store.tracking(name).position < head for name in VIEWS):
@@ -174,7 +169,7 @@ def alerts_done(container: Container) -> bool:
 
 
 def log_head(container: Container) -> int:
-    store = open_views(container.settings)
+    store = container.backend.open_views()
     try:
         return store.head()
     finally:
@@ -182,7 +177,7 @@ def log_head(container: Container) -> int:
 
 
 def caught_up(container: Container) -> bool:
-    store = open_views(container.settings)
+    store = container.backend.open_views()
     try:
         head = store.head()
         positions = [store.tracking(name).position for name in [DISPATCH, *VIEWS]]
@@ -262,7 +257,7 @@ def tally(
 
 def events_between(container: Container, after: int, upto: int) -> list[tuple[int, str]]:
     """(position, topic) of every event after ``after`` up to ``upto``."""
-    store = open_views(container.settings)
+    store = container.backend.open_views()
     try:
         out: list[tuple[int, str]] = []
         while page := store.read_events(after, 1000, upto):
@@ -344,7 +339,7 @@ def test_bad_input_at_scale_on_postgres_no_5xx_refusals_append_nothing_and_audit
     for preset in list(parts.limiter.presets.values()):  # let the fuzzer reach the handlers
         parts.limiter.presets[preset.name] = Preset(preset.name, 10_000_000, 60)
     key, record = new_key(Role.ADMIN, None, "fuzz", utc_now())
-    key_store(settings).add(record)
+    backend_for(settings).key_store().add(record)
     jobs, claims = seed_jobs(container)
     records_path = tmp_path / "requests.jsonl"
     env = {
@@ -390,7 +385,7 @@ def test_bad_input_at_scale_on_postgres_no_5xx_refusals_append_nothing_and_audit
             # The alerts for what the run dead-lettered (they append, so only now): the
             # dead-letter monitor with a short group wait, until none is pending.
             alerting = Container(replace(settings, alert_group_wait_seconds=0.1),
-                                 container.ledger)
+                                 container.backend, container.ledger)
             with running_part(dead_letter_part(alerting, None, LoggedAlerts(), "log")):
                 wait_for(lambda: alerts_done(container), timeout=60, interval=0.2)
             wait_for(lambda: caught_up(container), timeout=60, interval=0.2)

@@ -15,6 +15,7 @@ from adapters.local_queue.queue import LocalQueue
 from adapters.memory.queue import MemoryQueueStore
 from adapters.postgres.local_queue import PostgresQueueStore
 from adapters.postgres.migrate import migrate as migrate_postgres
+from adapters.service.backend import backend_for
 from adapters.service.bootstrap import build_transport
 from adapters.service.settings import Settings
 from adapters.sqlite.local_queue import SqliteQueueStore
@@ -176,7 +177,7 @@ async def test_build_transport_defaults_to_the_local_queue_in_the_sqlite_file(
     tmp_path: Path, anyio_backend: str
 ) -> None:
     settings = Settings(ledger_data_dir=tmp_path / "data")
-    transport = build_transport(settings, {})
+    transport = build_transport(settings, backend_for(settings), {})
     try:
         assert isinstance(transport, LocalQueue)
         assert isinstance(transport.store, SqliteQueueStore)
@@ -192,7 +193,7 @@ async def test_build_transport_uses_postgres_when_database_url_is_set(
     postgres_url: str, tmp_path: Path, anyio_backend: str
 ) -> None:
     settings = Settings(database_url=postgres_url, ledger_data_dir=tmp_path / "data")
-    transport = build_transport(settings, {})
+    transport = build_transport(settings, backend_for(settings), {})
     try:
         assert isinstance(transport, LocalQueue)
         assert isinstance(transport.store, PostgresQueueStore)

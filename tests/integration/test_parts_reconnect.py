@@ -30,7 +30,7 @@ import httpx
 import pytest
 from anyio.abc import TaskStatus
 
-from adapters.service.bootstrap import Container, build, build_transport, open_views, utc_now
+from adapters.service.bootstrap import Container, build, build_transport, utc_now
 from adapters.service.dispatcher import DISPATCH
 from adapters.service.parts import Part, dispatcher_part, projection_part
 from adapters.service.settings import Settings
@@ -63,7 +63,7 @@ def enqueue(container: Container, count: int) -> list[UUID]:
 
 def dispatched_position(container: Container) -> tuple[int, int]:
     """(the dispatcher's tracked position, the head of the log)."""
-    store = open_views(container.settings)
+    store = container.backend.open_views()
     try:
         return store.tracking(DISPATCH).position, store.head()
     finally:
@@ -136,7 +136,7 @@ def watching(part: Part, ended: list[str]) -> Part:
 def test_the_serve_dispatcher_part_survives_a_restart_and_resends_the_unrecorded_page(
     container: Container, postgres_server: PostgresServer
 ) -> None:
-    transport = build_transport(container.settings)
+    transport = build_transport(container.settings, container.backend)
     stopping = StopsTheDatabaseOnFirstSend(transport, postgres_server)
     before = enqueue(container, 5)
     part = dispatcher_part(container, stopping)  # type: ignore[arg-type]
@@ -183,7 +183,7 @@ def test_ledger_monitor_dispatch_keeps_running_across_a_restart(
 ) -> None:
     log = tmp_path / "dispatch.log"
     process = start_ledger(["monitor", "dispatch"], postgres_url, tmp_path, log)
-    transport = build_transport(container.settings)
+    transport = build_transport(container.settings, container.backend)
     try:
         before = enqueue(container, 3)
         assert anyio.run(receive_all, transport, set(before), 30.0) == set(before)
@@ -204,7 +204,7 @@ def test_ledger_monitor_dispatch_keeps_running_across_a_restart(
 
 
 def job_status_position(container: Container) -> tuple[int, int]:
-    store = open_views(container.settings)
+    store = container.backend.open_views()
     try:
         return store.tracking("job_status").position, store.head()
     finally:
@@ -275,14 +275,14 @@ def test_ledger_projections_run_keeps_running_across_a_restart(
 def test_ledger_serve_keeps_serving_and_dispatching_across_a_restart(
     container: Container, postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
 ) -> None:
-    from adapters.http.wiring import key_store
+
     from ledger.access import Role, new_key
 
     key, record = new_key(Role.ADMIN, None, "test", utc_now())
-    key_store(container.settings).add(record)
+    container.backend.key_store().add(record)
     log = tmp_path / "serve.log"
     process = start_ledger(["serve", "--port", "0"], postgres_url, tmp_path, log)
-    transport = build_transport(container.settings)
+    transport = build_transport(container.settings, container.backend)
 
     def url() -> str | None:
         found = re.search(r"API on (http://\S+)", log.read_text())

@@ -13,7 +13,8 @@ from uuid import UUID
 import anyio
 import pytest
 
-from adapters.service.bootstrap import Container, build, build_transport, open_views, utc_now
+from adapters.service.backend import backend_for
+from adapters.service.bootstrap import Container, build, build_transport, utc_now
 from adapters.service.dispatcher import DISPATCH, Dispatcher
 from adapters.service.monitors import DeadLetterMonitor, StaleMonitor
 from adapters.service.parts import (
@@ -91,7 +92,7 @@ def test_a_silent_worker_is_requeued_within_threshold_plus_interval_and_resent(
     container: Container,
 ) -> None:
     ledger = container.ledger
-    transport = build_transport(container.settings)
+    transport = build_transport(container.settings, container.backend)
     job_id = ledger.execute(EnqueueJob(customer_id="acme"), utc_now()).job_id
     ledger.execute(ClaimJob(job_id=job_id, worker_id="doomed"), utc_now())
     claimed_at = time.monotonic()
@@ -185,7 +186,7 @@ def test_a_permanent_webhook_failure_is_recorded_and_not_retried(container: Cont
 @stores
 def test_redrive_sends_once_however_often_it_is_asked(container: Container) -> None:
     ledger = container.ledger
-    transport = build_transport(container.settings)
+    transport = build_transport(container.settings, container.backend)
     job_id = ledger.execute(EnqueueJob(customer_id="acme", max_attempts=1), utc_now()).job_id
     ledger.execute(ClaimJob(job_id=job_id, worker_id="w"), utc_now())
     ledger.execute(FailJob(job_id=job_id, attempt=1, worker_id="w", error="boom"), utc_now())
@@ -223,9 +224,9 @@ class CrashingTransport:
 @stores
 def test_a_crash_between_event_and_send_still_sends_after_restart(container: Container) -> None:
     ledger = container.ledger
-    transport = build_transport(container.settings)
+    transport = build_transport(container.settings, container.backend)
     ids = [ledger.execute(EnqueueJob(customer_id="acme"), utc_now()).job_id for _ in range(5)]
-    store = open_views(container.settings)
+    store = container.backend.open_views()
     try:
         crashing = CrashingTransport(transport)
         first = Dispatcher(store, ledger, crashing, clock=utc_now, owner="a")  # type: ignore[arg-type]
@@ -259,13 +260,13 @@ def test_messages_in_the_sqs_dead_letter_queue_are_recorded_and_alerted(
     ledger = container.ledger
     job_id = ledger.execute(EnqueueJob(customer_id="globex"), utc_now()).job_id
     ledger.execute(ClaimJob(job_id=job_id, worker_id="crashy"), utc_now())
-    wired = Container(settings=settings, ledger=ledger)
+    wired = Container(settings=settings, backend=container.backend, ledger=ledger)
 
     with SlackReceiver() as slack:
 
         async def main() -> None:
-            transport = build_transport(settings)
-            store = open_views(settings)
+            transport = build_transport(settings, wired.backend)
+            store = wired.backend.open_views()
             try:
                 await Dispatcher(store, ledger, transport, clock=utc_now, owner="t").step()
                 for _ in range(sqs_queues.max_receive_count + 1):  # received, never deleted
@@ -294,7 +295,7 @@ def test_messages_in_the_sqs_dead_letter_queue_are_recorded_and_alerted(
 def test_stale_findings_say_what_would_happen(tmp_path: Path) -> None:
     settings = replace(Settings(ledger_data_dir=tmp_path / "data"), **SHORT)  # type: ignore[arg-type]
     wired = build(settings)
-    store = open_views(settings)
+    store = backend_for(settings).open_views()
     try:
         ledger = wired.ledger
         last = ledger.execute(EnqueueJob(customer_id="a", max_attempts=1), utc_now()).job_id

@@ -13,6 +13,7 @@ from uuid import uuid4
 import pytest
 from psycopg import sql
 
+from adapters.service.backend import backend_for
 from projections.model import ViewError
 from projections.queries.health_metrics import HealthMetricsQueries
 from projections.queries.job_status import JobStatusQueries
@@ -374,7 +375,7 @@ def test_a_view_feeder_thread_keeps_the_views_current(backend: Backend) -> None:
     from adapters.service.views import ViewFeeder
 
     workload = Workload(backend.ledger())
-    feeder = ViewFeeder(backend.settings, poll_interval=0.02).start()
+    feeder = ViewFeeder(backend_for(backend.settings), poll_interval=0.02).start()
     try:
         workload.run(10)
         store = backend.store()

@@ -11,6 +11,7 @@ import anyio
 import pytest
 from aiobotocore.session import AioSession, get_session
 
+from adapters.service.backend import backend_for
 from adapters.service.bootstrap import build_transport
 from adapters.service.settings import Settings
 from adapters.sqs import SQS_MAX_DELAY_SECONDS, SqsConfig, SqsTransport, region_from_url
@@ -203,7 +204,7 @@ async def test_build_transport_chooses_sqs_from_the_environment(
         ledger_data_dir=tmp_path,
     )
     env = {"AWS_REGION": "eu-west-2", "AWS_ENDPOINT_URL_SQS": sqs_queues.endpoint}
-    transport = build_transport(settings, env)
+    transport = build_transport(settings, backend_for(settings), env)
     try:
         assert isinstance(transport, SqsTransport)
         assert transport.config.region == "eu-west-2"
@@ -217,11 +218,11 @@ async def test_build_transport_chooses_sqs_from_the_environment(
 def test_region_comes_from_the_queue_url_when_not_configured() -> None:
     assert region_from_url("https://sqs.eu-west-1.amazonaws.com/123456789012/jobs") == "eu-west-1"
     assert region_from_url("http://127.0.0.1:5000/123456789012/jobs") is None
-    settings = Settings(sqs_queue_url="https://sqs.ap-south-1.amazonaws.com/1/jobs")
-    assert SqsConfig.from_settings(settings, {}).region == "ap-south-1"
-    assert SqsConfig.from_settings(settings, {"AWS_DEFAULT_REGION": "us-west-2"}).region == (
+    queue_url = "https://sqs.ap-south-1.amazonaws.com/1/jobs"
+    assert SqsConfig.from_env(queue_url, None, {}).region == "ap-south-1"
+    assert SqsConfig.from_env(queue_url, None, {"AWS_DEFAULT_REGION": "us-west-2"}).region == (
         "us-west-2"
     )
-    assert SqsConfig.from_settings(
-        settings, {"AWS_REGION": "eu-north-1", "AWS_DEFAULT_REGION": "us-west-2"}
+    assert SqsConfig.from_env(
+        queue_url, None, {"AWS_REGION": "eu-north-1", "AWS_DEFAULT_REGION": "us-west-2"}
     ).region == "eu-north-1"

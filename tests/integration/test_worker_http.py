@@ -19,9 +19,10 @@ import anyio
 import pytest
 
 from adapters.http.app import HttpParts
-from adapters.http.wiring import build_http, key_store
+from adapters.http.wiring import build_http
 from adapters.local_queue.queue import LocalQueue
 from adapters.memory.queue import memory_transport
+from adapters.service.backend import backend_for
 from adapters.service.bootstrap import Container, build, utc_now
 from adapters.service.settings import Settings
 from adapters.worker import Beat, HttpLedger, JobContext, Worker, WorkerAccessDenied, WorkerConfig
@@ -79,7 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         retry_max_delay_seconds=0,
     )
     container = build(settings)
-    keys = key_store(settings)
+    keys = backend_for(settings).key_store()
     worker_key, record = new_key(Role.WORKER, None, None, utc_now())
     keys.add(record)
     service_key, record = new_key(Role.SERVICE, None, None, utc_now())

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from adapters.service.bootstrap import build_transport, open_views, utc_now
+from adapters.service.backend import backend_for
+from adapters.service.bootstrap import build_transport, utc_now
 from adapters.service.dispatcher import message_for
 from adapters.service.settings import Settings
 from ledger.ports.transport import Outgoing
@@ -71,7 +72,7 @@ class Duplicator:
     def inject(self, rng: random.Random, in_progress: int, completed: int) -> Injected:
         """Send copies for up to ``in_progress`` jobs in progress and ``completed`` completed
         jobs (as the job status view shows them now)."""
-        store = open_views(self.settings)
+        store = backend_for(self.settings).open_views()
         try:
             self.follow(store)
             jobs = JobStatusQueries(store)
@@ -89,7 +90,7 @@ class Duplicator:
         return chosen
 
     async def _send(self, copies: list[Outgoing]) -> None:
-        transport = build_transport(self.settings, self.env)
+        transport = build_transport(self.settings, backend_for(self.settings), self.env)
         try:
             for copy in copies:  # one at a time, as separate deliveries
                 await transport.send(copy.message)

@@ -16,7 +16,7 @@ from litestar import Litestar
 
 from adapters.http.app import HttpParts, create_app
 from adapters.http.server import ApiServer, bound_address
-from adapters.service.bootstrap import Container, open_views
+from adapters.service.bootstrap import Container
 from projections.registry import VIEWS
 from projections.runner import Runner
 
@@ -57,7 +57,7 @@ def projections_running(container: Container, poll: float = 0.05) -> Iterator[No
     stop = threading.Event()
 
     def run() -> None:
-        store = open_views(container.settings)
+        store = container.backend.open_views()
         try:
             Runner(store, list(VIEWS.values())).run(stop, poll_interval=poll)
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.service.bootstrap import eventsourcing_env
+from adapters.service.backend import backend_for
 from adapters.service.settings import Settings
 from ledger.application import JobLedger
 from ledger.policies.retry import RetryPolicy
@@ -30,7 +30,7 @@ def make_ledger(
     if store == "memory":
         env = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     else:
-        env = eventsourcing_env(settings_for(store, tmp_path, postgres_url))
+        env = backend_for(settings_for(store, tmp_path, postgres_url)).eventsourcing_env()
     return JobLedger(
         env,
         snapshot_interval=snapshot_interval,

@@ -11,7 +11,8 @@ from uuid import UUID
 
 import pytest
 
-from adapters.service.bootstrap import Container, build, open_views
+from adapters.service.backend import backend_for
+from adapters.service.bootstrap import Container, build
 from adapters.service.settings import Settings
 from ledger.commands import (
     AnyCommand,
@@ -46,7 +47,7 @@ class Backend:
         return container
 
     def store(self) -> ViewStore:
-        store = open_views(self.settings)
+        store = backend_for(self.settings).open_views()
         self.stores.append(store)
         return store
 

@@ -9,6 +9,7 @@ import pytest
 from adapters.http.problems import status_of
 from adapters.http.wiring import HttpSettings, is_loopback, open_allowed
 from adapters.memory.keys import MemoryKeyStore
+from adapters.service.backend import backend_for
 from adapters.service.keys import KeyVerifier
 from adapters.service.settings import Settings
 from ledger.access import KEY_PATTERN, OPEN, Principal, Role, UnknownKey, hash_key, new_key
@@ -93,7 +94,7 @@ def test_open_only_on_the_embedded_default_on_loopback(
     host: str, database_url: str | None, expected: bool
 ) -> None:
     settings = Settings(database_url=database_url)
-    assert open_allowed(settings, host) is expected
+    assert open_allowed(backend_for(settings), host) is expected
     assert is_loopback(host) is (expected or database_url is not None)
 
 

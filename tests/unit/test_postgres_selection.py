@@ -1,4 +1,5 @@
-"""How tests.support.pg chooses a PostgreSQL server, without starting one."""
+"""How the code base chooses PostgreSQL: ``backend_for`` from the settings, and
+tests.support.pg choosing a server for the tests (without starting one)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from adapters.postgres.backend import EVENTS_TABLE, PostgresBackend
+from adapters.service.backend import backend_for
+from adapters.service.bootstrap import describe_transport
+from adapters.service.settings import Settings
+from adapters.sqlite.backend import SqliteBackend
+from ledger.errors import StoreUnavailable
 from tests.support import pg
 
 
@@ -91,3 +99,43 @@ def test_docker_ping_needs_an_http_200(
     reply.append(answer)
     monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{listener.getsockname()[1]}")
     assert pg.docker_answers() is expected
+
+
+def test_backend_is_the_sqlite_file_without_a_database_url(tmp_path: Path) -> None:
+    settings = Settings.from_env({"LEDGER_DATA_DIR": str(tmp_path)})
+    backend = backend_for(settings)
+    assert isinstance(backend, SqliteBackend)
+    assert backend.path == tmp_path / "ledger.sqlite3"
+    assert backend.name == "sqlite"
+    assert backend.open_without_keys is True
+    assert backend.eventsourcing_env()["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    assert describe_transport(settings, backend) == f"the local queue in SQLite {backend.path}"
+
+
+def test_backend_is_postgresql_with_a_database_url(tmp_path: Path) -> None:
+    url = "postgresql://u:p@db.example:5433/ledger"
+    settings = Settings.from_env({"DATABASE_URL": url, "LEDGER_DATA_DIR": str(tmp_path)})
+    backend = backend_for(settings)
+    assert isinstance(backend, PostgresBackend)
+    assert backend.url == url
+    assert backend.name == "postgres"
+    assert backend.events_table == EVENTS_TABLE
+    assert backend.open_without_keys is False
+    env = backend.eventsourcing_env()
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]) == (
+        "db.example", "5433", "ledger"
+    )
+    assert not list(tmp_path.iterdir())  # nothing opened, nothing created
+
+
+def test_drivers_raise_the_ledgers_errors(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    with pytest.raises(StoreUnavailable, match="SQLite"):
+        SqliteBackend(not_a_directory / "ledger.sqlite3").open_views()
+    nobody_listens = "postgresql://ledger@127.0.0.1:1/ledger"
+    with pytest.raises(StoreUnavailable, match="PostgreSQL"):
+        PostgresBackend(nobody_listens).migrate()
+    with pytest.raises(StoreUnavailable, match="PostgreSQL"):
+        PostgresBackend(nobody_listens).key_store().list()
