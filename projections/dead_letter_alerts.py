@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from projections.events import AlertFailed, AlertSent, DeadLettered, Event
-from projections.model import Column, Key, Kind, PageState, Table, View
+from projections.model import Column, Index, Key, Kind, PageState, Table, View
 
 DEAD_LETTER_ALERTS = Table(
     name="dead_letter_alerts",
@@ -31,7 +31,7 @@ DEAD_LETTER_ALERTS = Table(
         Column("alert_detail", "text"),
     ),
     key=("job_id", "dead_letter_version"),
-    indexes=("pending_idx",),
+    indexes=(Index("pending_idx", ("dead_lettered_at",), where=("alert_status", "pending")),),
 )
 
 

@@ -27,7 +27,7 @@ from projections.events import (
     Requeued,
     StaleDetected,
 )
-from projections.model import Column, Key, Kind, PageState, Row, Table, View
+from projections.model import Column, Index, Key, Kind, PageState, Row, Table, View
 
 HEALTH_JOBS = Table(
     name="health_jobs",
@@ -39,7 +39,9 @@ HEALTH_JOBS = Table(
         Column("last_heartbeat_at", "timestamp"),
     ),
     key=("job_id",),
-    indexes=("in_progress_idx",),
+    indexes=(
+        Index("in_progress_idx", ("last_heartbeat_at", "queue"), where=("status", "in_progress")),
+    ),
 )
 
 STATUSES = ("pending", "in_progress", "completed", "dead_lettered")
@@ -76,7 +78,7 @@ HEALTH_WORKERS = Table(
         Column("last_seen_at", "timestamp", nullable=False),
     ),
     key=("worker_id", "queue"),
-    indexes=("seen_idx",),
+    indexes=(Index("seen_idx", ("last_seen_at",)),),
 )
 
 

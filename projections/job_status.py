@@ -21,7 +21,7 @@ from projections.events import (
     Requeued,
     StaleDetected,
 )
-from projections.model import Column, Key, Kind, PageState, Table, View
+from projections.model import Column, Index, Key, Kind, PageState, Table, View
 
 JOB_STATUS = Table(
     name="job_status",
@@ -47,7 +47,12 @@ JOB_STATUS = Table(
         Column("updated_at", "timestamp", nullable=False),
     ),
     key=("job_id",),
-    indexes=("in_progress_idx", "customer_idx", "dead_lettered_idx", "status_idx"),
+    indexes=(
+        Index("in_progress_idx", ("last_heartbeat_at",), where=("status", "in_progress")),
+        Index("customer_idx", ("customer_id", "enqueued_at", "job_id")),
+        Index("dead_lettered_idx", ("finished_at", "job_id"), where=("status", "dead_lettered")),
+        Index("status_idx", ("status", "enqueued_at", "job_id")),
+    ),
 )
 
 

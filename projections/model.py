@@ -43,15 +43,41 @@ class Column:
 
 
 @dataclass(frozen=True, slots=True)
+class Index:
+    """A secondary index ``{table}_{name}`` on ``columns``; partial when ``where`` is set."""
+
+    name: str
+    columns: tuple[str, ...]
+    where: tuple[str, str] | None = None
+    """Only the rows whose column (first) holds this text (second)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Table:
-    """A table of a view. Its DDL lives with each store's SQL; this says what it holds."""
+    """A table of a view: the one declaration its DDL on every database, its row struct
+    and the decoding of its rows are derived from (or checked against).
+
+    A counter table's non-key columns are integers starting at 0 (``DEFAULT 0``).
+    """
 
     name: str
     kind: Kind
     columns: tuple[Column, ...]
     key: tuple[str, ...]
-    indexes: tuple[str, ...] = ()
-    """Suffixes of the secondary indexes (``{table}_{suffix}``), renamed on a swap."""
+    indexes: tuple[Index, ...] = ()
+    """Secondary indexes, named ``{table}_{index.name}`` (renamed on a swap)."""
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        wanted = [*self.key, *(c for i in self.indexes for c in i.columns)]
+        wanted += [i.where[0] for i in self.indexes if i.where]
+        unknown = sorted(set(wanted) - set(names))
+        if unknown or len(set(names)) != len(names) or not self.key:
+            raise ValueError(f"table {self.name}: bad declaration (unknown: {unknown})")
+        if self.kind is Kind.COUNTER and any(
+            c.type != "int" or c.nullable for c in self.columns if c.name not in self.key
+        ):
+            raise ValueError(f"table {self.name}: counters are int NOT NULL")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -67,6 +93,10 @@ class Table:
 
     def as_tuple(self, row: Row) -> tuple[Any, ...]:
         return tuple(row[name] for name in self.names)
+
+    def starts_at_zero(self, column: Column) -> bool:
+        """Whether the column is a counter (``NOT NULL DEFAULT 0``)."""
+        return self.kind is Kind.COUNTER and column.name not in self.key
 
 
 class ViewError(LedgerError):

@@ -24,7 +24,7 @@ from projections.events import (
     Requeued,
     StaleDetected,
 )
-from projections.model import Column, Key, Kind, PageState, Table, View
+from projections.model import Column, Index, Key, Kind, PageState, Table, View
 
 QUEUE_HISTORY = Table(
     name="queue_history",
@@ -42,7 +42,11 @@ QUEUE_HISTORY = Table(
         Column("recorded_at", "timestamp", nullable=False),
     ),
     key=("position",),
-    indexes=("job_idx", "queue_idx", "customer_idx"),
+    indexes=(
+        Index("job_idx", ("job_id", "position")),
+        Index("queue_idx", ("queue", "position")),
+        Index("customer_idx", ("customer_id", "position")),
+    ),
 )
 
 QUEUE_HISTORY_JOBS = Table(

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from ledger.tally import TALLY_WINDOW_SECONDS, window_start
 from projections.events import Enqueued, Event, RequestsTallied
-from projections.model import Column, Kind, PageState, Table, View
+from projections.model import Column, Index, Kind, PageState, Table, View
 
 WINDOW_SECONDS = TALLY_WINDOW_SECONDS
 
@@ -31,7 +31,7 @@ RATE_LIMIT_COUNTERS = Table(
         Column("refused", "int", nullable=False),
     ),
     key=("subject", "window_start"),
-    indexes=("window_idx",),
+    indexes=(Index("window_idx", ("window_start",)),),
 )
 
 

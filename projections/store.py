@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from projections.events import RawRow
 from projections.model import Key, PageState, Row, Table, View
+from projections.queries import QueryRow
 
 LIVE = ""
 """Table-name suffix of the live tables."""
@@ -130,8 +131,8 @@ class ViewStore(Protocol):
 
     # -- reading ------------------------------------------------------------------------
 
-    def query(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run a named read-side query (see projections/queries/)."""
+    def query(self, name: str, params: Mapping[str, Any]) -> list[QueryRow]:
+        """Run a named read-side query (see projections/queries/); rows by column name."""
         ...
 
     def close(self) -> None: ...

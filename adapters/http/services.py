@@ -18,8 +18,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import TypeVar
 from uuid import UUID
 
 import anyio
@@ -33,7 +33,7 @@ from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand, Outcome
 from ledger.errors import JobNotFound, LedgerError
 from ledger.job import Job
-from projections.queries.job_status import JobStatus, JobStatusQueries
+from projections.queries.job_status import JobStatus, JobStatusQueries, status_of_job
 from projections.store import ViewStore
 
 log = logging.getLogger(__name__)
@@ -231,22 +231,4 @@ def _settle(done: asyncio.Future[None]) -> None:
         done.set_result(None)
 
 
-def status_of_job(job: Job) -> JobStatus:
-    """A job aggregate in the job_status view's shape."""
-    return JobStatus(
-        job_id=job.id, customer_id=job.customer_id, queue=job.queue, status=str(job.status),
-        attempt=job.attempt, attempts_used=job.attempts_used, max_attempts=job.max_attempts,
-        worker_id=job.worker_id, enqueued_at=job.enqueued_at, started_at=job.claimed_at,
-        last_heartbeat_at=job.last_heartbeat_at, finished_at=job.finished_at,
-        not_before=job.not_before, last_error=job.last_error, heartbeats=job.heartbeats,
-        refused_reports=job.refused_reports, version=job.version,
-        updated_at=_updated_at(job),
-    )
-
-
-def _updated_at(job: Job) -> datetime:
-    modified: Any = job.modified_on
-    return modified if isinstance(modified, datetime) else job.enqueued_at
-
-
-__all__ = ["HealthSettings", "JobReads", "ReadPool", "Uptime", "Writer", "status_of_job"]
+__all__ = ["HealthSettings", "JobReads", "ReadPool", "Uptime", "Writer"]

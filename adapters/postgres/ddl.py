@@ -1,12 +1,13 @@
 """Statements for the view tables on PostgreSQL, composed from the view's table spec.
 
-Only identifiers vary (table, column, index names), and they go through
-``psycopg.sql.Identifier``; the statement shapes are the named constants below.
+A view's ``CREATE TABLE`` and ``CREATE INDEX`` are derived from its :class:`Table`
+declaration; schema.sql holds only the tables that are no view's. Only identifiers and
+the partial indexes' literals vary, and they go through ``psycopg.sql``; the statement
+shapes are the named constants below.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import cache
 from operator import itemgetter
@@ -15,7 +16,8 @@ from typing import Any
 from psycopg import sql
 
 from adapters.sql.sqlfile import load_sections
-from projections.model import ColumnType, Row, Table
+from projections.model import Column, ColumnType, Index, Row, Table
+from projections.registry import VIEWS
 
 SCHEMA = load_sections("adapters.postgres", "schema.sql")
 
@@ -28,6 +30,14 @@ PG_TYPES: dict[ColumnType, sql.SQL] = {
     "date": sql.SQL("date"),
 }
 
+CREATE_TABLE = sql.SQL(
+    "CREATE TABLE {table} (\n    {columns},\n    CONSTRAINT {pkey} PRIMARY KEY ({key})\n)"
+)
+COLUMN = sql.SQL("{column} {type}")
+NOT_NULL = sql.SQL(" NOT NULL")
+DEFAULT_ZERO = sql.SQL(" DEFAULT 0")
+CREATE_INDEX = sql.SQL("CREATE INDEX {index} ON {table} ({columns})")
+WHERE_EQUALS = sql.SQL(" WHERE {column} = {value}")
 UPSERT = sql.SQL(
     "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
     "ON CONFLICT ({key}) DO UPDATE SET {assignments}"
@@ -75,32 +85,47 @@ def index_name(table: Table, suffix: str, index: str) -> str:
     return f"{table.name}{suffix}_{index}"
 
 
+def _column(table: Table, column: Column) -> sql.Composed:
+    name, kind = sql.Identifier(column.name), PG_TYPES[column.type]
+    parts: list[sql.Composable] = [COLUMN.format(column=name, type=kind)]
+    if not column.nullable:
+        parts.append(NOT_NULL)
+    if table.starts_at_zero(column):
+        parts.append(DEFAULT_ZERO)
+    return sql.Composed(parts)
+
+
+def _index(table: Table, suffix: str, index: Index) -> sql.Composed:
+    statement = CREATE_INDEX.format(
+        index=sql.Identifier(index_name(table, suffix, index.name)),
+        table=table_id(table, suffix), columns=_ids(index.columns),
+    )
+    if index.where is None:
+        return statement
+    column, value = index.where
+    where = WHERE_EQUALS.format(column=sql.Identifier(column), value=sql.Literal(value))
+    return sql.Composed([statement, where])
+
+
 def create_table(table: Table, suffix: str) -> list[sql.Composed]:
-    """The template of ``table`` under the name ``table + suffix``."""
-    params: dict[str, sql.Identifier] = {
-        "table": table_id(table, suffix),
-        "pkey": sql.Identifier(f"{table.name}{suffix}_pkey"),
-    }
-    for index in table.indexes:
-        params[index] = sql.Identifier(index_name(table, suffix, index))
-    statements = SCHEMA[table.name]
-    for statement in statements:
-        unknown = set(re.findall(r"\{(\w+)\}", statement)) - set(params)
-        if unknown:
-            raise RuntimeError(f"schema.sql {table.name}: undeclared placeholders {unknown}")
-    return [sql.SQL(s).format(**params) for s in statements]
+    """The table as declared, named ``table + suffix``, and its indexes."""
+    create = CREATE_TABLE.format(
+        table=table_id(table, suffix),
+        columns=sql.SQL(",\n    ").join(_column(table, c) for c in table.columns),
+        pkey=sql.Identifier(f"{table.name}{suffix}_pkey"), key=_ids(table.key),
+    )
+    return [create, *(_index(table, suffix, index) for index in table.indexes)]
 
 
-def current_schema() -> list[sql.Composed]:
-    """Every table of schema.sql under its own name: what the migrations must produce."""
-    statements = []
-    for name, section in SCHEMA.items():
-        for statement in section:
-            params = {
-                p: sql.Identifier(name if p == "table" else f"{name}_{p}")
-                for p in set(re.findall(r"\{(\w+)\}", statement))
-            }
-            statements.append(sql.SQL(statement).format(**params))
+def current_schema() -> list[sql.SQL | sql.Composed]:
+    """Every table of job-ledger: the views' as declared, the others' from schema.sql.
+    This is what the numbered migrations must produce."""
+    statements: list[sql.SQL | sql.Composed] = [
+        sql.SQL(statement) for section in SCHEMA.values() for statement in section
+    ]
+    for view in VIEWS.values():
+        for table in view.tables:
+            statements.extend(create_table(table, ""))
     return statements
 
 
@@ -117,8 +142,8 @@ def rename_tables(table: Table, suffix: str) -> list[sql.Composed]:
     ]
     statements.extend(
         RENAME_INDEX.format(
-            old=sql.Identifier(index_name(table, suffix, index)),
-            new=sql.Identifier(index_name(table, "", index)),
+            old=sql.Identifier(index_name(table, suffix, index.name)),
+            new=sql.Identifier(index_name(table, "", index.name)),
         )
         for index in table.indexes
     )

@@ -1,18 +1,14 @@
 -- Read-side queries of the views on PostgreSQL, by name. Only the modules in
 -- projections/queries/ run them (through the store's ``query``); nobody else writes SQL
--- against the view tables. Parameters are named: %(name)s.
+-- against the view tables. Rows are read by column name (whole rows as ``SELECT *``, into
+-- the struct checked against the view's table declaration), so every result column has a
+-- name. Parameters are named: %(name)s.
 
 -- name: job_status.get
-SELECT job_id, customer_id, queue, status, attempt, attempts_used, max_attempts, worker_id,
-       enqueued_at, started_at, last_heartbeat_at, finished_at, not_before, last_error,
-       heartbeats, refused_reports, version, updated_at
-FROM job_status WHERE job_id = %(job_id)s;
+SELECT * FROM job_status WHERE job_id = %(job_id)s;
 
 -- name: job_status.list
-SELECT job_id, customer_id, queue, status, attempt, attempts_used, max_attempts, worker_id,
-       enqueued_at, started_at, last_heartbeat_at, finished_at, not_before, last_error,
-       heartbeats, refused_reports, version, updated_at
-FROM job_status
+SELECT * FROM job_status
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
@@ -20,81 +16,69 @@ ORDER BY enqueued_at, job_id
 LIMIT %(limit)s;
 
 -- name: job_status.in_progress_before
-SELECT job_id, customer_id, queue, status, attempt, attempts_used, max_attempts, worker_id,
-       enqueued_at, started_at, last_heartbeat_at, finished_at, not_before, last_error,
-       heartbeats, refused_reports, version, updated_at
-FROM job_status
+SELECT * FROM job_status
 WHERE status = 'in_progress' AND last_heartbeat_at < %(before)s
 ORDER BY last_heartbeat_at
 LIMIT %(limit)s;
 
 -- name: job_status.dead_lettered
-SELECT job_id, customer_id, queue, status, attempt, attempts_used, max_attempts, worker_id,
-       enqueued_at, started_at, last_heartbeat_at, finished_at, not_before, last_error,
-       heartbeats, refused_reports, version, updated_at
-FROM job_status
+SELECT * FROM job_status
 WHERE status = 'dead_lettered' AND (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
 ORDER BY finished_at, job_id
 LIMIT %(limit)s;
 
 -- name: job_status.counts
-SELECT status, count(*) FROM job_status
+SELECT status, count(*) AS count FROM job_status
 WHERE (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
 GROUP BY status ORDER BY status;
 
 -- name: queue_history.for_job
-SELECT position, job_id, customer_id, queue, action, attempt, actor, reason, detail, recorded_at
-FROM queue_history WHERE job_id = %(job_id)s ORDER BY position;
+SELECT * FROM queue_history WHERE job_id = %(job_id)s ORDER BY position;
 
 -- name: queue_history.recent
-SELECT position, job_id, customer_id, queue, action, attempt, actor, reason, detail, recorded_at
-FROM queue_history
+SELECT * FROM queue_history
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
 ORDER BY position DESC
 LIMIT %(limit)s;
 
 -- name: health.queues
-SELECT queue, pending, in_progress, completed, dead_lettered FROM health_queues ORDER BY queue;
+SELECT * FROM health_queues ORDER BY queue;
 
 -- name: health.daily
-SELECT queue, enqueued, completed, failed, stale, dead_lettered, redriven
-FROM health_daily WHERE day = %(day)s ORDER BY queue;
+SELECT * FROM health_daily WHERE day = %(day)s ORDER BY queue;
 
 -- name: health.active_workers
-SELECT queue, count(*) FROM health_workers WHERE last_seen_at >= %(since)s
+SELECT queue, count(*) AS count FROM health_workers WHERE last_seen_at >= %(since)s
 GROUP BY queue ORDER BY queue;
 
 -- name: health.active_workers_total
-SELECT count(DISTINCT worker_id) FROM health_workers WHERE last_seen_at >= %(since)s;
+SELECT count(DISTINCT worker_id) AS workers FROM health_workers WHERE last_seen_at >= %(since)s;
 
 -- name: health.stale
-SELECT queue, count(*) FROM health_jobs
+SELECT queue, count(*) AS count FROM health_jobs
 WHERE status = 'in_progress' AND last_heartbeat_at < %(before)s
 GROUP BY queue ORDER BY queue;
 
 -- name: rate_limits.for_subject
-SELECT subject, window_start, enqueued, admitted, refused FROM rate_limit_counters
+SELECT * FROM rate_limit_counters
 WHERE subject = %(subject)s AND window_start >= %(since)s ORDER BY window_start;
 
 -- name: rate_limits.totals
-SELECT subject, sum(enqueued), sum(admitted), sum(refused) FROM rate_limit_counters
+SELECT subject, sum(enqueued) AS enqueued, sum(admitted) AS admitted, sum(refused) AS refused
+FROM rate_limit_counters
 WHERE window_start >= %(since)s GROUP BY subject ORDER BY subject;
 
 -- name: dead_letter_alerts.pending
-SELECT job_id, dead_letter_version, attempt, attempts_used, reason, last_error, source, message_id,
-       dead_lettered_at, alert_status, alerted_at, alert_detail
-FROM dead_letter_alerts
+SELECT * FROM dead_letter_alerts
 WHERE alert_status = 'pending'
 ORDER BY dead_lettered_at, job_id
 LIMIT %(limit)s;
 
 -- name: dead_letter_alerts.for_job
-SELECT job_id, dead_letter_version, attempt, attempts_used, reason, last_error, source, message_id,
-       dead_lettered_at, alert_status, alerted_at, alert_detail
-FROM dead_letter_alerts
+SELECT * FROM dead_letter_alerts
 WHERE job_id = %(job_id)s
 ORDER BY dead_letter_version;
 
 -- name: dead_letter_alerts.counts
-SELECT alert_status, count(*) FROM dead_letter_alerts GROUP BY alert_status;
+SELECT alert_status, count(*) AS count FROM dead_letter_alerts GROUP BY alert_status;

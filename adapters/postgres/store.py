@@ -15,12 +15,14 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 from psycopg.types.string import TextLoader
 
 from adapters.postgres import ddl
 from adapters.sql.sqlfile import load_sections
 from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
+from projections.queries import QueryRow
 from projections.store import Tracking
 
 QUERIES = load_sections("adapters.postgres", "queries.sql")
@@ -220,7 +222,11 @@ class PostgresViewStore:
                 for row in (dict(zip(names, raw, strict=True)) for raw in cur.fetchall())
             }
         cur = self.conn.execute(ddl.select_by_key(table, suffix), ([k[0] for k in keys],))
-        return {(row[0],): dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+        (key,) = table.key
+        return {
+            (row[key],): row
+            for row in (dict(zip(names, raw, strict=True)) for raw in cur.fetchall())
+        }
 
     def apply(self, view: View, suffix: str, state: PageState) -> None:
         conn = self.conn
@@ -287,10 +293,11 @@ class PostgresViewStore:
         row = self.conn.execute(ddl.count_rows(table, suffix)).fetchone()
         return int(row[0]) if row else 0
 
-    def query(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def query(self, name: str, params: Mapping[str, Any]) -> list[QueryRow]:
         """Run the named read-side query of queries.sql (for projections/queries/)."""
         (statement,) = QUERIES[name]
-        return self.conn.execute(statement, dict(params)).fetchall()
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(statement, dict(params)).fetchall()
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:

@@ -1,12 +1,14 @@
 """Statements for the view tables on SQLite, composed from the view's table spec.
 
-Identifiers are quoted by ``psycopg.sql.Identifier`` (SQLite quotes identifiers the same
-way) and rendered once; values are always ``?`` parameters.
+A view's ``CREATE TABLE`` and ``CREATE INDEX`` are derived from its :class:`Table`
+declaration (a rebuild creates the indexes after the swap: SQLite cannot rename an
+index); schema.sql holds only the tables that are no view's. Identifiers are quoted by
+``psycopg.sql.Identifier`` (SQLite quotes identifiers the same way) and rendered once;
+values are always ``?`` parameters.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import cache
@@ -16,10 +18,28 @@ from uuid import UUID
 from psycopg import sql
 
 from adapters.sql.sqlfile import load_sections
-from projections.model import ColumnType, Table
+from projections.model import Column, ColumnType, Index, Table
+from projections.registry import VIEWS
 
 SCHEMA = load_sections("adapters.sqlite", "schema.sql")
 
+SQLITE_TYPES: dict[ColumnType, sql.SQL] = {
+    "uuid": sql.SQL("TEXT"),
+    "text": sql.SQL("TEXT"),
+    "int": sql.SQL("INTEGER"),
+    "float": sql.SQL("REAL"),
+    "timestamp": sql.SQL("TEXT"),
+    "date": sql.SQL("TEXT"),
+}
+
+CREATE_TABLE = sql.SQL("CREATE TABLE {table} (\n    {columns}\n)")
+COLUMN = sql.SQL("{column} {type}")
+NOT_NULL = sql.SQL(" NOT NULL")
+DEFAULT_ZERO = sql.SQL(" DEFAULT 0")
+INLINE_PRIMARY_KEY = sql.SQL(" PRIMARY KEY")
+PRIMARY_KEY = sql.SQL("PRIMARY KEY ({key})")
+CREATE_INDEX = sql.SQL("CREATE INDEX {index} ON {table} ({columns})")
+WHERE_EQUALS = sql.SQL(" WHERE {column} = {value}")
 UPSERT = sql.SQL(
     "INSERT INTO {table} ({columns}) VALUES ({marks}) "
     "ON CONFLICT ({key}) DO UPDATE SET {assignments}"
@@ -55,38 +75,53 @@ def table_id(table: Table, suffix: str) -> sql.Identifier:
     return sql.Identifier(table.name + suffix)
 
 
-def _template(table: Table, suffix: str) -> list[str]:
-    params: dict[str, sql.Identifier] = {"table": table_id(table, suffix)}
-    for index in table.indexes:
-        params[index] = sql.Identifier(f"{table.name}{suffix}_{index}")
-    statements = SCHEMA[table.name]
-    for statement in statements:
-        unknown = set(re.findall(r"\{(\w+)\}", statement)) - set(params)
-        if unknown:
-            raise RuntimeError(f"schema.sql {table.name}: undeclared placeholders {unknown}")
-    return [render(sql.SQL(s).format(**params)) for s in statements]
+def _column(table: Table, column: Column) -> sql.Composed:
+    name, kind = sql.Identifier(column.name), SQLITE_TYPES[column.type]
+    parts: list[sql.Composable] = [COLUMN.format(column=name, type=kind)]
+    if not column.nullable:
+        parts.append(NOT_NULL)
+    if table.starts_at_zero(column):
+        parts.append(DEFAULT_ZERO)
+    if table.key == (column.name,):
+        parts.append(INLINE_PRIMARY_KEY)
+    return sql.Composed(parts)
 
 
-def current_schema() -> list[str]:
-    """Every table of schema.sql under its own name: what the migrations must produce."""
-    statements = []
-    for name, section in SCHEMA.items():
-        for statement in section:
-            params = {
-                p: sql.Identifier(name if p == "table" else f"{name}_{p}")
-                for p in set(re.findall(r"\{(\w+)\}", statement))
-            }
-            statements.append(render(sql.SQL(statement).format(**params)))
-    return statements
+def _index(table: Table, suffix: str, index: Index) -> str:
+    statement = CREATE_INDEX.format(
+        index=sql.Identifier(f"{table.name}{suffix}_{index.name}"),
+        table=table_id(table, suffix), columns=_ids(index.columns),
+    )
+    if index.where is None:
+        return render(statement)
+    column, value = index.where
+    where = WHERE_EQUALS.format(column=sql.Identifier(column), value=sql.Literal(value))
+    return render(sql.Composed([statement, where]))
 
 
 def create_table(table: Table, suffix: str) -> str:
     """The CREATE TABLE of ``table`` named ``table + suffix`` (without its indexes)."""
-    return _template(table, suffix)[0]
+    parts: list[sql.Composable] = [_column(table, c) for c in table.columns]
+    if len(table.key) > 1:
+        parts.append(PRIMARY_KEY.format(key=_ids(table.key)))
+    return render(CREATE_TABLE.format(
+        table=table_id(table, suffix), columns=sql.SQL(",\n    ").join(parts)
+    ))
 
 
 def create_indexes(table: Table, suffix: str) -> list[str]:
-    return _template(table, suffix)[1:]
+    return [_index(table, suffix, index) for index in table.indexes]
+
+
+def current_schema() -> list[str]:
+    """Every table of job-ledger: the views' as declared, the others' from schema.sql.
+    This is what the numbered migrations must produce."""
+    statements = [statement for section in SCHEMA.values() for statement in section]
+    for view in VIEWS.values():
+        for table in view.tables:
+            statements.append(create_table(table, ""))
+            statements.extend(create_indexes(table, ""))
+    return statements
 
 
 def drop_table(table: Table, suffix: str) -> str:

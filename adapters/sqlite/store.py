@@ -26,6 +26,7 @@ from adapters.sql.sqlfile import load_sections
 from adapters.sqlite import ddl
 from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
+from projections.queries import QueryRow
 from projections.store import Tracking
 
 READ_EVENTS = (
@@ -305,11 +306,13 @@ class SQLiteViewStore:
         row = self.conn.execute(ddl.count_rows(table, suffix)).fetchone()
         return int(row[0]) if row else 0
 
-    def query(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def query(self, name: str, params: Mapping[str, Any]) -> list[QueryRow]:
         """Run the named read-side query of queries.sql (for projections/queries/)."""
         (statement,) = QUERIES[name]
         values = {key: _param(value) for key, value in params.items()}
-        return self.conn.execute(statement, values).fetchall()
+        cur = self.conn.execute(statement, values)
+        names = [column[0] for column in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _canonical(hex_id: str) -> str:

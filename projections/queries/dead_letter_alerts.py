@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import msgspec
 
-from projections.queries import ReadDatabase, as_time, as_uuid
+from projections.dead_letter_alerts import DEAD_LETTER_ALERTS
+from projections.queries import ReadDatabase, RowShape
 
 
 class DeadLetterAlert(msgspec.Struct, frozen=True):
@@ -28,15 +28,7 @@ class DeadLetterAlert(msgspec.Struct, frozen=True):
     alert_detail: str | None
 
 
-def _alert(row: tuple[Any, ...]) -> DeadLetterAlert:
-    (job_id, version, attempt, used, reason, last_error, source, message_id, at, status,
-     alerted_at, detail) = row
-    when = as_time(at)
-    assert when is not None
-    return DeadLetterAlert(
-        as_uuid(job_id), int(version), int(attempt), int(used), reason, last_error, source,
-        message_id, when, status, as_time(alerted_at), detail,
-    )
+ROWS = RowShape(DEAD_LETTER_ALERTS, DeadLetterAlert)
 
 
 class DeadLetterAlertQueries:
@@ -46,15 +38,15 @@ class DeadLetterAlertQueries:
     def pending(self, limit: int = 500) -> list[DeadLetterAlert]:
         """Dead letters whose alert is not recorded yet, oldest first."""
         rows = self.db.query("dead_letter_alerts.pending", {"limit": limit})
-        return [_alert(r) for r in rows]
+        return ROWS.decode_all(rows)
 
     def for_job(self, job_id: UUID) -> list[DeadLetterAlert]:
         rows = self.db.query("dead_letter_alerts.for_job", {"job_id": job_id})
-        return [_alert(r) for r in rows]
+        return ROWS.decode_all(rows)
 
     def counts(self) -> dict[str, int]:
         """Dead letters by alert status: pending, sent, failed."""
         counts = {"pending": 0, "sent": 0, "failed": 0}
-        for status, count in self.db.query("dead_letter_alerts.counts", {}):
-            counts[str(status)] = int(count)
+        for row in self.db.query("dead_letter_alerts.counts", {}):
+            counts[str(row["alert_status"])] = int(row["count"])
         return counts

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from projections.health_metrics import DAILY, STATUSES
 from projections.queries import ReadDatabase
 
 
@@ -78,24 +79,21 @@ class HealthMetricsQueries:
                 found = queues[name] = QueueHealth(name)
             return found
 
-        for name, pending, in_progress, completed, dead in self.db.query("health.queues", {}):
-            q = queue(name)
-            q.jobs_pending, q.jobs_in_progress = int(pending), int(in_progress)
-            q.jobs_completed, q.jobs_dead_lettered = int(completed), int(dead)
-        day = now.date()
-        for name, *counts in self.db.query("health.daily", {"day": day}):
-            q = queue(name)
-            (q.jobs_enqueued_today, q.jobs_completed_today, q.jobs_failed_today,
-             q.jobs_stale_today, q.jobs_dead_lettered_today, q.jobs_redriven_today) = (
-                int(c) for c in counts
-            )
+        for row in self.db.query("health.queues", {}):
+            q = queue(row["queue"])
+            for status in STATUSES:  # health_queues' counters, as jobs_<status>
+                setattr(q, f"jobs_{status}", int(row[status]))
+        for row in self.db.query("health.daily", {"day": now.date()}):
+            q = queue(row["queue"])
+            for counter in DAILY:  # health_daily's counters, as jobs_<counter>_today
+                setattr(q, f"jobs_{counter}_today", int(row[counter]))
         since = now - active_window
-        for name, count in self.db.query("health.active_workers", {"since": since}):
-            queue(name).active_workers = int(count)
-        for name, count in self.db.query("health.stale", {"before": now - stale_threshold}):
-            queue(name).stale_count = int(count)
+        for row in self.db.query("health.active_workers", {"since": since}):
+            queue(row["queue"]).active_workers = int(row["count"])
+        for row in self.db.query("health.stale", {"before": now - stale_threshold}):
+            queue(row["queue"]).stale_count = int(row["count"])
         total = self.db.query("health.active_workers_total", {"since": since})
         return HealthMetrics(
             at=now, queues=[queues[k] for k in sorted(queues)],
-            active_workers=int(total[0][0]) if total else 0,
+            active_workers=int(total[0]["workers"]) if total else 0,
         )

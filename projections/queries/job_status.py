@@ -1,4 +1,5 @@
-"""Reading ``job_status``: one job, filtered lists, stale candidates, dead letters."""
+"""Reading ``job_status``: one job, filtered lists, stale candidates, dead letters; and
+the same shape made from a job aggregate (while the view has not caught up yet)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from uuid import UUID
 
 import msgspec
 
-from projections.queries import ReadDatabase, as_time, as_uuid
+from ledger.job import Job
+from projections.job_status import JOB_STATUS
+from projections.queries import ReadDatabase, RowShape
 
 
 class JobStatus(msgspec.Struct, frozen=True):
-    """A job as the ``job_status`` view has it."""
+    """A job as the ``job_status`` view has it (checked against its table by ``ROWS``)."""
 
     job_id: UUID
     customer_id: str
@@ -39,19 +42,26 @@ class JobStatus(msgspec.Struct, frozen=True):
         return data
 
 
-def _job(row: tuple[Any, ...]) -> JobStatus:
-    (job_id, customer_id, queue, status, attempt, attempts_used, max_attempts, worker_id,
-     enqueued_at, started_at, last_heartbeat_at, finished_at, not_before, last_error,
-     heartbeats, refused_reports, version, updated_at) = row
-    enqueued, updated = as_time(enqueued_at), as_time(updated_at)
-    assert enqueued is not None
-    assert updated is not None
+ROWS = RowShape(JOB_STATUS, JobStatus)
+
+
+def status_of_job(job: Job) -> JobStatus:
+    """A job aggregate in the job_status view's shape (a test folds histories both ways
+    and compares the two)."""
     return JobStatus(
-        as_uuid(job_id), customer_id, queue, status, attempt, attempts_used, max_attempts,
-        worker_id, enqueued, as_time(started_at), as_time(last_heartbeat_at),
-        as_time(finished_at), as_time(not_before), last_error, heartbeats, refused_reports,
-        version, updated,
+        job_id=job.id, customer_id=job.customer_id, queue=job.queue, status=str(job.status),
+        attempt=job.attempt, attempts_used=job.attempts_used, max_attempts=job.max_attempts,
+        worker_id=job.worker_id, enqueued_at=job.enqueued_at, started_at=job.claimed_at,
+        last_heartbeat_at=job.last_heartbeat_at, finished_at=job.finished_at,
+        not_before=job.not_before, last_error=job.last_error, heartbeats=job.heartbeats,
+        refused_reports=job.refused_reports, version=job.version,
+        updated_at=_updated_at(job),
     )
+
+
+def _updated_at(job: Job) -> datetime:
+    modified: Any = job.modified_on
+    return modified if isinstance(modified, datetime) else job.enqueued_at
 
 
 class JobStatusQueries:
@@ -60,7 +70,7 @@ class JobStatusQueries:
 
     def get(self, job_id: UUID) -> JobStatus | None:
         rows = self.db.query("job_status.get", {"job_id": job_id})
-        return _job(rows[0]) if rows else None
+        return ROWS.decode(rows[0]) if rows else None
 
     def find(
         self,
@@ -74,20 +84,20 @@ class JobStatusQueries:
         rows = self.db.query("job_status.list", {
             "status": status, "customer_id": customer_id, "queue": queue, "limit": limit,
         })
-        return [_job(row) for row in rows]
+        return ROWS.decode_all(rows)
 
     def in_progress_before(self, before: datetime, limit: int = 1000) -> list[JobStatus]:
         """Jobs in progress whose last heartbeat is older than ``before``, oldest first."""
         rows = self.db.query("job_status.in_progress_before", {"before": before, "limit": limit})
-        return [_job(row) for row in rows]
+        return ROWS.decode_all(rows)
 
     def dead_lettered(self, *, customer_id: str | None = None, limit: int = 100) -> list[JobStatus]:
         rows = self.db.query(
             "job_status.dead_lettered", {"customer_id": customer_id, "limit": limit}
         )
-        return [_job(row) for row in rows]
+        return ROWS.decode_all(rows)
 
     def counts(self, *, customer_id: str | None = None) -> dict[str, int]:
         """How many jobs are in each status."""
         rows = self.db.query("job_status.counts", {"customer_id": customer_id})
-        return {status: int(count) for status, count in rows}
+        return {row["status"]: int(row["count"]) for row in rows}

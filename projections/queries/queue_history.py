@@ -8,7 +8,8 @@ from uuid import UUID
 
 import msgspec
 
-from projections.queries import ReadDatabase, as_time, as_uuid
+from projections.queries import ReadDatabase, RowShape
+from projections.queue_history import QUEUE_HISTORY
 
 
 class QueueAction(msgspec.Struct, frozen=True):
@@ -24,14 +25,7 @@ class QueueAction(msgspec.Struct, frozen=True):
     recorded_at: datetime
 
 
-def _action(row: tuple[Any, ...]) -> QueueAction:
-    position, job_id, customer_id, queue, action, attempt, actor, reason, detail, at = row
-    recorded_at = as_time(at)
-    assert recorded_at is not None
-    return QueueAction(
-        position, as_uuid(job_id), customer_id, queue, action, attempt, actor, reason,
-        msgspec.json.decode(detail) if detail else None, recorded_at,
-    )
+ROWS = RowShape(QUEUE_HISTORY, QueueAction, json=("detail",))
 
 
 class QueueHistoryQueries:
@@ -40,7 +34,7 @@ class QueueHistoryQueries:
 
     def for_job(self, job_id: UUID) -> list[QueueAction]:
         """Every queue action of the job, in log order."""
-        return [_action(r) for r in self.db.query("queue_history.for_job", {"job_id": job_id})]
+        return ROWS.decode_all(self.db.query("queue_history.for_job", {"job_id": job_id}))
 
     def recent(
         self, *, queue: str | None = None, customer_id: str | None = None, limit: int = 100
@@ -49,4 +43,4 @@ class QueueHistoryQueries:
         rows = self.db.query(
             "queue_history.recent", {"queue": queue, "customer_id": customer_id, "limit": limit}
         )
-        return [_action(r) for r in rows]
+        return ROWS.decode_all(rows)

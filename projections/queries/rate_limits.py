@@ -6,7 +6,8 @@ from datetime import datetime
 
 import msgspec
 
-from projections.queries import ReadDatabase, as_time
+from projections.queries import ReadDatabase, RowShape
+from projections.rate_limits import RATE_LIMIT_COUNTERS
 
 
 class RateWindow(msgspec.Struct, frozen=True):
@@ -15,6 +16,9 @@ class RateWindow(msgspec.Struct, frozen=True):
     enqueued: int
     admitted: int
     refused: int
+
+
+ROWS = RowShape(RATE_LIMIT_COUNTERS, RateWindow)
 
 
 class RateTotals(msgspec.Struct, frozen=True):
@@ -30,13 +34,12 @@ class RateLimitQueries:
 
     def for_subject(self, subject: str, since: datetime) -> list[RateWindow]:
         rows = self.db.query("rate_limits.for_subject", {"subject": subject, "since": since})
-        out = []
-        for subject_, start, enqueued, admitted, refused in rows:
-            at = as_time(start)
-            assert at is not None
-            out.append(RateWindow(subject_, at, int(enqueued), int(admitted), int(refused)))
-        return out
+        return ROWS.decode_all(rows)
 
     def totals(self, since: datetime) -> list[RateTotals]:
         rows = self.db.query("rate_limits.totals", {"since": since})
-        return [RateTotals(s, int(e), int(a), int(r)) for s, e, a, r in rows]
+        return [
+            RateTotals(row["subject"], int(row["enqueued"]), int(row["admitted"]),
+                       int(row["refused"]))
+            for row in rows
+        ]

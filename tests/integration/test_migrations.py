@@ -1,4 +1,6 @@
-"""Migrating from empty gives the current schema (schema.sql), on SQLite and PostgreSQL."""
+"""Migrating from empty gives the current schema, on SQLite and PostgreSQL: the tables of
+schema.sql plus every view's tables as its declaration derives them (columns, types,
+nullability, defaults, keys, indexes)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from adapters.service.settings import Settings
 from adapters.sqlite import ddl as sqlite_ddl
 from adapters.sqlite.migrate import migrate as migrate_sqlite
 from adapters.sqlite.migrate import migrations as sqlite_migrations
+from projections.registry import VIEWS
 from tests.support.pg import PostgresServer
 
 NOT_OURS = ("schema_migrations", "jobledger_events", "jobledger_snapshots", "stored_events",
@@ -96,6 +99,27 @@ def test_sqlite_migrated_from_empty_equals_the_current_schema(tmp_path: Path) ->
     assert described["tables"]
     assert described == describe_sqlite(current)
     assert migrate_sqlite(migrated) == []  # forward-only and idempotent
+
+
+def test_each_view_table_is_migrated_as_its_view_declares(tmp_path: Path) -> None:
+    migrated, declared = tmp_path / "migrated.sqlite3", tmp_path / "declared.sqlite3"
+    migrate_sqlite(migrated)
+    conn = sqlite3.connect(declared)
+    for view in VIEWS.values():
+        for table in view.tables:
+            conn.execute(sqlite_ddl.create_table(table, ""))
+            for statement in sqlite_ddl.create_indexes(table, ""):
+                conn.execute(statement)
+    conn.commit()
+    conn.close()
+    have, want = describe_sqlite(migrated), describe_sqlite(declared)
+    for view in VIEWS.values():
+        for table in view.tables:
+            create = [sqlite_ddl.create_table(table, ""), *sqlite_ddl.create_indexes(table, "")]
+            for part in ("tables", "columns", "indexes"):
+                assert [r for r in have[part] if r[0] == table.name] == [
+                    r for r in want[part] if r[0] == table.name
+                ], f"a migration must create {table.name} as declared: {';'.join(create)}"
 
 
 @pytest.mark.postgres
