@@ -69,7 +69,7 @@ class JobLedger(Application[UUID]):
         self,
         env: EnvType | None = None,
         *,
-        stale_threshold_seconds: float = 600.0,
+        stale_threshold: timedelta = timedelta(minutes=10),
         retry_policy: RetryPolicy | None = None,
         snapshot_interval: int = 100,
         cache_size: int = 10_000,
@@ -77,7 +77,7 @@ class JobLedger(Application[UUID]):
         new_id: Callable[[], UUID] = uuid.uuid4,
     ) -> None:
         super().__init__(env)
-        self.stale_threshold_seconds = stale_threshold_seconds
+        self.stale_threshold = stale_threshold
         self.retry_policy = retry_policy or RetryPolicy()
         self._draw = draw
         self._new_id = new_id
@@ -284,7 +284,7 @@ class JobLedger(Application[UUID]):
             case DetectStale():
                 delay = self.retry_policy.delay(job.attempts_used, job.max_attempts, self._draw())
                 job.detect_stale(
-                    command.attempt, timedelta(seconds=self.stale_threshold_seconds), now,
+                    command.attempt, self.stale_threshold, now,
                     delay, command.detected_by,
                 )
             case RedriveJob():

@@ -4,11 +4,8 @@ Every method that changes a job is a decision: it checks the job's state against
 input and either triggers exactly the events the transition needs or raises a named
 error from :mod:`ledger.errors` without touching the job. Time is always an argument
 (``now`` is the ledger's recording time; ``worker_time`` is what the worker reported).
-
-Attempts fence workers: each claim opens attempt ``n + 1`` and every worker report names
-the attempt it belongs to. A report for an attempt that has ended is refused with
-:class:`~ledger.errors.AttemptSuperseded` and recorded as a :class:`Job.ReportRefused`
-event by the application, never applied.
+The rules the decisions share with the monitors and the views (attempt fencing, stale,
+retry or dead letter, alerts) are pure functions in :mod:`ledger.policies`.
 """
 
 from __future__ import annotations
@@ -19,14 +16,12 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger.errors import (
-    AlreadyAlerted,
-    AttemptSuperseded,
-    IllegalTransition,
-    JobNotDue,
-    NotStale,
-    UnknownAttempt,
-)
+from ledger.errors import AttemptSuperseded, IllegalTransition, NotStale
+from ledger.policies.alerts import check_alert
+from ledger.policies.dead_letters import check_queue_dead_letter, check_redrive
+from ledger.policies.fencing import check_report, refusal_reason
+from ledger.policies.retry import Requeue, check_due, next_step
+from ledger.policies.stale import is_stale, silence
 from ledger.status import Status
 
 JSON = Any
@@ -110,10 +105,7 @@ class Job(Aggregate):
 
         def apply(self, job: Job) -> None:
             job.status = Status.PENDING
-            job.last_error = (
-                f"stale: no heartbeat from {self.worker_id} since "
-                f"{self.last_heartbeat_at.isoformat()}"
-            )
+            job.last_error = silence(self.worker_id, self.last_heartbeat_at)
             job.stalls += 1
 
     class Requeued(Aggregate.Event):
@@ -193,11 +185,7 @@ class Job(Aggregate):
     # -- state ----------------------------------------------------------------------
 
     def __init__(
-        self,
-        customer_id: str,
-        queue: str,
-        payload: JSON,
-        max_attempts: int,
+        self, customer_id: str, queue: str, payload: JSON, max_attempts: int,
         idempotency_key: str | None,
     ) -> None:
         self.customer_id = customer_id
@@ -231,8 +219,8 @@ class Job(Aggregate):
         """A private copy for deciding on: own pending events, shared immutable values.
 
         Every attribute is an immutable value except ``payload`` and ``result`` (JSON the
-        ledger never mutates) and the pending-events list, which each copy gets afresh.
-        The generic deep copy was half of a heartbeat batch's CPU time.
+        ledger never mutates) and the pending-events list, which each copy gets afresh
+        (the generic deep copy is slow).
         """
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
@@ -245,10 +233,6 @@ class Job(Aggregate):
         return self.attempt - self.budget_base
 
     @property
-    def attempts_left(self) -> int:
-        return self.max_attempts - self.attempts_used
-
-    @property
     def enqueued_at(self) -> datetime:
         return self.created_on
 
@@ -256,33 +240,19 @@ class Job(Aggregate):
 
     @classmethod
     def enqueue(
-        cls,
-        *,
-        job_id: UUID,
-        customer_id: str,
-        queue: str,
-        payload: JSON,
-        max_attempts: int,
-        idempotency_key: str | None,
-        now: datetime,
+        cls, *, job_id: UUID, customer_id: str, queue: str, payload: JSON, max_attempts: int,
+        idempotency_key: str | None, now: datetime,
     ) -> Job:
         return cls._create(
-            cls.Enqueued,
-            id=job_id,
-            timestamp=now,
-            customer_id=customer_id,
-            queue=queue,
-            payload=payload,
-            max_attempts=max_attempts,
-            idempotency_key=idempotency_key,
+            cls.Enqueued, id=job_id, timestamp=now, customer_id=customer_id, queue=queue,
+            payload=payload, max_attempts=max_attempts, idempotency_key=idempotency_key,
         )
 
     def claim(self, worker_id: str, now: datetime, worker_time: datetime | None = None) -> int:
         """Open attempt ``n + 1`` for ``worker_id`` and return its number."""
         if self.status != Status.PENDING:
             raise IllegalTransition(self.id, self.status, "claim")
-        if self.not_before is not None and now < self.not_before:
-            raise JobNotDue(self.id, self.not_before.isoformat())
+        check_due(self.id, self.not_before, now)
         attempt = self.attempt + 1
         self.trigger_event(
             self.Claimed, timestamp=now, attempt=attempt, worker_id=worker_id,
@@ -291,36 +261,21 @@ class Job(Aggregate):
         return attempt
 
     def check_report(self, attempt: int, worker_id: str, report: str) -> None:
-        """Raise unless ``attempt`` is the current, open attempt of ``worker_id``.
-
-        Raises :class:`UnknownAttempt` for an attempt that was never opened and
-        :class:`AttemptSuperseded` for one that has ended (or belongs to another worker).
-        """
-        if attempt > self.attempt or attempt < 1:
-            raise UnknownAttempt(self.id, attempt, self.attempt)
-        if (
-            attempt < self.attempt
-            or self.status != Status.IN_PROGRESS
-            or worker_id != self.worker_id
-        ):
-            raise AttemptSuperseded(self.id, attempt, self.attempt, self.status)
+        """Raise unless ``attempt`` is the current, open attempt of ``worker_id``."""
+        check_report(
+            self.id, attempt, worker_id, current_attempt=self.attempt, status=self.status,
+            current_worker=self.worker_id,
+        )
 
     def refuse_report(
-        self,
-        error: AttemptSuperseded,
-        worker_id: str,
-        report: str,
-        now: datetime,
+        self, error: AttemptSuperseded, worker_id: str, report: str, now: datetime,
         worker_time: datetime | None = None,
     ) -> None:
         """Record that a report from a superseded attempt was refused."""
-        reason = "superseded" if error.attempt < self.attempt else f"attempt {self.status}"
-        if error.attempt == self.attempt and self.status == Status.IN_PROGRESS:
-            reason = "not the attempt's worker"
         self.trigger_event(
             self.ReportRefused, timestamp=now, attempt=error.attempt, worker_id=worker_id,
-            report=report, reason=reason, current_attempt=self.attempt,
-            worker_time=worker_time,
+            report=report, reason=refusal_reason(error.attempt, self.attempt, self.status),
+            current_attempt=self.attempt, worker_time=worker_time,
         )
 
     def heartbeat(
@@ -333,11 +288,7 @@ class Job(Aggregate):
         )
 
     def complete(
-        self,
-        attempt: int,
-        worker_id: str,
-        result: JSON,
-        now: datetime,
+        self, attempt: int, worker_id: str, result: JSON, now: datetime,
         worker_time: datetime | None = None,
     ) -> None:
         self.check_report(attempt, worker_id, "complete")
@@ -347,14 +298,8 @@ class Job(Aggregate):
         )
 
     def fail(
-        self,
-        attempt: int,
-        worker_id: str,
-        error: str,
-        now: datetime,
-        retry_delay: timedelta | None,
-        *,
-        worker_time: datetime | None = None,
+        self, attempt: int, worker_id: str, error: str, now: datetime,
+        retry_delay: timedelta | None, *, worker_time: datetime | None = None,
     ) -> None:
         """Record the failure, then requeue after ``retry_delay`` or dead-letter.
 
@@ -369,11 +314,7 @@ class Job(Aggregate):
         self._retry_or_dead_letter(now, retry_delay, reason="failed")
 
     def detect_stale(
-        self,
-        attempt: int,
-        threshold: timedelta,
-        now: datetime,
-        retry_delay: timedelta | None,
+        self, attempt: int, threshold: timedelta, now: datetime, retry_delay: timedelta | None,
         detected_by: str,
     ) -> None:
         """Declare ``attempt`` stale if, judged by the ledger's own record, it is.
@@ -386,7 +327,7 @@ class Job(Aggregate):
         last = self.last_heartbeat_at or self.claimed_at
         assert last is not None
         assert self.worker_id is not None
-        if now - last <= threshold:
+        if not is_stale(last, now, threshold):
             raise NotStale(self.id, f"last heartbeat at {last.isoformat()}")
         self.trigger_event(
             self.StaleDetected, timestamp=now, attempt=attempt, worker_id=self.worker_id,
@@ -398,43 +339,28 @@ class Job(Aggregate):
     def _retry_or_dead_letter(
         self, now: datetime, retry_delay: timedelta | None, reason: str
     ) -> None:
-        if retry_delay is None or self.attempts_left <= 0:
-            self.trigger_event(
-                self.DeadLettered, timestamp=now, attempt=self.attempt,
-                reason=f"{reason}: attempts exhausted" if self.attempts_left <= 0 else reason,
-                attempts_used=self.attempts_used, last_error=self.last_error,
-                source="ledger", message_id=None,
-            )
-        else:
+        """Record the retry policy's :func:`~ledger.policies.retry.next_step`."""
+        step = next_step(self.attempts_used, self.max_attempts, retry_delay, now)
+        if isinstance(step, Requeue):
             self.trigger_event(
                 self.Requeued, timestamp=now, attempt=self.attempt, reason=reason,
-                not_before=now + retry_delay if retry_delay > timedelta(0) else None,
+                not_before=step.not_before,
             )
+            return
+        self.trigger_event(
+            self.DeadLettered, timestamp=now, attempt=self.attempt,
+            reason=f"{reason}: attempts exhausted" if step.exhausted else reason,
+            attempts_used=self.attempts_used, last_error=self.last_error,
+            source="ledger", message_id=None,
+        )
 
     def dead_letter_from_queue(
         self, message_id: str, receive_count: int, now: datetime,
         message_attempt: int | None = None,
     ) -> None:
-        """Record that the transport gave up on the job's message (its dead-letter queue).
-
-        Workers received the message ``receive_count`` times without finishing the job.
-        ``message_attempt`` is the number of claims the job had when the message was sent.
-        The job's current message was sent after ``attempt`` claims while it is pending,
-        and after ``attempt - 1`` while it runs (the message its attempt was claimed from,
-        which SQS gives up on when that attempt's workers keep crashing). A message sent
-        before that is an old copy: the job was requeued and dispatched again since, and
-        the ledger's attempt budget and stale policy decide its fate, so the old copy is
-        refused rather than dead-lettering a job pending or running on a newer message.
-        """
-        if self.status.is_terminal:
-            raise IllegalTransition(self.id, self.status, "dead-letter from the queue")
-        current = self.attempt if self.status == Status.PENDING else self.attempt - 1
-        if message_attempt is not None and message_attempt < current:
-            raise IllegalTransition(
-                self.id, self.status,
-                f"dead-letter from an old message (sent after {message_attempt} claims; "
-                f"the job was dispatched again after {current})",
-            )
+        """Record that the transport gave up on the job's message (its dead-letter queue)
+        after workers received it ``receive_count`` times; an old copy is refused."""
+        check_queue_dead_letter(self.id, self.status, self.attempt, message_attempt)
         self.trigger_event(
             self.DeadLettered, timestamp=now, attempt=self.attempt,
             reason=f"message exceeded the queue's max receives ({receive_count})",
@@ -443,23 +369,14 @@ class Job(Aggregate):
         )
 
     def record_alert(
-        self,
-        dead_letter_version: int,
-        channel: str,
-        now: datetime,
-        *,
-        delivery_id: str | None = None,
-        failure: str | None = None,
+        self, dead_letter_version: int, channel: str, now: datetime, *,
+        delivery_id: str | None = None, failure: str | None = None,
     ) -> None:
-        """Record the one alert of the dead letter at ``dead_letter_version``.
-
-        Raises :class:`AlreadyAlerted` if that dead letter's alert is already recorded and
-        :class:`IllegalTransition` if there is no such dead letter.
-        """
-        if self.dead_letter_version is None or dead_letter_version > self.dead_letter_version:
-            raise IllegalTransition(self.id, self.status, "alert an unknown dead letter")
-        if self.alerted_version is not None and dead_letter_version <= self.alerted_version:
-            raise AlreadyAlerted(self.id, dead_letter_version)
+        """Record the one alert of the dead letter at ``dead_letter_version``."""
+        check_alert(
+            self.id, self.status, dead_letter_version,
+            last_dead_letter=self.dead_letter_version, alerted_version=self.alerted_version,
+        )
         if failure is None:
             self.trigger_event(
                 self.AlertSent, timestamp=now, dead_letter_version=dead_letter_version,
@@ -473,9 +390,7 @@ class Job(Aggregate):
 
     def redrive(self, actor: str, now: datetime) -> None:
         """Give a dead-lettered job a fresh attempt budget and make it pending."""
-        if self.status != Status.DEAD_LETTERED or self.dead_letter_version is None:
-            raise IllegalTransition(self.id, self.status, "redrive")
+        dead_letter = check_redrive(self.id, self.status, self.dead_letter_version)
         self.trigger_event(
-            self.Redriven, timestamp=now, dead_letter_version=self.dead_letter_version,
-            actor=actor,
+            self.Redriven, timestamp=now, dead_letter_version=dead_letter, actor=actor
         )

@@ -56,7 +56,7 @@ def build(settings: Settings | None = None, backend: Backend | None = None) -> C
     with backend.startup_lock(), eventsourcing_errors_translated():
         ledger = JobLedger(
             backend.eventsourcing_env(),
-            stale_threshold_seconds=settings.stale_threshold.total_seconds(),
+            stale_threshold=settings.stale_threshold,
             retry_policy=settings.retry_policy,
             snapshot_interval=settings.ledger_snapshot_interval,
         )

@@ -33,6 +33,8 @@ from ledger.policies.alerts import (
     due_groups,
     slack_message,
 )
+from ledger.policies.retry import NextStep, Requeue, next_step
+from ledger.policies.stale import StaleCandidate, StaleDecision, stale_cutoff, stale_decisions
 from ledger.ports.transport import Transport
 from projections.queries.dead_letter_alerts import DeadLetterAlert, DeadLetterAlertQueries
 from projections.queries.job_status import JobStatus, JobStatusQueries
@@ -44,14 +46,27 @@ ALERTS_LOCK = "policy:alerts"
 STALE_SCAN_LIMIT = 1000
 
 
+PREVIEW_DRAW = 1.0
+"""The random draw a preview of the retry policy assumes (the longest delay): whether the
+job is requeued or dead-lettered never depends on it."""
+
+
 @dataclass(frozen=True, slots=True)
 class StaleFinding:
-    """A job the view shows stale, and what the policy will do with it."""
+    """A job the view shows stale: the stale rule's decision and the step that follows."""
 
     job: JobStatus
-    action: str
-    """``requeue`` or ``dead-letter`` (attempts used up)."""
-    silent_for: timedelta
+    decision: StaleDecision
+    step: NextStep
+
+    @property
+    def action(self) -> str:
+        """``requeue`` or ``dead-letter`` (attempts used up)."""
+        return "requeue" if isinstance(self.step, Requeue) else "dead-letter"
+
+    @property
+    def silent_for(self) -> timedelta:
+        return self.decision.silent_for
 
 
 @dataclass
@@ -87,17 +102,21 @@ class StaleMonitor(SessionWorker):
     def findings(self) -> list[StaleFinding]:
         """What a scan would act on now (``ledger stale scan --dry-run``)."""
         now = self._clock()
-        jobs = JobStatusQueries(self._store).in_progress_before(
-            now - self._threshold, limit=STALE_SCAN_LIMIT
-        )
-        return [
-            StaleFinding(
-                job,
-                "requeue" if job.attempts_used < job.max_attempts else "dead-letter",
-                now - (job.last_heartbeat_at or job.started_at or job.enqueued_at),
+        jobs = {
+            job.job_id: job
+            for job in JobStatusQueries(self._store).in_progress_before(
+                stale_cutoff(now, self._threshold), limit=STALE_SCAN_LIMIT
             )
-            for job in jobs
-        ]
+        }
+        candidates = (_candidate(job) for job in jobs.values())
+        policy = self._ledger.retry_policy
+        findings = []
+        for decision in stale_decisions(candidates, now, self._threshold):
+            job = jobs[decision.job_id]
+            delay = policy.delay(job.attempts_used, job.max_attempts, PREVIEW_DRAW)
+            step = next_step(job.attempts_used, job.max_attempts, delay, now)
+            findings.append(StaleFinding(job, decision, step))
+        return findings
 
     def scan(self) -> ScanReport:
         """Find stale candidates and let the ledger decide each one."""
@@ -106,7 +125,10 @@ class StaleMonitor(SessionWorker):
         if not findings:
             return report
         commands = [
-            DetectStale(job_id=f.job.job_id, attempt=f.job.attempt, detected_by=self._detected_by)
+            DetectStale(
+                job_id=f.decision.job_id, attempt=f.decision.attempt,
+                detected_by=self._detected_by,
+            )
             for f in findings
         ]
         results = self._ledger.execute_batch(commands, self._clock())
@@ -148,6 +170,14 @@ class StaleMonitor(SessionWorker):
                 for error_text in report.errors:
                     log.warning("stale monitor: %s", error_text)
             await anyio.sleep(self._interval)
+
+
+def _candidate(job: JobStatus) -> StaleCandidate:
+    """The stale rule's view of a ``job_status`` row."""
+    return StaleCandidate(
+        job.job_id, job.attempt, job.status, job.worker_id,
+        job.last_heartbeat_at or job.started_at or job.enqueued_at,
+    )
 
 
 @dataclass

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from ledger.errors import AlreadyAlerted, IllegalTransition
+
 MAX_JOBS_PER_MESSAGE = 45
 """Slack allows 50 blocks per message: a header, 45 jobs, dividers are fields, actions."""
 
@@ -33,6 +35,25 @@ class DeadLetterNotice:
     def key(self) -> str:
         """Identifies the dead letter: one alert per key, ever."""
         return f"{self.job_id}:{self.dead_letter_version}"
+
+
+def check_alert(
+    job_id: UUID,
+    status: str,
+    dead_letter_version: int,
+    *,
+    last_dead_letter: int | None,
+    alerted_version: int | None,
+) -> None:
+    """Raise unless the dead letter at ``dead_letter_version`` still awaits its one alert.
+
+    Raises :class:`AlreadyAlerted` if that dead letter's alert is already recorded and
+    :class:`IllegalTransition` if the job has no such dead letter.
+    """
+    if last_dead_letter is None or dead_letter_version > last_dead_letter:
+        raise IllegalTransition(job_id, status, "alert an unknown dead letter")
+    if alerted_version is not None and dead_letter_version <= alerted_version:
+        raise AlreadyAlerted(job_id, dead_letter_version)
 
 
 def due_groups(

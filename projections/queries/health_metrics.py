@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from ledger.policies.stale import stale_cutoff
 from projections.health_metrics import DAILY, STATUSES
 from projections.queries import ReadDatabase
 
@@ -90,7 +91,8 @@ class HealthMetricsQueries:
         since = now - active_window
         for row in self.db.query("health.active_workers", {"since": since}):
             queue(row["queue"]).active_workers = int(row["count"])
-        for row in self.db.query("health.stale", {"before": now - stale_threshold}):
+        stale = {"before": stale_cutoff(now, stale_threshold)}  # the stale rule's cutoff
+        for row in self.db.query("health.stale", stale):
             queue(row["queue"]).stale_count = int(row["count"])
         total = self.db.query("health.active_workers_total", {"since": since})
         return HealthMetrics(

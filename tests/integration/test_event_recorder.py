@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -223,7 +224,7 @@ def test_after_a_conflict_only_the_jobs_that_changed_are_read_again(
     the stored versions are checked in one query and only that job is read again (the
     batch used to re-read all of its jobs)."""
     env = postgres_env(postgres_url)
-    api, monitor = JobLedger(env, stale_threshold_seconds=1), JobLedger(env)
+    api, monitor = JobLedger(env, stale_threshold=timedelta(seconds=1)), JobLedger(env)
     try:
         jobs = [api.execute(EnqueueJob(customer_id="c"), utc_now()).job_id for _ in range(6)]
         for job_id in jobs:

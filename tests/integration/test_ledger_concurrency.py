@@ -37,8 +37,8 @@ def claimed_jobs(ledger: JobLedger, count: int) -> list[UUID]:
 def test_a_batch_that_conflicts_is_redecided_without_dropping_the_others(
     store: str, store_url: str | None, tmp_path: Path
 ) -> None:
-    api = make_ledger(store, tmp_path, store_url, stale_threshold_seconds=10)
-    monitor = make_ledger(store, tmp_path, store_url, stale_threshold_seconds=10)
+    api = make_ledger(store, tmp_path, store_url, stale_threshold=timedelta(seconds=10))
+    monitor = make_ledger(store, tmp_path, store_url, stale_threshold=timedelta(seconds=10))
     jobs = claimed_jobs(api, 20)  # api's cache now holds every job at "claimed"
     # Another process declares job 0 stale behind the api's back.
     monitor.execute(DetectStale(job_id=jobs[0], attempt=1, detected_by="m"),
@@ -59,8 +59,8 @@ def test_a_batch_that_conflicts_is_redecided_without_dropping_the_others(
 def test_a_refusal_from_a_stale_cache_is_checked_against_the_store(
     store: str, store_url: str | None, tmp_path: Path
 ) -> None:
-    api = make_ledger(store, tmp_path, store_url, stale_threshold_seconds=10)
-    other = make_ledger(store, tmp_path, store_url, stale_threshold_seconds=10)
+    api = make_ledger(store, tmp_path, store_url, stale_threshold=timedelta(seconds=10))
+    other = make_ledger(store, tmp_path, store_url, stale_threshold=timedelta(seconds=10))
     (job_id,) = claimed_jobs(api, 1)
     other.execute(DetectStale(job_id=job_id, attempt=1, detected_by="m"),
                   T0 + timedelta(seconds=30))
@@ -84,8 +84,8 @@ def test_heartbeats_racing_stale_detection_are_never_both_applied(
     seed = make_ledger(store, tmp_path, store_url)
     jobs = claimed_jobs(seed, 30)
     seed.close()
-    worker = make_ledger(store, tmp_path, store_url, stale_threshold_seconds=0.001)
-    monitor = make_ledger(store, tmp_path, store_url, stale_threshold_seconds=0.001)
+    worker = make_ledger(store, tmp_path, store_url, stale_threshold=timedelta(seconds=0.001))
+    monitor = make_ledger(store, tmp_path, store_url, stale_threshold=timedelta(seconds=0.001))
     outcomes: Counter[str] = Counter()
     errors: list[BaseException] = []
     start = threading.Barrier(2)

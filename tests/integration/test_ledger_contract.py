@@ -36,7 +36,7 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def ledger(store: str, store_url: str | None, tmp_path: Path) -> Iterator[JobLedger]:
-    app = make_ledger(store, tmp_path, store_url, stale_threshold_seconds=60)
+    app = make_ledger(store, tmp_path, store_url, stale_threshold=timedelta(seconds=60))
     yield app
     app.close()
 

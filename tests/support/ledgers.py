@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from adapters.service.backend import backend_for
@@ -23,7 +24,7 @@ def make_ledger(
     postgres_url: str | None = None,
     *,
     snapshot_interval: int = 100,
-    stale_threshold_seconds: float = 600.0,
+    stale_threshold: timedelta = timedelta(minutes=10),
     retry_policy: RetryPolicy | None = None,
 ) -> JobLedger:
     """A ledger on ``store``: eventsourcing's in-memory recorder, SQLite or PostgreSQL."""
@@ -34,7 +35,7 @@ def make_ledger(
     return JobLedger(
         env,
         snapshot_interval=snapshot_interval,
-        stale_threshold_seconds=stale_threshold_seconds,
+        stale_threshold=stale_threshold,
         retry_policy=retry_policy or RetryPolicy(0, 0),
         draw=lambda: 0.5,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import date, timedelta
+from copy import deepcopy
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
 from eventsourcing.utils import get_topic
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ledger.commands import (
@@ -22,10 +23,11 @@ from ledger.commands import (
     RecordHeartbeat,
     RedriveJob,
 )
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, NotStale
 from ledger.job import Job
+from ledger.policies.stale import StaleCandidate, stale_cutoff, stale_decisions
 from ledger.tally import TallyCounter
-from projections.health_metrics import HealthMetricsView
+from projections.health_metrics import DAILY, HealthMetricsView
 from projections.job_status import JobStatusView
 from projections.memory import MemoryView
 from projections.model import ViewError
@@ -34,6 +36,7 @@ from projections.rate_limits import RateLimitCountersView
 from tests.support.projection_events import T0, decoded, logged, memory_ledger, raw
 
 STALE = timedelta(seconds=600)
+EPSILON = timedelta(microseconds=1)
 
 
 def run_commands(commands: list[tuple[str, int, float]], jobs: int = 3) -> Any:
@@ -84,10 +87,28 @@ ACTIONS = st.sampled_from(
 COMMANDS = st.lists(
     st.tuples(ACTIONS, st.integers(0, 2), st.floats(0.001, 30)), min_size=1, max_size=40
 )
+LIVES = [  # whole lives random interleavings of three jobs seldom reach: always tried
+    [("claim", 0, 1), ("fail", 0, 1), ("claim", 0, 1), ("heartbeat", 0, 2), ("fail", 0, 1),
+     ("redrive", 0, 1), ("claim", 0, 1), ("heartbeat", 0, 3)],
+    [("claim", 1, 1), ("heartbeat", 1, 2), ("stale", 1, 1), ("claim", 1, 1), ("late", 1, 1),
+     ("heartbeat", 1, 4), ("complete", 1, 1), ("claim", 2, 1), ("heartbeat", 2, 5)],
+    [("claim", 2, 1), ("stale", 2, 1), ("claim", 2, 1), ("stale", 2, 1), ("redrive", 2, 1),
+     ("claim", 2, 1), ("heartbeat", 2, 1), ("claim", 0, 1), ("heartbeat", 0, 1)],
+]
+
+
+def lives(test: Any) -> Any:
+    """Always try :data:`LIVES` besides hypothesis's own sequences."""
+    for commands in reversed(LIVES):
+        test = example(commands=commands)(test)
+    return test
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(commands=COMMANDS, page=st.integers(1, 7))
+@example(commands=LIVES[0], page=3)
+@example(commands=LIVES[1], page=2)
+@example(commands=LIVES[2], page=1)
 def test_job_status_row_equals_the_job_whatever_happened(
     commands: list[tuple[str, int, float]], page: int
 ) -> None:
@@ -101,6 +122,9 @@ def test_job_status_row_equals_the_job_whatever_happened(
     for job_id in ids:
         job = ledger.get_job(job_id)
         row = rows[str(job_id)]
+        assert row["customer_id"] == job.customer_id
+        assert row["queue"] == job.queue
+        assert row["max_attempts"] == job.max_attempts
         assert row["status"] == str(job.status)
         assert row["attempt"] == job.attempt
         assert row["attempts_used"] == job.attempts_used
@@ -114,10 +138,12 @@ def test_job_status_row_equals_the_job_whatever_happened(
         assert row["refused_reports"] == job.refused_reports
         assert row["version"] == job.version
         assert row["enqueued_at"] == job.enqueued_at
+        assert row["updated_at"] == job.modified_on
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(commands=COMMANDS)
+@lives
 def test_health_counters_count_jobs_by_their_status(commands: list[tuple[str, int, float]]) -> None:
     ledger, ids = run_commands(commands)
     view = MemoryView(HealthMetricsView())
@@ -133,6 +159,84 @@ def test_health_counters_count_jobs_by_their_status(commands: list[tuple[str, in
     assert got == expected
     in_progress = {r["job_id"] for r in view.dicts("health_jobs") if r["status"] == "in_progress"}
     assert in_progress == {str(i) for i in ids if ledger.get_job(i).status == "in_progress"}
+    rows = {row["job_id"]: row for row in view.dicts("health_jobs")}
+    assert len(rows) == len(ids)
+    for job_id in ids:
+        job, row = ledger.get_job(job_id), rows[str(job_id)]
+        assert (row["queue"], row["status"], row["last_heartbeat_at"]) == (
+            job.queue, str(job.status), job.last_heartbeat_at
+        )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(commands=COMMANDS)
+@lives
+def test_health_daily_counts_add_up_to_the_jobs_counters(
+    commands: list[tuple[str, int, float]]
+) -> None:
+    ledger, ids = run_commands(commands)
+    view = MemoryView(HealthMetricsView())
+    view.feed(decoded(logged(ledger)))
+    got: dict[str, dict[str, int]] = {}
+    for day in view.dicts("health_daily"):
+        totals = got.setdefault(day["queue"], dict.fromkeys(DAILY, 0))
+        for counter in DAILY:
+            totals[counter] += day[counter]
+    expected: dict[str, dict[str, int]] = {}
+    for job_id in ids:
+        job = ledger.get_job(job_id)
+        totals = expected.setdefault(job.queue, dict.fromkeys(DAILY, 0))
+        dead = job.status == "dead_lettered"
+        for counter, count in (
+            ("enqueued", 1), ("completed", int(job.status == "completed")),
+            ("failed", job.failures), ("stale", job.stalls), ("redriven", job.redrives),
+            ("dead_lettered", job.redrives + dead),  # each redrive answered one dead letter
+        ):
+            totals[counter] += count
+    assert got == expected
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(commands=COMMANDS)
+@lives
+def test_the_views_stale_jobs_are_the_jobs_the_model_finds_stale(
+    commands: list[tuple[str, int, float]]
+) -> None:
+    """Health counts (``health_jobs`` before the cutoff) and the monitor picks (the stale
+    rule over ``job_status`` rows) exactly the jobs whose own re-check says stale, at
+    every instant around each job's threshold."""
+    ledger, ids = run_commands(commands)
+    events = decoded(logged(ledger))
+    health, status = MemoryView(HealthMetricsView()), MemoryView(JobStatusView())
+    health.feed(events)
+    status.feed(events)
+    threshold = ledger.stale_threshold
+    jobs = [ledger.get_job(i) for i in ids]
+    beats = [job.last_heartbeat_at for job in jobs if job.last_heartbeat_at is not None]
+    probes = [T0] + [b + threshold + d for b in beats for d in (timedelta(0), EPSILON)]
+    for now in probes:
+        expected = {str(job.id) for job in jobs if _model_says_stale(job, now, threshold)}
+        cutoff = stale_cutoff(now, threshold)  # what ``health.stale`` asks the index
+        counted = {
+            r["job_id"] for r in health.dicts("health_jobs")
+            if r["status"] == "in_progress" and r["last_heartbeat_at"] < cutoff
+        }
+        candidates = [
+            StaleCandidate(UUID(r["job_id"]), r["attempt"], r["status"], r["worker_id"],
+                           r["last_heartbeat_at"])
+            for r in status.dicts("job_status") if r["last_heartbeat_at"] is not None
+        ]
+        picked = {str(d.job_id) for d in stale_decisions(candidates, now, threshold)}
+        assert counted == expected
+        assert picked == expected
+
+
+def _model_says_stale(job: Job, now: datetime, threshold: timedelta) -> bool:
+    try:
+        deepcopy(job).detect_stale(job.attempt, threshold, now, None, "probe")
+    except NotStale:
+        return False
+    return True
 
 
 def test_queue_history_records_each_queue_action_with_actor_and_evidence() -> None:

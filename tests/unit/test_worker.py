@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -116,7 +117,7 @@ class Rig:
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     ledger = JobLedger(
-        {"PERSISTENCE_MODULE": "eventsourcing.popo"}, stale_threshold_seconds=0.2,
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"}, stale_threshold=timedelta(seconds=0.2),
         retry_policy=RetryPolicy(0, 0), draw=lambda: 0.5,
     )
     store = MemoryQueueStore()
