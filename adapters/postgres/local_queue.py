@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-import psycopg.errors
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg.rows import class_row, dict_row
+from psycopg_pool import ConnectionPool
 
-from adapters.sql.queue_rows import sweep_claims
+from adapters.postgres.errors import queue_translated
+from adapters.sql.queue_rows import QueueRow, sweep_claims
 from adapters.sql.sqlfile import load_sections
-from ledger.errors import TransportRequestFailed, TransportTimeout, TransportUnavailable
 from ledger.ports.queue_store import NewMessage, StoredMessage
 
 SQL = {name: statements[0] for name, statements in load_sections(
@@ -45,7 +45,7 @@ class PostgresQueueStore:
     blocking = True
 
     def __init__(self, url: str, *, max_connections: int = 4) -> None:
-        with _translated():
+        with queue_translated():
             self._pool = ConnectionPool(
                 url,
                 min_size=1,
@@ -86,10 +86,9 @@ class PostgresQueueStore:
             "queue": queue, "now": now, "visible_until": visible_until,
             "max_receives": max_receives,
         }
-        with self._transaction() as conn:
+        with self._transaction() as conn, conn.cursor(row_factory=class_row(QueueRow)) as cur:
             return sweep_claims(
-                lambda n: conn.execute(SQL["claim"], {**params, "limit": n}).fetchall(),
-                _stored, limit,
+                lambda n: cur.execute(SQL["claim"], {**params, "limit": n}).fetchall(), limit
             )
 
     def set_visibility(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:
@@ -100,14 +99,14 @@ class PostgresQueueStore:
     def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
         params = {"queue": queue, "seqs": [seq for seq, _ in items],
                   "receipts": [receipt for _, receipt in items]}  # fmt: skip
-        with self._statement() as conn:
-            deleted = {row[0] for row in conn.execute(SQL["delete_many"], params).fetchall()}
+        with self._statement() as conn, conn.cursor(row_factory=dict_row) as cur:
+            deleted = {row["seq"] for row in cur.execute(SQL["delete_many"], params).fetchall()}
         return [seq in deleted for seq, _ in items]
 
     def dead_letters(self, queue: str, limit: int) -> list[StoredMessage]:
-        with self._statement() as conn:
-            rows = conn.execute(SQL["dead_letters"], {"queue": queue, "limit": limit})
-            return [_stored(row) for row in rows.fetchall()]
+        with self._statement() as conn, conn.cursor(row_factory=class_row(QueueRow)) as cur:
+            rows = cur.execute(SQL["dead_letters"], {"queue": queue, "limit": limit})
+            return [row.message() for row in rows.fetchall()]
 
     def delete_dead(self, queue: str, seq: int) -> bool:
         with self._transaction(durable=True) as conn:
@@ -115,17 +114,20 @@ class PostgresQueueStore:
 
     def revive(self, queue: str, message_ids: Sequence[str], now: float) -> list[StoredMessage]:
         params = {"queue": queue, "now": now, "message_ids": list(message_ids)}
-        with self._transaction(durable=True) as conn:
-            return [_stored(row) for row in conn.execute(SQL["revive"], params).fetchall()]
+        with (
+            self._transaction(durable=True) as conn,
+            conn.cursor(row_factory=class_row(QueueRow)) as cur,
+        ):
+            return [row.message() for row in cur.execute(SQL["revive"], params).fetchall()]
 
     def close(self) -> None:
-        with _translated():
+        with queue_translated():
             self._pool.close()
 
     @contextmanager
     def _transaction(self, *, durable: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """A transaction; ``durable`` ones wait for their commit to reach the disk."""
-        with _translated(), self._pool.connection() as conn, conn.transaction():
+        with queue_translated(), self._pool.connection() as conn, conn.transaction():
             if durable:
                 conn.execute(DURABLE)
             yield conn
@@ -134,25 +136,6 @@ class PostgresQueueStore:
     def _statement(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection in autocommit for one statement: the statement is its own
         transaction, without the round trips of ``BEGIN`` and ``COMMIT``."""
-        with _translated(), self._pool.connection() as conn:
+        with queue_translated(), self._pool.connection() as conn:
             yield conn
 
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """psycopg's errors as the transport's, in one place."""
-    try:
-        yield
-    except psycopg.errors.QueryCanceled as error:
-        raise TransportTimeout(f"local queue on PostgreSQL: {error}") from error
-    except (psycopg.OperationalError, PoolTimeout) as error:
-        raise TransportUnavailable(f"local queue on PostgreSQL: {error}") from error
-    except psycopg.Error as error:
-        raise TransportRequestFailed(f"local queue on PostgreSQL: {error}") from error
-
-
-def _stored(row: Any) -> StoredMessage:
-    return StoredMessage(
-        seq=row[0], message_id=str(row[1]), job_id=str(row[2]), attempt=row[3], body=row[4],
-        sent_at=row[5], receive_count=row[6], receipt=row[7],
-    )

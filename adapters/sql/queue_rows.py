@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger.ports.queue_store import DEAD_LETTER_SWEEP, NewMessage, StoredMessage
+
+
+class QueueRow(NamedTuple):
+    """A message row as the stores' statements return it (by column name)."""
+
+    seq: int
+    message_id: str
+    job_id: str
+    attempt: int
+    body: str
+    sent_at: float
+    receive_count: int
+    receipt: str | None
+    dead_at: float | None
+
+    def message(self) -> StoredMessage:
+        return StoredMessage(
+            seq=self.seq, message_id=str(self.message_id), job_id=str(self.job_id),
+            attempt=self.attempt, body=self.body, sent_at=self.sent_at,
+            receive_count=self.receive_count, receipt=self.receipt,
+        )
 
 
 def insert_rows(queue: str, messages: Sequence[NewMessage]) -> list[dict[str, Any]]:
@@ -21,21 +42,19 @@ def insert_rows(queue: str, messages: Sequence[NewMessage]) -> list[dict[str, An
 
 
 def sweep_claims(
-    claim_round: Callable[[int], Sequence[Any]],
-    to_message: Callable[[Any], StoredMessage],
-    limit: int,
+    claim_round: Callable[[int], Sequence[QueueRow]], limit: int
 ) -> list[StoredMessage]:
     """Run a store's ``claim`` statement until ``limit`` messages are handed out.
 
     ``claim_round(n)`` runs the statement for up to ``n`` rows in the caller's transaction;
-    a row whose ninth column (dead-lettered at) is set was moved to the dead-letter queue
-    by that round, not handed out.
+    a row whose ``dead_at`` is set was moved to the dead-letter queue by that round, not
+    handed out.
     """
     claimed: list[StoredMessage] = []
     for _ in range(DEAD_LETTER_SWEEP):
-        got = [(to_message(row), row[8]) for row in claim_round(limit - len(claimed))]
-        claimed.extend(stored for stored, dead_at in got if dead_at is None)
+        got = claim_round(limit - len(claimed))
+        claimed.extend(row.message() for row in got if row.dead_at is None)
         # Only dead-lettered rows in a full round: more may be waiting behind them.
-        if len(claimed) >= limit or not got or all(d is None for _, d in got):
+        if len(claimed) >= limit or not got or all(row.dead_at is None for row in got):
             break
     return sorted(claimed, key=lambda s: s.seq)

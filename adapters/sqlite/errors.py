@@ -1,8 +1,9 @@
 """sqlite3's errors as the ledger's, in one place for the SQLite driver.
 
-The local queue's store keeps its own translation (into the transport's errors); everything
-else the driver runs for the composition root (migrations, views, API keys) goes through
-:func:`translated`.
+Every public method of the driver's stores runs inside one of the two translators:
+:func:`translated` (migrations, views, the limiter's counters, API keys: the
+:class:`StoreError` family) and :func:`queue_translated` (the local queue's store: the
+transport's errors, as :class:`~ledger.ports.queue_store.QueueStore` promises).
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ledger.errors import StoreError, StoreUnavailable
+from ledger.errors import (
+    StoreError,
+    StoreUnavailable,
+    TransportRequestFailed,
+    TransportUnavailable,
+)
 
 
 @contextmanager
@@ -24,3 +30,16 @@ def translated() -> Iterator[None]:
         raise StoreUnavailable(f"SQLite: {error}") from error
     except sqlite3.Error as error:
         raise StoreError(f"SQLite: {error}") from error
+
+
+@contextmanager
+def queue_translated() -> Iterator[None]:
+    """Raise sqlite3's errors as the transport's: :class:`TransportUnavailable` (the file
+    cannot be opened, or stayed locked) or :class:`TransportRequestFailed`, with the
+    driver's error as the cause."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        raise TransportUnavailable(f"local queue on SQLite: {error}") from error
+    except sqlite3.Error as error:
+        raise TransportRequestFailed(f"local queue on SQLite: {error}") from error

@@ -14,12 +14,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from adapters.sql.queue_rows import insert_rows, sweep_claims
+from adapters.sql.queue_rows import QueueRow, insert_rows, sweep_claims
 from adapters.sql.sqlfile import load_sections
+from adapters.sqlite.errors import queue_translated
 from adapters.sqlite.store import connect
-from ledger.errors import TransportRequestFailed, TransportUnavailable
 from ledger.ports.queue_store import NewMessage, StoredMessage
 
 SQL = {name: statements[0] for name, statements in load_sections(
@@ -34,7 +33,7 @@ class SqliteQueueStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        with _translated():
+        with queue_translated():
             self._conn = connect(path)
         self._lock = threading.Lock()
 
@@ -52,8 +51,7 @@ class SqliteQueueStore:
         }
         with self._transaction() as conn:
             return sweep_claims(
-                lambda n: conn.execute(SQL["claim"], {**params, "limit": n}).fetchall(),
-                _stored, limit,
+                lambda n: _rows(conn.execute(SQL["claim"], {**params, "limit": n})), limit
             )
 
     def set_visibility(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:
@@ -72,8 +70,8 @@ class SqliteQueueStore:
 
     def dead_letters(self, queue: str, limit: int) -> list[StoredMessage]:
         with self._locked() as conn:
-            rows = conn.execute(SQL["dead_letters"], {"queue": queue, "limit": limit})
-            return [_stored(row) for row in rows.fetchall()]
+            rows = _rows(conn.execute(SQL["dead_letters"], {"queue": queue, "limit": limit}))
+            return [row.message() for row in rows]
 
     def delete_dead(self, queue: str, seq: int) -> bool:
         with self._transaction() as conn:
@@ -82,15 +80,15 @@ class SqliteQueueStore:
     def revive(self, queue: str, message_ids: Sequence[str], now: float) -> list[StoredMessage]:
         params = {"queue": queue, "now": now, "message_ids": json.dumps(list(message_ids))}
         with self._transaction() as conn:
-            return [_stored(row) for row in conn.execute(SQL["revive"], params).fetchall()]
+            return [row.message() for row in _rows(conn.execute(SQL["revive"], params))]
 
     def close(self) -> None:
-        with self._lock, _translated():
+        with self._lock, queue_translated():
             self._conn.close()
 
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _translated():
+        with self._lock, queue_translated():
             yield self._conn
 
     @contextmanager
@@ -105,19 +103,7 @@ class SqliteQueueStore:
             conn.execute("COMMIT")
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    """sqlite3's errors as the transport's, in one place."""
-    try:
-        yield
-    except sqlite3.OperationalError as error:
-        raise TransportUnavailable(f"local queue on SQLite: {error}") from error
-    except sqlite3.Error as error:
-        raise TransportRequestFailed(f"local queue on SQLite: {error}") from error
-
-
-def _stored(row: Any) -> StoredMessage:
-    return StoredMessage(
-        seq=row[0], message_id=row[1], job_id=row[2], attempt=row[3], body=row[4],
-        sent_at=row[5], receive_count=row[6], receipt=row[7],
-    )
+def _rows(cursor: sqlite3.Cursor) -> list[QueueRow]:
+    """The cursor's rows as :class:`QueueRow`, by column name."""
+    names = [column[0] for column in cursor.description]
+    return [QueueRow(**dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
