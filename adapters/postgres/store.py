@@ -15,10 +15,11 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.string import TextLoader
 
 from adapters.postgres import ddl
+from adapters.postgres.errors import translated
 from adapters.sql.sqlfile import load_sections
 from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
@@ -46,11 +47,11 @@ IS_LOCKED = (
 )
 UNLOCK = "SELECT pg_advisory_unlock(%s)"
 SELECT_TRACKING = (
-    "SELECT view_name, position, generation, owner, error, updated_at "
+    "SELECT view_name AS view, position, generation, owner, error, updated_at "
     "FROM projection_tracking WHERE view_name = %s"
 )
 SELECT_ALL_TRACKING = (
-    "SELECT view_name, position, generation, owner, error, updated_at "
+    "SELECT view_name AS view, position, generation, owner, error, updated_at "
     "FROM projection_tracking ORDER BY view_name"
 )
 ADVANCE = (
@@ -62,7 +63,7 @@ INSERT_TRACKING = (
     "VALUES (%s, %s, %s, %s) ON CONFLICT (view_name) DO NOTHING"
 )
 LOCK_TRACKING = (
-    "SELECT view_name, position, generation, owner, error, updated_at "
+    "SELECT view_name AS view, position, generation, owner, error, updated_at "
     "FROM projection_tracking WHERE view_name = %s FOR UPDATE"
 )
 SET_TRACKING = (
@@ -119,12 +120,14 @@ class PostgresViewStore:
         self._channel = events_table.replace(".", "_")
 
     @property
+    @translated()
     def control(self) -> psycopg.Connection[Any]:
         if self._control is None:
             self._control = connect(self.url)
             self._control.execute(LISTEN.format(channel=sql.Identifier(self._channel)))
         return self._control
 
+    @translated()
     def close(self) -> None:
         for conn in (self._control, self.conn):
             if conn is not None and not conn.closed:
@@ -133,10 +136,12 @@ class PostgresViewStore:
 
     # -- the log ------------------------------------------------------------------------
 
+    @translated()
     def head(self) -> int:
         row = self.conn.execute(self._head).fetchone()
         return int(row[0]) if row else 0
 
+    @translated()
     def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawRow]:
         with self.conn.cursor(binary=True) as cur:
             if upto is None:
@@ -145,12 +150,14 @@ class PostgresViewStore:
                 cur.execute(self._read_upto, (after, upto, limit))
             return cur.fetchall()
 
+    @translated()
     def wait_for_events(self, timeout: float) -> None:
         for _ in self.control.notifies(timeout=timeout, stop_after=1):
             pass
 
     # -- locks --------------------------------------------------------------------------
 
+    @translated()
     def try_lock(self, name: str) -> bool:
         if name in self._locks:
             return True
@@ -160,12 +167,14 @@ class PostgresViewStore:
             return True
         return False
 
+    @translated()
     def unlock(self, name: str) -> None:
         if name in self._locks:
             self._locks.discard(name)
             if self._control is not None and not self._control.closed:
                 self._control.execute(UNLOCK, (lock_key(name),))
 
+    @translated()
     def is_locked(self, name: str) -> bool:
         key = lock_key(name) & 0xFFFF_FFFF_FFFF_FFFF  # pg_locks shows the two 32-bit halves
         row = self.conn.execute(IS_LOCKED, (key >> 32, key & 0xFFFF_FFFF)).fetchone()
@@ -173,13 +182,18 @@ class PostgresViewStore:
 
     # -- tracking ------------------------------------------------------------------------
 
+    @translated()
     def tracking(self, view: str) -> Tracking:
-        row = self.conn.execute(SELECT_TRACKING, (view,)).fetchone()
-        return Tracking(*row) if row else Tracking(view, 0, 0)
+        with self.conn.cursor(row_factory=class_row(Tracking)) as cur:
+            row = cur.execute(SELECT_TRACKING, (view,)).fetchone()
+        return row or Tracking(view, 0, 0)
 
+    @translated()
     def all_tracking(self) -> list[Tracking]:
-        return [Tracking(*row) for row in self.conn.execute(SELECT_ALL_TRACKING).fetchall()]
+        with self.conn.cursor(row_factory=class_row(Tracking)) as cur:
+            return cur.execute(SELECT_ALL_TRACKING).fetchall()
 
+    @translated()
     def record_error(self, view: str, error: str | None, owner: str | None) -> None:
         with self.conn.transaction():
             self.conn.execute(RECORD_ERROR, (view, owner, error))
@@ -188,9 +202,10 @@ class PostgresViewStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.conn.transaction():
+        with translated(), self.conn.transaction():
             yield
 
+    @translated()
     def advance(self, expected: Tracking, position: int, owner: str) -> bool:
         cur = self.conn.execute(
             ADVANCE,
@@ -203,16 +218,20 @@ class PostgresViewStore:
             return cur.rowcount == 1
         return False
 
+    @translated()
     def lock_tracking(self, view: str) -> Tracking:
         self.conn.execute(SWAP_LOCK_TIMEOUT)
         self.conn.execute(INSERT_TRACKING, (view, 0, 0, None))
-        row = self.conn.execute(LOCK_TRACKING, (view,)).fetchone()
+        with self.conn.cursor(row_factory=class_row(Tracking)) as cur:
+            row = cur.execute(LOCK_TRACKING, (view,)).fetchone()
         assert row is not None
-        return Tracking(*row)
+        return row
 
+    @translated()
     def set_tracking(self, view: str, position: int, generation: int) -> None:
         self.conn.execute(SET_TRACKING, (position, generation, view))
 
+    @translated()
     def load(self, table: Table, suffix: str, keys: Collection[Key]) -> dict[Key, Row]:
         names = table.names
         if len(table.key) != 1:
@@ -228,6 +247,7 @@ class PostgresViewStore:
             for row in (dict(zip(names, raw, strict=True)) for raw in cur.fetchall())
         }
 
+    @translated()
     def apply(self, view: View, suffix: str, state: PageState) -> None:
         conn = self.conn
         for table in view.tables:
@@ -257,6 +277,7 @@ class PostgresViewStore:
 
     # -- rebuild and verify ---------------------------------------------------------------
 
+    @translated()
     def create_tables(self, view: View, suffix: str) -> None:
         with self.conn.transaction():
             for table in view.tables:
@@ -264,6 +285,7 @@ class PostgresViewStore:
                 for statement in ddl.create_table(table, suffix):
                     self.conn.execute(statement)
 
+    @translated()
     def drop_tables(self, view: View, suffix: str) -> None:
         idle = psycopg.pq.TransactionStatus.IDLE
         if self.conn.closed or self.conn.info.transaction_status != idle:
@@ -272,6 +294,7 @@ class PostgresViewStore:
             for table in view.tables:
                 self.conn.execute(ddl.DROP_TABLE.format(table=ddl.table_id(table, suffix)))
 
+    @translated()
     def replace_tables(self, view: View, suffix: str) -> None:
         for table in view.tables:
             for statement in ddl.rename_tables(table, suffix):
@@ -279,20 +302,23 @@ class PostgresViewStore:
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
-        self.conn.execute(BEGIN_SNAPSHOT)
-        try:
-            yield
-        finally:
-            self.conn.execute("ROLLBACK")
+        with translated():
+            self.conn.execute(BEGIN_SNAPSHOT)
+            try:
+                yield
+            finally:
+                self.conn.execute("ROLLBACK")
 
     def rows(self, table: Table, suffix: str) -> Iterator[tuple[Any, ...]]:
-        with self.conn.cursor() as cur:
+        with translated(), self.conn.cursor() as cur:
             yield from cur.stream(ddl.select_ordered(table, suffix))
 
+    @translated()
     def count(self, table: Table, suffix: str) -> int:
         row = self.conn.execute(ddl.count_rows(table, suffix)).fetchone()
         return int(row[0]) if row else 0
 
+    @translated()
     def query(self, name: str, params: Mapping[str, Any]) -> list[QueryRow]:
         """Run the named read-side query of queries.sql (for projections/queries/)."""
         (statement,) = QUERIES[name]

@@ -24,6 +24,7 @@ from uuid import UUID
 
 from adapters.sql.sqlfile import load_sections
 from adapters.sqlite import ddl
+from adapters.sqlite.errors import translated
 from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
 from projections.queries import QueryRow
@@ -81,9 +82,16 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _tracking(row: tuple[Any, ...]) -> Tracking:
-    view, position, generation, owner, error, updated_at = row
-    return Tracking(view, position, generation, owner, error, ddl._time_in(updated_at))
+def _trackings(cursor: sqlite3.Cursor) -> list[Tracking]:
+    """The cursor's tracking rows, by column name."""
+    names = [column[0] for column in cursor.description]
+    return [
+        Tracking(
+            view=r["view_name"], position=r["position"], generation=r["generation"],
+            owner=r["owner"], error=r["error"], updated_at=ddl._time_in(r["updated_at"]),
+        )
+        for r in (dict(zip(names, row, strict=True)) for row in cursor.fetchall())
+    ]
 
 
 class SQLiteViewStore:
@@ -98,6 +106,7 @@ class SQLiteViewStore:
         self._locks: dict[str, IO[bytes]] = {}
         self._data_version = -1
 
+    @translated()
     def close(self) -> None:
         for name in list(self._locks):
             self.unlock(name)
@@ -105,12 +114,14 @@ class SQLiteViewStore:
 
     # -- the log ------------------------------------------------------------------------
 
+    @translated()
     def head(self) -> int:
         if self.conn.execute(EVENTS_EXIST).fetchone() is None:
             return 0
         row = self.conn.execute(HEAD).fetchone()
         return int(row[0]) if row else 0
 
+    @translated()
     def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawRow]:
         if upto is None:
             cur = self.conn.execute(READ_EVENTS, (after, limit))
@@ -121,6 +132,7 @@ class SQLiteViewStore:
             for position, originator, version, topic, state in cur.fetchall()
         ]
 
+    @translated()
     def wait_for_events(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
@@ -135,6 +147,7 @@ class SQLiteViewStore:
 
     # -- locks --------------------------------------------------------------------------
 
+    @translated()
     def try_lock(self, name: str) -> bool:
         if name in self._locks:
             return True
@@ -151,12 +164,14 @@ class SQLiteViewStore:
         self._locks[name] = handle
         return True
 
+    @translated()
     def unlock(self, name: str) -> None:
         handle = self._locks.pop(name, None)
         if handle is not None:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
 
+    @translated()
     def is_locked(self, name: str) -> bool:
         if name in self._locks:
             return True
@@ -176,13 +191,16 @@ class SQLiteViewStore:
 
     # -- tracking ------------------------------------------------------------------------
 
+    @translated()
     def tracking(self, view: str) -> Tracking:
-        row = self.conn.execute(SELECT_TRACKING, (view,)).fetchone()
-        return _tracking(row) if row else Tracking(view, 0, 0)
+        rows = _trackings(self.conn.execute(SELECT_TRACKING, (view,)))
+        return rows[0] if rows else Tracking(view, 0, 0)
 
+    @translated()
     def all_tracking(self) -> list[Tracking]:
-        return [_tracking(row) for row in self.conn.execute(SELECT_ALL_TRACKING).fetchall()]
+        return _trackings(self.conn.execute(SELECT_ALL_TRACKING))
 
+    @translated()
     def record_error(self, view: str, error: str | None, owner: str | None) -> None:
         with self.transaction():
             self.conn.execute(RECORD_ERROR, (view, owner, error))
@@ -191,14 +209,16 @@ class SQLiteViewStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with translated():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
+    @translated()
     def advance(self, expected: Tracking, position: int, owner: str) -> bool:
         cur = self.conn.execute(
             ADVANCE,
@@ -211,14 +231,17 @@ class SQLiteViewStore:
             return cur.rowcount == 1
         return False
 
+    @translated()
     def lock_tracking(self, view: str) -> Tracking:
         # BEGIN IMMEDIATE already holds the database's write lock.
         self.conn.execute(INSERT_TRACKING, (view, 0, 0, None))
         return self.tracking(view)
 
+    @translated()
     def set_tracking(self, view: str, position: int, generation: int) -> None:
         self.conn.execute(SET_TRACKING, (position, generation, view))
 
+    @translated()
     def load(self, table: Table, suffix: str, keys: Collection[Key]) -> dict[Key, Row]:
         outs = ddl.key_writer(table)
         convert = ddl.reader(table)
@@ -235,6 +258,7 @@ class SQLiteViewStore:
             loaded[table.key_of(row)] = row
         return loaded
 
+    @translated()
     def apply(self, view: View, suffix: str, state: PageState) -> None:
         conn = self.conn
         for table in view.tables:
@@ -270,12 +294,14 @@ class SQLiteViewStore:
 
     # -- rebuild and verify ---------------------------------------------------------------
 
+    @translated()
     def create_tables(self, view: View, suffix: str) -> None:
         with self.transaction():
             for table in view.tables:
                 self.conn.execute(ddl.drop_table(table, suffix))
                 self.conn.execute(ddl.create_table(table, suffix))
 
+    @translated()
     def drop_tables(self, view: View, suffix: str) -> None:
         if self.conn.in_transaction:
             return
@@ -283,6 +309,7 @@ class SQLiteViewStore:
             for table in view.tables:
                 self.conn.execute(ddl.drop_table(table, suffix))
 
+    @translated()
     def replace_tables(self, view: View, suffix: str) -> None:
         for table in view.tables:
             self.conn.execute(ddl.drop_table(table, ""))
@@ -292,20 +319,24 @@ class SQLiteViewStore:
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
-        self.conn.execute("BEGIN")
-        try:
-            self.conn.execute(SNAPSHOT_START).fetchone()  # a read starts the snapshot
-            yield
-        finally:
-            self.conn.execute("ROLLBACK")
+        with translated():
+            self.conn.execute("BEGIN")
+            try:
+                self.conn.execute(SNAPSHOT_START).fetchone()  # a read starts the snapshot
+                yield
+            finally:
+                self.conn.execute("ROLLBACK")
 
     def rows(self, table: Table, suffix: str) -> Iterator[tuple[Any, ...]]:
-        yield from self.conn.execute(ddl.select_ordered(table, suffix))
+        with translated():
+            yield from self.conn.execute(ddl.select_ordered(table, suffix))
 
+    @translated()
     def count(self, table: Table, suffix: str) -> int:
         row = self.conn.execute(ddl.count_rows(table, suffix)).fetchone()
         return int(row[0]) if row else 0
 
+    @translated()
     def query(self, name: str, params: Mapping[str, Any]) -> list[QueryRow]:
         """Run the named read-side query of queries.sql (for projections/queries/)."""
         (statement,) = QUERIES[name]
