@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from adapters.postgres.errors import translated
 from adapters.sql.sqlfile import load_sections
@@ -48,14 +49,16 @@ class PostgresCounters:
         await conn.execute("SET statement_timeout = '5s'")
         return conn
 
-    async def _run(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        conn = await self._connect()
-        try:
-            cursor = await conn.execute(SQL[name], params)
-            rows = await cursor.fetchall() if cursor.description else []
-        except BaseException:
-            await conn.close()  # broken or interrupted mid-statement: never reuse it
-            raise
+    async def _run(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with translated():
+            conn = await self._connect()
+            try:
+                cursor = conn.cursor(row_factory=dict_row)
+                await cursor.execute(SQL[name], params)
+                rows = await cursor.fetchall() if cursor.description else []
+            except BaseException:
+                await conn.close()  # broken or interrupted mid-statement: never reuse it
+                raise
         self._idle.append(conn)
         return rows
 
@@ -68,26 +71,31 @@ class PostgresCounters:
             "limits": [h.limit for h in ordered],
             "counts": [h.hits for h in ordered],
         })
-        answers = {(bucket, start): Counted(admitted, now) for bucket, start, admitted, now in rows}
+        answers = {
+            (row["bucket"], row["window_start"]): Counted(row["admitted"], row["last_admitted"])
+            for row in rows
+        }
         return [answers[(h.bucket, h.window_start)] for h in hits]
 
     async def ping(self) -> None:
         await self._run("ping", {})
 
     async def cleanup(self, now: int) -> int:
-        conn = await self._connect()
-        try:
-            cursor = await conn.execute(SQL["cleanup"], {"now": now})
-        except BaseException:
-            await conn.close()
-            raise
+        with translated():
+            conn = await self._connect()
+            try:
+                cursor = await conn.execute(SQL["cleanup"], {"now": now})
+            except BaseException:
+                await conn.close()
+                raise
         self._idle.append(conn)
         return cursor.rowcount
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.close()
+        with translated():
+            for conn in idle:
+                await conn.close()
 
 
 class PostgresKeyStore:
@@ -97,9 +105,10 @@ class PostgresKeyStore:
     def __init__(self, url: str) -> None:
         self._url = url
 
-    def _query(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _query(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with translated(), psycopg.connect(
-            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            row_factory=dict_row,
         ) as conn:
             cursor = conn.execute(SQL[name], params)
             return cursor.fetchall() if cursor.description else []
@@ -125,9 +134,12 @@ class PostgresKeyStore:
         return _record(rows[0])
 
     def any_active(self) -> bool:
-        return bool(self._query("any_active_key", {})[0][0])
+        return bool(self._query("any_active_key", {})[0]["any_active"])
 
 
-def _record(row: tuple[Any, ...]) -> KeyRecord:
-    key_id, key_hash, role, customer_id, label, created_at, revoked_at = row
-    return KeyRecord(key_id, key_hash, Role(role), customer_id, label, created_at, revoked_at)
+def _record(row: dict[str, Any]) -> KeyRecord:
+    return KeyRecord(
+        key_id=row["key_id"], key_hash=row["key_hash"], role=Role(row["role"]),
+        customer_id=row["customer_id"], label=row["label"], created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )

@@ -46,4 +46,4 @@ UPDATE api_keys SET revoked_at = coalesce(revoked_at, %(now)s) WHERE key_id = %(
 RETURNING key_id, key_hash, role, customer_id, label, created_at, revoked_at;
 
 -- name: any_active_key
-SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL);
+SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL) AS any_active;

@@ -33,6 +33,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
     )
+    conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     return conn
 
@@ -55,7 +56,7 @@ class SqliteCounters:
         return self._conn
 
     def _hit(self, hits: Sequence[Hit]) -> list[Counted]:
-        with self._lock:
+        with self._lock, translated():
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -65,7 +66,7 @@ class SqliteCounters:
                         "bucket": hit.bucket, "start": hit.window_start, "end": hit.window_end,
                         "lim": hit.limit, "n": hit.hits,
                     }).fetchone()
-                    out.append(Counted(row[0], row[1]))
+                    out.append(Counted(row["admitted"], row["last_admitted"]))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -73,7 +74,7 @@ class SqliteCounters:
             return out
 
     def _execute(self, name: str, params: dict[str, Any]) -> int:
-        with self._lock:
+        with self._lock, translated():
             return self._connection().execute(SQL[name], params).rowcount
 
     async def hit(self, hits: Sequence[Hit]) -> list[Counted]:
@@ -86,7 +87,7 @@ class SqliteCounters:
         return await anyio.to_thread.run_sync(self._execute, "cleanup", {"now": now})
 
     async def close(self) -> None:
-        with self._lock:
+        with self._lock, translated():
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -99,7 +100,7 @@ class SqliteKeyStore:
     def __init__(self, path: Path) -> None:
         self._path = path
 
-    def _query(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _query(self, name: str, params: dict[str, Any]) -> list[sqlite3.Row]:
         with translated():
             conn = _connect(self._path)
             try:
@@ -129,12 +130,14 @@ class SqliteKeyStore:
         return _record(rows[0])
 
     def any_active(self) -> bool:
-        return bool(self._query("any_active_key", {})[0][0])
+        return bool(self._query("any_active_key", {})[0]["any_active"])
 
 
-def _record(row: tuple[Any, ...]) -> KeyRecord:
-    key_id, key_hash, role, customer_id, label, created_at, revoked_at = row
+def _record(row: sqlite3.Row) -> KeyRecord:
+    revoked_at = row["revoked_at"]
     return KeyRecord(
-        key_id, key_hash, Role(role), customer_id, label, datetime.fromisoformat(created_at),
-        datetime.fromisoformat(revoked_at) if revoked_at else None,
+        key_id=row["key_id"], key_hash=row["key_hash"], role=Role(row["role"]),
+        customer_id=row["customer_id"], label=row["label"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        revoked_at=datetime.fromisoformat(revoked_at) if revoked_at else None,
     )

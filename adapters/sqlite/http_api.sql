@@ -37,4 +37,4 @@ UPDATE api_keys SET revoked_at = coalesce(revoked_at, :now) WHERE key_id = :key_
 RETURNING key_id, key_hash, role, customer_id, label, created_at, revoked_at;
 
 -- name: any_active_key
-SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL);
+SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL) AS any_active;
