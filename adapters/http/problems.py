@@ -9,11 +9,9 @@ client's mistake).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 import msgspec
-import psycopg
 from eventsourcing.persistence import (
     ConnectionUnavailableError,
     InterfaceError,
@@ -21,7 +19,6 @@ from eventsourcing.persistence import (
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from psycopg_pool import PoolTimeout
 
 from ledger.errors import (
     AttemptSuperseded,
@@ -33,6 +30,8 @@ from ledger.errors import (
     JobNotFound,
     LedgerError,
     NotStale,
+    StoreError,
+    TransportError,
     UnknownAttempt,
 )
 
@@ -50,6 +49,8 @@ STATUS_OF: dict[type[LedgerError], int] = {
     ConcurrencyExhausted: 409,
     IdempotencyConflict: 422,
     InvalidCommand: 422,
+    StoreError: 503,
+    TransportError: 503,
 }
 
 TITLES = {
@@ -116,17 +117,10 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-UNAVAILABLE_BASES = frozenset({"TransportError", "StoreError"})
-"""Named errors (by class name, from modules this one need not import) that mean a
-dependency is down rather than that the request was wrong: 503."""
-
-
 def status_of(error: LedgerError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS_OF:
             return STATUS_OF[cls]
-        if cls.__name__ in UNAVAILABLE_BASES:
-            return 503
     return 400
 
 
@@ -174,9 +168,8 @@ def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response
 def _unavailable(error: BaseException) -> bool:
     return isinstance(
         error,
-        psycopg.OperationalError | psycopg.InterfaceError | sqlite3.OperationalError
-        | StoreOperationalError | InterfaceError | ConnectionUnavailableError | PoolTimeout
-        | TimeoutError | ConnectionError,
+        StoreOperationalError | InterfaceError | ConnectionUnavailableError | TimeoutError
+        | ConnectionError,
     )
 
 
