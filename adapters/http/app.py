@@ -25,13 +25,24 @@ from litestar.openapi import OpenAPIConfig
 from adapters.http import health, heartbeats, jobs, metrics, queues
 from adapters.http.access import Access, access_middleware
 from adapters.http.bodies import MAX_BODY_BYTES
+from adapters.http.decoding import MAX_DEPTH
 from adapters.http.health import HealthMonitor
 from adapters.http.openapi import ExactJsonRenderPlugin
+from adapters.http.paths import path_guard
 from adapters.http.problems import EXCEPTION_HANDLERS
 from adapters.http.ratelimit import Limiter
 from adapters.http.services import JobReads, ReadPool, Writer
 from adapters.http.tallies import TallyReporter
 
+DESCRIPTION = (
+    "Background jobs as an event-sourced ledger: enqueue, claim, heartbeat, complete, fail; "
+    "views, dead letters, health and metrics. Keys go in `Authorization: Bearer <key>` "
+    "(the `bearer` scheme). Request bodies are JSON of at most "
+    f"{MAX_BODY_BYTES // 1024} KiB (413 beyond) nesting at most {MAX_DEPTH} levels of arrays "
+    "and objects, the body itself included (400 `too_deep` beyond); an integer field takes "
+    "`17.0` as `17`. A path that is not UTF-8 once percent-decoded, or a path parameter "
+    "with a control character, is answered 400 `invalid_path`."
+)
 
 @dataclass
 class HttpParts:
@@ -80,14 +91,14 @@ def create_app(parts: HttpParts) -> Litestar:
             "monitor": _given(parts.monitor),
         },
         middleware=[
-            DefineMiddleware(access_middleware, access=parts.access, limiter=parts.limiter)
+            path_guard,
+            DefineMiddleware(access_middleware, access=parts.access, limiter=parts.limiter),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="job-ledger",
             version="1",
-            description="Background jobs as an event-sourced ledger: enqueue, claim, "
-            "heartbeat, complete, fail; views, dead letters, health and metrics.",
+            description=DESCRIPTION,
             path="/schema",
             render_plugins=[ExactJsonRenderPlugin()],
         ),

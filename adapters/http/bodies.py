@@ -2,7 +2,8 @@
 
 Request bodies are decoded by msgspec, strictly (no ``"1"`` for ``1``), with unknown fields
 refused and the same limits as the ledger's commands (:mod:`ledger.commands`); the sizes of
-whole bodies are capped by the application (``MAX_BODY_BYTES``).
+whole bodies are capped by the application (``MAX_BODY_BYTES``), their nesting by
+:mod:`adapters.http.decoding` (``MAX_DEPTH``), which also takes ``17.0`` for an integer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from uuid import UUID
 import msgspec
 from litestar import Request
 
+from adapters.http.decoding import decode_body
 from adapters.http.problems import ApiError
 from ledger.commands import Attempt, ErrorText, MaxAttempts, Name, QueueName
 
@@ -23,6 +25,14 @@ MAX_BATCH = 1000
 """The most jobs one ``POST /heartbeats`` or ``POST /dlq/redrive`` may name."""
 
 T = TypeVar("T")
+
+WorkerTime = Annotated[
+    datetime,
+    msgspec.Meta(
+        description="The worker's clock when it sent the request (RFC 3339), kept as reported.",
+        extra_json_schema={"format": "date-time"},
+    ),
+]
 
 
 class Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -41,27 +51,27 @@ class EnqueueRequest(Body, frozen=True):
 
 class ClaimRequest(Body, frozen=True):
     worker_id: Name
-    worker_time: datetime | None = None
+    worker_time: WorkerTime | None = None
 
 
 class HeartbeatRequest(Body, frozen=True):
     worker_id: Name
     attempt: Attempt
-    worker_time: datetime | None = None
+    worker_time: WorkerTime | None = None
 
 
 class CompleteRequest(Body, frozen=True):
     worker_id: Name
     attempt: Attempt
     result: Any = None
-    worker_time: datetime | None = None
+    worker_time: WorkerTime | None = None
 
 
 class FailRequest(Body, frozen=True):
     worker_id: Name
     attempt: Attempt
     error: ErrorText
-    worker_time: datetime | None = None
+    worker_time: WorkerTime | None = None
 
 
 class BatchedHeartbeat(Body, frozen=True):
@@ -74,7 +84,7 @@ class HeartbeatBatchRequest(Body, frozen=True):
 
     worker_id: Name
     jobs: Annotated[list[BatchedHeartbeat], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
-    worker_time: datetime | None = None
+    worker_time: WorkerTime | None = None
 
 
 class RedriveRequest(Body, frozen=True):
@@ -179,9 +189,4 @@ async def read_body(request: Request[Any, Any, Any], body_type: type[T]) -> T:
             code="unsupported_media_type",
         )
     raw = await request.body()
-    try:
-        return decoder(body_type).decode(raw)
-    except msgspec.ValidationError as error:
-        raise ApiError(422, f"invalid body: {error}", code="invalid_body") from None
-    except msgspec.DecodeError as error:
-        raise ApiError(400, f"malformed JSON: {error}", code="malformed_json") from None
+    return decode_body(raw, decoder(body_type), body_type)

@@ -96,7 +96,10 @@ async def metrics(
     views = CollectorRegistry()
     views.register(ViewGauges(check, limiter))
     body = generate_latest(REGISTRY) + generate_latest(views)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    # The header given whole: with only a text/ media type, Litestar appends a second charset.
+    return Response(
+        body, media_type=CONTENT_TYPE_LATEST, headers={"content-type": CONTENT_TYPE_LATEST}
+    )
 
 
 ROUTES = [metrics]

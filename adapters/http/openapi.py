@@ -4,7 +4,8 @@ Handlers decode their bodies themselves with one strict msgspec decoder each (Li
 own decoding is lax: it would take ``"1"`` for ``1``), and name the body type in their
 ``opt``. This render plugin adds each such body to the document from msgspec's own JSON
 Schema (so the document says exactly what the decoder accepts: limits, patterns, no
-unknown fields), and documents the problem responses every route can give.
+unknown fields), documents the problem responses every route can give, and the bearer
+scheme on every route that needs a key.
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ from adapters.http.access import Rule
 from adapters.http.problems import PROBLEM_JSON, TITLES, Problem
 
 REF = "#/components/schemas/{name}"
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key (`ledger keys create`) in the header `Authorization: Bearer "
+    "<key>`; the scheme name is matched case-insensitively. Routes without a security "
+    "requirement need no key. On the embedded default served on loopback, no key is needed "
+    "until the first one is created.",
+}
+"""The one way to authenticate (:mod:`adapters.http.access` reads it)."""
 
 
 class ExactJsonRenderPlugin(JsonRenderPlugin):
@@ -58,6 +68,7 @@ def complete(routes: list[Any], document: dict[str, Any]) -> dict[str, Any]:
     refs, components = msgspec.json.schema_components(types, ref_template=REF)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(components)
+    document["components"]["securitySchemes"] = {"bearer": BEARER}
     ref_of = dict(zip(types, refs, strict=True))
     for (path, method), operation in _operations(document):
         body = bodies.get((path, method))
@@ -66,7 +77,10 @@ def complete(routes: list[Any], document: dict[str, Any]) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": ref_of[body]}},
             }
-        _problems(operation, ref_of[Problem], rules.get((path, method)), body is not None)
+        rule = rules.get((path, method))
+        if rule is not None:
+            operation["security"] = [{"bearer": []}]
+        _problems(operation, ref_of[Problem], rule, body is not None)
         alternate = alternates.get((path, method))
         if alternate is not None:
             for response in operation.get("responses", {}).values():
