@@ -9,7 +9,10 @@ carries on from the new position). Readers keep reading the live tables until th
 
 Verify: in a snapshot of the live view (its rows and its position P, one moment), fold
 the log up to P into scratch tables and compare them table by table: row count and a
-content checksum, and the first differing rows if they differ.
+content checksum, and the first differing rows if they differ. Then it folds on from P to
+the head of the log, as a rebuild would: a view stopped at an event (or any event a
+rebuild could not pass) fails verify, naming the view and the error, even when the rows
+up to P are equal (ADR 65).
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from typing import Any
 
 import msgspec
 
-from ledger.errors import LedgerError
-from projections.events import RawRow, decode_page
+from ledger.errors import LedgerError, StoreError, StoreUnavailable
+from projections.events import Event, RawRow, decode_page
 from projections.model import PageState, View, ViewError
-from projections.runner import Folder
+from projections.runner import Folder, refusal, storable, write_one_by_one
 from projections.store import LIVE, SCRATCH, SHADOW, ViewStore
 
 REBUILD_PAGE = 20_000
@@ -90,13 +93,31 @@ def fold_into(
             events, not_understood = decode_page(page)
             if not_understood is not None:
                 raise ViewError.not_understood(folder.view.name, not_understood)
-            state = folder.fold(events)
-            _write(store, folder.view, folder.suffix, state, in_transaction)
-            folder.trim()
+            _fold_page(store, folder, events, in_transaction)
             position = page[-1][0]
             if progress is not None:
                 progress(position, max(head, position))
     return position
+
+
+def _fold_page(store: ViewStore, folder: Folder, events: list[Event], inside: bool) -> None:
+    """Fold and write one page; :class:`ViewError` naming the event it cannot fold or whose
+    rows the database refuses (found by writing the page again event by event)."""
+    try:
+        _write(store, folder.view, folder.suffix, folder.fold(events), inside)
+    except StoreUnavailable:
+        raise
+    except StoreError as error:
+        folder.forget()
+        if inside or not events:  # a failed statement ends the enclosing transaction
+            raise refusal(folder.view.name, events[0], error) from error
+        failure = write_one_by_one(
+            folder, events,
+            lambda done, state: _write(store, folder.view, folder.suffix, state, False),
+        )
+        if failure is not None:
+            raise failure from error
+    folder.trim()
 
 
 def _pages(
@@ -225,10 +246,18 @@ class VerifyResult:
     view: str
     position: int
     tables: list[TableComparison]
+    failure: str | None = None
+    """Why a rebuild cannot fold the log past ``position`` (the view stops there)."""
 
     @property
     def equal(self) -> bool:
+        """The live rows equal a fresh fold of the log up to ``position``."""
         return all(t.equal for t in self.tables)
+
+    @property
+    def ok(self) -> bool:
+        """Equal, and a rebuild folds the whole log."""
+        return self.equal and self.failure is None
 
 
 def verify(
@@ -258,9 +287,21 @@ def verify(
                     compare(table.name, live.rows(table, LIVE), work.rows(table, SCRATCH), show)
                     for table in view.tables
                 ]
+            failure = _fold_rest(work, folder, position, page_size, reader)
         finally:
             work.drop_tables(view, SCRATCH)
-    return VerifyResult(view.name, position, tables)
+    return VerifyResult(view.name, position, tables, failure)
+
+
+def _fold_rest(
+    store: ViewStore, folder: Folder, after: int, page_size: int, reader: ViewStore | None
+) -> str | None:
+    """Fold the log from ``after`` to its head as a rebuild would; the error that stops it."""
+    try:
+        fold_into(store, folder, after, upto=store.head(), page_size=page_size, reader=reader)
+    except ViewError as error:
+        return storable(str(error))
+    return None
 
 
 _encode = msgspec.json.Encoder().encode

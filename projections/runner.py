@@ -8,7 +8,10 @@ either the old position and the old rows or the new ones: nothing skipped, nothi
 applied twice.
 
 A view that fails on an event stops there (its error names the event and is recorded in
-its tracking row); it is never skipped. The other views go on.
+its tracking row); it is never skipped. The other views go on. That holds both when the
+fold fails and when the database refuses the rows the fold made (a text it cannot hold, a
+number too large for its column): the refused page is then applied again one event at a
+time, so the view stops exactly at the event whose rows are refused (ADR 65).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, StoreError, StoreUnavailable
 from projections.events import Event, EventNotUnderstood, decode_page
 from projections.model import Key, PageState, Row, View, ViewError
 from projections.store import LIVE, Tracking, ViewStore
@@ -29,6 +32,7 @@ from projections.store import LIVE, Tracking, ViewStore
 log = logging.getLogger(__name__)
 
 Decoded = tuple[list[Event], EventNotUnderstood | None]
+Write = Callable[[list[Event], PageState], None]
 
 PAGE_SIZE = 1000
 CACHE_ROWS = 50_000
@@ -85,9 +89,7 @@ class Folder:
                 for key in list(_first(cached, excess + self.cache_rows // 4)):
                     del cached[key]
 
-    def fold_until_failure(
-        self, events: list[Event], write: Callable[[list[Event], PageState], None]
-    ) -> ViewError | None:
+    def fold_until_failure(self, events: list[Event], write: Write) -> ViewError | None:
         """Fold and write ``events``; on a failing event, write those before it and
         return the failure."""
         if not events:
@@ -101,6 +103,41 @@ class Folder:
             return failure
         write(events, state)
         return None
+
+
+def refusal(view: str, event: Event, error: StoreError) -> ViewError:
+    """The view stops at ``event``: the database refused the rows it folds into."""
+    return ViewError(view, event, f"the database refused its rows: {first_line(error)}")
+
+
+def first_line(error: BaseException) -> str:
+    """The error's message without the lines the driver adds (``CONTEXT: ...``)."""
+    return storable(str(error).strip().splitlines()[0] if str(error).strip() else
+                    type(error).__name__)
+
+
+def storable(text: str) -> str:
+    """``text`` as every store can hold it (NUL and lone surrogates escaped)."""
+    escaped = text.replace("\x00", "\\x00")
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def write_one_by_one(folder: Folder, events: list[Event], write: Write) -> ViewError | None:
+    """After the database refused a page's rows: fold and write ``events`` one at a time
+    (each its own transaction), so the view stops exactly at the event whose rows are
+    refused, with every event before it applied. ``None`` if none is refused now."""
+    folder.forget()  # the cached rows were folded for the refused page
+    for event in events:
+        try:
+            failure = folder.fold_until_failure([event], write)
+        except StoreUnavailable:
+            raise
+        except StoreError as error:
+            folder.forget()
+            return refusal(folder.view.name, event, error)
+        if failure is not None:
+            return failure
+    return None
 
 
 def _first(mapping: dict[Key, Row], count: int) -> Iterable[Key]:
@@ -209,9 +246,7 @@ class Runner:
         events, not_understood = decoded
         failure: ViewError | None = None
         try:
-            failure = feed.folder.fold_until_failure(
-                events, lambda done, state: self._commit(feed, done, state)
-            )
+            failure = self._fold_page(feed, events)
             if failure is not None and self._moved(feed):
                 # The rows it folded on were not this runner's (a rebuild swapped new
                 # tables in meanwhile): not the view's fault.
@@ -231,6 +266,24 @@ class Runner:
             self._fail(feed, failure)
         return feed.tracking.position - tracking.position if feed.tracking else 0
 
+    def _fold_page(self, feed: Feed, events: list[Event]) -> ViewError | None:
+        """Fold and commit ``events``; the failure that stops the view, if one does."""
+
+        def commit(done: list[Event], state: PageState) -> None:
+            self._commit(feed, done, state)
+
+        try:
+            return feed.folder.fold_until_failure(events, commit)
+        except StoreUnavailable:
+            raise
+        except StoreError as error:  # the database refused the page's rows
+            log.warning("view %s: the database refused a page (%s); applying its events "
+                        "one at a time", feed.view.name, first_line(error))
+            assert feed.tracking is not None
+            after = feed.tracking.position
+            return write_one_by_one(feed.folder, [e for e in events if e.position > after],
+                                    commit)
+
     def _moved(self, feed: Feed) -> bool:
         mine, stored = feed.tracking, self.store.tracking(feed.view.name)
         assert mine is not None
@@ -248,10 +301,10 @@ class Runner:
         feed.folder.trim()
 
     def _fail(self, feed: Feed, failure: ViewError) -> None:
-        feed.failure = str(failure)
+        feed.failure = storable(str(failure))
         feed.folder.forget()
-        log.error("%s", failure)
-        self.store.record_error(feed.view.name, str(failure), self.owner)
+        log.error("%s", feed.failure)
+        self.store.record_error(feed.view.name, feed.failure, self.owner)
 
     # -- loops --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from uuid import UUID
 from adapters.sql.sqlfile import load_sections
 from adapters.sqlite import ddl
 from adapters.sqlite.errors import translated
+from ledger.errors import StoreError
 from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
 from projections.queries import QueryRow
@@ -260,6 +261,14 @@ class SQLiteViewStore:
 
     @translated()
     def apply(self, view: View, suffix: str, state: PageState) -> None:
+        try:
+            self._apply(view, suffix, state)
+        except (OverflowError, UnicodeEncodeError) as error:
+            # sqlite3 refuses these values before SQLite sees them (an integer past 64
+            # bits, a lone surrogate): the database refused the rows, as PostgreSQL says.
+            raise StoreError(f"SQLite: {error}") from error
+
+    def _apply(self, view: View, suffix: str, state: PageState) -> None:
         conn = self.conn
         for table in view.tables:
             name = table.name
