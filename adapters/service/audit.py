@@ -6,7 +6,8 @@ events into a :class:`ledger.audit.JobAudit`. Then:
 
 - the ``job_status`` view must show every job the log has, in the status the log gives it
   (for jobs whose last event the view has reached), and no job the log lacks;
-- each view must equal a fresh rebuild (:func:`projections.rebuild.verify`);
+- each view must equal a fresh rebuild (:func:`projections.rebuild.verify`), and a
+  rebuild must fold the whole log (a view stopped at an event fails the audit);
 - the dispatcher's tracking position must be past every enqueue, requeue and redrive,
   except the last few seconds' (reported as in flight).
 """
@@ -40,6 +41,12 @@ class ViewCheck:
     position: int
     equal: bool
     differences: list[str] = field(default_factory=list)
+    failure: str | None = None
+    """Why a rebuild of the view stops before the head of the log."""
+
+    @property
+    def ok(self) -> bool:
+        return self.equal and self.failure is None
 
 
 @dataclass
@@ -57,7 +64,7 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        return not self.violations and all(v.equal for v in self.views)
+        return not self.violations and all(v.ok for v in self.views)
 
     @property
     def offending_jobs(self) -> list[str]:
@@ -85,7 +92,7 @@ class AuditReport:
             ],
             "views": [
                 {"view": v.view, "position": v.position, "equal": v.equal,
-                 "differences": v.differences}
+                 "differences": v.differences, "failure": v.failure}
                 for v in self.views
             ],
             "seconds": round(self.seconds, 3),
@@ -173,7 +180,8 @@ def check_views(
                 f"differing: live {d[0]!r} rebuilt {d[1]!r}"
                 for t in result.tables if not t.equal for d in t.differences[:1]
             ]
-            checks.append(ViewCheck(view.name, result.position, result.equal, differences))
+            checks.append(ViewCheck(view.name, result.position, result.equal, differences,
+                                    result.failure))
     finally:
         for store in (live, work, reader):
             store.close()

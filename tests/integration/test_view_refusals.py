@@ -8,6 +8,7 @@ integer too large for the view's column.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -15,12 +16,14 @@ from uuid import uuid4
 import msgspec
 import pytest
 
+from adapters.service.audit import run_audit
 from projections.rebuild import verify
 from projections.registry import VIEWS, get_view
 from projections.runner import Runner
 from projections.store import ViewStore
 from tests.integration.test_projections_contract import execute
 from tests.support.projection_env import Backend, Workload, make_backend
+from tests.support.projection_events import T0
 
 ALL = list(VIEWS.values())
 STAMP = {"_type_": "datetime_iso", "_data_": "2026-03-02T09:00:00+00:00"}
@@ -133,5 +136,32 @@ def test_verify_fails_naming_the_view_when_a_rebuild_of_it_fails(
         clean = verify(backend.store(), backend.store(), get_view("rate_limits"))
         assert clean.ok
         assert clean.failure is None
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize(("name", "kind"), POISONS)
+def test_audit_fails_naming_the_view_a_rebuild_cannot_pass(
+    request: pytest.FixtureRequest, tmp_path: Path, name: str, kind: str
+) -> None:
+    backend = _backend(request, tmp_path, name)
+    try:
+        workload = Workload(backend.ledger())
+        workload.run(3)
+        store = backend.store()
+        runner = Runner(store, ALL)
+        runner.acquire()
+        runner.catch_up()
+        runner.release()
+        position, _ = poison(store, kind)
+        report = run_audit(backend.store, ALL, now=lambda: T0 + timedelta(days=1),
+                           alert_grace=timedelta(days=1), check_dispatch=False)
+        assert not report.ok
+        assert report.violations == []  # the log itself is fine
+        failed = {v.view: v.failure for v in report.views if v.failure}
+        assert "job_status" in failed
+        assert "rate_limits" not in failed
+        assert f"stopped at event {position}" in str(failed["job_status"])
+        assert report.to_dict()["ok"] is False
     finally:
         backend.close()
