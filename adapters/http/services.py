@@ -31,7 +31,7 @@ from adapters.service.batching import BatchWriter
 from ledger.access import Principal
 from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand, Outcome
-from ledger.errors import JobNotFound, LedgerError
+from ledger.errors import JobNotFound, LedgerError, StoreUnavailable
 from ledger.job import Job
 from projections.queries.job_status import JobStatus, JobStatusQueries, status_of_job
 from projections.store import ViewStore
@@ -57,15 +57,28 @@ class ReadPool:
         self._lock = threading.Lock()
 
     def use(self, read: Callable[[ViewStore], T]) -> T:
+        """``read`` on an idle session, or a new one. An idle session the database no
+        longer answers on (it restarted) is closed with every other idle one, and ``read``
+        runs once more on a fresh session."""
         with self._lock:
             store = self._idle.pop() if self._idle else None
-        if store is None:
-            store = self._open()
+        if store is not None:
+            try:
+                return self._keep(store, read(store))
+            except StoreUnavailable:
+                _close_quietly(store)
+                self.close()  # idle through the same failure
+            except BaseException:
+                _close_quietly(store)
+                raise
+        store = self._open()
         try:
-            result = read(store)
+            return self._keep(store, read(store))
         except BaseException:
             _close_quietly(store)
             raise
+
+    def _keep(self, store: ViewStore, result: T) -> T:
         with self._lock:
             if len(self._idle) < self._size:
                 self._idle.append(store)

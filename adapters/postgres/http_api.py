@@ -1,8 +1,11 @@
 """The HTTP API's tables on PostgreSQL: the limiter's counters and the API keys.
 
 The counters are written from the event loop through a few ``AsyncConnection``s kept by
-the store itself (one per batch in flight): a connection that fails is dropped and the
-next use opens a new one, so the store recovers by itself when the database returns.
+the store itself (one per batch in flight): a connection that fails is dropped. A kept
+connection found broken (the server restarted while it sat idle) drops every kept one and
+the statement is run once more on a fresh connection, so a database that answers is never
+taken for unreachable and the limiter's counts stay exact across a restart
+(docs/adr/0075-dead-pooled-connections.md).
 Their commits are not waited for on disk (``synchronous_commit = off``): a window's
 counts are worth a round trip, not an fsync (docs/adr/0031-exact-rate-limiting.md).
 """
@@ -28,6 +31,10 @@ SQL = {name: statements[0] for name, statements in load_sections(
 CONNECT_TIMEOUT_SECONDS = 2
 
 
+class _ConnectionLost(psycopg.OperationalError):
+    """The server closed the connection (a restart, a terminated backend)."""
+
+
 class PostgresCounters:
     """Rate-limit windows in PostgreSQL (see :class:`ledger.ports.counters.CounterStore`)."""
 
@@ -39,8 +46,6 @@ class PostgresCounters:
         self._idle: list[psycopg.AsyncConnection[Any]] = []
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        if self._idle:
-            return self._idle.pop()
         conn = await psycopg.AsyncConnection.connect(
             self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
             application_name="job-ledger rate limiter",
@@ -49,22 +54,46 @@ class PostgresCounters:
         await conn.execute("SET statement_timeout = '5s'")
         return conn
 
-    async def _run(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _run(self, name: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        """Run one statement: its rows and row count. A kept connection that turns out
+        broken is discarded, with the other kept ones, and the statement runs once more on
+        a fresh connection. A connection that broke while idle never ran it; one cut off
+        mid-statement by a crash may have committed it, and the retry then counts those
+        hits twice: the limiter admits fewer, never more."""
         with translated():
-            conn = await self._connect()
-            try:
-                cursor = conn.cursor(row_factory=dict_row)
-                await cursor.execute(SQL[name], params)
-                rows = await cursor.fetchall() if cursor.description else []
-            except BaseException:
-                await conn.close()  # broken or interrupted mid-statement: never reuse it
-                raise
+            if self._idle:
+                conn = self._idle.pop()
+                try:
+                    return await self._on(conn, name, params)
+                except _ConnectionLost:
+                    await self._drop_idle()  # idle through the same failure
+            return await self._on(await self._connect(), name, params)
+
+    async def _on(
+        self, conn: psycopg.AsyncConnection[Any], name: str, params: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Run the statement on ``conn`` and keep it; close it instead if it fails."""
+        try:
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(SQL[name], params)
+            rows = await cursor.fetchall() if cursor.description else []
+        except BaseException as error:
+            lost = conn.broken
+            await conn.close()  # broken or interrupted mid-statement: never reuse it
+            if lost and isinstance(error, psycopg.OperationalError):
+                raise _ConnectionLost(str(error)) from error
+            raise
         self._idle.append(conn)
-        return rows
+        return rows, cursor.rowcount
+
+    async def _drop_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
 
     async def hit(self, hits: Sequence[Hit]) -> list[Counted]:
         ordered = sorted(hits, key=lambda h: (h.bucket, h.window_start))
-        rows = await self._run("hit", {
+        rows, _ = await self._run("hit", {
             "buckets": [h.bucket for h in ordered],
             "starts": [h.window_start for h in ordered],
             "ends": [h.window_end for h in ordered],
@@ -81,21 +110,12 @@ class PostgresCounters:
         await self._run("ping", {})
 
     async def cleanup(self, now: int) -> int:
-        with translated():
-            conn = await self._connect()
-            try:
-                cursor = await conn.execute(SQL["cleanup"], {"now": now})
-            except BaseException:
-                await conn.close()
-                raise
-        self._idle.append(conn)
-        return cursor.rowcount
+        _, deleted = await self._run("cleanup", {"now": now})
+        return deleted
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, []
         with translated():
-            for conn in idle:
-                await conn.close()
+            await self._drop_idle()
 
 
 class PostgresKeyStore:
