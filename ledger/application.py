@@ -37,6 +37,7 @@ from ledger.commands import (
     RecordHeartbeat,
     RecordQueueDeadLetter,
     RedriveJob,
+    check_texts,
 )
 from ledger.errors import (
     AttemptSuperseded,
@@ -279,7 +280,7 @@ class JobLedger(Application[UUID]):
                 delay = self.retry_policy.delay(job.attempts_used, job.max_attempts, self._draw())
                 job.fail(
                     command.attempt, command.worker_id, command.error, now, delay,
-                    worker_time=command.worker_time,
+                    worker_time=command.worker_time, error_normalised=command.error_normalised,
                 )
             case DetectStale():
                 delay = self.retry_policy.delay(job.attempts_used, job.max_attempts, self._draw())
@@ -317,6 +318,7 @@ class JobLedger(Application[UUID]):
 
 def _validated(command: AnyCommand) -> AnyCommand:
     """Enforce the boundary constraints on commands built in-process too."""
+    check_texts(command)
     try:
         return msgspec.json.decode(msgspec.json.encode(command), type=type(command))
     except msgspec.ValidationError as error:

@@ -12,6 +12,8 @@ from uuid import UUID
 
 import msgspec
 
+from ledger.text import check_value
+
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 QueueName = Annotated[
     str, msgspec.Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
@@ -62,6 +64,8 @@ class FailJob(JobCommand, frozen=True, tag="fail"):
     worker_id: Name
     error: ErrorText
     worker_time: datetime | None = None
+    error_normalised: bool = False
+    """True when the worker made ``error`` storable (:func:`ledger.text.normalise`)."""
 
 
 class DetectStale(JobCommand, frozen=True, tag="detect_stale"):
@@ -98,6 +102,13 @@ AnyCommand = (
 """The tagged union a boundary decodes."""
 
 WORKER_REPORTS = (RecordHeartbeat, CompleteJob, FailJob)
+
+
+def check_texts(command: Command) -> None:
+    """Refuse a command holding a text the log cannot store, naming the field
+    (:class:`~ledger.errors.InvalidText`); payloads and results are checked at any depth."""
+    for name in command.__struct_fields__:
+        check_value(name, getattr(command, name))
 
 
 class Outcome(msgspec.Struct, frozen=True):

@@ -50,6 +50,22 @@ class InvalidCommand(LedgerError):
     code = "invalid_command"
 
 
+class InvalidText(InvalidCommand):
+    """A text holds a code point the ledger cannot store (docs/adr/0060-storable-text.md)."""
+
+    code = "invalid_text"
+
+    def __init__(self, field: str, index: int, code_point: int) -> None:
+        self.field = field
+        self.index = index
+        self.code_point = code_point
+        super().__init__(
+            f"{field}: U+{code_point:04X} at character {index} cannot be stored (allowed: "
+            "tab, newline, carriage return and U+0020..U+10FFFF except surrogates, "
+            "U+FFFE and U+FFFF)"
+        )
+
+
 class JobNotFound(LedgerError):
     """No job has this id."""
 

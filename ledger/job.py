@@ -88,6 +88,7 @@ class Job(Aggregate):
         worker_id: str
         error: str
         worker_time: datetime | None
+        error_normalised: bool = False
 
         def apply(self, job: Job) -> None:
             job.status = Status.PENDING
@@ -300,6 +301,7 @@ class Job(Aggregate):
     def fail(
         self, attempt: int, worker_id: str, error: str, now: datetime,
         retry_delay: timedelta | None, *, worker_time: datetime | None = None,
+        error_normalised: bool = False,
     ) -> None:
         """Record the failure, then requeue after ``retry_delay`` or dead-letter.
 
@@ -309,7 +311,7 @@ class Job(Aggregate):
         self.check_report(attempt, worker_id, "fail")
         self.trigger_event(
             self.Failed, timestamp=now, attempt=attempt, worker_id=worker_id, error=error,
-            worker_time=worker_time,
+            worker_time=worker_time, error_normalised=error_normalised,
         )
         self._retry_or_dead_letter(now, retry_delay, reason="failed")
 

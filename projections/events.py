@@ -74,6 +74,7 @@ class Failed(Body, frozen=True):
     attempt: int
     worker_id: str
     error: str
+    error_normalised: bool = False
 
 
 class StaleDetected(Body, frozen=True):

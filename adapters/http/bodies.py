@@ -18,6 +18,8 @@ from litestar import Request
 from adapters.http.decoding import decode_body
 from adapters.http.problems import ApiError
 from ledger.commands import Attempt, ErrorText, MaxAttempts, Name, QueueName
+from ledger.errors import InvalidText
+from ledger.text import check_value
 
 MAX_BODY_BYTES = 1024 * 1024
 """The largest request body accepted (413 beyond it)."""
@@ -72,6 +74,8 @@ class FailRequest(Body, frozen=True):
     attempt: Attempt
     error: ErrorText
     worker_time: WorkerTime | None = None
+    error_normalised: bool = False
+    """The worker replaced code points of ``error`` the ledger cannot store, or cut it."""
 
 
 class BatchedHeartbeat(Body, frozen=True):
@@ -189,4 +193,16 @@ async def read_body(request: Request[Any, Any, Any], body_type: type[T]) -> T:
             code="unsupported_media_type",
         )
     raw = await request.body()
-    return decode_body(raw, decoder(body_type), body_type)
+    body = decode_body(raw, decoder(body_type), body_type)
+    check_texts(body)
+    return body
+
+
+def check_texts(body: object) -> None:
+    """422 ``invalid_text`` naming the field when a text of ``body`` (payloads and results
+    at any depth) holds a code point the ledger cannot store (:mod:`ledger.text`)."""
+    for name in getattr(body, "__struct_fields__", ()):
+        try:
+            check_value(name, getattr(body, name))
+        except InvalidText as error:
+            raise ApiError(422, str(error), code=error.code) from None

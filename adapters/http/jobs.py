@@ -169,7 +169,7 @@ async def fail(
     await jobs.check_job_access(principal_of(request), job_id)
     outcome = await writer.execute(FailJob(
         job_id=job_id, attempt=body.attempt, worker_id=body.worker_id, error=body.error,
-        worker_time=body.worker_time,
+        worker_time=body.worker_time, error_normalised=body.error_normalised,
     ))
     if outcome.status == Status.DEAD_LETTERED:
         DEAD_LETTERS.inc()

@@ -36,6 +36,7 @@ from ledger.policies.alerts import (
 from ledger.policies.retry import NextStep, Requeue, next_step
 from ledger.policies.stale import StaleCandidate, StaleDecision, stale_cutoff, stale_decisions
 from ledger.ports.transport import Transport
+from ledger.text import normalise
 from projections.queries.dead_letter_alerts import DeadLetterAlert, DeadLetterAlertQueries
 from projections.queries.job_status import JobStatus, JobStatusQueries
 from projections.store import ViewStore
@@ -335,7 +336,9 @@ class DeadLetterMonitor(SessionWorker):
                 self._retries[key] = _Retry(attempt, now + outcome.delay)
             return 0
         delivery = uuid.uuid4().hex
-        failure = outcome.reason if isinstance(outcome, PermanentFailure) else None
+        # The webhook's answer is not ours to refuse: made storable (ledger.text), recorded.
+        failure = normalise(outcome.reason, 2000)[0] if isinstance(
+            outcome, PermanentFailure) else None
         if failure is not None:
             metrics.ALERTS_FAILED.inc()
             self.alerts_failed += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -11,12 +12,15 @@ from typing import Any
 
 from adapters.service.settings import Settings
 from ledger.ports.transport import MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS
+from ledger.text import is_storable
 
 HEARTBEAT_CAP_SECONDS = 30.0
 """The default heartbeat interval never exceeds this."""
 HEARTBEATS_PER_THRESHOLD = 4
 """The default interval fits this many heartbeats into the stale threshold."""
 MIN_VISIBILITY_SECONDS = 10.0
+_CONTROL = re.compile(r"[\x00-\x1f]")
+"""What a name in the ledger may not hold (``ledger.commands.Name``)."""
 
 
 def default_heartbeat_interval(stale_threshold_seconds: float) -> float:
@@ -67,6 +71,10 @@ class WorkerConfig:
             "visibility_timeout must be 0..43200 s",
         )
         _check(0 < len(self.worker_id) <= 200, "worker_id must be 1..200 characters")
+        _check(
+            is_storable(self.worker_id) and not _CONTROL.search(self.worker_id),
+            "worker_id must hold no control character, lone surrogate, U+FFFE or U+FFFF",
+        )
 
     @property
     def visibility(self) -> float:

@@ -135,8 +135,12 @@ class HttpLedger:
         body = {"worker_id": worker_id, "attempt": attempt, "result": result}
         return await self._report(job_id, attempt, "complete", body)
 
-    async def fail(self, job_id: UUID, attempt: int, worker_id: str, error: str) -> str:
-        body = {"worker_id": worker_id, "attempt": attempt, "error": error}
+    async def fail(
+        self, job_id: UUID, attempt: int, worker_id: str, error: str, *, normalised: bool = False
+    ) -> str:
+        body: dict[str, object] = {"worker_id": worker_id, "attempt": attempt, "error": error}
+        if normalised:
+            body["error_normalised"] = True
         return await self._report(job_id, attempt, "fail", body)
 
     async def aclose(self) -> None:

@@ -77,8 +77,13 @@ class InProcessLedger:
         command = CompleteJob(job_id=job_id, attempt=attempt, worker_id=worker_id, result=result)
         return _raise_error(await self._one(command)).status
 
-    async def fail(self, job_id: UUID, attempt: int, worker_id: str, error: str) -> str:
-        command = FailJob(job_id=job_id, attempt=attempt, worker_id=worker_id, error=error)
+    async def fail(
+        self, job_id: UUID, attempt: int, worker_id: str, error: str, *, normalised: bool = False
+    ) -> str:
+        command = FailJob(
+            job_id=job_id, attempt=attempt, worker_id=worker_id, error=error,
+            error_normalised=normalised,
+        )
         return _raise_error(await self._one(command)).status
 
     async def aclose(self) -> None:

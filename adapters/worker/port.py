@@ -76,9 +76,12 @@ class LedgerPort(Protocol):
         """Report the attempt completed with ``result`` (JSON); return the job's status."""
         ...
 
-    async def fail(self, job_id: UUID, attempt: int, worker_id: str, error: str) -> str:
+    async def fail(
+        self, job_id: UUID, attempt: int, worker_id: str, error: str, *, normalised: bool = False
+    ) -> str:
         """Report the attempt failed; return the job's status (``pending`` when it will be
-        retried, ``dead_lettered`` when out of attempts)."""
+        retried, ``dead_lettered`` when out of attempts). ``normalised``: the worker made
+        ``error`` storable (:func:`ledger.text.normalise`); the event says so."""
         ...
 
     async def aclose(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import anyio
@@ -22,13 +23,12 @@ from adapters.worker.messages import Messages
 from adapters.worker.port import LedgerPort, LedgerUnavailable
 from adapters.worker.stats import WorkerStats
 from ledger.errors import AttemptSuperseded, InvalidCommand
+from ledger.text import MAX_ERROR_CHARS, normalise
 
 log = logging.getLogger("ledger.worker")
 
 SHUTTING_DOWN = "worker shutting down"
 """The failure reported for an attempt whose handler the drain interrupted."""
-MAX_ERROR_CHARS = 2000
-"""Error texts are cut to this length (the ledger accepts up to 10,000)."""
 
 
 class Reporter:
@@ -87,13 +87,17 @@ class Reporter:
 
     async def _failure(self, run: Attempt, error: str) -> bool:
         ctx = run.ctx
-        status = await self._report(run, self.ledger.fail, error[:MAX_ERROR_CHARS])
+        # A handler's error is whatever it says: made storable (and cut to
+        # MAX_ERROR_CHARS) rather than refused, and marked so, so the failure is recorded.
+        text, normalised = normalise(error, MAX_ERROR_CHARS)
+        fail = partial(self.ledger.fail, normalised=normalised)
+        status = await self._report(run, fail, text)
         if status is None:
             return False
         if status != "superseded":
             self.stats.failed += 1
             log.info("job %s attempt %d failed (%s): %s", ctx.job_id, ctx.attempt, status,
-                     error.splitlines()[0][:200] if error else "")
+                     text.splitlines()[0][:200] if text else "")
         return True
 
     async def _report(self, run: Attempt, call: Any, value: Any) -> str | None:

@@ -1,0 +1,82 @@
+"""The one rule for text that enters the log (docs/adr/0060-storable-text.md).
+
+A text is *storable* when every code point is a character of XML 1.0 (``Char``), which is
+also exactly the set SQS accepts in a message body or attribute:
+
+    U+0009, U+000A, U+000D, U+0020..U+D7FF, U+E000..U+FFFD, U+10000..U+10FFFF
+
+This leaves out what breaks a store, a view or the transport: U+0000 (PostgreSQL's
+``text`` and ``jsonb`` refuse it), the other C0 controls (SQS refuses them, terminals
+obey them), lone surrogates (not encodable as UTF-8, so neither store nor a JSON encoder
+takes them) and the non-characters U+FFFE and U+FFFF. Everything else, every plane and
+every category, is kept byte for byte through the log and every view.
+
+Two ways to apply it, chosen by where the text came from:
+
+- :func:`check_value` refuses (:class:`InvalidText`, naming the field): for what a client
+  sent and for every command the ledger executes, so no entry point can bypass it;
+- :func:`normalise` repairs (each offending code point becomes U+FFFD, the text is capped)
+  and says whether it changed anything: for what a handler's exception says, so a job
+  never fails to fail because its error text was odd.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+
+from ledger.errors import InvalidText
+
+_UNSTORABLE: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+REPLACEMENT: Final = "\ufffd"
+MAX_ERROR_CHARS: Final = 2000
+"""The length :func:`normalise` caps a handler's error text to by default."""
+
+
+def first_unstorable(text: str) -> int | None:
+    """The index of the first code point the rule refuses, or ``None``."""
+    found = _UNSTORABLE.search(text)
+    return None if found is None else found.start()
+
+
+def is_storable(text: str) -> bool:
+    return _UNSTORABLE.search(text) is None
+
+
+def check_text(field: str, text: str) -> None:
+    """Raise :class:`InvalidText` naming ``field`` unless ``text`` is storable."""
+    index = first_unstorable(text)
+    if index is not None:
+        raise InvalidText(field, index, ord(text[index]))
+
+
+def check_value(field: str, value: Any) -> None:
+    """Check every text in ``value`` (a string, or JSON at any depth: keys and values)."""
+    for path, text in _texts(field, value):
+        check_text(path, text)
+
+
+def normalise(text: str, limit: int = MAX_ERROR_CHARS) -> tuple[str, bool]:
+    """``text`` made storable and at most ``limit`` characters, and whether it changed."""
+    repaired = _UNSTORABLE.sub(REPLACEMENT, text)
+    if len(repaired) > limit:
+        repaired = repaired[: max(0, limit - 1)] + "\u2026"
+    return repaired, repaired != text
+
+
+def _texts(field: str, value: Any) -> Iterator[tuple[str, str]]:
+    """Every string in ``value`` with its path (``payload.a[2]``; a key's path is its
+    container's). Iterative, so a deep value cannot exhaust the stack."""
+    stack: list[tuple[str, Any]] = [(field, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            yield path, item
+        elif isinstance(item, dict):
+            for key, inner in reversed(item.items()):
+                if isinstance(key, str):
+                    yield path, key
+                stack.append((f"{path}.{key}" if is_storable(str(key)) else path, inner))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in reversed(list(enumerate(item))))
