@@ -23,6 +23,7 @@ from adapters.service.backend import Backend
 from adapters.service.bootstrap import Container, utc_now
 from adapters.service.dispatcher import Dispatcher
 from adapters.service.monitors import DeadLetterMonitor, StaleMonitor
+from adapters.service.view_alerts import ViewAlerts
 from adapters.slack.webhook import AlertSink, LoggedAlerts, SlackWebhook
 from ledger.ports.transport import Transport
 from projections.model import View
@@ -168,13 +169,20 @@ def alert_sink(container: Container) -> tuple[AlertSink, str]:
 def dead_letter_part(
     container: Container, transport: Transport | None, sink: AlertSink, channel: str
 ) -> Part:
+    """The dead-letter monitor with alert delivery, and beside it (on a session of its own)
+    the alert of a view that stopped on an event, through the same sink."""
+
     async def part(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        async with _session(container) as store:
+        async with _session(container) as store, _session(container) as alerts_store, \
+                anyio.create_task_group() as group:
+            alerts = ViewAlerts(alerts_store, sink, list(VIEWS), owner_name("view-alerts"))
+            await group.start(alerts)
             monitor = DeadLetterMonitor(
                 store, container.ledger, transport, sink, container.settings,
                 clock=utc_now, channel=channel, reopen=container.backend.open_views,
             )
             await _run_worker(monitor, store, task_status)
+            group.cancel_scope.cancel()
 
     return part
 

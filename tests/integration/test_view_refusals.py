@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import anyio
 import msgspec
 import pytest
 
 from adapters.service.audit import run_audit
+from adapters.service.view_alerts import ViewAlerts
+from adapters.slack.webhook import LoggedAlerts
 from projections.rebuild import verify
 from projections.registry import VIEWS, get_view
 from projections.runner import Runner
@@ -163,5 +166,35 @@ def test_audit_fails_naming_the_view_a_rebuild_cannot_pass(
         assert "rate_limits" not in failed
         assert f"stopped at event {position}" in str(failed["job_status"])
         assert report.to_dict()["ok"] is False
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize(("name", "kind"), POISONS)
+def test_a_stopped_view_is_alerted_once_across_restarts(
+    request: pytest.FixtureRequest, tmp_path: Path, name: str, kind: str
+) -> None:
+    backend = _backend(request, tmp_path, name)
+    try:
+        workload = Workload(backend.ledger())
+        workload.run(3)
+        store = backend.store()
+        position, _ = poison(store, kind)
+        runner = Runner(store, ALL)
+        runner.acquire()
+        runner.catch_up()
+        runner.release()
+        stopped = set(runner.failures)
+        sink = LoggedAlerts()
+        first = ViewAlerts(backend.store(), sink, list(VIEWS))
+        assert anyio.run(first.check) == len(stopped)
+        assert anyio.run(first.check) == 0
+        first.store.close()  # a restart: a new session, a new sender
+        assert anyio.run(ViewAlerts(backend.store(), sink, list(VIEWS)).check) == 0
+        by_view = {m["text"]: m for m in sink.messages}
+        assert len(by_view) == len(sink.messages) == len(stopped)
+        title = f"Projection stopped: view job_status at position {position - 1}"
+        assert title in by_view
+        assert f"stopped at event {position}" in str(by_view[title]["blocks"])
     finally:
         backend.close()
