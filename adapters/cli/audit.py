@@ -83,6 +83,9 @@ def audit_command(
             parts.append(f"{len(jobs)} offending job(s): {shown}")
         if views:
             parts.append(f"views differing from a rebuild: {', '.join(views)}")
+        stopped = [f"{v.view} ({v.failure})" for v in report.views if v.failure]
+        if stopped:
+            parts.append(f"views a rebuild cannot fold to the head: {'; '.join(stopped)}")
         raise AuditFailed("audit failed: " + "; ".join(parts))
 
 
@@ -103,12 +106,16 @@ def _show(report: AuditReport) -> None:
         table.add_row(f"  {invariant}", f"[red]{count}[/]")
     for view in report.views:
         table.add_row(f"view {view.view}",
-                      "[green]equals a rebuild[/]" if view.equal else "[red]DIFFERS[/]")
+                      "[green]equals a rebuild[/]" if view.ok else
+                      "[red]DIFFERS[/]" if not view.equal else "[red]A REBUILD STOPS[/]")
     table.add_row("seconds", f"{report.seconds:.2f}")
     console.print(table)
     for violation in report.violations[:50]:
         console.print(f"[red]{violation.invariant}[/] {violation.job_id}: {violation.detail}",
                       highlight=False)
     for view in report.views:
+        if view.failure:
+            console.print(f"{view.view} a rebuild stops: {view.failure}", style="red",
+                          highlight=False, markup=False)
         for difference in view.differences:
             console.print(f"[red]{view.view}[/] {difference}", highlight=False, markup=False)

@@ -208,6 +208,9 @@ def verify_command(
             reader.close()
     for result in results:
         _show_verify(result)
+    stopped = [f"{r.view}: {r.failure}" for r in results if r.failure]
+    if stopped:
+        raise RebuildStops(stopped)
     differing = [r.view for r in results if not r.equal]
     if differing:
         raise VerifyFailed(differing)
@@ -220,6 +223,15 @@ class VerifyFailed(LedgerError):
         super().__init__(f"rebuilt view differs from the live one: {', '.join(views)}")
 
 
+class RebuildStops(LedgerError):
+    """A rebuild of a view cannot fold the whole log: the view stops at an event."""
+
+    code = "rebuild_stops"
+
+    def __init__(self, stopped: list[str]) -> None:
+        super().__init__(f"a rebuild cannot fold the whole log: {'; '.join(stopped)}")
+
+
 def _show_verify(result: VerifyResult) -> None:
     table = Table(title=f"{result.view} at position {result.position}")
     for column in ("table", "live rows", "rebuilt rows", "live checksum", "rebuilt checksum",
@@ -229,6 +241,9 @@ def _show_verify(result: VerifyResult) -> None:
         table.add_row(t.table, str(t.live_rows), str(t.rebuilt_rows), t.live_checksum,
                       t.rebuilt_checksum, "[green]equal[/]" if t.equal else "[red]DIFFERENT[/]")
     console.print(table)
+    if result.failure:
+        console.print(f"a rebuild stops: {result.failure}", style="red", highlight=False,
+                      markup=False)
     for t in result.tables:
         for live_row, rebuilt_row in t.differences:
             console.print(f"[red]{t.table}[/] first differing rows:", highlight=False)
