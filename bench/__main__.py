@@ -333,7 +333,7 @@ def e2e_section(outcome: Outcome, mode: Mode, doc: Path) -> str:
         f"{size.jobs:,} no-op jobs per run, {size.repeats} run(s): median (min-max); "
         f"{size.workers} worker processes with concurrency {size.concurrency} each, on both "
         "sides. Ledger: `ledger serve` (projection runner, dispatcher, monitors, API) and "
-        "`ledger worker --handler examples.handlers:noop` processes, idle before the clock "
+        "`ledger worker --handler adapters.worker.examples:noop` processes, idle before the clock "
         "starts; the clock runs from the first enqueue (batches of 500) to the last "
         "`Completed` event in the log, so it includes enqueue, dispatch, claim, run and "
         "completion, each an event. Procrastinate: jobs deferred first (not timed), then "

@@ -2,7 +2,7 @@
 a killed worker to its job's requeue.
 
 - The ledger: ``ledger serve`` (API, projection runner, dispatcher, monitors) and two
-  ``ledger worker --handler examples.handlers:noop`` processes on the local queue in
+  ``ledger worker --handler adapters.worker.examples:noop`` processes on the local queue in
   PostgreSQL, all started and idle first; then this process enqueues N jobs (batches of
   500) and times until the log holds N ``Completed`` events: the figure includes the
   enqueue, the dispatch (log -> queue), the claim, the no-op, the completion, every one
@@ -173,7 +173,7 @@ def ledger_runs(server: PostgresServer, size: Size, profiled: bool = False) -> F
     with ledger_database(server) as (url, data), Fleet(environment(url, data), data) as fleet, \
             psycopg.connect(url, autocommit=True) as poll:
         served = fleet.serve()
-        workers = [fleet.worker("examples.handlers:noop", size.concurrency)
+        workers = [fleet.worker("adapters.worker.examples:noop", size.concurrency)
                    for _ in range(size.workers)]  # fmt: skip
         ledger = JobLedger(postgres_env(url))
         cpu = {"serve": server_cpu_seconds(served.pid),
@@ -266,7 +266,7 @@ def kill_runs(server: PostgresServer, size: Size) -> Figure:
         jobs: list[UUID] = []
         try:
             for _ in range(size.kills):
-                doomed = fleet.worker("examples.handlers:sleepy", 1)
+                doomed = fleet.worker("adapters.worker.examples:sleepy", 1)
                 jobs.append(ledger.execute(
                     EnqueueJob(customer_id="bench", payload={"seconds": 60}), utc_now()
                 ).job_id)

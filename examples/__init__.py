@@ -1,1 +1,1 @@
-"""Example job handlers, for the demo, compose.yaml and the tests."""
+"""The example handlers' old name (they live in :mod:`adapters.worker.examples`)."""

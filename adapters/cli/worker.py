@@ -39,7 +39,7 @@ def worker_command(
     *,
     handler: Annotated[
         str, typer.Option(help="The job handler, as module:function (e.g. "
-                          "examples.handlers:sleepy); modules are found from the working "
+                          "adapters.worker.examples:sleepy); modules are found from the working "
                           "directory too.")
     ],
     queue: Annotated[

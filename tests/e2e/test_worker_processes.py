@@ -165,7 +165,7 @@ def test_sigterm_finishes_short_jobs_and_reports_long_ones_interrupted(embedded:
     short, long = embedded.enqueue([{"seconds": 0.5}, {"seconds": 60}])
     alive = embedded.cwd / "alive"
     with embedded.worker(
-        "examples.handlers:sleepy",
+        "adapters.worker.examples:sleepy",
         "--concurrency",
         "2",
         "--grace",
@@ -217,7 +217,7 @@ def test_a_killed_worker_s_job_is_recovered_by_the_other_worker(
     settings = Settings.from_env(env)
     container = build(settings)
     fleet = Fleet(env, settings, container, tmp_path)
-    handler = "examples.handlers:sleepy"
+    handler = "adapters.worker.examples:sleepy"
     try:
         with contextlib.ExitStack() as parts:
             if service == "ledger serve":

@@ -1,4 +1,4 @@
-"""Handlers that only tests need (the friendly ones are in ``examples/handlers.py``)."""
+"""Handlers that only tests need (the friendly ones are in ``adapters/worker/examples.py``)."""
 
 from __future__ import annotations
 
