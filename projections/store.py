@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+from uuid import UUID
 
 from projections.events import RawRow
 from projections.model import Key, PageState, Row, Table, View
@@ -53,6 +54,10 @@ class ViewStore(Protocol):
 
     def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawRow]:
         """Up to ``limit`` events after position ``after`` (and not after ``upto``)."""
+        ...
+
+    def stream_version_at(self, originator_id: UUID, position: int) -> int:
+        """The version of the aggregate's last event at or before ``position`` (0 if none)."""
         ...
 
     def wait_for_events(self, timeout: float) -> None:

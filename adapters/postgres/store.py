@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -38,6 +39,10 @@ READ_EVENTS_UPTO = sql.SQL(
     "ORDER BY notification_id LIMIT %s"
 )
 HEAD = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {events}")
+STREAM_VERSION_AT = sql.SQL(
+    "SELECT originator_version FROM {events} WHERE originator_id = %s "
+    "AND notification_id <= %s ORDER BY originator_version DESC LIMIT 1"
+)
 LISTEN = sql.SQL("LISTEN {channel}")
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
 IS_LOCKED = (
@@ -117,6 +122,7 @@ class PostgresViewStore:
         self._read = READ_EVENTS.format(events=events)
         self._read_upto = READ_EVENTS_UPTO.format(events=events)
         self._head = HEAD.format(events=events)
+        self._stream_version_at = STREAM_VERSION_AT.format(events=events)
         self._channel = events_table.replace(".", "_")
 
     @property
@@ -149,6 +155,11 @@ class PostgresViewStore:
             else:
                 cur.execute(self._read_upto, (after, upto, limit))
             return cur.fetchall()
+
+    @translated()
+    def stream_version_at(self, originator_id: UUID, position: int) -> int:
+        row = self.conn.execute(self._stream_version_at, (originator_id, position)).fetchone()
+        return int(row[0]) if row else 0
 
     @translated()
     def wait_for_events(self, timeout: float) -> None:

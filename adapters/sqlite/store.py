@@ -40,6 +40,10 @@ READ_EVENTS_UPTO = (
     "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
 )
 HEAD = "SELECT coalesce(max(rowid), 0) FROM stored_events"
+STREAM_VERSION_AT = (
+    "SELECT originator_version FROM stored_events WHERE originator_id = ? AND rowid <= ? "
+    "ORDER BY originator_version DESC LIMIT 1"
+)
 EVENTS_EXIST = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'"
 DATA_VERSION = "PRAGMA data_version"
 SNAPSHOT_START = "SELECT count(*) FROM sqlite_master"
@@ -132,6 +136,13 @@ class SQLiteViewStore:
             (position, _canonical(originator), version, topic, state)
             for position, originator, version, topic, state in cur.fetchall()
         ]
+
+    @translated()
+    def stream_version_at(self, originator_id: UUID, position: int) -> int:
+        if self.conn.execute(EVENTS_EXIST).fetchone() is None:
+            return 0
+        row = self.conn.execute(STREAM_VERSION_AT, (originator_id.hex, position)).fetchone()
+        return int(row[0]) if row else 0
 
     @translated()
     def wait_for_events(self, timeout: float) -> None:
