@@ -11,14 +11,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
-from uuid import UUID
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from adapters.cli.audit import audit_command
+from adapters.cli.console import make_console
 from adapters.cli.errors import error_line, user_errors
+from adapters.cli.job_ids import job_ref, resolve_with
 from adapters.cli.keys import keys_app
 from adapters.cli.monitor import dlq_app, monitor_app, stale_app
 from adapters.cli.projections import list_jobs, migrate_command, projections_app
@@ -48,7 +48,7 @@ app.command("serve")(serve_command)
 app.command("worker")(worker_command)
 app.command("audit")(audit_command)
 
-console = Console()
+console = make_console()
 
 
 @contextmanager
@@ -58,13 +58,6 @@ def container() -> Iterator[Container]:
         yield wired
     finally:
         wired.close()
-
-
-def parse_job_id(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a job id (a UUID)") from None
 
 
 @app.command()
@@ -78,7 +71,7 @@ def demo(
     from adapters.cli.demo import demo_settings, run_demo
     from adapters.service.bootstrap import load_settings
 
-    quiet = Console(quiet=True) if as_json else console
+    quiet = make_console(quiet=True) if as_json else console
     wired = build(demo_settings(load_settings()))
     try:
         report = run_demo(wired, quiet, jobs=jobs)
@@ -93,11 +86,13 @@ def demo(
 @jobs_app.command("show")
 @user_errors
 def jobs_show(
-    job_id: Annotated[UUID, typer.Argument(parser=parse_job_id, help="The job's id.")],
+    job_ref: Annotated[str, typer.Argument(
+        parser=job_ref, metavar="JOB_ID", help="The job's id, or its first digits.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a job's state and its full history as a timeline."""
     with container() as wired:
+        job_id = resolve_with(wired.backend, job_ref)
         job = wired.ledger.get_job(job_id)
         events = wired.ledger.history(job_id)
     summary = job_summary(job)

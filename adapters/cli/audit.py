@@ -9,9 +9,9 @@ from datetime import timedelta
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from adapters.cli.console import make_console
 from adapters.cli.errors import user_errors
 from adapters.service.audit import ALERT_MARGIN_SECONDS, IN_FLIGHT_SECONDS, AuditReport, run_audit
 from adapters.service.bootstrap import build, utc_now
@@ -19,7 +19,7 @@ from ledger.errors import LedgerError
 from projections.events import EventNotUnderstood
 from projections.registry import VIEWS
 
-console = Console()
+console = make_console()
 SHOW_JOBS = 20
 
 

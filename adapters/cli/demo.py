@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -90,6 +91,8 @@ class _Demo:
         self.total = jobs
         self.sink = _ShownAlerts()
         self.started = time.monotonic()
+        self.ids: list[UUID] = []  # this run's jobs (the store may hold earlier runs' too)
+        self.completed: set[UUID] = set()
 
     def say(self, message: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -141,6 +144,7 @@ class _Demo:
                        idempotency_key=_key("slow")),
             utc_now(),
         ).job_id
+        self.ids.append(slow)
         process = subprocess.Popen(
             [sys.executable, "-c", "from adapters.cli.app import main; main()", "worker",
              "--handler", HANDLER, "--concurrency", "1"],
@@ -175,6 +179,7 @@ class _Demo:
         results = self.ledger.execute_batch(commands, utc_now())
         for n, result in enumerate(results):
             assert not isinstance(result, Exception), result
+            self.ids.append(result.job_id)
             if n == 7:
                 poison = result.job_id
         self.say(f"enqueued {len(commands)} more jobs for {', '.join(CUSTOMERS)} in one "
@@ -249,7 +254,20 @@ class _Demo:
             self.console.print(f"      {text}", markup=False, highlight=False)
 
     def _counts(self) -> dict[str, int]:
-        return JobStatusQueries(self.views).counts()
+        """This run's jobs by status, from job_status (a job not in it yet is pending)."""
+        queries = JobStatusQueries(self.views)
+        counts: Counter[str] = Counter()
+        for job_id in self.ids:
+            if job_id in self.completed:  # for good: no need to read it again
+                continue
+            row = queries.get(job_id)
+            status = row.status if row else "pending"
+            if status == "completed":
+                self.completed.add(job_id)
+            else:
+                counts[status] += 1
+        counts["completed"] = len(self.completed)
+        return {status: n for status, n in sorted(counts.items()) if n}
 
     def _lag(self) -> int:
         return max(s.lag for s in view_status(self.views, list(VIEWS.values())))

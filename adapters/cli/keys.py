@@ -11,16 +11,16 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from adapters.cli.console import make_console
 from adapters.cli.errors import user_errors
 from adapters.service.bootstrap import build, utc_now
 from ledger.access import KeyRecord, KeyStore, Role, new_key
 from ledger.commands import Name
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
-console = Console()
+console = make_console()
 
 
 def _store() -> KeyStore:

@@ -12,10 +12,11 @@ from uuid import UUID
 
 import anyio
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from adapters.cli.console import cell, make_console
 from adapters.cli.errors import user_errors
+from adapters.cli.job_ids import checked, resolve
 from adapters.cli.projections import wired_views
 from adapters.service.bootstrap import Container, build, build_transport, utc_now
 from adapters.service.monitors import StaleMonitor
@@ -39,7 +40,7 @@ monitor_app = typer.Typer(help="Run one policy as its own long-running process."
                           no_args_is_help=True)
 stale_app = typer.Typer(help="The stale-job policy.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead-lettered jobs.", no_args_is_help=True)
-console = Console()
+console = make_console()
 
 
 def _logging() -> None:
@@ -138,7 +139,7 @@ def stale_scan(
     for column in ("job_id", "customer_id", "attempt", "worker_id", "silent_seconds", "action"):
         table.add_column(column, no_wrap=column == "job_id")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in (
+        table.add_row(*(cell(row[c]) for c in (
             "job_id", "customer_id", "attempt", "worker_id", "silent_seconds", "action")))
     console.print(table)
     if report is not None:
@@ -177,7 +178,7 @@ def dlq_list(
                    "last_error"):
         table.add_column(column, no_wrap=column == "job_id", overflow="fold")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in (
+        table.add_row(*(cell(row[c]) for c in (
             "job_id", "customer_id", "attempts", "dead_lettered_at", "alert", "last_error")))
     console.print(table)
 
@@ -185,7 +186,8 @@ def dlq_list(
 @dlq_app.command("redrive")
 @user_errors
 def dlq_redrive(
-    job_ids: Annotated[list[str] | None, typer.Argument(help="Jobs to redrive.")] = None,
+    job_ids: Annotated[list[str] | None, typer.Argument(
+        metavar="[JOB_ID]...", help="Jobs to redrive (ids, or their first digits).")] = None,
     all_jobs: Annotated[bool, typer.Option("--all", help="Every dead-lettered job.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, change nothing.")] = False,
     actor: Annotated[str, typer.Option(help="Who redrives (recorded).")] = "cli",
@@ -193,8 +195,9 @@ def dlq_redrive(
     """Give dead-lettered jobs a fresh attempt budget; the dispatcher re-sends each once."""
     if bool(job_ids) == all_jobs:
         raise InvalidCommand("name the jobs to redrive, or pass --all (not both)")
-    ids = [_job_id(value) for value in job_ids or []]
+    refs = [_job_ref(value) for value in job_ids or []]
     with wired_views() as (container, store):
+        ids = [resolve(store, ref) for ref in refs]
         if all_jobs:
             catch_up_unfed(store, [VIEWS["job_status"]])
             ids = [j.job_id for j in JobStatusQueries(store).dead_lettered(limit=100_000)]
@@ -228,11 +231,11 @@ def _redrive(container: Container, ids: list[UUID], actor: str, dry_run: bool
     return redriven, skipped
 
 
-def _job_id(value: str) -> UUID:
+def _job_ref(value: str) -> str:
     try:
-        return UUID(value)
-    except ValueError:
-        raise InvalidCommand(f"{value!r} is not a job id (a UUID)") from None
+        return checked(value)
+    except ValueError as error:
+        raise InvalidCommand(str(error)) from None
 
 
 __all__ = ["dlq_app", "monitor_app", "run_parts", "stale_app"]

@@ -17,7 +17,6 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from adapters.cli.console import make_console
 from adapters.cli.errors import user_errors
 from adapters.service.backend import Backend, backend_for
 from adapters.service.bootstrap import Container, build, load_settings
@@ -42,8 +42,8 @@ from projections.store import ViewStore
 projections_app = typer.Typer(
     help="Feed, inspect, rebuild and verify the read views.", no_args_is_help=True
 )
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 
 @contextmanager
@@ -186,6 +186,7 @@ def verify_command(
         str | None, typer.Argument(help="The view (all views when omitted).")
     ] = None,
     page_size: Annotated[int, typer.Option(min=1, help="Events per page.")] = REBUILD_PAGE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Rebuild views into scratch tables and compare them with the live ones."""
     views = [get_view(name)] if name else list(VIEWS.values())
@@ -206,7 +207,10 @@ def verify_command(
         finally:
             live.close()
             reader.close()
-    for result in results:
+    if as_json:
+        records = [_verify_record(result) for result in results]
+        sys.stdout.write(json.dumps(records, indent=2, default=str) + "\n")
+    for result in [] if as_json else results:
         _show_verify(result)
     stopped = [f"{r.view}: {r.failure}" for r in results if r.failure]
     if stopped:
@@ -221,6 +225,22 @@ class VerifyFailed(LedgerError):
 
     def __init__(self, views: list[str]) -> None:
         super().__init__(f"rebuilt view differs from the live one: {', '.join(views)}")
+
+
+def _verify_record(result: VerifyResult) -> dict[str, Any]:
+    """What ``verify --json`` prints for one view."""
+    return {
+        "view": result.view, "position": result.position, "ok": result.ok,
+        "equal": result.equal, "failure": result.failure,
+        "tables": [
+            {"table": t.table, "equal": t.equal, "live_rows": t.live_rows,
+             "rebuilt_rows": t.rebuilt_rows, "live_checksum": t.live_checksum,
+             "rebuilt_checksum": t.rebuilt_checksum,
+             "differences": [{"live": live, "rebuilt": rebuilt}
+                             for live, rebuilt in t.differences]}
+            for t in result.tables
+        ],
+    }
 
 
 class RebuildStops(LedgerError):

@@ -42,7 +42,9 @@ def serve_command(
         bool, typer.Option("--api-only", help="Only the API (run the other parts apart).")
     ] = False,
 ) -> None:
-    """Run the HTTP API (and, as they are added, the projection runner and monitors)."""
+    """Run the service in one process: the HTTP API, the projection runner, the dispatcher,
+    the stale monitor and the dead-letter monitor with alert delivery (--api-only: the API
+    alone)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,

@@ -7,6 +7,11 @@
 -- name: job_status.get
 SELECT * FROM job_status WHERE job_id = %(job_id)s;
 
+-- name: job_status.with_id_prefix
+SELECT job_id FROM job_status WHERE job_id >= %(low)s AND job_id <= %(high)s
+ORDER BY job_id
+LIMIT %(limit)s;
+
 -- name: job_status.list
 SELECT * FROM job_status
 WHERE (%(status)s::text IS NULL OR status = %(status)s)

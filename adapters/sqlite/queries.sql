@@ -7,6 +7,11 @@
 -- name: job_status.get
 SELECT * FROM job_status WHERE job_id = :job_id;
 
+-- name: job_status.with_id_prefix
+SELECT job_id FROM job_status WHERE job_id >= :low AND job_id <= :high
+ORDER BY job_id
+LIMIT :limit;
+
 -- name: job_status.list
 SELECT * FROM job_status
 WHERE (:status IS NULL OR status = :status)

@@ -64,6 +64,16 @@ def _updated_at(job: Job) -> datetime:
     return modified if isinstance(modified, datetime) else job.enqueued_at
 
 
+def id_range(prefix: str) -> tuple[UUID, UUID]:
+    """The lowest and the highest id that start with ``prefix``: hex digits, any case,
+    hyphens ignored (``a3b55162``, ``A3B55162-D6``). ``ValueError`` for anything else."""
+    digits = prefix.replace("-", "").lower()
+    if not 0 < len(digits) <= 32 or not set(digits) <= set("0123456789abcdef"):
+        raise ValueError(f"{prefix!r} is not the start of a job id (1-32 hex digits)")
+    padding = 32 - len(digits)
+    return UUID(digits + "0" * padding), UUID(digits + "f" * padding)
+
+
 class JobStatusQueries:
     def __init__(self, db: ReadDatabase) -> None:
         self.db = db
@@ -71,6 +81,14 @@ class JobStatusQueries:
     def get(self, job_id: UUID) -> JobStatus | None:
         rows = self.db.query("job_status.get", {"job_id": job_id})
         return ROWS.decode(rows[0]) if rows else None
+
+    def with_id_prefix(self, prefix: str, *, limit: int = 2) -> list[UUID]:
+        """Ids of the jobs whose id starts with ``prefix`` (:func:`id_range`), in id order,
+        at most ``limit``: a range on the key, answered by the primary key's index."""
+        low, high = id_range(prefix)
+        rows = self.db.query("job_status.with_id_prefix",
+                             {"low": low, "high": high, "limit": limit})
+        return [UUID(str(row["job_id"])) for row in rows]
 
     def find(
         self,
