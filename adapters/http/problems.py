@@ -12,11 +12,6 @@ import logging
 from typing import Any
 
 import msgspec
-from eventsourcing.persistence import (
-    ConnectionUnavailableError,
-    InterfaceError,
-)
-from eventsourcing.persistence import OperationalError as StoreOperationalError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
@@ -166,11 +161,9 @@ def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response
 
 
 def _unavailable(error: BaseException) -> bool:
-    return isinstance(
-        error,
-        StoreOperationalError | InterfaceError | ConnectionUnavailableError | TimeoutError
-        | ConnectionError,
-    )
+    """Timeouts and refused connections of the standard library (the drivers and the
+    event recorders raise :class:`StoreUnavailable`, a :class:`LedgerError`)."""
+    return isinstance(error, TimeoutError | ConnectionError)
 
 
 def _errors(extra: list[Any] | None) -> list[dict[str, Any]] | None:

@@ -20,6 +20,11 @@ advisory lock so that processes starting together do not race in the catalog. It
 is derived from the table's, so two applications in one schema each have their own
 (eventsourcing's ``POSTGRES_ENABLE_DB_FUNCTIONS`` shares one function per schema and
 stays unset). See docs/adr/0005-one-round-trip-appends.md.
+
+Every call replaces dead pooled connections once and raises the ledger's
+:class:`~ledger.errors.StoreUnavailable` when the server does not answer
+(:mod:`adapters.postgres.recording`); :class:`LedgerPostgresFactory` gives eventsourcing
+these recorders for the events and the snapshots.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import retry
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import sql
+
+from adapters.postgres.recording import CatalogCheckedTypes, LedgerSnapshotRecorder, reconnecting
 
 APPEND_FUNCTION = sql.SQL(
     "CREATE OR REPLACE FUNCTION {schema}.{function}("
@@ -83,8 +89,12 @@ CALL_APPEND = sql.SQL(
 )
 
 
-class LedgerEventRecorder(PostgresApplicationRecorder):
+class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
     """``PostgresApplicationRecorder`` whose appends are one statement, one round trip."""
+
+    select_events = reconnecting(PostgresApplicationRecorder.select_events)
+    select_notifications = reconnecting(PostgresApplicationRecorder.select_notifications)
+    max_notification_id = reconnecting(PostgresApplicationRecorder.max_notification_id)
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
@@ -128,7 +138,7 @@ class LedgerEventRecorder(PostgresApplicationRecorder):
             )
         return statement
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @reconnecting
     def select_streams(
         self, ids: Sequence[UUID], snapshots_table: str | None
     ) -> dict[UUID, list[StoredEvent]]:
@@ -148,7 +158,7 @@ class LedgerEventRecorder(PostgresApplicationRecorder):
                 ))
         return streams
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @reconnecting
     def select_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
         """The latest stored version of each id that has events, in one query."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -158,7 +168,7 @@ class LedgerEventRecorder(PostgresApplicationRecorder):
                 for row in curs.fetchall() if row["version"] is not None
             }
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @reconnecting
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -173,3 +183,10 @@ class LedgerEventRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.append_statement, params, prepare=True)
             return [row[self.append_function_name] for row in curs.fetchall()]
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    """eventsourcing's factory with the ledger's recorders (``PERSISTENCE_MODULE``)."""
+
+    application_recorder_class = LedgerEventRecorder
+    aggregate_recorder_class = LedgerSnapshotRecorder

@@ -108,7 +108,9 @@ def test_backend_is_the_sqlite_file_without_a_database_url(tmp_path: Path) -> No
     assert backend.path == tmp_path / "ledger.sqlite3"
     assert backend.name == "sqlite"
     assert backend.open_without_keys is True
-    assert backend.eventsourcing_env()["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    assert backend.eventsourcing_env()["PERSISTENCE_MODULE"] == (
+        "adapters.sqlite.event_recorder:LedgerSqliteFactory"
+    )
     assert describe_transport(settings, backend) == f"the local queue in SQLite {backend.path}"
 
 
@@ -122,7 +124,7 @@ def test_backend_is_postgresql_with_a_database_url(tmp_path: Path) -> None:
     assert backend.events_table == EVENTS_TABLE
     assert backend.open_without_keys is False
     env = backend.eventsourcing_env()
-    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert env["PERSISTENCE_MODULE"] == "adapters.postgres.event_recorder:LedgerPostgresFactory"
     assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]) == (
         "db.example", "5433", "ledger"
     )
