@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from ledger.access import KeyStore
     from ledger.ports.counters import CounterStore
     from ledger.ports.queue_store import QueueStore
-    from projections.checkpoints import CheckpointStore
     from projections.store import ViewStore
 
 EVENTS_TABLE = "jobledger_events"
@@ -107,8 +106,3 @@ class PostgresBackend:
         from adapters.postgres.http_api import PostgresKeyStore
 
         return PostgresKeyStore(self.url)
-
-    def checkpoints(self) -> CheckpointStore:
-        from adapters.postgres.checkpoints import PostgresCheckpoints
-
-        return PostgresCheckpoints(self.url)

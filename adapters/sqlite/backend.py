@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from ledger.access import KeyStore
     from ledger.ports.counters import CounterStore
     from ledger.ports.queue_store import QueueStore
-    from projections.checkpoints import CheckpointStore
     from projections.store import ViewStore
 
 EVENTS_TABLE = "stored_events"
@@ -75,8 +74,3 @@ class SqliteBackend:
         from adapters.sqlite.http_api import SqliteKeyStore
 
         return SqliteKeyStore(self.path)
-
-    def checkpoints(self) -> CheckpointStore:
-        from adapters.sqlite.checkpoints import SqliteCheckpoints
-
-        return SqliteCheckpoints(self.path)
