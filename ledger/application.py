@@ -292,7 +292,8 @@ class JobLedger(Application[UUID]):
                 job.redrive(command.actor, now)
             case RecordQueueDeadLetter():
                 job.dead_letter_from_queue(
-                    command.message_id, command.receive_count, now, command.message_attempt
+                    command.message_id, command.receive_count, now, command.message_attempt,
+                    max_receives=command.max_receives,
                 )
             case RecordAlert():
                 job.record_alert(

@@ -84,6 +84,8 @@ class RecordQueueDeadLetter(JobCommand, frozen=True, tag="queue_dead_letter"):
     receive_count: Annotated[int, msgspec.Meta(ge=0)]
     message_attempt: Annotated[int, msgspec.Meta(ge=0)] | None = None
     """The job's claims when the message was sent (the message's ``attempt``)."""
+    max_receives: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """The queue's configured maximum, when the transport knows it (the reason names it)."""
 
 
 class RecordAlert(JobCommand, frozen=True, tag="record_alert"):

@@ -358,14 +358,16 @@ class Job(Aggregate):
 
     def dead_letter_from_queue(
         self, message_id: str, receive_count: int, now: datetime,
-        message_attempt: int | None = None,
+        message_attempt: int | None = None, max_receives: int | None = None,
     ) -> None:
         """Record that the transport gave up on the job's message (its dead-letter queue)
-        after workers received it ``receive_count`` times; an old copy is refused."""
+        after workers received it ``receive_count`` times; an old copy is refused. The
+        reason names the queue's configured ``max_receives`` when known (on SQS, reading
+        the dead-letter queue raises the receive count above it)."""
         check_queue_dead_letter(self.id, self.status, self.attempt, message_attempt)
         self.trigger_event(
             self.DeadLettered, timestamp=now, attempt=self.attempt,
-            reason=f"message exceeded the queue's max receives ({receive_count})",
+            reason=f"message exceeded the queue's max receives ({max_receives or receive_count})",
             attempts_used=self.attempts_used, last_error=self.last_error,
             source="sqs_dlq", message_id=message_id,
         )

@@ -66,7 +66,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-
 class LocalQueue:
     """The transport port on a :class:`QueueStore`."""
 
@@ -144,6 +143,7 @@ class LocalQueue:
                 body=encode_message(item.message),
                 sent_at=now,
                 visible_at=now + item.delay,
+                job_queue=item.message.queue,
             )
             for item in items
         ]
@@ -156,18 +156,23 @@ class LocalQueue:
         max_messages: int = 1,
         wait_seconds: float = 0.0,
         visibility_timeout: float | None = None,
+        queues: Collection[str] | None = None,
     ) -> list[Received]:
+        """Receive up to ``max_messages``; with ``queues``, the store's claim looks only at
+        messages of those logical queues, so the others are never received nor counted."""
         check_max_messages(max_messages)
         deadline = anyio.current_time() + check_wait(wait_seconds)
         timeout = self.visibility_timeout
         if visibility_timeout is not None:
             timeout = check_visibility(visibility_timeout)
+        job_queues = None if queues is None else sorted(set(queues))
         while True:
             now = self.clock()
             rows = await self._run(
                 partial(
                     self.store.claim, self.name, now=now, limit=max_messages,
                     visible_until=now + timeout, max_receives=self.max_receives,
+                    job_queues=job_queues,
                 )
             )
             received = [r for r in map(self._received, rows) if r is not None]
@@ -259,7 +264,7 @@ class LocalQueue:
     async def read_dead_letters(self, *, max_messages: int = 10) -> list[DeadLetter]:
         check_max_messages(max_messages, limit=1000)
         rows = await self._run(self.store.dead_letters, self.name, max_messages)
-        return [_dead_letter(row) for row in rows]
+        return [_dead_letter(row, self.max_receives) for row in rows]
 
     async def delete_dead_letter(self, dead_letter: DeadLetter) -> None:
         try:
@@ -286,7 +291,9 @@ class LocalQueue:
             return []
         moved = await self._run(self.store.revive, self.name, ids, self.clock())
         self._wake()
-        return [_dead_letter(row) for row in sorted(moved, key=lambda r: r.seq)]
+        return [
+            _dead_letter(row, self.max_receives) for row in sorted(moved, key=lambda r: r.seq)
+        ]
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -322,7 +329,7 @@ def _parse_receipt(receipt: str) -> tuple[int, str]:
     return int(seq), token
 
 
-def _dead_letter(row: StoredMessage) -> DeadLetter:
+def _dead_letter(row: StoredMessage, max_receives: int) -> DeadLetter:
     attributes = {ATTR_JOB_ID: row.job_id, ATTR_ATTEMPT: str(row.attempt)}
     try:
         message: JobMessage | None = decode_message(row.body, attributes)
@@ -331,6 +338,7 @@ def _dead_letter(row: StoredMessage) -> DeadLetter:
     return DeadLetter(
         message_id=row.message_id,
         receive_count=row.receive_count,
+        max_receives=max_receives,
         body=row.body,
         message=message,
         receipt=str(row.seq),

@@ -31,6 +31,7 @@ class _Row:
     stored: StoredMessage
     visible_at: float
     dead_at: float | None = None
+    job_queue: str = "default"
 
 
 class MemoryQueueStore:
@@ -54,20 +55,28 @@ class MemoryQueueStore:
                     attempt=message.attempt, body=message.body, sent_at=message.sent_at,
                     receive_count=0, receipt=None,
                 )
-                rows[seq] = _Row(stored, message.visible_at)
+                rows[seq] = _Row(stored, message.visible_at, job_queue=message.job_queue)
 
     def claim(
-        self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int
+        self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int,
+        job_queues: Sequence[str] | None = None,
     ) -> list[StoredMessage]:
+        wanted = None if job_queues is None else set(job_queues)
         with self._lock:
             rows = self._rows.get(queue, {})
             due = sorted(
-                (r for r in rows.values() if r.dead_at is None and r.visible_at <= now),
+                (
+                    r for r in rows.values()
+                    if r.dead_at is None and r.visible_at <= now
+                    and (wanted is None or r.job_queue in wanted)
+                ),
                 key=lambda r: (r.visible_at, r.stored.seq),
             )
             exhausted = [r for r in due if r.stored.receive_count >= max_receives]
             for row in exhausted[:DEAD_LETTER_SWEEP]:
-                rows[row.stored.seq] = _Row(replace(row.stored, receipt=None), row.visible_at, now)
+                rows[row.stored.seq] = replace(
+                    row, stored=replace(row.stored, receipt=None), dead_at=now
+                )
             claimed = []
             for row in [r for r in due if r.stored.receive_count < max_receives][:limit]:
                 stored = replace(
@@ -75,7 +84,7 @@ class MemoryQueueStore:
                     receive_count=row.stored.receive_count + 1,
                     receipt=secrets.token_hex(16),
                 )
-                rows[stored.seq] = _Row(stored, visible_until)
+                rows[stored.seq] = replace(row, stored=stored, visible_at=visible_until)
                 claimed.append(stored)
             return claimed
 
@@ -119,7 +128,7 @@ class MemoryQueueStore:
             for seq, row in list(rows.items()):
                 if row.dead_at is not None and row.stored.message_id in wanted:
                     stored = replace(row.stored, receive_count=0, receipt=None)
-                    rows[seq] = _Row(stored, now)
+                    rows[seq] = replace(row, stored=stored, visible_at=now, dead_at=None)
                     moved.append(stored)
             return moved
 

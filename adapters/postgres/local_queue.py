@@ -75,20 +75,23 @@ class PostgresQueueStore:
             "body": [m.body for m in messages],
             "sent_at": [m.sent_at for m in messages],
             "visible_at": [m.visible_at for m in messages],
+            "job_queue": [m.job_queue for m in messages],
         }
         with self._transaction(durable=True) as conn:
             conn.execute(SQL["insert"], columns)
 
     def claim(
-        self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int
+        self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int,
+        job_queues: Sequence[str] | None = None,
     ) -> list[StoredMessage]:
         params: dict[str, Any] = {
             "queue": queue, "now": now, "visible_until": visible_until,
-            "max_receives": max_receives,
+            "max_receives": max_receives, "job_queues": list(job_queues or ()),
         }
+        statement = SQL["claim" if job_queues is None else "claim_queues"]
         with self._transaction() as conn, conn.cursor(row_factory=class_row(QueueRow)) as cur:
             return sweep_claims(
-                lambda n: cur.execute(SQL["claim"], {**params, "limit": n}).fetchall(), limit
+                lambda n: cur.execute(statement, {**params, "limit": n}).fetchall(), limit
             )
 
     def set_visibility(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:

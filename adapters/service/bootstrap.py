@@ -85,7 +85,8 @@ def sqs_config(settings: Settings, env: Mapping[str, str] | None = None) -> SqsC
     from adapters.sqs import SqsConfig
 
     return SqsConfig.from_env(
-        settings.sqs_queue_url, settings.sqs_dlq_url, os.environ if env is None else env
+        settings.sqs_queue_url, settings.sqs_dlq_url, os.environ if env is None else env,
+        queue_urls=dict(settings.sqs_queue_urls),
     )
 
 

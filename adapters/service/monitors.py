@@ -266,6 +266,7 @@ class DeadLetterMonitor(SessionWorker):
                 command = RecordQueueDeadLetter(
                     job_id=letter.message.job_id, message_id=letter.message_id,
                     receive_count=letter.receive_count, message_attempt=letter.message.attempt,
+                    max_receives=letter.max_receives,
                 )
                 result = await self._sync(self._ledger.execute_batch, [command], self._clock())
                 if isinstance(result[0], IllegalTransition | JobNotFound):

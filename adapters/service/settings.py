@@ -8,6 +8,7 @@ clocks. A bad value raises :class:`~ledger.errors.ConfigurationError` naming the
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -16,6 +17,9 @@ from urllib.parse import urlsplit
 
 from ledger.errors import ConfigurationError
 from ledger.policies.retry import RetryPolicy
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}")
+"""A logical queue's name, as :data:`ledger.commands.QueueName` allows it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,9 @@ class Settings:
     database_url: str | None = None
     sqs_queue_url: str | None = None
     sqs_dlq_url: str | None = None
+    sqs_queue_urls: tuple[tuple[str, str], ...] = ()
+    """``SQS_QUEUE_URLS=reports=URL,emails=URL``: logical queues with an SQS queue of
+    their own; every other queue's messages go to ``SQS_QUEUE_URL`` (ADR 70)."""
     retry_base_delay_seconds: float = 10.0
     retry_max_delay_seconds: float = 3600.0
     alert_group_wait_seconds: float = 30.0
@@ -64,6 +71,10 @@ class Settings:
                 continue
             values[field.name] = _PARSERS[field.name](name, raw)
         settings = cls(**values)  # type: ignore[arg-type]
+        if settings.sqs_queue_urls and settings.sqs_queue_url is None:
+            raise ConfigurationError(
+                "SQS_QUEUE_URLS", env.get("SQS_QUEUE_URLS", ""), "needs SQS_QUEUE_URL as well"
+            )
         if settings.retry_max_delay_seconds < settings.retry_base_delay_seconds:
             raise ConfigurationError(
                 "RETRY_MAX_DELAY_SECONDS",
@@ -110,6 +121,18 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, str], object]:
     return parse
 
 
+def _queue_urls(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """``queue=URL,queue=URL``: each logical queue once, each URL an SQS queue's."""
+    url = _url(("https", "http"))
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        queue, equals, target = (part.strip() for part in item.partition("="))
+        if not equals or not _QUEUE_NAME.fullmatch(queue) or queue in pairs:
+            raise ConfigurationError(name, raw, "expected queue=URL pairs separated by commas")
+        pairs[queue] = str(url(name, target))
+    return tuple(sorted(pairs.items()))
+
+
 def _path(name: str, raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -123,6 +146,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "database_url": _url(("postgresql", "postgres")),
     "sqs_queue_url": _url(("https", "http")),
     "sqs_dlq_url": _url(("https", "http")),
+    "sqs_queue_urls": _queue_urls,
     "retry_base_delay_seconds": _non_negative_number,
     "retry_max_delay_seconds": _non_negative_number,
     "alert_group_wait_seconds": _non_negative_number,

@@ -35,7 +35,7 @@ def insert_rows(queue: str, messages: Sequence[NewMessage]) -> list[dict[str, An
         {
             "queue": queue, "message_id": m.message_id, "job_id": m.job_id,
             "attempt": m.attempt, "body": m.body, "sent_at": m.sent_at,
-            "visible_at": m.visible_at,
+            "visible_at": m.visible_at, "job_queue": m.job_queue,
         }
         for m in messages
     ]

@@ -43,15 +43,17 @@ class SqliteQueueStore:
             conn.executemany(SQL["insert"], rows)
 
     def claim(
-        self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int
+        self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int,
+        job_queues: Sequence[str] | None = None,
     ) -> list[StoredMessage]:
         params = {
             "queue": queue, "now": now, "limit": limit, "visible_until": visible_until,
-            "max_receives": max_receives,
+            "max_receives": max_receives, "job_queues": json.dumps(list(job_queues or ())),
         }
+        statement = SQL["claim" if job_queues is None else "claim_queues"]
         with self._transaction() as conn:
             return sweep_claims(
-                lambda n: _rows(conn.execute(SQL["claim"], {**params, "limit": n})), limit
+                lambda n: _rows(conn.execute(statement, {**params, "limit": n})), limit
             )
 
     def set_visibility(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:

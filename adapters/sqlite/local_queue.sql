@@ -3,8 +3,8 @@
 -- which serialises receivers (SQLite has one writer at a time).
 
 -- name: insert
-INSERT INTO local_queue_messages (queue_name, message_id, job_id, attempt, body, sent_at, visible_at)
-VALUES (:queue, :message_id, :job_id, :attempt, :body, :sent_at, :visible_at);
+INSERT INTO local_queue_messages (queue_name, message_id, job_id, attempt, body, sent_at, visible_at, job_queue)
+VALUES (:queue, :message_id, :job_id, :attempt, :body, :sent_at, :visible_at, :job_queue);
 
 -- name: claim
 -- The oldest visible messages: those received max_receives times already move to the
@@ -17,6 +17,25 @@ UPDATE local_queue_messages SET
 WHERE seq IN (
     SELECT seq FROM local_queue_messages
     WHERE queue_name = :queue AND dead_at IS NULL AND visible_at <= :now
+    ORDER BY visible_at, seq
+    LIMIT :limit
+)
+RETURNING seq, message_id, job_id, attempt, body, sent_at, receive_count, receipt, dead_at;
+
+-- name: claim_queues
+-- As claim, of the messages of some logical queues only (:job_queues, a JSON array):
+-- the others are neither received nor counted.
+-- The oldest visible messages: those received max_receives times already move to the
+-- dead-letter queue, the others are handed out with a new receipt.
+UPDATE local_queue_messages SET
+    receive_count = CASE WHEN receive_count >= :max_receives THEN receive_count ELSE receive_count + 1 END,
+    dead_at = CASE WHEN receive_count >= :max_receives THEN :now END,
+    receipt = CASE WHEN receive_count >= :max_receives THEN NULL ELSE lower(hex(randomblob(16))) END,
+    visible_at = CASE WHEN receive_count >= :max_receives THEN visible_at ELSE :visible_until END
+WHERE seq IN (
+    SELECT seq FROM local_queue_messages
+    WHERE queue_name = :queue AND dead_at IS NULL AND visible_at <= :now
+      AND job_queue IN (SELECT value FROM json_each(:job_queues))
     ORDER BY visible_at, seq
     LIMIT :limit
 )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -17,6 +17,7 @@ class SqsConfig:
     """The queues, the endpoint and the time limits of the SQS transport."""
 
     queue_url: str
+    """The default queue: every logical queue without a URL of its own."""
     dlq_url: str | None = None
     region: str = DEFAULT_REGION
     endpoint_url: str | None = None
@@ -29,19 +30,36 @@ class SqsConfig:
     """Longest DelaySeconds sent to SQS; longer delays hop (lowered only by tests)."""
     dead_letter_wait: int = 1
     """Long-poll seconds when reading the DLQ (short polls on SQS may miss messages)."""
+    queue_urls: Mapping[str, str] = field(default_factory=dict)
+    """Logical queue -> the SQS queue that holds its messages alone (``SQS_QUEUE_URLS``;
+    docs/adr/0070-one-logical-queue-per-receive.md)."""
+
+    def url_for(self, queue: str) -> str:
+        """The SQS queue that holds the messages of logical queue ``queue``."""
+        return self.queue_urls.get(queue, self.queue_url)
+
+    def urls_for(self, queues: Collection[str] | None) -> list[str]:
+        """The SQS queues a receive of ``queues`` (``None``: every queue) polls."""
+        if queues is None:
+            return list(dict.fromkeys([self.queue_url, *self.queue_urls.values()]))
+        return list(dict.fromkeys(self.url_for(q) for q in sorted(queues)))
 
     @classmethod
     def from_env(
-        cls, queue_url: str, dlq_url: str | None, env: Mapping[str, str]
+        cls, queue_url: str, dlq_url: str | None, env: Mapping[str, str],
+        queue_urls: Mapping[str, str] | None = None,
     ) -> SqsConfig:
-        """The configuration for these queues (``SQS_QUEUE_URL``, ``SQS_DLQ_URL``) with
-        the standard AWS variables in ``env``."""
+        """The configuration for these queues (``SQS_QUEUE_URL``, ``SQS_DLQ_URL``,
+        ``SQS_QUEUE_URLS``) with the standard AWS variables in ``env``."""
         region = (
             env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
             or region_from_url(queue_url) or DEFAULT_REGION
         )
         endpoint = env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None
-        return cls(queue_url=queue_url, dlq_url=dlq_url, region=region, endpoint_url=endpoint)
+        return cls(
+            queue_url=queue_url, dlq_url=dlq_url, region=region, endpoint_url=endpoint,
+            queue_urls=dict(queue_urls or {}),
+        )
 
 
 def region_from_url(queue_url: str) -> str | None:

@@ -8,6 +8,11 @@ Two things SQS does not do are done here (docs/adr/0020-transport-port-local-que
   count against the receive count.
 - **Redrive without StartMessageMoveTask** (moto does not implement it): dead letters are
   received from the dead-letter queue, sent to the queue again, then deleted.
+- **Logical queues** (docs/adr/0070-one-logical-queue-per-receive.md): a job's message goes
+  to its queue's own SQS queue (``SQS_QUEUE_URLS``), else to the default one; a receive
+  for some queues polls only theirs. A message of another logical queue that a receive
+  meets anyway (on the shared default queue) is put back as a fresh copy, so receives no
+  handler attempted never spend its receive count.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ class SqsTransport:
         self.clock = clock
         self.calls = SqsCalls(config, session)
         self._dlq_url = config.dlq_url
+        self._max_receives: int | None = None
+        self._turn = 0
 
     async def __aenter__(self) -> SqsTransport:
         await self.calls.client()
@@ -88,7 +95,7 @@ class SqsTransport:
     async def send(self, message: JobMessage, *, delay: float = 0.0) -> str:
         native, not_before = self._delay(check_delay(delay))
         return await self.calls.send(
-            self.config.queue_url, encode_message(message), native,
+            self.config.url_for(message.queue), encode_message(message), native,
             wire.attributes_for(message, not_before),
         )
 
@@ -96,21 +103,22 @@ class SqsTransport:
         items = outgoing(entries)
         sent: list[str | None] = [None] * len(items)
         failures: list[BatchFailure] = []
-        for start in range(0, len(items), BATCH_SIZE):
-            request: list[SendMessageBatchRequestEntryTypeDef] = []
-            for index, item in enumerate(items[start:start + BATCH_SIZE], start):
-                try:
-                    native, not_before = self._delay(check_delay(item.delay))
-                except InvalidTransportRequest as error:
-                    failures.append(BatchFailure(index, error.code, error.message))
-                    continue
-                request.append({
-                    "Id": str(index), "MessageBody": encode_message(item.message),
-                    "DelaySeconds": native,
-                    "MessageAttributes": wire.attributes_for(item.message, not_before),
-                })
-            if request:
-                failures.extend(await self.calls.send_batch(self.config.queue_url, request, sent))
+        by_url: dict[str, list[SendMessageBatchRequestEntryTypeDef]] = {}
+        for index, item in enumerate(items):
+            try:
+                native, not_before = self._delay(check_delay(item.delay))
+            except InvalidTransportRequest as error:
+                failures.append(BatchFailure(index, error.code, error.message))
+                continue
+            by_url.setdefault(self.config.url_for(item.message.queue), []).append({
+                "Id": str(index), "MessageBody": encode_message(item.message),
+                "DelaySeconds": native,
+                "MessageAttributes": wire.attributes_for(item.message, not_before),
+            })
+        for url, requests in by_url.items():
+            for start in range(0, len(requests), BATCH_SIZE):
+                request = requests[start:start + BATCH_SIZE]
+                failures.extend(await self.calls.send_batch(url, request, sent))
         if failures:
             raise BatchSendFailed(sorted(failures), sent)
         return [message_id for message_id in sent if message_id is not None]
@@ -130,29 +138,47 @@ class SqsTransport:
         max_messages: int = 1,
         wait_seconds: float = 0.0,
         visibility_timeout: float | None = None,
+        queues: Collection[str] | None = None,
     ) -> list[Received]:
+        """Poll the SQS queues of ``queues`` (every one when ``None``), taking turns with
+        long polls of at most a second when there are several."""
         check_max_messages(max_messages)
         deadline = anyio.current_time() + check_wait(wait_seconds)
         timeout = None if visibility_timeout is None else check_visibility(visibility_timeout)
         visibility = None if timeout is None else math.ceil(timeout)
+        wanted = None if queues is None else frozenset(queues)
+        urls = self.config.urls_for(wanted)
+        polls = 0
         while True:
             remaining = max(0.0, deadline - anyio.current_time())
-            raw = await self.calls.receive(
-                self.config.queue_url, max_messages, math.ceil(remaining), visibility
-            )
-            received = [r for r in [await self._accept(m) for m in raw] if r is not None]
-            if received or anyio.current_time() >= deadline:
+            wait = math.ceil(remaining if len(urls) == 1 else min(remaining, 1.0))
+            url = urls[self._turn % len(urls)]
+            self._turn += 1
+            polls += 1
+            raw = await self.calls.receive(url, max_messages, wait, visibility)
+            accepted = [await self._accept(m, url, wanted) for m in raw]
+            received = [r for r in accepted if r is not None]
+            if received or (polls >= len(urls) and anyio.current_time() >= deadline):
                 return received
 
-    async def _accept(self, raw: MessageTypeDef) -> Received | None:
-        """The message as received, or ``None`` when it is not due or not a job message
-        (which stays invisible and, after maxReceiveCount receives, goes to the DLQ)."""
+    async def _accept(
+        self, raw: MessageTypeDef, url: str, wanted: frozenset[str] | None
+    ) -> Received | None:
+        """The message as received, or ``None`` when it is not due, not for this receive
+        or not on its queue's SQS queue (then put back as a fresh copy), or not a job
+        message (which stays invisible and, after maxReceiveCount receives, goes to the
+        DLQ)."""
         decoded = wire.decoded(raw)
         if decoded is None:
             return None
         message, attributes, due = decoded
         if due is not None and due > self.clock():
-            await self._hop(raw, message, due)
+            await self._hop(raw, url, message, due)
+            return None
+        if (wanted is not None and message.queue not in wanted) or (
+            url != self.config.url_for(message.queue)
+        ):
+            await self._hop(raw, url, message, due)
             return None
         return Received(
             message=message,
@@ -163,27 +189,35 @@ class SqsTransport:
             attributes=attributes,
         )
 
-    async def _hop(self, raw: MessageTypeDef, message: JobMessage, due: float) -> None:
-        """Send a fresh copy of an early long-delayed message, then delete this one."""
-        remaining = math.ceil(max(0.0, due - self.clock()))
+    async def _hop(
+        self, raw: MessageTypeDef, url: str, message: JobMessage, due: float | None
+    ) -> None:
+        """Send a fresh copy of a message this receive must not hand out (early, or of
+        another logical queue) to its queue's SQS queue, then delete this one: its receive
+        count starts again, since no handler attempted it."""
+        remaining = 0 if due is None else math.ceil(max(0.0, due - self.clock()))
         await self.calls.send(
-            self.config.queue_url, raw.get("Body", ""),
+            self.config.url_for(message.queue), raw.get("Body", ""),
             min(remaining, self.config.max_native_delay), wire.attributes_for(message, due),
         )
-        await self.calls.delete(self.config.queue_url, raw["ReceiptHandle"])
+        await self.calls.delete(url, raw["ReceiptHandle"])
 
     async def extend(self, received: Received, visibility_timeout: float) -> None:
         seconds = math.ceil(check_visibility(visibility_timeout))
-        await self.calls.change_visibility(self.config.queue_url, received.receipt, seconds)
+        await self.calls.change_visibility(self._url(received), received.receipt, seconds)
 
     async def delete(self, received: Received) -> None:
-        await self.calls.delete(self.config.queue_url, received.receipt)
+        await self.calls.delete(self._url(received), received.receipt)
+
+    def _url(self, received: Received) -> str:
+        """Where ``received`` lives: a message is only handed out from its queue's own."""
+        return self.config.url_for(received.message.queue)
 
     async def release(self, received: Received, *, delay: float = 0.0) -> None:
         delay = check_delay(delay)
         if delay <= MAX_VISIBILITY_SECONDS:
             await self.calls.change_visibility(
-                self.config.queue_url, received.receipt, math.ceil(delay)
+                self._url(received), received.receipt, math.ceil(delay)
             )
             return
         # Longer than a visibility timeout may last: a delayed copy replaces the message.
@@ -208,7 +242,8 @@ class SqsTransport:
                 found.update((m["MessageId"], m) for m in fresh)
         finally:  # reading is a peek: make them visible again at once
             await self.calls.release_all(dlq, [m["ReceiptHandle"] for m in found.values()])
-        letters = [wire.dead_letter(m) for m in found.values()]
+        maximum = await self._max_receive_count()
+        letters = [wire.dead_letter(m, maximum) for m in found.values()]
         return sorted(letters, key=lambda d: (d.sent_at, d.message_id))
 
     async def delete_dead_letter(self, dead_letter: DeadLetter) -> None:
@@ -250,17 +285,21 @@ class SqsTransport:
         self, dlq: str, take: list[DeadLetter], held: dict[str, str]
     ) -> list[DeadLetter]:
         """Send ``take`` to the queue, then delete from the DLQ what was sent."""
-        request: list[SendMessageBatchRequestEntryTypeDef] = [
-            {
-                "Id": str(index), "MessageBody": letter.body,
-                "MessageAttributes": wire.attributes_for(letter.message),
-            }
-            for index, letter in enumerate(take) if letter.message is not None
-        ]
-        if not request:
+        by_url: dict[str, list[SendMessageBatchRequestEntryTypeDef]] = {}
+        for index, letter in enumerate(take):
+            if letter.message is not None:
+                by_url.setdefault(self.config.url_for(letter.message.queue), []).append({
+                    "Id": str(index), "MessageBody": letter.body,
+                    "MessageAttributes": wire.attributes_for(letter.message),
+                })
+        if not by_url:
             return []
         sent: list[str | None] = [None] * len(take)
-        for failure in await self.calls.send_batch(self.config.queue_url, request, sent):
+        failures = [
+            failure for url, request in by_url.items()
+            for failure in await self.calls.send_batch(url, request, sent)
+        ]
+        for failure in failures:
             letter = take[failure.entry]
             log.warning("SQS redrive: %s not moved: %s", letter.message_id, failure.reason)
             held[letter.message_id] = letter.receipt
@@ -270,6 +309,16 @@ class SqsTransport:
                 await self.calls.delete(dlq, letter.receipt)
                 moved.append(letter)
         return moved
+
+    async def _max_receive_count(self) -> int | None:
+        """The default queue's RedrivePolicy ``maxReceiveCount`` (read once), if any."""
+        if self._max_receives is None:
+            policy = await self.calls.redrive_policy(self.config.queue_url)
+            try:
+                self._max_receives = int(json.loads(policy or "{}")["maxReceiveCount"])
+            except (KeyError, TypeError, ValueError):
+                return None
+        return self._max_receives
 
     async def _dead_letter_queue(self) -> str:
         """SQS_DLQ_URL, else the target of the queue's RedrivePolicy."""

@@ -63,7 +63,7 @@ def decoded(raw: MessageTypeDef) -> tuple[JobMessage, dict[str, str], float | No
     return message, attributes, due
 
 
-def dead_letter(raw: MessageTypeDef) -> DeadLetter:
+def dead_letter(raw: MessageTypeDef, max_receives: int | None = None) -> DeadLetter:
     attributes = attribute_values(raw)
     attributes.pop(ATTR_NOT_BEFORE, None)
     body = raw.get("Body", "")
@@ -74,6 +74,7 @@ def dead_letter(raw: MessageTypeDef) -> DeadLetter:
     return DeadLetter(
         message_id=raw["MessageId"],
         receive_count=receive_count(raw),
+        max_receives=max_receives,
         body=body,
         message=message,
         receipt=raw["ReceiptHandle"],

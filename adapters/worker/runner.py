@@ -174,7 +174,7 @@ class Worker:
         try:
             batch = await self.transport.receive(
                 max_messages=taken, wait_seconds=self.config.receive_wait,
-                visibility_timeout=self.config.visibility,
+                visibility_timeout=self.config.visibility, queues=self.config.queues,
             )
         except TransportError as error:
             log.warning("receive failed: %s (retrying)", error)

@@ -29,6 +29,8 @@ class NewMessage:
     body: str
     sent_at: float
     visible_at: float
+    job_queue: str = "default"
+    """The message's logical queue (:attr:`~ledger.ports.transport.JobMessage.queue`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +59,13 @@ class QueueStore(Protocol):
     def put(self, queue: str, messages: Sequence[NewMessage]) -> None: ...
 
     def claim(
-        self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int
+        self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int,
+        job_queues: Sequence[str] | None = None,
     ) -> list[StoredMessage]:
         """Dead-letter visible messages received ``max_receives`` times already, then hand
         out up to ``limit`` visible ones: receive count + 1, a new receipt, invisible until
-        ``visible_until``."""
+        ``visible_until``. With ``job_queues``, only messages of those logical queues are
+        looked at (the others are neither counted nor dead-lettered)."""
         ...
 
     def set_visibility(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:

@@ -90,6 +90,9 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     message_id: str
     receive_count: int
     """As the queue reports it; on SQS reading the dead-letter queue increments it too."""
+    max_receives: int | None = None
+    """The queue's configured maximum (SQS's ``maxReceiveCount``) when the transport knows
+    it: what the message exceeded, unlike ``receive_count``, which reads raise."""
     body: str
     message: JobMessage | None
     """The decoded body, or ``None`` when the body is not a valid job message."""
@@ -120,11 +123,14 @@ class Transport(Protocol):
         max_messages: int = 1,
         wait_seconds: float = 0.0,
         visibility_timeout: float | None = None,
+        queues: Collection[str] | None = None,
     ) -> list[Received]:
         """Receive up to ``max_messages``, waiting up to ``wait_seconds`` for the first.
 
         Returns as soon as a message is available. ``visibility_timeout`` defaults to the
-        queue's own.
+        queue's own. With ``queues``, only messages of those logical queues
+        (:attr:`JobMessage.queue`) are received, and a receive never counts against the
+        receive count of another queue's message (docs/adr/0070-one-logical-queue-per-receive.md).
         """
         ...
 

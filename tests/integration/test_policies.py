@@ -290,6 +290,10 @@ def test_messages_in_the_sqs_dead_letter_queue_are_recorded_and_alerted(
     dead = next(e for e in ledger.history(job_id) if type(e).__name__ == "DeadLettered")
     assert dead.source == "sqs_dlq"  # type: ignore[attr-defined]
     assert dead.message_id  # type: ignore[attr-defined]
+    # The configured maxReceiveCount, not the receive count the monitor's own read raised.
+    assert dead.reason == (  # type: ignore[attr-defined]
+        f"message exceeded the queue's max receives ({sqs_queues.max_receive_count})"
+    )
 
 
 def test_stale_findings_say_what_would_happen(tmp_path: Path) -> None:

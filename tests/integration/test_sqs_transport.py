@@ -226,3 +226,18 @@ def test_region_comes_from_the_queue_url_when_not_configured() -> None:
     assert SqsConfig.from_env(
         queue_url, None, {"AWS_REGION": "eu-north-1", "AWS_DEFAULT_REGION": "us-west-2"}
     ).region == "eu-north-1"
+
+
+async def test_a_dead_letter_carries_the_configured_max_receive_count(
+    sqs_queues: SqsQueues,
+) -> None:
+    async with SqsTransport(config(sqs_queues)) as transport:
+        await transport.send(JobMessage(
+            job_id=uuid4(), attempt=0, customer_id="acme", dedup_key="once",
+        ))
+        for _ in range(sqs_queues.max_receive_count + 1):
+            await transport.receive(wait_seconds=1, visibility_timeout=0)
+        await transport.read_dead_letters()  # every read raises SQS's receive count
+        (letter,) = await transport.read_dead_letters()
+    assert letter.receive_count > sqs_queues.max_receive_count
+    assert letter.max_receives == sqs_queues.max_receive_count

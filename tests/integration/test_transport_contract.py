@@ -23,7 +23,7 @@ from adapters.sqs import SqsConfig, SqsTransport
 from ledger.errors import BatchSendFailed, InvalidTransportRequest
 from ledger.ports.queue_store import QueueStore
 from ledger.ports.transport import JobMessage, Outgoing, Received, Transport
-from tests.support.sqs import SqsQueues
+from tests.support.sqs import SqsQueues, add_queue
 
 pytestmark = pytest.mark.anyio
 
@@ -91,10 +91,13 @@ def local_harness(kind: str, new_store: Callable[[], QueueStore]) -> Harness:
 
 
 def sqs_harness(queues: SqsQueues) -> Harness:
+    # Logical queue "a" has a physical queue of its own; every other one shares the default.
+    own = {"a": add_queue(queues, "a")}
+
     def config(**overrides: int) -> SqsConfig:
         return SqsConfig(
             queue_url=queues.queue_url, dlq_url=queues.dlq_url, region="us-east-1",
-            endpoint_url=queues.endpoint, dead_letter_wait=0, **overrides,
+            endpoint_url=queues.endpoint, dead_letter_wait=0, queue_urls=own, **overrides,
         )
 
     async def skip(seconds: float) -> None:
@@ -144,19 +147,24 @@ async def harness(
             await transport.aclose()
 
 
-def job(n: int = 0, *, attempt: int = 0) -> JobMessage:
+def job(n: int = 0, *, attempt: int = 0, queue: str = "default") -> JobMessage:
     return JobMessage(
         job_id=uuid4(), attempt=attempt, customer_id=f"customer-{n % 3}",
-        queue="default", dedup_key=f"job-{n}-{uuid4().hex[:6]}",
+        queue=queue, dedup_key=f"job-{n}-{uuid4().hex[:6]}",
     )
 
 
-async def drain(t: Transport, count: int, within: float) -> list[Received]:
-    """Receive until ``count`` messages arrived or ``within`` seconds passed."""
+async def drain(
+    t: Transport, count: int, within: float, queues: frozenset[str] | None = None
+) -> list[Received]:
+    """Receive (of ``queues`` only, when given) until ``count`` messages arrived or
+    ``within`` seconds passed."""
     got: list[Received] = []
     deadline = anyio.current_time() + within
     while len(got) < count and anyio.current_time() < deadline:
-        got.extend(await t.receive(max_messages=10, wait_seconds=1, visibility_timeout=60))
+        got.extend(await t.receive(
+            max_messages=10, wait_seconds=1, visibility_timeout=60, queues=queues
+        ))
     return got
 
 
@@ -295,6 +303,45 @@ async def test_release_makes_visible_now_or_after_a_delay(harness: Harness) -> N
     assert third.message_id == first.message_id
     assert third.receive_count == 3
     assert anyio.current_time() - started >= harness.tick
+
+
+# -- logical queues ---------------------------------------------------------------------------
+
+
+async def test_a_receive_for_some_queues_gets_only_their_messages(harness: Harness) -> None:
+    t = harness.transport
+    mine, other, default = job(1, queue="a"), job(2, queue="b"), job(3)
+    await t.send_batch([other, mine, default])
+
+    got = await drain(t, 1, within=harness.tick * 8, queues=frozenset({"a"}))
+    assert [r.message for r in got] == [mine]
+    assert got[0].receive_count == 1
+
+    got = await drain(t, 1, within=harness.tick * 8, queues=frozenset({"b"}))
+    assert [r.message for r in got] == [other]
+    assert got[0].receive_count == 1
+
+    got = await drain(t, 1, within=harness.tick * 8, queues=frozenset({"default"}))
+    assert [r.message for r in got] == [default]
+    assert got[0].receive_count == 1  # the receives for "a" and "b" never counted
+
+
+async def test_receives_for_other_queues_never_dead_letter_a_message(harness: Harness) -> None:
+    t = harness.transport
+    waiting = [job(1, queue="advc"), job(2)]
+    await t.send_batch(waiting)
+
+    for _ in range(MAX_RECEIVES + 2):
+        got = await t.receive(
+            max_messages=10, wait_seconds=harness.tick, visibility_timeout=harness.tick,
+            queues=frozenset({"e"}),
+        )
+        assert got == []
+
+    assert await t.read_dead_letters() == []
+    got = await drain(t, 2, within=harness.tick * 8, queues=frozenset({"advc", "default"}))
+    assert sorted(str(r.message) for r in got) == sorted(str(m) for m in waiting)
+    assert {r.receive_count for r in got} == {1}
 
 
 # -- delays --------------------------------------------------------------------------------------

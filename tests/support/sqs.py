@@ -118,3 +118,32 @@ def closed_port() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def add_queue(queues: SqsQueues, logical: str) -> str:
+    """Another queue (for logical queue ``logical``) beside ``queues``, dead-lettering into
+    the same dead-letter queue with the same maxReceiveCount; its URL."""
+
+    async def create() -> str:
+        session = get_session()
+        async with session.create_client(
+            "sqs", region_name=REGION, endpoint_url=queues.endpoint,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        ) as sqs:
+            answer = await sqs.get_queue_attributes(
+                QueueUrl=queues.dlq_url, AttributeNames=["QueueArn"]
+            )
+            policy = {
+                "deadLetterTargetArn": answer["Attributes"]["QueueArn"],
+                "maxReceiveCount": str(queues.max_receive_count),
+            }
+            name = f"{queues.queue_url.rsplit('/', 1)[-1]}-{logical}"
+            created = await sqs.create_queue(
+                QueueName=name,
+                Attributes={"VisibilityTimeout": "1", "RedrivePolicy": json.dumps(policy)},
+            )
+            return created["QueueUrl"]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, create).result(timeout=30)

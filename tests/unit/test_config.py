@@ -71,3 +71,29 @@ def test_bad_values_fail_naming_the_variable(variable: str, value: str, reason: 
 def test_retry_cap_below_base_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="RETRY_MAX_DELAY_SECONDS"):
         Settings.from_env({"RETRY_BASE_DELAY_SECONDS": "20", "RETRY_MAX_DELAY_SECONDS": "5"})
+
+
+def test_sqs_queue_urls_name_a_queue_of_its_own_per_logical_queue() -> None:
+    from adapters.service.bootstrap import sqs_config
+
+    settings = Settings.from_env({
+        "SQS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/jobs",
+        "SQS_QUEUE_URLS": "reports=https://sqs.eu-west-1.amazonaws.com/1/reports, "
+                          "e=https://sqs.eu-west-1.amazonaws.com/1/e",
+    })
+    config = sqs_config(settings, {})
+    assert config is not None
+    assert config.url_for("reports") == "https://sqs.eu-west-1.amazonaws.com/1/reports"
+    assert config.url_for("default") == "https://sqs.eu-west-1.amazonaws.com/1/jobs"
+    assert config.urls_for({"e"}) == ["https://sqs.eu-west-1.amazonaws.com/1/e"]
+
+
+@pytest.mark.parametrize("env", [
+    {"SQS_QUEUE_URLS": "e=https://sqs.example/1/e"},  # no default queue
+    {"SQS_QUEUE_URL": "https://sqs.example/1/q", "SQS_QUEUE_URLS": "e"},
+    {"SQS_QUEUE_URL": "https://sqs.example/1/q", "SQS_QUEUE_URLS": "e=ftp://x/e"},
+    {"SQS_QUEUE_URL": "https://sqs.example/1/q", "SQS_QUEUE_URLS": "e=https://a/1,e=https://b/2"},
+])
+def test_bad_sqs_queue_urls_fail_naming_the_variable(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError, match="SQS_QUEUE_URLS"):
+        Settings.from_env(env)
