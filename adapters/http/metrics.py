@@ -19,14 +19,42 @@ from prometheus_client.registry import Collector
 from adapters.http.health import Check, HealthMonitor
 from adapters.http.ratelimit import Limiter
 from adapters.service.metrics import REGISTRY
+from projections.queries.health_metrics import QueueHealth
+
+STATUS_FIELDS = {
+    "pending": "jobs_pending",
+    "in_progress": "jobs_in_progress",
+    "completed": "jobs_completed",
+    "dead_lettered": "jobs_dead_lettered",
+    "stale": "stale_count",
+}
+"""``jobledger_jobs``' statuses (and the stale gauge) and the figures they read."""
+
+
+OTHER_QUEUES = "other"
+"""The ``queue`` label of every queue not configured (``METRICS_QUEUES``): clients name
+queues, so the label set is bounded by configuration, not by what they send."""
 
 
 class ViewGauges(Collector):
-    """Gauges from one health check."""
+    """Gauges from one health check; ``queues`` get series of their own."""
 
-    def __init__(self, check: Check, limiter: Limiter) -> None:
+    def __init__(
+        self, check: Check, limiter: Limiter, queues: frozenset[str] = frozenset({"default"})
+    ) -> None:
         self.check = check
         self.limiter = limiter
+        self.queues = queues
+
+    def _by_label(self, queues: list[QueueHealth]) -> dict[str, dict[str, int]]:
+        """Each queue's counts under its label, the unconfigured ones summed as other."""
+        by_label: dict[str, dict[str, int]] = {}
+        for queue in queues:
+            label = queue.queue if queue.queue in self.queues else OTHER_QUEUES
+            counts = by_label.setdefault(label, dict.fromkeys(STATUS_FIELDS, 0))
+            for status, field in STATUS_FIELDS.items():
+                counts[status] += getattr(queue, field)
+        return by_label
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         check = self.check
@@ -42,15 +70,12 @@ class ViewGauges(Collector):
             "jobledger_workers_active", "Workers heard of within the stale threshold."
         )
         if check.figures is not None:
-            for queue in check.figures.queues:
-                for status, value in (
-                    ("pending", queue.jobs_pending),
-                    ("in_progress", queue.jobs_in_progress),
-                    ("completed", queue.jobs_completed),
-                    ("dead_lettered", queue.jobs_dead_lettered),
-                ):
-                    jobs.add_metric([queue.queue, status], value)
-                stale.add_metric([queue.queue], queue.stale_count)
+            for label, counts in self._by_label(check.figures.queues).items():
+                for status, value in counts.items():
+                    if status == "stale":
+                        stale.add_metric([label], value)
+                    else:
+                        jobs.add_metric([label, status], value)
             workers.add_metric([], check.figures.active_workers)
         yield jobs
         yield stale
@@ -94,7 +119,7 @@ async def metrics(
     """Prometheus text format."""
     check = await monitor.current()
     views = CollectorRegistry()
-    views.register(ViewGauges(check, limiter))
+    views.register(ViewGauges(check, limiter, monitor.settings.metric_queues))
     body = generate_latest(REGISTRY) + generate_latest(views)
     # The header given whole: with only a text/ media type, Litestar appends a second charset.
     return Response(

@@ -205,6 +205,8 @@ class HealthSettings:
     """Stale jobs at which ``/health`` says unhealthy (503)."""
     max_lag: int = 10_000
     """Events a view may lag behind the log before ``/health`` says degraded."""
+    metric_queues: frozenset[str] = frozenset({"default"})
+    """Queues with series of their own on ``/metrics``; the others are summed as ``other``."""
 
 
 @dataclass

@@ -9,6 +9,7 @@ naming the variable):
 | ``RATE_LIMIT_SERVICE_PER_MINUTE`` | 60000 | the ``service`` preset (enqueue, job reads) |
 | ``HEALTH_STALE_UNHEALTHY`` | 5 | stale jobs at which ``/health`` answers 503 |
 | ``HEALTH_MAX_LAG`` | 10000 | events a view may lag before ``/health`` says degraded |
+| ``METRICS_QUEUES`` | ``default`` | queues with own ``/metrics`` series; the rest: ``other`` |
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from adapters.http.access import Access
 from adapters.http.app import HttpParts
 from adapters.http.health import HealthMonitor
+from adapters.http.metrics import OTHER_QUEUES
 from adapters.http.ratelimit import CounterStore, Limiter, default_presets
 from adapters.http.services import HealthSettings, JobReads, ReadPool, Uptime, Writer
 from adapters.http.tallies import TallyReporter
@@ -39,6 +41,7 @@ class HttpSettings:
     service_per_minute: int = 60_000
     stale_unhealthy: int = 5
     max_lag: int = 10_000
+    metrics_queues: frozenset[str] = frozenset({"default"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HttpSettings:
@@ -53,7 +56,18 @@ class HttpSettings:
             raw = env.get(variable, "").strip()
             if raw:
                 values[field] = _whole(variable, raw)
+        raw = env.get("METRICS_QUEUES", "").strip()
+        if raw:
+            values["metrics_queues"] = _queue_labels("METRICS_QUEUES", raw)
         return cls(**values)
+
+
+def _queue_labels(variable: str, raw: str) -> frozenset[str]:
+    """``a,b`` as the label set ``{default, a, b}``; ``other`` names the rest."""
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    if OTHER_QUEUES in names:
+        raise ConfigurationError(variable, raw, f"{OTHER_QUEUES!r} labels every other queue")
+    return frozenset(names | {"default"})
 
 
 def _whole(variable: str, raw: str) -> int:
@@ -100,7 +114,9 @@ def build_http(
     verifier = KeyVerifier(keys if keys is not None else container.backend.key_store())
     views = ReadPool(container.backend.open_views, size=4)
     batch = BatchWriter(container.ledger, utc_now, max_batch=settings.ledger_batch_max)
-    judged_by = HealthSettings(settings.stale_threshold, http.stale_unhealthy, http.max_lag)
+    judged_by = HealthSettings(
+        settings.stale_threshold, http.stale_unhealthy, http.max_lag, http.metrics_queues
+    )
     health_views = ReadPool(container.backend.open_views, size=1)
     return HttpParts(
         writer=Writer(batch, limiter),
