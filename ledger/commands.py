@@ -12,9 +12,9 @@ from uuid import UUID
 
 import msgspec
 
-from ledger.text import check_value
+from ledger.text import NAME_PATTERN, check_value
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 QueueName = Annotated[
     str, msgspec.Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ]

@@ -29,6 +29,10 @@ from typing import Any, Final
 from ledger.errors import InvalidText
 
 _UNSTORABLE: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_IN_A_NAME: Final = re.compile("[^\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+NAME_PATTERN: Final = "^[\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+$"
+"""A name (a customer, a worker, an idempotency key, a path parameter) is storable text
+without the three controls free text may hold (tab, newline, carriage return)."""
 REPLACEMENT: Final = "\ufffd"
 MAX_ERROR_CHARS: Final = 2000
 """The length :func:`normalise` caps a handler's error text to by default."""
@@ -42,6 +46,21 @@ def first_unstorable(text: str) -> int | None:
 
 def is_storable(text: str) -> bool:
     return _UNSTORABLE.search(text) is None
+
+
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a name (:data:`NAME_PATTERN`), or ``None`` when it can."""
+    found = _NOT_IN_A_NAME.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    if char < "\x20":
+        kind = "a control character"
+    elif "\ud800" <= char <= "\udfff":
+        kind = "a lone surrogate"
+    else:
+        kind = "a non-character"
+    return f"it contains U+{ord(char):04X} ({kind})"
 
 
 def check_text(field: str, text: str) -> None:

@@ -9,27 +9,13 @@ such as U+0000 would reach the database, which PostgreSQL refuses. Both are answ
 
 from __future__ import annotations
 
-import re
 from urllib.parse import unquote_to_bytes
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http.problems import ApiError
-
-_ODD = re.compile(r"[\x00-\x1f\ud800-\udfff]")
-"""What no name in the ledger may contain: control characters (``ledger.commands.Name``
-refuses them) and lone surrogates (neither store can hold them)."""
-
-
-def odd_text(value: str) -> str | None:
-    """Why ``value`` cannot be a name the ledger holds, or None when it can."""
-    found = _ODD.search(value)
-    if found is None:
-        return None
-    char = found.group()
-    kind = "a control character" if char < "\x20" else "a lone surrogate"
-    return f"it contains U+{ord(char):04X} ({kind})"
+from ledger.text import name_problem
 
 
 def check_path(scope: Scope) -> None:
@@ -44,7 +30,7 @@ def check_path(scope: Scope) -> None:
                 code="invalid_path",
             ) from None
     for name, value in scope.get("path_params", {}).items():
-        if isinstance(value, str) and (reason := odd_text(value)) is not None:
+        if isinstance(value, str) and (reason := name_problem(value)) is not None:
             raise ApiError(400, f"the path parameter {name}: {reason}", code="invalid_path")
 
 

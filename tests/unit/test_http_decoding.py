@@ -12,8 +12,9 @@ from litestar.types import Scope
 
 from adapters.http.bodies import EnqueueRequest, HeartbeatBatchRequest, decoder
 from adapters.http.decoding import MAX_DEPTH, decode_body, depth
-from adapters.http.paths import check_path, odd_text
+from adapters.http.paths import check_path
 from adapters.http.problems import ApiError
+from ledger.text import name_problem
 
 
 def decode(body: Any, body_type: type[Any] = EnqueueRequest) -> Any:
@@ -65,10 +66,12 @@ def test_the_enqueue_body_schema_still_says_integer() -> None:
     assert schema["properties"]["max_attempts"]["type"] == "integer"
 
 
-def test_odd_text_names_control_characters_and_lone_surrogates() -> None:
-    assert odd_text("acme café ☕") is None
-    assert odd_text("a\x00b") == "it contains U+0000 (a control character)"
-    assert odd_text("a\ud800") == "it contains U+D800 (a lone surrogate)"
+def test_name_problem_names_control_characters_lone_surrogates_and_non_characters() -> None:
+    assert name_problem("acme café ☕") is None
+    assert name_problem("a\x00b") == "it contains U+0000 (a control character)"
+    assert name_problem("a\ud800") == "it contains U+D800 (a lone surrogate)"
+    assert name_problem("a\ufffe") == "it contains U+FFFE (a non-character)"
+    assert name_problem("tab\there") == "it contains U+0009 (a control character)"
 
 
 @pytest.mark.parametrize(("raw", "params"), [
