@@ -1,0 +1,110 @@
+"""Run a what-if replay over the log: read it in pages from the cut at ``start`` up to the
+head as it is when the replay begins (or a given end), decode each page, feed the pure
+replay (:mod:`projections.stale_replay`, :mod:`projections.alert_replay`). Only reads:
+the log's head is the same after a replay as before it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from ledger.errors import LedgerError
+from projections.alert_replay import AlertReplay, AlertReplayReport
+from projections.asof import position_at
+from projections.events import Event, EventNotUnderstood, decode_page
+from projections.stale_replay import StaleReplay, StaleReplayReport
+from projections.store import ViewStore
+
+PAGE = 5_000
+"""Events read per page."""
+SKEW = timedelta(seconds=10)
+"""How far before ``start`` reading begins: recorded times may be out of commit order by
+up to the longest append (ADR 90); events before ``start`` are skipped by the replay."""
+MAX_RANGE = timedelta(days=3660)
+"""The longest range a replay accepts."""
+
+
+class InvalidReplay(LedgerError):
+    """A replay needs a positive threshold and interval within ten years."""
+
+    code = "invalid_replay"
+
+
+class LogNotReadable(LedgerError):
+    """The replay stopped at an event it could not read."""
+
+    code = "log_not_readable"
+
+
+class Replay(Protocol):
+    def feed(self, page: list[Event]) -> None: ...
+
+    def finish(self, until: datetime) -> None: ...
+
+
+def replay_log(
+    store: ViewStore, replay: Replay, start: datetime, until: datetime | None = None
+) -> int:
+    """Feed ``replay`` the events from ``start`` to ``until`` (default: the head now);
+    return how many events were read."""
+    head = store.head()
+    if head == 0:
+        return 0
+    upto = head if until is None else position_at(store, until, head)
+    after = position_at(store, start - SKEW, head)
+    read = 0
+    last: datetime | None = None
+    while after < upto:
+        page = store.read_events(after, PAGE, upto)
+        if not page:
+            break
+        events, error = decode_page(page)
+        replay.feed(events)
+        read += len(events)
+        if events:
+            last = events[-1].at
+        if error is not None:
+            raise LogNotReadable(str(error))
+        after = page[-1][0]
+    end = until or last
+    if end is not None:
+        replay.finish(end)
+    return read
+
+
+def _checked(start: datetime, until: datetime | None, *positive: timedelta) -> None:
+    if any(value <= timedelta(0) for value in positive):
+        raise InvalidReplay("the threshold, the interval and the tick must be positive")
+    if until is not None and until < start:
+        raise InvalidReplay("the end of a replay is before its start")
+    if any(value > MAX_RANGE for value in positive):
+        raise InvalidReplay("a setting of more than ten years")
+
+
+def replay_stale(
+    store: ViewStore, *, threshold: timedelta, interval: timedelta, start: datetime,
+    until: datetime | None = None,
+) -> StaleReplayReport:
+    """The stale rule with ``threshold`` at ticks every ``interval`` from ``start``."""
+    _checked(start, until, threshold, interval)
+    replay = StaleReplay(threshold, interval, start)
+    replay_log(store, replay, start, until)
+    return replay.report()
+
+
+def replay_alerts(
+    store: ViewStore, *, group_wait: timedelta, threshold: int, start: datetime,
+    tick: timedelta = timedelta(seconds=1), until: datetime | None = None,
+) -> AlertReplayReport:
+    """Alert grouping with ``group_wait`` and ``threshold`` at ticks every ``tick``."""
+    _checked(start, until, tick, group_wait + timedelta.resolution)
+    if threshold < 1:
+        raise InvalidReplay("the alert threshold is at least 1")
+    replay = AlertReplay(group_wait, threshold, tick, start)
+    replay_log(store, replay, start, until)
+    return replay.report()
+
+
+__all__ = ["EventNotUnderstood", "InvalidReplay", "LogNotReadable", "replay_alerts",
+           "replay_stale"]
