@@ -39,7 +39,7 @@ CREATE INDEX local_queue_messages_dead_idx ON local_queue_messages (queue_name, 
 CREATE INDEX local_queue_messages_job_queue_ready_idx ON local_queue_messages (queue_name, job_queue, visible_at, seq) WHERE dead_at IS NULL;
 
 -- name: rate_limit_windows
-CREATE UNLOGGED TABLE rate_limit_windows (
+CREATE TABLE rate_limit_windows (
     bucket text NOT NULL,
     window_start bigint NOT NULL,
     window_end bigint NOT NULL,
