@@ -13,30 +13,39 @@ held are read and when jobs are snapshotted is the cache's policy (ADR 5).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 from uuid import UUID
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import EnvType
 
 from ledger.commands import (
     AnyCommand,
+    AnyQueueCommand,
+    CancelJob,
     ClaimJob,
+    Command,
     CompleteJob,
     DetectStale,
     EnqueueJob,
     FailJob,
     Outcome,
+    QueueOutcome,
     RecordAlert,
     RecordHeartbeat,
     RecordQueueDeadLetter,
     RedriveJob,
+    ReleaseJob,
+    ReportCancelled,
+    RequeueJob,
     check_texts,
 )
 from ledger.errors import (
@@ -49,11 +58,20 @@ from ledger.errors import (
 )
 from ledger.job import Job
 from ledger.job_cache import JobCache
+from ledger.job_controls import apply_job_control
 from ledger.job_ids import idempotent_job_id
+from ledger.policies.controls import scheduled_until
 from ledger.policies.retry import RetryPolicy
+from ledger.queue import Queue, queue_id
+from ledger.queue_slots import QueueSlots, apply_control, due_snapshots
 
 BATCH_ROUNDS = 4
 """How often a batch is re-decided after version conflicts before going job by job."""
+
+QUEUE_SNAPSHOT_INTERVAL = 50
+"""Snapshot a queue aggregate every this many events (two per claimed attempt)."""
+
+_C = TypeVar("_C", bound=Command)
 
 Result = Outcome | LedgerError
 """Per-command result of a batch: the outcome, or the named error it was refused with."""
@@ -118,6 +136,14 @@ class JobLedger(Application[UUID]):
             raise JobNotFound(job_id)
         return events
 
+    def get_queue(self, name: str) -> Queue | None:
+        """The queue's controls as stored now; ``None`` if it was never controlled."""
+        try:
+            queue: Queue = self.repository.get(queue_id(name))
+        except AggregateNotFoundError:
+            return None
+        return queue
+
     def forget(self, job_id: UUID | None = None) -> None:
         """Drop one job (or all) from this process's cache."""
         self._jobs.forget(job_id)
@@ -173,6 +199,24 @@ class JobLedger(Application[UUID]):
         # persistent contention: one job at a time
         return [self._execute_alone(command, now) for command in commands]
 
+    def control_queue(self, command: AnyQueueCommand, now: datetime) -> QueueOutcome:
+        """Pause, resume or cap a queue (``ledger.queue``); a conflict with a concurrent
+        claim on the queue decides again."""
+        command = _validated(command)
+        for _ in range(BATCH_ROUNDS * 2):
+            queue = self.get_queue(command.queue) or Queue.open(command.queue, now)
+            changed = apply_control(queue, command, now)
+            try:
+                if queue.pending_events:
+                    self._append([], [queue])
+            except RecordConflictError:
+                continue
+            return QueueOutcome(
+                queue=queue.name, paused=queue.paused, max_running=queue.max_running,
+                running=len(queue.running), version=queue.version, changed=changed,
+            )
+        raise ConcurrencyExhausted()
+
     def _execute_alone(self, command: AnyCommand, now: datetime) -> Result:
         for _ in range(BATCH_ROUNDS * 2):
             try:
@@ -186,12 +230,14 @@ class JobLedger(Application[UUID]):
     ) -> list[Result]:
         jobs, absent = self._jobs.prefetch(commands, fresh)
         from_cache: set[UUID] = set()
+        slots = QueueSlots(self.get_queue)
         results = [
-            self._decide(c, now, jobs, from_cache, fresh=fresh, absent=absent) for c in commands
+            self._decide(c, now, jobs, from_cache, slots, fresh=fresh, absent=absent)
+            for c in commands
         ]
         changed = [job for job in jobs.values() if job.pending_events]
         if changed:
-            self._append(changed)
+            self._append(changed, slots.changed())
             for job in changed:
                 self._jobs.remember(job)
         return results
@@ -202,6 +248,7 @@ class JobLedger(Application[UUID]):
         now: datetime,
         jobs: dict[UUID, Job],
         from_cache: set[UUID],
+        slots: QueueSlots,
         *,
         fresh: bool,
         absent: set[UUID],
@@ -222,9 +269,13 @@ class JobLedger(Application[UUID]):
                 except JobNotFound as error:
                     return error
             jobs[job_id] = job
-        checkpoint = len(job.pending_events)
+        refused = slots.refuse_claim(job) if isinstance(command, ClaimJob) else None
+        if refused is not None:
+            return refused
+        before = slots.before(job)
+        checkpoint = before.checkpoint
         try:
-            return self._apply(job, command, now)
+            outcome = self._apply(job, command, now)
         except LedgerError as error:
             del job.pending_events[checkpoint:]  # defensive: a refusal appends nothing
             if job_id in from_cache:
@@ -232,11 +283,15 @@ class JobLedger(Application[UUID]):
                 # again on stored jobs before answering.
                 raise _StaleCache from error
             if isinstance(error, AttemptSuperseded):
-                assert isinstance(command, RecordHeartbeat | CompleteJob | FailJob)
+                assert isinstance(
+                    command, RecordHeartbeat | CompleteJob | FailJob | ReportCancelled
+                )
                 job.refuse_report(
                     error, command.worker_id, _tag(command), now, command.worker_time
                 )
             return error
+        slots.follow(job, before, now)
+        return outcome
 
     def _decide_enqueue(
         self, command: EnqueueJob, now: datetime, jobs: dict[UUID, Job], absent: set[UUID]
@@ -261,6 +316,8 @@ class JobLedger(Application[UUID]):
             max_attempts=command.max_attempts,
             idempotency_key=command.idempotency_key,
             now=now,
+            priority=command.priority,
+            run_at=scheduled_until(command.run_at, command.delay_seconds, now),
         )
         jobs[job_id] = job
         return _outcome(job, created=True)
@@ -289,12 +346,14 @@ class JobLedger(Application[UUID]):
                     delay, command.detected_by,
                 )
             case RedriveJob():
-                job.redrive(command.actor, now)
+                job.redrive(command.actor, now, command.reason, command.action_id)
             case RecordQueueDeadLetter():
                 job.dead_letter_from_queue(
                     command.message_id, command.receive_count, now, command.message_attempt,
                     max_receives=command.max_receives,
                 )
+            case CancelJob() | ReportCancelled() | ReleaseJob() | RequeueJob():
+                apply_job_control(job, command, now)
             case RecordAlert():
                 job.record_alert(
                     command.dead_letter_version, command.channel, now,
@@ -304,20 +363,24 @@ class JobLedger(Application[UUID]):
                 raise InvalidCommand(f"unknown command {command!r}")
         return _outcome(job)
 
-    def _append(self, jobs: Sequence[Job]) -> None:
-        """``save(*jobs)`` for jobs known to be ``Job`` aggregates: eventsourcing's
+    def _append(self, jobs: Sequence[Job], queues: Sequence[Queue] = ()) -> None:
+        """``save(*jobs, *queues)`` for known aggregates: eventsourcing's
         ``collect_events`` tells events from aggregates with two runtime-protocol
         ``isinstance`` checks per object, a fifth of a batched enqueue's time."""
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        for job in jobs:
-            processing_event.events.extend(job.collect_events())
-            processing_event.aggregates[job.id] = job
+        snapshot = due_snapshots(queues, QUEUE_SNAPSHOT_INTERVAL)
+        for aggregate in (*jobs, *queues):
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
         recordings = self._record(processing_event)
         self._jobs.take_snapshots(processing_event)
+        if snapshot and self.snapshots is not None:
+            with contextlib.suppress(RecordConflictError):  # another process took it
+                self.snapshots.put([Snapshot.take(q) for q in snapshot])
         self._notify(recordings)
 
 
-def _validated(command: AnyCommand) -> AnyCommand:
+def _validated(command: _C) -> _C:
     """Enforce the boundary constraints on commands built in-process too."""
     check_texts(command)
     try:
@@ -329,7 +392,7 @@ def _validated(command: AnyCommand) -> AnyCommand:
 def _outcome(job: Job, *, created: bool = False) -> Outcome:
     return Outcome(
         job_id=job.id, status=str(job.status), attempt=job.attempt, version=job.version,
-        created=created,
+        created=created, cancel_requested=job.cancel_requested,
     )
 
 

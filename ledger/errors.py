@@ -160,6 +160,29 @@ class ConcurrencyExhausted(LedgerError):
     code = "concurrency_exhausted"
 
 
+class QueuePaused(LedgerError):
+    """The job's queue is paused; claim it after the queue is resumed."""
+
+    code = "queue_paused"
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        super().__init__(f"queue {queue!r} is paused; claim its jobs after it is resumed")
+
+
+class QueueAtCapacity(LedgerError):
+    """The job's queue runs as many jobs as its cap allows; claim it after one ends."""
+
+    code = "queue_at_capacity"
+
+    def __init__(self, queue: str, max_running: int) -> None:
+        self.queue = queue
+        self.max_running = max_running
+        super().__init__(
+            f"queue {queue!r} runs its maximum of {max_running} jobs; claim after one ends"
+        )
+
+
 # -- transport ----------------------------------------------------------------------------
 
 

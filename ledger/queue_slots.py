@@ -1,0 +1,107 @@
+"""The queues one batch of job commands touches: claims checked and slots kept.
+
+:class:`~ledger.application.JobLedger` decides a batch of job commands; a claim of a job
+whose queue is controlled (has a :class:`~ledger.queue.Queue` aggregate) is refused when
+the queue is paused or full, else takes a slot, and the end of an attempt that holds a
+slot frees it. The queues' events are saved with the jobs' in one transaction, so a
+concurrent claim on the same queue conflicts on its version and the batch is decided
+again (every round loads the queues afresh). Pure: loading is a callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from ledger.commands import AnyQueueCommand, PauseQueue, ResumeQueue
+from ledger.errors import LedgerError, QueueAtCapacity, QueuePaused
+from ledger.job import Job
+from ledger.queue import Queue
+from ledger.status import Status
+
+QueueLoader = Callable[[str], Queue | None]
+"""The stored queue aggregate of a queue name, ``None`` when it was never controlled."""
+
+
+class Before(NamedTuple):
+    """A job's attempt before a command was applied to it."""
+
+    status: str
+    attempt: int
+    checkpoint: int
+    """How many pending events the job had: the command's events follow."""
+
+
+class QueueSlots:
+    """The queues of one decision round, each loaded at most once."""
+
+    def __init__(self, load: QueueLoader) -> None:
+        self._load = load
+        self._queues: dict[str, Queue | None] = {}
+
+    def queue(self, name: str) -> Queue | None:
+        if name not in self._queues:
+            self._queues[name] = self._load(name)
+        return self._queues[name]
+
+    def refuse_claim(self, job: Job) -> LedgerError | None:
+        """Why the job's queue refuses a claim now (paused, full), or ``None``. A job that
+        is not pending is left to refuse the claim itself."""
+        if job.status != Status.PENDING:
+            return None
+        queue = self.queue(job.queue)
+        if queue is None:
+            return None
+        try:
+            queue.check_claim()
+        except (QueuePaused, QueueAtCapacity) as error:
+            return error
+        return None
+
+    @staticmethod
+    def before(job: Job) -> Before:
+        return Before(str(job.status), job.attempt, len(job.pending_events))
+
+    def follow(self, job: Job, before: Before, now: datetime) -> None:
+        """Take the slot of an attempt the command opened, free the one it ended."""
+        started = job.status == Status.IN_PROGRESS and (
+            before.status != Status.IN_PROGRESS or job.attempt != before.attempt
+        )
+        ended = before.status == Status.IN_PROGRESS and (
+            job.status != Status.IN_PROGRESS or job.attempt != before.attempt
+        )
+        if not (started or ended):
+            return
+        queue = self.queue(job.queue)
+        if queue is None:
+            return
+        if ended:
+            why = type(job.pending_events[before.checkpoint]).__name__
+            queue.free_slot(job.id, before.attempt, why, now)
+        if started:
+            queue.take_slot(job.id, job.attempt, now)
+
+    def changed(self) -> list[Queue]:
+        """The queues with events to save."""
+        return [q for q in self._queues.values() if q is not None and q.pending_events]
+
+
+def due_snapshots(queues: Sequence[Queue], interval: int) -> list[Queue]:
+    """The queues whose pending (not yet collected) events cross a multiple of
+    ``interval``: snapshot them once saved, so a busy queue loads in a few events."""
+    if interval <= 0:
+        return []
+    return [
+        q for q in queues
+        if q.version // interval != (q.version - len(q.pending_events)) // interval
+    ]
+
+
+def apply_control(queue: Queue, command: AnyQueueCommand, now: datetime) -> bool:
+    """Decide an operator's queue command; ``False`` when the queue was so already."""
+    if isinstance(command, PauseQueue):
+        return queue.pause(command.actor, command.reason, now)
+    if isinstance(command, ResumeQueue):
+        return queue.resume(command.actor, command.reason, now)
+    return queue.set_limit(command.max_running, command.actor, command.reason, now)
