@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import msgspec
 from eventsourcing.utils import get_topic
 
+from ledger.action import Action
 from ledger.job import Job
 from ledger.tally import RequestTally
 
@@ -135,11 +136,25 @@ class RequestsTallied(Body, frozen=True):
     reporter: str
 
 
+class ActionStarted(Body, frozen=True):
+    kind: str
+    total: int
+
+
+class ActionProgressed(Body, frozen=True):
+    done: int
+
+
+class ActionEnded(Body, frozen=True):
+    """``Finished`` or ``Interrupted``: no view reads their fields."""
+
+
 JobBody = (
     Enqueued | Claimed | HeartbeatRecorded | Completed | Failed | StaleDetected | Requeued
     | DeadLettered | Redriven | ReportRefused | AlertSent | AlertFailed
 )
-AnyBody = JobBody | RequestsTallied
+ActionBody = ActionStarted | ActionProgressed | ActionEnded
+AnyBody = JobBody | RequestsTallied | ActionBody
 
 BODIES: dict[str, type[Body]] = {
     get_topic(Job.Enqueued): Enqueued,
@@ -155,6 +170,10 @@ BODIES: dict[str, type[Body]] = {
     get_topic(Job.AlertSent): AlertSent,
     get_topic(Job.AlertFailed): AlertFailed,
     get_topic(RequestTally.Recorded): RequestsTallied,
+    get_topic(Action.Started): ActionStarted,
+    get_topic(Action.Progressed): ActionProgressed,
+    get_topic(Action.Finished): ActionEnded,
+    get_topic(Action.Interrupted): ActionEnded,
 }
 """Every topic the ledger appends, and the struct its state decodes into."""
 

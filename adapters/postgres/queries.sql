@@ -37,6 +37,29 @@ SELECT status, count(*) AS count FROM job_status
 WHERE (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
 GROUP BY status ORDER BY status;
 
+-- name: job_status.action_page
+-- A bulk action's next batch (ADR 100): the jobs matching its filter after ``after`` in
+-- id order (keyset pagination on the primary key).
+SELECT * FROM job_status
+WHERE (%(after)s::uuid IS NULL OR job_id > %(after)s::uuid)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(since)s::timestamptz IS NULL OR enqueued_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR enqueued_at < %(until)s)
+  AND (%(error_contains)s::text IS NULL OR strpos(last_error, %(error_contains)s) > 0)
+ORDER BY job_id
+LIMIT %(limit)s;
+
+-- name: job_status.action_count
+SELECT count(*) AS count FROM job_status
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(since)s::timestamptz IS NULL OR enqueued_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR enqueued_at < %(until)s)
+  AND (%(error_contains)s::text IS NULL OR strpos(last_error, %(error_contains)s) > 0);
+
 -- name: queue_history.for_job
 SELECT * FROM queue_history WHERE job_id = %(job_id)s ORDER BY position;
 

@@ -37,6 +37,29 @@ SELECT status, count(*) AS count FROM job_status
 WHERE (:customer_id IS NULL OR customer_id = :customer_id)
 GROUP BY status ORDER BY status;
 
+-- name: job_status.action_page
+-- A bulk action's next batch (ADR 100): the jobs matching its filter after ``after`` in
+-- id order (keyset pagination on the primary key).
+SELECT * FROM job_status
+WHERE (:after IS NULL OR job_id > :after)
+  AND (:status IS NULL OR status = :status)
+  AND (:customer_id IS NULL OR customer_id = :customer_id)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:since IS NULL OR enqueued_at >= :since)
+  AND (:until IS NULL OR enqueued_at < :until)
+  AND (:error_contains IS NULL OR instr(last_error, :error_contains) > 0)
+ORDER BY job_id
+LIMIT :limit;
+
+-- name: job_status.action_count
+SELECT count(*) AS count FROM job_status
+WHERE (:status IS NULL OR status = :status)
+  AND (:customer_id IS NULL OR customer_id = :customer_id)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:since IS NULL OR enqueued_at >= :since)
+  AND (:until IS NULL OR enqueued_at < :until)
+  AND (:error_contains IS NULL OR instr(last_error, :error_contains) > 0);
+
 -- name: queue_history.for_job
 SELECT * FROM queue_history WHERE job_id = :job_id ORDER BY position;
 

@@ -8,6 +8,7 @@ import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
+from ledger.action import Action
 from ledger.job import Job
 from ledger.tally import RequestTally
 from projections.events import (
@@ -29,7 +30,7 @@ ENQUEUED = get_topic(Job.Enqueued)
 
 def ledger_event_classes() -> list[type[Aggregate.Event]]:
     classes = []
-    for aggregate in (Job, RequestTally):
+    for aggregate in (Job, RequestTally, Action):
         for _, member in inspect.getmembers(aggregate, inspect.isclass):
             if (
                 issubclass(member, Aggregate.Event)
