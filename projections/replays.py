@@ -11,7 +11,7 @@ from typing import Protocol
 
 from ledger.errors import LedgerError
 from projections.alert_replay import AlertReplay, AlertReplayReport
-from projections.asof import position_at
+from projections.asof import InvalidMoment, parse_moment, position_at
 from projections.events import Event, EventNotUnderstood, decode_page
 from projections.stale_replay import StaleReplay, StaleReplayReport
 from projections.store import ViewStore
@@ -108,3 +108,37 @@ def replay_alerts(
 
 __all__ = ["EventNotUnderstood", "InvalidReplay", "LogNotReadable", "replay_alerts",
            "replay_stale"]
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``300``, ``300s``, ``5m``, ``1.5h``, ``7d``, ``2w`` (a plain number is seconds);
+    :class:`InvalidReplay` for anything else or more than ten years."""
+    raw = text.strip().lower()
+    unit = next((u for u in ("ms", "s", "m", "h", "d", "w") if raw.endswith(u)), "")
+    number = raw[: len(raw) - len(unit)] if unit else raw
+    try:
+        value = float(number) if number.isascii() and len(number) <= 20 else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value * _UNITS.get(unit, 1.0) > MAX_RANGE.total_seconds():
+        raise InvalidReplay(f"{text!r} is not a duration (such as 300s, 5m, 1.5h, 7d)")
+    return timedelta(seconds=value * _UNITS.get(unit, 1.0))
+
+
+def replay_start(since: str, now: datetime) -> datetime:
+    """The first tick of a replay: ``now`` minus a duration (``7d``) or a time with a zone
+    (``2026-12-01T03:00Z``)."""
+    try:
+        return now - parse_duration(since)
+    except InvalidReplay:
+        pass
+    try:
+        moment = parse_moment(since)
+    except InvalidMoment:
+        moment = None
+    if moment is None or moment.time is None:
+        raise InvalidReplay(f"since {since!r}: give a duration (7d) or a time with a zone")
+    return moment.time

@@ -18,10 +18,12 @@ from rich.table import Table
 from adapters.cli.audit import audit_command
 from adapters.cli.console import make_console
 from adapters.cli.errors import error_line, user_errors
+from adapters.cli.job_asof import AS_OF_HELP, print_job_as_of
 from adapters.cli.job_ids import job_ref, resolve_with
 from adapters.cli.keys import keys_app
 from adapters.cli.monitor import dlq_app, monitor_app, stale_app
 from adapters.cli.projections import list_jobs, migrate_command, projections_app
+from adapters.cli.replay import replay_app
 from adapters.cli.serve import serve_command
 from adapters.cli.timeline import timeline_table
 from adapters.cli.worker import worker_command
@@ -44,6 +46,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(stale_app, name="stale")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(replay_app, name="replay")
 app.command("serve")(serve_command)
 app.command("worker")(worker_command)
 app.command("audit")(audit_command)
@@ -89,10 +92,14 @@ def jobs_show(
     job_ref: Annotated[str, typer.Argument(
         parser=job_ref, metavar="JOB_ID", help="The job's id, or its first digits.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help=AS_OF_HELP)] = None,
 ) -> None:
-    """Show a job's state and its full history as a timeline."""
+    """Show a job's state and its full history as a timeline (or the job as of a moment)."""
     with container() as wired:
         job_id = resolve_with(wired.backend, job_ref)
+        if as_of is not None:
+            print_job_as_of(wired, job_id, as_of, as_json, console)
+            return
         job = wired.ledger.get_job(job_id)
         events = wired.ledger.history(job_id)
     summary = job_summary(job)

@@ -11,12 +11,12 @@ ledger as a refusal).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 
 from adapters.http.access import principal_of, rule
 from adapters.http.bodies import (
@@ -39,12 +39,15 @@ from ledger.access import Role
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob, Outcome, RecordHeartbeat
 from ledger.errors import AttemptSuperseded, LedgerError
 from ledger.status import Status
+from projections.asof import parse_moment
+from projections.job_asof import JobAsOf, job_as_of
 from projections.queries.job_status import JobStatus
 from projections.timeline import event_record
 
 WORKER = rule(Role.WORKER, preset="worker")
 SERVICE_WRITE = rule(Role.SERVICE, preset="service")
 SERVICE_READ = rule(Role.SERVICE, Role.STAFF, preset="service")
+AS_OF = "A time with a zone (2026-12-01T03:00Z) or a log position (@123)."
 
 
 def _attempt(outcome: Outcome) -> AttemptState:
@@ -183,11 +186,18 @@ async def fail(
     tags=["jobs"],
 )
 async def show(
-    request: Request[Any, Any, Any], job_id: FromPath[UUID], jobs: NamedDependency[JobReads]
-) -> JobStatus:
-    """The job_status view of one job."""
+    request: Request[Any, Any, Any],
+    job_id: FromPath[UUID],
+    jobs: NamedDependency[JobReads],
+    as_of: Annotated[str | None, QueryParameter(max_length=64, description=AS_OF)] = None,
+) -> JobStatus | JobAsOf:
+    """The job_status view of one job; with ``as_of``, the job as it was then (its
+    stream folded up to the log cut: the cut's position, the job's version, its state)."""
     await jobs.check_job_access(principal_of(request), job_id)
-    return await jobs.job_status(job_id)
+    if as_of is None:
+        return await jobs.job_status(job_id)
+    moment = parse_moment(as_of)
+    return await jobs.views.read(lambda store: job_as_of(store, jobs.ledger, job_id, moment))
 
 
 @get(
