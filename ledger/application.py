@@ -30,6 +30,7 @@ from eventsourcing.utils import EnvType
 from ledger.commands import (
     AnyCommand,
     AnyQueueCommand,
+    CancelJob,
     ClaimJob,
     Command,
     CompleteJob,
@@ -42,6 +43,9 @@ from ledger.commands import (
     RecordHeartbeat,
     RecordQueueDeadLetter,
     RedriveJob,
+    ReleaseJob,
+    ReportCancelled,
+    RequeueJob,
     check_texts,
 )
 from ledger.errors import (
@@ -54,7 +58,9 @@ from ledger.errors import (
 )
 from ledger.job import Job
 from ledger.job_cache import JobCache
+from ledger.job_controls import apply_job_control
 from ledger.job_ids import idempotent_job_id
+from ledger.policies.controls import scheduled_until
 from ledger.policies.retry import RetryPolicy
 from ledger.queue import Queue, queue_id
 from ledger.queue_slots import QueueSlots, apply_control, due_snapshots
@@ -277,7 +283,9 @@ class JobLedger(Application[UUID]):
                 # again on stored jobs before answering.
                 raise _StaleCache from error
             if isinstance(error, AttemptSuperseded):
-                assert isinstance(command, RecordHeartbeat | CompleteJob | FailJob)
+                assert isinstance(
+                    command, RecordHeartbeat | CompleteJob | FailJob | ReportCancelled
+                )
                 job.refuse_report(
                     error, command.worker_id, _tag(command), now, command.worker_time
                 )
@@ -308,6 +316,8 @@ class JobLedger(Application[UUID]):
             max_attempts=command.max_attempts,
             idempotency_key=command.idempotency_key,
             now=now,
+            priority=command.priority,
+            run_at=scheduled_until(command.run_at, command.delay_seconds, now),
         )
         jobs[job_id] = job
         return _outcome(job, created=True)
@@ -336,12 +346,14 @@ class JobLedger(Application[UUID]):
                     delay, command.detected_by,
                 )
             case RedriveJob():
-                job.redrive(command.actor, now)
+                job.redrive(command.actor, now, command.reason, command.action_id)
             case RecordQueueDeadLetter():
                 job.dead_letter_from_queue(
                     command.message_id, command.receive_count, now, command.message_attempt,
                     max_receives=command.max_receives,
                 )
+            case CancelJob() | ReportCancelled() | ReleaseJob() | RequeueJob():
+                apply_job_control(job, command, now)
             case RecordAlert():
                 job.record_alert(
                     command.dead_letter_version, command.channel, now,
@@ -380,7 +392,7 @@ def _validated(command: _C) -> _C:
 def _outcome(job: Job, *, created: bool = False) -> Outcome:
     return Outcome(
         job_id=job.id, status=str(job.status), attempt=job.attempt, version=job.version,
-        created=created,
+        created=created, cancel_requested=job.cancel_requested,
     )
 
 

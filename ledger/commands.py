@@ -21,6 +21,11 @@ QueueName = Annotated[
 Attempt = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 MaxAttempts = Annotated[int, msgspec.Meta(ge=1, le=100)]
 ErrorText = Annotated[str, msgspec.Meta(max_length=10_000)]
+Priority = Annotated[int, msgspec.Meta(ge=-100, le=100)]
+Reason = Annotated[str, msgspec.Meta(max_length=500)]
+"""An operator's why (storable text, checked with every command's texts)."""
+DelaySeconds = Annotated[float, msgspec.Meta(ge=0, le=366 * 86_400)]
+AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
@@ -33,6 +38,10 @@ class EnqueueJob(Command, frozen=True, tag="enqueue"):
     payload: Any = None
     max_attempts: MaxAttempts = 3
     idempotency_key: Name | None = None
+    priority: Priority = 0
+    run_at: AwareTime | None = None
+    delay_seconds: DelaySeconds | None = None
+    """Exclusive with ``run_at``; the ledger adds it to its own ``now`` (ADR 100)."""
 
 
 class JobCommand(Command, frozen=True):
@@ -75,6 +84,36 @@ class DetectStale(JobCommand, frozen=True, tag="detect_stale"):
 
 class RedriveJob(JobCommand, frozen=True, tag="redrive"):
     actor: Name
+    reason: Reason | None = None
+    action_id: Name | None = None
+
+
+class CancelJob(JobCommand, frozen=True, tag="cancel"):
+    """An operator cancels the job: at once, or by asking its running attempt to stop."""
+
+    actor: Name
+    reason: Reason | None = None
+    action_id: Name | None = None
+
+
+class ReportCancelled(JobCommand, frozen=True, tag="report_cancelled"):
+    """The worker of a cancel-requested attempt stopped its handler."""
+
+    attempt: Attempt
+    worker_id: Name
+    worker_time: datetime | None = None
+
+
+class ReleaseJob(JobCommand, frozen=True, tag="release"):
+    """The scheduler: a scheduled job is due."""
+
+
+class RequeueJob(JobCommand, frozen=True, tag="requeue"):
+    """An operator makes a scheduled or stuck running job pending now."""
+
+    actor: Name
+    reason: Reason | None = None
+    action_id: Name | None = None
 
 
 class RecordQueueDeadLetter(JobCommand, frozen=True, tag="queue_dead_letter"):
@@ -99,7 +138,7 @@ class RecordAlert(JobCommand, frozen=True, tag="record_alert"):
 
 AnyCommand = (
     EnqueueJob | ClaimJob | RecordHeartbeat | CompleteJob | FailJob | DetectStale | RedriveJob
-    | RecordQueueDeadLetter | RecordAlert
+    | RecordQueueDeadLetter | RecordAlert | CancelJob | ReportCancelled | ReleaseJob | RequeueJob
 )
 """The tagged union a boundary decodes."""
 
@@ -140,7 +179,7 @@ class QueueOutcome(msgspec.Struct, frozen=True):
     """False when the queue was already so (nothing appended)."""
 
 
-WORKER_REPORTS = (RecordHeartbeat, CompleteJob, FailJob)
+WORKER_REPORTS = (RecordHeartbeat, CompleteJob, FailJob, ReportCancelled)
 
 
 def check_texts(command: Command) -> None:
@@ -159,3 +198,5 @@ class Outcome(msgspec.Struct, frozen=True):
     version: int
     created: bool = False
     """For enqueue: false when the idempotency key returned an existing job."""
+    cancel_requested: bool = False
+    """The running attempt was asked to stop: its worker cancels the handler (ADR 100)."""

@@ -16,11 +16,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger.errors import AttemptSuperseded, IllegalTransition, NotStale
-from ledger.policies.alerts import check_alert
-from ledger.policies.dead_letters import check_queue_dead_letter, check_redrive
+from ledger.errors import AttemptSuperseded, NotStale
+from ledger.job_controls import JobControls
+from ledger.policies.controls import claim_releases, status_after_requeue
 from ledger.policies.fencing import check_report, refusal_reason
-from ledger.policies.retry import Requeue, check_due, next_step
+from ledger.policies.retry import Requeue, next_step
 from ledger.policies.stale import is_stale, silence
 from ledger.status import Status
 
@@ -28,7 +28,7 @@ JSON = Any
 """A JSON value (payloads and results are opaque to the ledger)."""
 
 
-class Job(Aggregate):
+class Job(Aggregate, JobControls):
     """One background job and everything that happened to it."""
 
     # -- events ---------------------------------------------------------------------
@@ -41,6 +41,9 @@ class Job(Aggregate):
         payload: JSON
         max_attempts: int
         idempotency_key: str | None
+        priority: int = 0
+        run_at: datetime | None = None
+        """When the job becomes due (set only when after the recording time: scheduled)."""
 
     class Claimed(Aggregate.Event):
         """A worker claimed the job, opening a new attempt."""
@@ -56,6 +59,7 @@ class Job(Aggregate):
             job.claimed_at = self.timestamp
             job.last_heartbeat_at = self.timestamp
             job.not_before = None
+            job.cancel_requested = False
 
     class HeartbeatRecorded(Aggregate.Event):
         """The worker of the current attempt said it is still alive."""
@@ -110,16 +114,53 @@ class Job(Aggregate):
             job.stalls += 1
 
     class Requeued(Aggregate.Event):
-        """The job is pending again and will be sent to the transport."""
+        """The job is pending again (scheduled until ``not_before`` when set)."""
 
         attempt: int
         reason: str
         not_before: datetime | None
+        actor: str | None = None
+        """Set for an operator's requeue (``None``: the retry policy's)."""
+        action_id: str | None = None
+
+        def apply(self, job: Job) -> None:
+            job.status = status_after_requeue(self.not_before)
+            job.not_before = self.not_before
+            job.requeues += 1
+
+    class Released(Aggregate.Event):
+        """A scheduled job became due: pending, and sent to the transport."""
+
+        reason: str = "due"
 
         def apply(self, job: Job) -> None:
             job.status = Status.PENDING
-            job.not_before = self.not_before
-            job.requeues += 1
+            job.not_before = None
+
+    class CancelRequested(Aggregate.Event):
+        """An operator cancelled a running job: its worker (or the stale policy) ends it."""
+
+        attempt: int
+        actor: str
+        reason: str | None = None
+        action_id: str | None = None
+
+        def apply(self, job: Job) -> None:
+            job.cancel_requested = True
+            job.cancel_actor, job.cancel_reason = self.actor, self.reason
+
+    class Cancelled(Aggregate.Event):
+        """The job was cancelled (terminal); ``by`` is operator, worker or stale."""
+
+        attempt: int
+        actor: str
+        by: str
+        reason: str | None = None
+        action_id: str | None = None
+
+        def apply(self, job: Job) -> None:
+            job.status = Status.CANCELLED
+            job.finished_at = self.timestamp
 
     class DeadLettered(Aggregate.Event):
         """The job ran out of attempts (or was found in the dead-letter queue)."""
@@ -141,6 +182,8 @@ class Job(Aggregate):
 
         dead_letter_version: int
         actor: str
+        reason: str | None = None
+        action_id: str | None = None
 
         def apply(self, job: Job) -> None:
             job.status = Status.PENDING
@@ -185,16 +228,22 @@ class Job(Aggregate):
 
     # -- state ----------------------------------------------------------------------
 
+    priority = 0  # class defaults: jobs snapshotted before ADR 100 load without them
+    cancel_requested = False
+    cancel_actor: str | None = None
+    cancel_reason: str | None = None
+
     def __init__(
         self, customer_id: str, queue: str, payload: JSON, max_attempts: int,
-        idempotency_key: str | None,
+        idempotency_key: str | None, *, priority: int = 0, run_at: datetime | None = None,
     ) -> None:
         self.customer_id = customer_id
         self.queue = queue
         self.payload = payload
         self.max_attempts = max_attempts
         self.idempotency_key = idempotency_key
-        self.status = Status.PENDING
+        self.priority = priority
+        self.status = Status.PENDING if run_at is None else Status.SCHEDULED
         self.attempt = 0
         self.budget_base = 0
         self.worker_id: str | None = None
@@ -202,7 +251,7 @@ class Job(Aggregate):
         self.claimed_at: datetime | None = None
         self.last_heartbeat_at: datetime | None = None
         self.finished_at: datetime | None = None
-        self.not_before: datetime | None = None
+        self.not_before: datetime | None = run_at
         self.last_error: str | None = None
         self.result: JSON = None
         self.dead_letter_version: int | None = None
@@ -234,6 +283,11 @@ class Job(Aggregate):
         return self.attempt - self.budget_base
 
     @property
+    def event_classes(self) -> type[Job]:
+        """The class whose nested events the decisions of :class:`JobControls` append."""
+        return type(self)
+
+    @property
     def enqueued_at(self) -> datetime:
         return self.created_on
 
@@ -242,18 +296,21 @@ class Job(Aggregate):
     @classmethod
     def enqueue(
         cls, *, job_id: UUID, customer_id: str, queue: str, payload: JSON, max_attempts: int,
-        idempotency_key: str | None, now: datetime,
+        idempotency_key: str | None, now: datetime, priority: int = 0,
+        run_at: datetime | None = None,
     ) -> Job:
+        """``run_at`` (due time, from :func:`~ledger.policies.controls.scheduled_until`)
+        makes the job scheduled until then."""
         return cls._create(
             cls.Enqueued, id=job_id, timestamp=now, customer_id=customer_id, queue=queue,
             payload=payload, max_attempts=max_attempts, idempotency_key=idempotency_key,
+            priority=priority, run_at=run_at,
         )
 
     def claim(self, worker_id: str, now: datetime, worker_time: datetime | None = None) -> int:
-        """Open attempt ``n + 1`` for ``worker_id`` and return its number."""
-        if self.status != Status.PENDING:
-            raise IllegalTransition(self.id, self.status, "claim")
-        check_due(self.id, self.not_before, now)
+        """Open attempt ``n + 1`` for ``worker_id`` (releasing a due scheduled job first)."""
+        if claim_releases(self.id, self.status, self.not_before, now):
+            self.trigger_event(self.Released, timestamp=now, reason="due")
         attempt = self.attempt + 1
         self.trigger_event(
             self.Claimed, timestamp=now, attempt=attempt, worker_id=worker_id,
@@ -313,7 +370,7 @@ class Job(Aggregate):
             self.Failed, timestamp=now, attempt=attempt, worker_id=worker_id, error=error,
             worker_time=worker_time, error_normalised=error_normalised,
         )
-        self._retry_or_dead_letter(now, retry_delay, reason="failed")
+        self._after_attempt(now, retry_delay, reason="failed", cancelled_by="worker")
 
     def detect_stale(
         self, attempt: int, threshold: timedelta, now: datetime, retry_delay: timedelta | None,
@@ -336,12 +393,16 @@ class Job(Aggregate):
             last_heartbeat_at=last, threshold_seconds=threshold.total_seconds(),
             detected_by=detected_by,
         )
-        self._retry_or_dead_letter(now, retry_delay, reason="stale")
+        self._after_attempt(now, retry_delay, reason="stale", cancelled_by="stale")
 
-    def _retry_or_dead_letter(
-        self, now: datetime, retry_delay: timedelta | None, reason: str
+    def _after_attempt(
+        self, now: datetime, retry_delay: timedelta | None, reason: str, cancelled_by: str
     ) -> None:
-        """Record the retry policy's :func:`~ledger.policies.retry.next_step`."""
+        """After a failed or stale attempt: cancelled when a cancel was requested, else
+        the retry policy's :func:`~ledger.policies.retry.next_step`."""
+        if self.cancel_requested:
+            self._cancelled(now, by=cancelled_by)
+            return
         step = next_step(self.attempts_used, self.max_attempts, retry_delay, now)
         if isinstance(step, Requeue):
             self.trigger_event(
@@ -354,47 +415,4 @@ class Job(Aggregate):
             reason=f"{reason}: attempts exhausted" if step.exhausted else reason,
             attempts_used=self.attempts_used, last_error=self.last_error,
             source="ledger", message_id=None,
-        )
-
-    def dead_letter_from_queue(
-        self, message_id: str, receive_count: int, now: datetime,
-        message_attempt: int | None = None, max_receives: int | None = None,
-    ) -> None:
-        """Record that the transport gave up on the job's message (its dead-letter queue)
-        after workers received it ``receive_count`` times; an old copy is refused. The
-        reason names the queue's configured ``max_receives`` when known (on SQS, reading
-        the dead-letter queue raises the receive count above it)."""
-        check_queue_dead_letter(self.id, self.status, self.attempt, message_attempt)
-        self.trigger_event(
-            self.DeadLettered, timestamp=now, attempt=self.attempt,
-            reason=f"message exceeded the queue's max receives ({max_receives or receive_count})",
-            attempts_used=self.attempts_used, last_error=self.last_error,
-            source="sqs_dlq", message_id=message_id,
-        )
-
-    def record_alert(
-        self, dead_letter_version: int, channel: str, now: datetime, *,
-        delivery_id: str | None = None, failure: str | None = None,
-    ) -> None:
-        """Record the one alert of the dead letter at ``dead_letter_version``."""
-        check_alert(
-            self.id, self.status, dead_letter_version,
-            last_dead_letter=self.dead_letter_version, alerted_version=self.alerted_version,
-        )
-        if failure is None:
-            self.trigger_event(
-                self.AlertSent, timestamp=now, dead_letter_version=dead_letter_version,
-                delivery_id=delivery_id or "", channel=channel,
-            )
-        else:
-            self.trigger_event(
-                self.AlertFailed, timestamp=now, dead_letter_version=dead_letter_version,
-                reason=failure, channel=channel,
-            )
-
-    def redrive(self, actor: str, now: datetime) -> None:
-        """Give a dead-lettered job a fresh attempt budget and make it pending."""
-        dead_letter = check_redrive(self.id, self.status, self.dead_letter_version)
-        self.trigger_event(
-            self.Redriven, timestamp=now, dead_letter_version=dead_letter, actor=actor
         )

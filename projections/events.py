@@ -21,6 +21,7 @@ from eventsourcing.utils import get_topic
 
 from ledger.action import Action
 from ledger.job import Job
+from ledger.queue import Queue
 from ledger.tally import RequestTally
 
 
@@ -54,6 +55,8 @@ class Enqueued(Body, frozen=True):
     customer_id: str
     queue: str
     max_attempts: int
+    priority: int = 0
+    run_at: Stamp | None = None
 
 
 class Claimed(Body, frozen=True):
@@ -90,6 +93,8 @@ class Requeued(Body, frozen=True):
     attempt: int
     reason: str
     not_before: Stamp | None = None
+    actor: str | None = None
+    action_id: str | None = None
 
 
 class DeadLettered(Body, frozen=True):
@@ -104,6 +109,27 @@ class DeadLettered(Body, frozen=True):
 class Redriven(Body, frozen=True):
     dead_letter_version: int
     actor: str
+    reason: str | None = None
+    action_id: str | None = None
+
+
+class Released(Body, frozen=True):
+    reason: str = "due"
+
+
+class CancelRequested(Body, frozen=True):
+    attempt: int
+    actor: str
+    reason: str | None = None
+    action_id: str | None = None
+
+
+class Cancelled(Body, frozen=True):
+    attempt: int
+    actor: str
+    by: str
+    reason: str | None = None
+    action_id: str | None = None
 
 
 class ReportRefused(Body, frozen=True):
@@ -149,12 +175,45 @@ class ActionEnded(Body, frozen=True):
     """``Finished`` or ``Interrupted``: no view reads their fields."""
 
 
+class QueueOpened(Body, frozen=True):
+    """A queue's aggregate was created (``ledger.queue.Queue``)."""
+
+    name: str
+
+
+class QueuePaused(Body, frozen=True):
+    actor: str
+    reason: str | None = None
+
+
+class QueueResumed(Body, frozen=True):
+    actor: str
+    reason: str | None = None
+
+
+class QueueLimitSet(Body, frozen=True):
+    actor: str
+    max_running: int | None = None
+    reason: str | None = None
+
+
+class SlotTaken(Body, frozen=True):
+    attempt: int
+
+
+class SlotFreed(Body, frozen=True):
+    attempt: int
+    why: str
+
+
 JobBody = (
     Enqueued | Claimed | HeartbeatRecorded | Completed | Failed | StaleDetected | Requeued
-    | DeadLettered | Redriven | ReportRefused | AlertSent | AlertFailed
+    | DeadLettered | Redriven | ReportRefused | AlertSent | AlertFailed | Released
+    | CancelRequested | Cancelled
 )
 ActionBody = ActionStarted | ActionProgressed | ActionEnded
-AnyBody = JobBody | RequestsTallied | ActionBody
+QueueBody = QueueOpened | QueuePaused | QueueResumed | QueueLimitSet | SlotTaken | SlotFreed
+AnyBody = JobBody | RequestsTallied | ActionBody | QueueBody
 
 BODIES: dict[str, type[Body]] = {
     get_topic(Job.Enqueued): Enqueued,
@@ -169,6 +228,9 @@ BODIES: dict[str, type[Body]] = {
     get_topic(Job.ReportRefused): ReportRefused,
     get_topic(Job.AlertSent): AlertSent,
     get_topic(Job.AlertFailed): AlertFailed,
+    get_topic(Job.Released): Released,
+    get_topic(Job.CancelRequested): CancelRequested,
+    get_topic(Job.Cancelled): Cancelled,
     get_topic(RequestTally.Recorded): RequestsTallied,
     get_topic(Action.Started): ActionStarted,
     get_topic(Action.Progressed): ActionProgressed,
@@ -176,6 +238,14 @@ BODIES: dict[str, type[Body]] = {
     get_topic(Action.Interrupted): ActionEnded,
 }
 """Every topic the ledger appends, and the struct its state decodes into."""
+BODIES.update({
+    get_topic(Queue.Opened): QueueOpened,
+    get_topic(Queue.Paused): QueuePaused,
+    get_topic(Queue.Resumed): QueueResumed,
+    get_topic(Queue.LimitSet): QueueLimitSet,
+    get_topic(Queue.SlotTaken): SlotTaken,
+    get_topic(Queue.SlotFreed): SlotFreed,
+})
 
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     topic: msgspec.json.Decoder(body) for topic, body in BODIES.items()

@@ -124,10 +124,12 @@ def test_failure_is_retried_after_the_delay_then_dead_lettered() -> None:
     job.claim("w1", T0)
     job.fail(1, "w1", "boom", T0, RETRY)
     assert names(job)[-2:] == ["Failed", "Requeued"]
-    assert (job.status, job.not_before, job.last_error) == (Status.PENDING, T0 + RETRY, "boom")
+    # ADR 100: a retry's backoff is scheduled until due; a due claim releases it first
+    assert (job.status, job.not_before, job.last_error) == (Status.SCHEDULED, T0 + RETRY, "boom")
     with pytest.raises(JobNotDue):
         job.claim("w1", T0 + timedelta(seconds=5))
     job.claim("w1", T0 + RETRY)
+    assert names(job)[-2:] == ["Released", "Claimed"]
     job.fail(2, "w1", "boom again", T0 + RETRY, RETRY)
     events = job.collect_events()
     dead = events[-1]
