@@ -10,6 +10,7 @@ from eventsourcing.utils import get_topic
 
 from ledger.action import Action
 from ledger.job import Job
+from ledger.queue import Queue
 from ledger.tally import RequestTally
 from projections.events import (
     BODIES,
@@ -30,7 +31,7 @@ ENQUEUED = get_topic(Job.Enqueued)
 
 def ledger_event_classes() -> list[type[Aggregate.Event]]:
     classes = []
-    for aggregate in (Job, RequestTally, Action):
+    for aggregate in (Job, RequestTally, Action, Queue):
         for _, member in inspect.getmembers(aggregate, inspect.isclass):
             if (
                 issubclass(member, Aggregate.Event)
