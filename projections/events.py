@@ -55,6 +55,8 @@ class Enqueued(Body, frozen=True):
     customer_id: str
     queue: str
     max_attempts: int
+    priority: int = 0
+    run_at: Stamp | None = None
 
 
 class Claimed(Body, frozen=True):
@@ -91,6 +93,8 @@ class Requeued(Body, frozen=True):
     attempt: int
     reason: str
     not_before: Stamp | None = None
+    actor: str | None = None
+    action_id: str | None = None
 
 
 class DeadLettered(Body, frozen=True):
@@ -105,6 +109,27 @@ class DeadLettered(Body, frozen=True):
 class Redriven(Body, frozen=True):
     dead_letter_version: int
     actor: str
+    reason: str | None = None
+    action_id: str | None = None
+
+
+class Released(Body, frozen=True):
+    reason: str = "due"
+
+
+class CancelRequested(Body, frozen=True):
+    attempt: int
+    actor: str
+    reason: str | None = None
+    action_id: str | None = None
+
+
+class Cancelled(Body, frozen=True):
+    attempt: int
+    actor: str
+    by: str
+    reason: str | None = None
+    action_id: str | None = None
 
 
 class ReportRefused(Body, frozen=True):
@@ -183,7 +208,8 @@ class SlotFreed(Body, frozen=True):
 
 JobBody = (
     Enqueued | Claimed | HeartbeatRecorded | Completed | Failed | StaleDetected | Requeued
-    | DeadLettered | Redriven | ReportRefused | AlertSent | AlertFailed
+    | DeadLettered | Redriven | ReportRefused | AlertSent | AlertFailed | Released
+    | CancelRequested | Cancelled
 )
 ActionBody = ActionStarted | ActionProgressed | ActionEnded
 QueueBody = QueueOpened | QueuePaused | QueueResumed | QueueLimitSet | SlotTaken | SlotFreed
@@ -202,6 +228,9 @@ BODIES: dict[str, type[Body]] = {
     get_topic(Job.ReportRefused): ReportRefused,
     get_topic(Job.AlertSent): AlertSent,
     get_topic(Job.AlertFailed): AlertFailed,
+    get_topic(Job.Released): Released,
+    get_topic(Job.CancelRequested): CancelRequested,
+    get_topic(Job.Cancelled): Cancelled,
     get_topic(RequestTally.Recorded): RequestsTallied,
     get_topic(Action.Started): ActionStarted,
     get_topic(Action.Progressed): ActionProgressed,
