@@ -11,17 +11,24 @@ milliseconds after T, never one committed after the cut. ``@POSITION`` is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
 
 from ledger.errors import LedgerError
-from projections.events import Body, RawRow, parse_time
+from projections.checkpoints import Checkpoint, CheckpointCorrupt, CheckpointStore, load
+from projections.events import Body, RawRow, decode_page, parse_time
+from projections.memory import MemoryView
+from projections.model import View, ViewError
 from projections.store import ViewStore
+
+log = logging.getLogger(__name__)
 
 SCAN_PAGE = 1000
 """Events scanned forward after the binary search (out-of-order recorded times)."""
+FOLD_PAGE = 20_000
 
 _stamp = msgspec.json.Decoder(Body)
 
@@ -112,3 +119,50 @@ def resolve(store: ViewStore, moment: Moment) -> int:
         return moment.position
     assert moment.time is not None
     return position_at(store, moment.time, head)
+
+
+@dataclass
+class ViewAsOf:
+    """A view folded up to ``position``: from ``checkpoint`` (or from 0) plus the log."""
+
+    memory: MemoryView
+    position: int
+    checkpoint: Checkpoint | None
+    folded: int
+    """Events read after the checkpoint."""
+    refused: list[CheckpointCorrupt] = field(default_factory=list)
+
+
+def view_as_of(
+    views: ViewStore,
+    checkpoints: CheckpointStore | None,
+    view: View,
+    position: int,
+    page_size: int = FOLD_PAGE,
+) -> ViewAsOf:
+    """The view as of ``position``: the newest valid checkpoint at or before it, loaded in
+    memory, plus the log's events after it folded by the view's handlers. Never writes.
+    A refused checkpoint is logged and the next older one (then position 0) is used."""
+    memory, used, refused = MemoryView(view), None, []
+    candidates = checkpoints.list(view.name) if checkpoints is not None else []
+    for checkpoint in candidates:
+        if checkpoint.position > position or checkpoints is None:
+            continue
+        try:
+            memory, used = load(checkpoints, view, checkpoint), checkpoint
+            break
+        except CheckpointCorrupt as error:
+            log.warning("%s; falling back to an older one", error)
+            refused.append(error)
+    after, folded = memory.position, 0
+    while after < position:
+        page = views.read_events(after, page_size, position)
+        if not page:
+            break
+        events, not_understood = decode_page(page)
+        memory.feed(events)
+        if not_understood is not None:
+            raise ViewError.not_understood(view.name, not_understood)
+        after, folded = page[-1][0], folded + len(page)
+    memory.position = position
+    return ViewAsOf(memory, position, used, folded, refused)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ledger.access import KeyStore
     from ledger.ports.counters import CounterStore
     from ledger.ports.queue_store import QueueStore
+    from projections.checkpoints import CheckpointStore
     from projections.store import ViewStore
 
 EVENTS_TABLE = "jobledger_events"
@@ -35,7 +36,7 @@ def postgres_env(database_url: str) -> dict[str, str]:
     except Exception as error:
         raise ConfigurationError("DATABASE_URL", database_url, str(error)) from None
     return {
-        "PERSISTENCE_MODULE": "adapters.postgres.event_recorder:LedgerPostgresFactory",
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": "adapters.postgres.event_recorder:LedgerEventRecorder",
         "POSTGRES_DBNAME": str(params.get("dbname") or params.get("user") or "postgres"),
         "POSTGRES_HOST": str(params.get("host") or "localhost"),
@@ -106,3 +107,8 @@ class PostgresBackend:
         from adapters.postgres.http_api import PostgresKeyStore
 
         return PostgresKeyStore(self.url)
+
+    def checkpoints(self) -> CheckpointStore:
+        from adapters.postgres.checkpoints import PostgresCheckpoints
+
+        return PostgresCheckpoints(self.url)

@@ -30,16 +30,14 @@ CREATE TABLE local_queue_messages (
     receive_count integer NOT NULL DEFAULT 0,
     receipt text,
     dead_at double precision,
-    job_queue text NOT NULL DEFAULT 'default',
     CONSTRAINT local_queue_messages_pkey PRIMARY KEY (seq),
     CONSTRAINT local_queue_messages_message_id_key UNIQUE (message_id)
 );
 CREATE INDEX local_queue_messages_ready_idx ON local_queue_messages (queue_name, visible_at, seq) WHERE dead_at IS NULL;
 CREATE INDEX local_queue_messages_dead_idx ON local_queue_messages (queue_name, dead_at, seq) WHERE dead_at IS NOT NULL;
-CREATE INDEX local_queue_messages_job_queue_ready_idx ON local_queue_messages (queue_name, job_queue, visible_at, seq) WHERE dead_at IS NULL;
 
 -- name: rate_limit_windows
-CREATE TABLE rate_limit_windows (
+CREATE UNLOGGED TABLE rate_limit_windows (
     bucket text NOT NULL,
     window_start bigint NOT NULL,
     window_end bigint NOT NULL,
@@ -62,4 +60,27 @@ CREATE TABLE api_keys (
     revoked_at timestamptz,
     CONSTRAINT api_keys_pkey PRIMARY KEY (key_id),
     CONSTRAINT api_keys_role_check CHECK (role IN ('worker', 'service', 'staff', 'admin'))
+);
+
+-- name: view_checkpoints
+CREATE TABLE view_checkpoints (
+    id text NOT NULL,
+    view_name text NOT NULL,
+    position bigint NOT NULL,
+    generation bigint NOT NULL,
+    taken_at timestamptz NOT NULL,
+    row_count bigint NOT NULL,
+    byte_count bigint NOT NULL,
+    sha256 text NOT NULL,
+    format_version text NOT NULL,
+    CONSTRAINT view_checkpoints_pkey PRIMARY KEY (id)
+);
+CREATE INDEX view_checkpoints_view_position_idx ON view_checkpoints (view_name, position);
+
+-- name: view_checkpoint_chunks
+CREATE TABLE view_checkpoint_chunks (
+    checkpoint_id text NOT NULL,
+    seq integer NOT NULL,
+    data bytea NOT NULL,
+    CONSTRAINT view_checkpoint_chunks_pkey PRIMARY KEY (checkpoint_id, seq)
 );

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ledger.access import KeyStore
     from ledger.ports.counters import CounterStore
     from ledger.ports.queue_store import QueueStore
+    from projections.checkpoints import CheckpointStore
     from projections.store import ViewStore
 
 
@@ -67,6 +68,10 @@ class Backend(Protocol):
 
     def key_store(self) -> KeyStore:
         """The API keys in this database."""
+        ...
+
+    def checkpoints(self) -> CheckpointStore:
+        """A session on the views' checkpoints in this database (the caller closes it)."""
         ...
 
 

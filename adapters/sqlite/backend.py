@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ledger.access import KeyStore
     from ledger.ports.counters import CounterStore
     from ledger.ports.queue_store import QueueStore
+    from projections.checkpoints import CheckpointStore
     from projections.store import ViewStore
 
 EVENTS_TABLE = "stored_events"
@@ -38,7 +39,7 @@ class SqliteBackend:
     def eventsourcing_env(self) -> dict[str, str]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return {
-            "PERSISTENCE_MODULE": "adapters.sqlite.event_recorder:LedgerSqliteFactory",
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(self.path),
             "SQLITE_LOCK_TIMEOUT": str(LOCK_TIMEOUT_SECONDS),
         }
@@ -74,3 +75,8 @@ class SqliteBackend:
         from adapters.sqlite.http_api import SqliteKeyStore
 
         return SqliteKeyStore(self.path)
+
+    def checkpoints(self) -> CheckpointStore:
+        from adapters.sqlite.checkpoints import SqliteCheckpoints
+
+        return SqliteCheckpoints(self.path)

@@ -30,10 +30,9 @@ CREATE TABLE local_queue_messages (
     receive_count INTEGER NOT NULL DEFAULT 0,
     receipt TEXT,
     dead_at REAL
-, job_queue TEXT NOT NULL DEFAULT 'default');
+);
 CREATE INDEX local_queue_messages_ready_idx ON local_queue_messages (queue_name, visible_at, seq) WHERE dead_at IS NULL;
 CREATE INDEX local_queue_messages_dead_idx ON local_queue_messages (queue_name, dead_at, seq) WHERE dead_at IS NOT NULL;
-CREATE INDEX local_queue_messages_job_queue_ready_idx ON local_queue_messages (queue_name, job_queue, visible_at, seq) WHERE dead_at IS NULL;
 
 -- name: rate_limit_windows
 CREATE TABLE rate_limit_windows (
@@ -59,4 +58,26 @@ CREATE TABLE api_keys (
     revoked_at text,
     CONSTRAINT api_keys_pkey PRIMARY KEY (key_id),
     CONSTRAINT api_keys_role_check CHECK (role IN ('worker', 'service', 'staff', 'admin'))
+);
+
+-- name: view_checkpoints
+CREATE TABLE view_checkpoints (
+    id TEXT NOT NULL PRIMARY KEY,
+    view_name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    taken_at TEXT NOT NULL,
+    row_count INTEGER NOT NULL,
+    byte_count INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    format_version TEXT NOT NULL
+);
+CREATE INDEX view_checkpoints_view_position_idx ON view_checkpoints (view_name, position);
+
+-- name: view_checkpoint_chunks
+CREATE TABLE view_checkpoint_chunks (
+    checkpoint_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (checkpoint_id, seq)
 );

@@ -1,0 +1,29 @@
+-- Queries of the view checkpoints on SQLite (ADR 90). Tables: migrations/0010.
+
+-- name: write_chunk
+INSERT INTO view_checkpoint_chunks (checkpoint_id, seq, data) VALUES (:id, :seq, :data);
+
+-- name: publish
+INSERT INTO view_checkpoints
+    (id, view_name, position, generation, taken_at, row_count, byte_count, sha256,
+     format_version)
+VALUES (:id, :view, :position, :generation, :taken_at, :row_count, :byte_count, :sha256,
+        :format_version);
+
+-- name: list
+SELECT id, view_name, position, generation, taken_at, row_count, byte_count, sha256,
+       format_version
+FROM view_checkpoints WHERE view_name = :view ORDER BY position DESC, taken_at DESC;
+
+-- name: chunks
+SELECT data FROM view_checkpoint_chunks WHERE checkpoint_id = :id ORDER BY seq;
+
+-- name: delete_chunks
+DELETE FROM view_checkpoint_chunks WHERE checkpoint_id = :id;
+
+-- name: delete
+DELETE FROM view_checkpoints WHERE id = :id;
+
+-- name: delete_orphans
+DELETE FROM view_checkpoint_chunks
+WHERE checkpoint_id NOT IN (SELECT id FROM view_checkpoints);
