@@ -251,10 +251,15 @@ class LocalQueue:
             if not waiting.done():
                 waiting.set_result(ok)
 
-    async def release(self, received: Received, *, delay: float = 0.0) -> None:
+    async def release(
+        self, received: Received, *, delay: float = 0.0, attempted: bool = True
+    ) -> None:
+        """Make the message visible after ``delay``; unless ``attempted``, the store undoes
+        the receive in the same statement (guarded by the receipt)."""
         seq, receipt = _parse_receipt(received.receipt)
         visible_at = self.clock() + check_delay(delay)
-        if not await self._run(self.store.set_visibility, self.name, seq, receipt, visible_at):
+        call = self.store.set_visibility if attempted else self.store.hand_back
+        if not await self._run(call, self.name, seq, receipt, visible_at):
             raise ReceiptInvalid()
         if delay == 0:
             self._wake()

@@ -96,6 +96,16 @@ class MemoryQueueStore:
             self._rows[queue][seq] = replace(row, visible_at=visible_at)
             return True
 
+    def hand_back(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:
+        with self._lock:
+            row = self._current(queue, seq, receipt)
+            if row is None:
+                return False
+            count = max(0, row.stored.receive_count - 1)
+            stored = replace(row.stored, receive_count=count, receipt=None)
+            self._rows[queue][seq] = replace(row, stored=stored, visible_at=visible_at)
+            return True
+
     def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
         deleted = []
         with self._lock:

@@ -99,6 +99,11 @@ class PostgresQueueStore:
         with self._statement() as conn:
             return conn.execute(SQL["set_visibility"], params).rowcount == 1
 
+    def hand_back(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:
+        params = {"queue": queue, "seq": seq, "receipt": receipt, "visible_at": visible_at}
+        with self._statement() as conn:
+            return conn.execute(SQL["hand_back"], params).rowcount == 1
+
     def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
         params = {"queue": queue, "seqs": [seq for seq, _ in items],
                   "receipts": [receipt for _, receipt in items]}  # fmt: skip

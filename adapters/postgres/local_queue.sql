@@ -56,6 +56,12 @@ RETURNING m.seq, m.message_id::text, m.job_id::text, m.attempt, m.body, m.sent_a
 UPDATE local_queue_messages SET visible_at = %(visible_at)s
 WHERE seq = %(seq)s AND queue_name = %(queue)s AND receipt = %(receipt)s AND dead_at IS NULL;
 
+-- name: hand_back
+-- A receive no handler attempted, undone: visible again, receive count back, receipt spent.
+UPDATE local_queue_messages
+SET visible_at = %(visible_at)s, receive_count = greatest(receive_count - 1, 0), receipt = NULL
+WHERE seq = %(seq)s AND queue_name = %(queue)s AND receipt = %(receipt)s AND dead_at IS NULL;
+
 -- name: delete_many
 -- Several deletes at once (concurrent jobs finishing together); returns the rows deleted.
 DELETE FROM local_queue_messages AS m

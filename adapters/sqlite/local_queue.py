@@ -61,6 +61,11 @@ class SqliteQueueStore:
         with self._transaction() as conn:
             return conn.execute(SQL["set_visibility"], params).rowcount == 1
 
+    def hand_back(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:
+        params = {"queue": queue, "seq": seq, "receipt": receipt, "visible_at": visible_at}
+        with self._transaction() as conn:
+            return conn.execute(SQL["hand_back"], params).rowcount == 1
+
     def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
         with self._transaction() as conn:
             return [

@@ -45,6 +45,12 @@ RETURNING seq, message_id, job_id, attempt, body, sent_at, receive_count, receip
 UPDATE local_queue_messages SET visible_at = :visible_at
 WHERE seq = :seq AND queue_name = :queue AND receipt = :receipt AND dead_at IS NULL;
 
+-- name: hand_back
+-- A receive no handler attempted, undone: visible again, receive count back, receipt spent.
+UPDATE local_queue_messages
+SET visible_at = :visible_at, receive_count = max(receive_count - 1, 0), receipt = NULL
+WHERE seq = :seq AND queue_name = :queue AND receipt = :receipt AND dead_at IS NULL;
+
 -- name: delete
 DELETE FROM local_queue_messages
 WHERE seq = :seq AND queue_name = :queue AND receipt = :receipt AND dead_at IS NULL;

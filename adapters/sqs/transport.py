@@ -213,14 +213,18 @@ class SqsTransport:
         """Where ``received`` lives: a message is only handed out from its queue's own."""
         return self.config.url_for(received.message.queue)
 
-    async def release(self, received: Received, *, delay: float = 0.0) -> None:
+    async def release(
+        self, received: Received, *, delay: float = 0.0, attempted: bool = True
+    ) -> None:
+        """Visible again after ``delay``. SQS cannot un-count a receive: a release no
+        handler attempted, like one longer than a visibility timeout may last, sends a
+        fresh copy (its receive count starts again) and deletes the received one."""
         delay = check_delay(delay)
-        if delay <= MAX_VISIBILITY_SECONDS:
+        if attempted and delay <= MAX_VISIBILITY_SECONDS:
             await self.calls.change_visibility(
                 self._url(received), received.receipt, math.ceil(delay)
             )
             return
-        # Longer than a visibility timeout may last: a delayed copy replaces the message.
         await self.send(received.message, delay=delay)
         await self.delete(received)
 

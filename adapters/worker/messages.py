@@ -41,10 +41,15 @@ class Messages:
         """Delete ``received``: its job needs no more wake-up from it."""
         await self._call("delete", received, self.transport.delete, received)
 
-    async def release(self, received: Received, delay: float) -> None:
-        """Make ``received`` visible again after ``delay`` seconds (capped by SQS's limit)."""
+    async def hand_back(self, received: Received, delay: float) -> None:
+        """Make ``received`` visible again after ``delay`` seconds (capped by SQS's limit)
+        without spending its receive count: the worker releases a message only before a
+        handler ran for it (another queue's, draining, the claim refused or unanswered),
+        and such receives must never dead-letter a job (docs/adr/0088-unattempted-releases.md)."""
         delay = min(max(0.0, delay), MAX_DELAY_SECONDS)
-        if await self._call("release", received, self.transport.release, received, delay=delay):
+        if await self._call(
+            "release", received, self.transport.release, received, delay=delay, attempted=False
+        ):
             self.stats.released += 1
 
     async def _call(

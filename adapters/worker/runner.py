@@ -7,9 +7,12 @@ extends their messages' visibility.
 
 A message is a wake-up; the ledger decides. A claim refused because the job is not
 pending (a duplicate or obsolete message) deletes the message without calling the
-handler; a claim that is early (``JobNotDue``) releases it until the job is due. After
-a completion or a failure the message is deleted (:mod:`adapters.worker.report`): a retry
-is the ledger's ``Requeued`` decision, which the dispatcher sends as a message of its own.
+handler; a claim that is early (``JobNotDue``) releases it until the job is due. Every
+message released before a handler ran is handed back uncounted
+(:meth:`~adapters.worker.messages.Messages.hand_back`), so receives no handler attempted
+never dead-letter a job. After a completion or a failure the message is deleted
+(:mod:`adapters.worker.report`): a retry is the ledger's ``Requeued`` decision, which the
+dispatcher sends as a message of its own.
 
 When the ledger answers that the attempt is superseded (the job was found stale and given
 to another worker), the worker stops heartbeating it, cancels the handler (async) or
@@ -17,7 +20,7 @@ abandons it (a plain one keeps its thread but ``ctx.cancelled`` turns true), rep
 nothing and deletes the message.
 
 Draining (:meth:`Worker.drain`, SIGTERM/SIGINT under :func:`run_worker`): no more
-receives; messages received but not claimed are released; running jobs have ``grace``
+receives; messages received but not claimed are handed back; running jobs have ``grace``
 seconds to finish, then their handlers are interrupted and each attempt is reported
 failed with ``worker shutting down`` (so the retry policy requeues it at once instead of
 waiting for the stale threshold). Heartbeats go on until every job is reported. A report
@@ -216,10 +219,10 @@ class Worker:
         message = received.message
         queues = self.config.queues
         if queues is not None and message.queue not in queues:
-            await self._messages.release(received, self.config.mismatch_delay)
+            await self._messages.hand_back(received, self.config.mismatch_delay)
             return None
         if self._draining:
-            await self._messages.release(received, 0.0)
+            await self._messages.hand_back(received, 0.0)
             return None
         try:
             claimed = await self.ledger.claim(message.job_id, self.worker_id)
@@ -244,19 +247,19 @@ class Worker:
             self.stats.duplicates += 1
             await self._messages.delete(received)
         elif isinstance(error, JobNotDue):
-            await self._messages.release(received, _seconds_until(error.not_before))
+            await self._messages.hand_back(received, _seconds_until(error.not_before))
         elif isinstance(error, JobNotFound):
             log.warning("job %s: no such job; message %s dropped", job_id, received.message_id)
             await self._messages.delete(received)
         elif isinstance(error, WorkerAccessDenied):
             log.error("the ledger refused this worker: %s", error)
             self.fatal = error
-            await self._messages.release(received, 0.0)
+            await self._messages.hand_back(received, 0.0)
             self.drain()
         else:
             delay = error.retry_after if isinstance(error, LedgerUnavailable) else None
             log.warning("claim of job %s failed: %s", job_id, error)
-            await self._messages.release(received, delay if delay is not None else 1.0)
+            await self._messages.hand_back(received, delay if delay is not None else 1.0)
 
 
 def _seconds_until(iso: str) -> float:

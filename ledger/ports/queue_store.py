@@ -72,6 +72,12 @@ class QueueStore(Protocol):
         """False unless ``receipt`` is the message's current receipt."""
         ...
 
+    def hand_back(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:
+        """Undo the receive that gave out ``receipt``: receive count - 1 (never below 0),
+        visible at ``visible_at``, no receipt. False unless ``receipt`` is the message's
+        current receipt, so one receive is undone at most once."""
+        ...
+
     def delete_many(self, queue: str, items: Sequence[tuple[int, str]]) -> list[bool]:
         """Delete each ``(seq, receipt)``; per item, whether it was deleted."""
         ...

@@ -142,8 +142,17 @@ class Transport(Protocol):
         """Remove a handled message for good."""
         ...
 
-    async def release(self, received: Received, *, delay: float = 0.0) -> None:
-        """Make a received message visible again after ``delay`` seconds."""
+    async def release(
+        self, received: Received, *, delay: float = 0.0, attempted: bool = True
+    ) -> None:
+        """Make a received message visible again after ``delay`` seconds.
+
+        ``attempted=False`` says no handler ran for this receive (the worker was draining,
+        or the ledger did not answer its claim): the receive is handed back uncounted, so
+        such receives never dead-letter a message (docs/adr/0088-unattempted-releases.md).
+        The receipt is spent either way on the local queue; on SQS the message comes back
+        as a fresh copy with a new message id.
+        """
         ...
 
     async def read_dead_letters(self, *, max_messages: int = 10) -> list[DeadLetter]:

@@ -81,6 +81,24 @@ async def test_an_old_receipt_is_refused_once_the_message_was_received_again(
         await queue.delete(second)  # already gone
 
 
+async def test_an_unattempted_release_uncounts_its_receive_once_per_receipt(
+    queue: LocalQueue,
+) -> None:
+    await queue.send(job())
+    (first,) = await queue.receive(visibility_timeout=60)
+    await queue.release(first, attempted=False)
+
+    with pytest.raises(ReceiptInvalid):  # handed back: the receipt is spent
+        await queue.release(first, attempted=False)
+    with pytest.raises(ReceiptInvalid):
+        await queue.delete(first)
+    (second,) = await queue.receive(visibility_timeout=60)
+    assert second.receive_count == 1
+    await queue.release(second)  # a counted release keeps the receive
+    (third,) = await queue.receive(visibility_timeout=60)
+    assert third.receive_count == 2
+
+
 async def test_concurrent_deletes_share_store_calls_and_each_gets_its_own_answer(
     queue: LocalQueue, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -305,6 +305,39 @@ async def test_release_makes_visible_now_or_after_a_delay(harness: Harness) -> N
     assert anyio.current_time() - started >= harness.tick
 
 
+async def test_a_release_no_handler_attempted_never_dead_letters(harness: Harness) -> None:
+    """Issue 13: a worker that hands a message back without running a handler (draining,
+    or the ledger unreachable at the claim) does not spend the message's receive count."""
+    t = harness.transport
+    message = job(1)
+    await t.send(message)
+
+    for _ in range(MAX_RECEIVES + 3):
+        received = await receive_one(t, wait=harness.tick * 4, visibility=60)
+        assert received.message == message
+        assert received.receive_count == 1
+        await t.release(received, attempted=False)
+
+    assert await t.read_dead_letters() == []
+    again = await receive_one(t, wait=harness.tick * 4, visibility=60)
+    assert again.message == message
+    assert again.receive_count == 1
+    await t.delete(again)
+    assert await t.receive(wait_seconds=harness.tick) == []
+
+
+async def test_an_unattempted_release_honours_its_delay(harness: Harness) -> None:
+    t = harness.transport
+    await t.send(job())
+    first = await receive_one(t, wait=harness.tick * 4, visibility=60)
+
+    await t.release(first, delay=harness.tick * 2, attempted=False)
+    assert await t.receive() == []
+    second = await receive_one(t, wait=harness.tick * 6, visibility=60)
+    assert second.message == first.message
+    assert second.receive_count == 1
+
+
 # -- logical queues ---------------------------------------------------------------------------
 
 
