@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from ledger.policies.alerts import DeadLetterNotice, due_groups
-from projections import events as ev
-from projections.events import Event
+from projections import replay_events as ev
+from projections.replay_events import ReplayEvent
 from projections.stale_replay import Recovery
 
 
@@ -62,7 +62,7 @@ class AlertReplay:
         if self.tick <= timedelta(0) or self.group_wait < timedelta(0) or self.threshold < 1:
             raise ValueError("the tick must be positive, the wait not negative, threshold >= 1")
 
-    def feed(self, page: Iterable[Event]) -> None:
+    def feed(self, page: Iterable[ReplayEvent]) -> None:
         for event in page:
             at = event.at
             if at < self.start:
@@ -80,7 +80,7 @@ class AlertReplay:
                     self.real_delays.append(at - since)
             self.events += 1
 
-    def _dead_letter(self, event: Event, body: ev.DeadLettered, at: datetime) -> None:
+    def _dead_letter(self, event: ReplayEvent, body: ev.DeadLettered, at: datetime) -> None:
         self.dead_letters += 1
         self._dead_lettered_at[(event.originator_id, event.originator_version)] = at
         self._pending.append(DeadLetterNotice(

@@ -12,7 +12,7 @@ from typing import Protocol
 from ledger.errors import LedgerError
 from projections.alert_replay import AlertReplay, AlertReplayReport
 from projections.asof import InvalidMoment, parse_moment, position_at
-from projections.events import Event, EventNotUnderstood, decode_page
+from projections.replay_events import NotReplayable, ReplayEvent, decode_for_replay
 from projections.stale_replay import StaleReplay, StaleReplayReport
 from projections.store import ViewStore
 
@@ -38,7 +38,7 @@ class LogNotReadable(LedgerError):
 
 
 class Replay(Protocol):
-    def feed(self, page: list[Event]) -> None: ...
+    def feed(self, page: list[ReplayEvent]) -> None: ...
 
     def finish(self, until: datetime) -> None: ...
 
@@ -59,13 +59,14 @@ def replay_log(
         page = store.read_events(after, PAGE, upto)
         if not page:
             break
-        events, error = decode_page(page)
+        try:
+            events = decode_for_replay(page)
+        except NotReplayable as error:
+            raise LogNotReadable(str(error)) from None
         replay.feed(events)
-        read += len(events)
+        read += len(page)
         if events:
             last = events[-1].at
-        if error is not None:
-            raise LogNotReadable(str(error))
         after = page[-1][0]
     end = until or last
     if end is not None:
@@ -106,7 +107,7 @@ def replay_alerts(
     return replay.report()
 
 
-__all__ = ["EventNotUnderstood", "InvalidReplay", "LogNotReadable", "replay_alerts",
+__all__ = ["InvalidReplay", "LogNotReadable", "replay_alerts",
            "replay_stale"]
 
 

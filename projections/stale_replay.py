@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ledger.policies.stale import is_stale
-from projections import events as ev
-from projections.events import Event
+from projections import replay_events as ev
+from projections.replay_events import ReplayEvent
 
 SAMPLE = 20
 """Job ids listed per category in a report."""
@@ -125,7 +125,7 @@ class StaleReplay:
         if self.threshold <= timedelta(0) or self.interval <= timedelta(0):
             raise ValueError("the threshold and the interval must be positive")
 
-    def feed(self, page: Iterable[Event]) -> None:
+    def feed(self, page: Iterable[ReplayEvent]) -> None:
         """Replay a page of decoded events (in log order)."""
         for event in page:
             at = event.at
@@ -137,7 +137,7 @@ class StaleReplay:
             self.events += 1
             self.until = at
 
-    def _apply(self, event: Event, at: datetime) -> None:
+    def _apply(self, event: ReplayEvent, at: datetime) -> None:
         body = event.body
         if isinstance(body, ev.HeartbeatRecorded | ev.Claimed):
             self._alive((event.originator_id, body.attempt), at)

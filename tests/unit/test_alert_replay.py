@@ -5,28 +5,26 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from projections import events as ev
+from projections import replay_events as ev
 from projections.alert_replay import AlertReplay
-from projections.events import Event
+from projections.replay_events import ReplayEvent
 
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
 
-def dead_letter(n: int, second: float) -> Event:
+def dead_letter(n: int, second: float) -> ReplayEvent:
     at = T0 + timedelta(seconds=second)
-    body = ev.DeadLettered(timestamp=ev.Stamp(at.isoformat()), attempt=3, reason="failed",
-                           attempts_used=3)
-    return Event(n, str(UUID(int=n)), 9, "DeadLettered", body, at)
+    body = ev.DeadLettered(timestamp=ev.Stamp(at), attempt=3, attempts_used=3)
+    return ReplayEvent(n, str(UUID(int=n)), 9, body, at)
 
 
-def alert_sent(n: int, second: float, delivery: str) -> Event:
+def alert_sent(n: int, second: float, delivery: str) -> ReplayEvent:
     at = T0 + timedelta(seconds=second)
-    body = ev.AlertSent(timestamp=ev.Stamp(at.isoformat()), dead_letter_version=9,
-                        delivery_id=delivery, channel="slack")
-    return Event(100 + n, str(UUID(int=n)), 10, "AlertSent", body, at)
+    body = ev.AlertSent(timestamp=ev.Stamp(at), dead_letter_version=9, delivery_id=delivery)
+    return ReplayEvent(100 + n, str(UUID(int=n)), 10, body, at)
 
 
-def replay(wait: float, log: list[Event], threshold: int = 1) -> AlertReplay:
+def replay(wait: float, log: list[ReplayEvent], threshold: int = 1) -> AlertReplay:
     sim = AlertReplay(timedelta(seconds=wait), threshold, timedelta(seconds=1), T0)
     sim.feed(log)
     sim.finish(T0 + timedelta(hours=1))
