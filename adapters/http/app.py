@@ -22,7 +22,16 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
-from adapters.http import health, heartbeats, jobs, metrics, queues, timetravel
+from adapters.http import (
+    actions,
+    health,
+    heartbeats,
+    jobs,
+    metrics,
+    queue_controls,
+    queues,
+    timetravel,
+)
 from adapters.http.access import Access, access_middleware
 from adapters.http.bodies import MAX_BODY_BYTES
 from adapters.http.decoding import MAX_DEPTH
@@ -82,7 +91,7 @@ def create_app(parts: HttpParts) -> Litestar:
     return Litestar(
         route_handlers=[
             *jobs.ROUTES, *heartbeats.ROUTES, *queues.ROUTES, *health.ROUTES, *metrics.ROUTES,
-            *timetravel.ROUTES,
+            *timetravel.ROUTES, *actions.ROUTES, *queue_controls.ROUTES,
         ],
         dependencies={
             "writer": _given(parts.writer),

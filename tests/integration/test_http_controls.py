@@ -1,0 +1,188 @@
+"""Operator controls over HTTP (ADR 100) on SQLite and PostgreSQL: bulk actions and
+queue pause, resume and limit, with their access rules, actors and bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.http.wiring import build_http
+from adapters.service.bootstrap import Container, utc_now
+from ledger.access import Role, new_key
+from ledger.action import Action
+from ledger.commands import EnqueueJob, RecordQueueDeadLetter
+from tests.support.http import projections_running, serve_in_thread, wait_for
+from tests.support.projection_env import BACKENDS, make_backend
+
+
+@dataclass
+class Api:
+    container: Container
+    http: httpx.Client
+    keys: dict[str, tuple[str, str]]
+    """name -> (key, key id)"""
+
+    def as_(self, name: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.keys[name][0]}"}
+
+    def head(self) -> int:
+        return int(self.container.ledger.recorder.max_notification_id() or 0)
+
+
+@pytest.fixture(params=BACKENDS)
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    backend = make_backend(request, tmp_path)
+    container = backend.ledger()
+    store = container.backend.key_store()
+    keys = {}
+    for name, role, customer in [("staff", Role.STAFF, None), ("admin", Role.ADMIN, None),
+                                 ("acme", Role.SERVICE, "acme"), ("worker", Role.WORKER, None)]:
+        secret, record = new_key(role, customer, None, utc_now())
+        store.add(record)
+        keys[name] = (secret, record.key_id)
+    try:
+        with projections_running(container), serve_in_thread(build_http(container)) as running, \
+                httpx.Client(base_url=running.base_url, timeout=60) as http:
+            yield Api(container, http, keys)
+    finally:
+        backend.close()
+
+
+def dead_letters(api: Api, count: int, customer: str = "acme") -> list[str]:
+    ledger = api.container.ledger
+    made = ledger.execute_batch([EnqueueJob(customer_id=customer) for _ in range(count)],
+                                utc_now())
+    ids = [r.job_id for r in made if not isinstance(r, Exception)]
+    ledger.execute_batch(
+        [RecordQueueDeadLetter(job_id=i, message_id=f"m-{i}", receive_count=3) for i in ids],
+        utc_now(),
+    )
+    return [str(i) for i in ids]
+
+
+def counted(api: Api, body: dict[str, Any], expected: int) -> bool:
+    answer = api.http.post("/actions", json=body | {"dry_run": True}, headers=api.as_("staff"))
+    assert answer.status_code == 200, answer.text
+    return bool(answer.json()["count"] == expected)
+
+
+def test_a_service_key_may_not_run_bulk_actions_or_pause(api: Api) -> None:
+    head = api.head()
+    for name in ("acme", "worker"):
+        assert api.http.post("/actions", json={"kind": "retry"},
+                             headers=api.as_(name)).status_code == 403
+        assert api.http.post("/queues/default/pause", json={},
+                             headers=api.as_(name)).status_code == 403
+        assert api.http.get("/queues", headers=api.as_(name)).status_code == 403
+    assert api.head() == head
+
+
+def test_staff_retry_dead_letters_by_filter_after_a_dry_run(api: Api) -> None:
+    ids = dead_letters(api, 25)
+    others = dead_letters(api, 5, customer="globex")
+    body = {"kind": "retry", "filter": {"customer_id": "acme"}, "reason": "fixed the bug"}
+    wait_for(lambda: counted(api, body, 25))
+    head = api.head()
+    answer = api.http.post("/actions", json=body | {"dry_run": True}, headers=api.as_("staff"))
+    preview = answer.json()
+    assert [j["job_id"] for j in preview["sample"]] == sorted(ids)[:10]
+    assert api.head() == head  # the dry run appended nothing
+    done = api.http.post("/actions", json=body, headers=api.as_("staff")).json()
+    staff_id = api.keys["staff"][1]
+    assert (done["state"], done["total"], done["acted"]) == ("finished", 25, 25)
+    assert done["actor"] == f"api:key:{staff_id}:staff"
+    shown = api.http.get(f"/actions/{done['action_id']}", headers=api.as_("admin")).json()
+    assert shown == done
+    ledger = api.container.ledger
+    assert all(ledger.get_job(j).status == "pending" for j in map(_uuid, ids))
+    assert all(ledger.get_job(j).status == "dead_lettered" for j in map(_uuid, others))
+    assert isinstance(ledger.repository.get(_uuid(done["action_id"])), Action)
+    again = api.http.post(f"/actions/{done['action_id']}/resume", headers=api.as_("staff"))
+    assert again.status_code == 409, again.text
+
+
+@pytest.mark.parametrize("body", [
+    {"kind": "explode"},
+    {"kind": "cancel", "filter": {"status": "sleeping"}},
+    {"kind": "cancel", "filter": {"customer_id": "a\u0000b"}},
+    {"kind": "retry", "reason": "why\u0000"},
+    {"kind": "retry", "filter": {"since": "2026-01-01T00:00:00"}},
+    {"kind": "retry", "filter": {"colour": "red"}},
+])
+def test_bad_bulk_actions_are_4xx_and_append_nothing(api: Api, body: dict[str, Any]) -> None:
+    head = api.head()
+    answer = api.http.post("/actions", json=body, headers=api.as_("staff"))
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert api.head() == head
+
+
+def test_an_unknown_action_is_404(api: Api) -> None:
+    answer = api.http.get("/actions/00000000-0000-0000-0000-000000000001",
+                          headers=api.as_("staff"))
+    assert answer.status_code == 404
+
+
+def test_pause_resume_and_limit_a_queue(api: Api) -> None:
+    dead_letters(api, 1)
+    api.container.ledger.execute(EnqueueJob(customer_id="acme", queue="emails"), utc_now())
+    staff_id = api.keys["staff"][1]
+    paused = api.http.post("/queues/emails/pause", json={"reason": "smtp down"},
+                           headers=api.as_("staff"))
+    assert paused.status_code == 200, paused.text
+    assert (paused.json()["paused"], paused.json()["changed"]) == (True, True)
+
+    def listed_queues() -> dict[str, Any]:
+        found = api.http.get("/queues", headers=api.as_("staff")).json()
+        return {q["queue"]: q for q in found}
+
+    wait_for(lambda: "emails" in listed_queues())
+    listed = listed_queues()
+    assert listed["emails"]["paused_by"] == f"api:key:{staff_id}:staff"
+    assert listed["emails"]["paused_reason"] == "smtp down"
+    assert listed["default"]["paused"] is False
+    limited = api.http.post("/queues/emails/limit", json={"max_running": 5},
+                            headers=api.as_("admin"))
+    assert limited.json()["max_running"] == 5
+    resumed = api.http.post("/queues/emails/resume", json={}, headers=api.as_("staff"))
+    assert resumed.json()["paused"] is False
+    queue = api.container.ledger.get_queue("emails")
+    assert queue is not None
+    assert (queue.max_running, queue.paused) == (5, False)
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/queues/emails/limit", {"max_running": -1}),
+    ("/queues/emails/limit", {"max_running": 0}),
+    ("/queues/emails/limit", {}),
+    ("/queues/emails/pause", {"reason": "a\u0000b"}),
+    ("/queues/emails/pause", {"reason": "x" * 501}),
+    ("/queues/bad%20name/pause", {}),
+])
+def test_bad_queue_controls_are_4xx_and_append_nothing(
+    api: Api, path: str, body: dict[str, Any]
+) -> None:
+    head = api.head()
+    answer = api.http.post(path, json=body, headers=api.as_("staff"))
+    assert 400 <= answer.status_code < 500, answer.text
+    assert api.head() == head
+    assert api.container.ledger.get_queue("emails") is None
+
+
+def test_the_controls_are_in_the_openapi_document(api: Api) -> None:
+    paths = api.http.get("/schema/openapi.json").json()["paths"]
+    for path in ("/actions", "/actions/{action_id}", "/actions/{action_id}/resume",
+                 "/queues", "/queues/{queue}/pause", "/queues/{queue}/resume",
+                 "/queues/{queue}/limit"):
+        assert path in paths, path
+
+
+def _uuid(text: str) -> Any:
+    from uuid import UUID
+
+    return UUID(text)
