@@ -144,6 +144,7 @@ class LocalQueue:
                 sent_at=now,
                 visible_at=now + item.delay,
                 job_queue=item.message.queue,
+                priority=item.message.priority,
             )
             for item in items
         ]

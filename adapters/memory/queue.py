@@ -32,6 +32,7 @@ class _Row:
     visible_at: float
     dead_at: float | None = None
     job_queue: str = "default"
+    priority: int = 0
 
 
 class MemoryQueueStore:
@@ -53,9 +54,12 @@ class MemoryQueueStore:
                 stored = StoredMessage(
                     seq=seq, message_id=message.message_id, job_id=message.job_id,
                     attempt=message.attempt, body=message.body, sent_at=message.sent_at,
-                    receive_count=0, receipt=None,
+                    receive_count=0, receipt=None, priority=message.priority,
                 )
-                rows[seq] = _Row(stored, message.visible_at, job_queue=message.job_queue)
+                rows[seq] = _Row(
+                    stored, message.visible_at, job_queue=message.job_queue,
+                    priority=message.priority,
+                )
 
     def claim(
         self, queue: str, *, now: float, limit: int, visible_until: float, max_receives: int,
@@ -70,7 +74,7 @@ class MemoryQueueStore:
                     if r.dead_at is None and r.visible_at <= now
                     and (wanted is None or r.job_queue in wanted)
                 ),
-                key=lambda r: (r.visible_at, r.stored.seq),
+                key=lambda r: (-r.priority, r.visible_at, r.stored.seq),
             )
             exhausted = [r for r in due if r.stored.receive_count >= max_receives]
             for row in exhausted[:DEAD_LETTER_SWEEP]:

@@ -76,6 +76,7 @@ class PostgresQueueStore:
             "sent_at": [m.sent_at for m in messages],
             "visible_at": [m.visible_at for m in messages],
             "job_queue": [m.job_queue for m in messages],
+            "priority": [m.priority for m in messages],
         }
         with self._transaction(durable=True) as conn:
             conn.execute(SQL["insert"], columns)

@@ -5,19 +5,21 @@
 
 -- name: insert
 -- Every message of a send in one statement, from one array per column.
-INSERT INTO local_queue_messages (queue_name, message_id, job_id, attempt, body, sent_at, visible_at, job_queue)
+INSERT INTO local_queue_messages (queue_name, message_id, job_id, attempt, body, sent_at, visible_at, job_queue, priority)
 SELECT %(queue)s, * FROM unnest(
     %(message_id)s::uuid[], %(job_id)s::uuid[], %(attempt)s::integer[], %(body)s::text[],
-    %(sent_at)s::double precision[], %(visible_at)s::double precision[], %(job_queue)s::text[]
+    %(sent_at)s::double precision[], %(visible_at)s::double precision[], %(job_queue)s::text[],
+    %(priority)s::integer[]
 );
 
 -- name: claim
--- The oldest visible messages: those received max_receives times already move to the
+-- The visible messages, highest priority first, then the oldest (migration 0030's
+-- index walks them in this order): those received max_receives times already move to the
 -- dead-letter queue, the others are handed out with a new receipt.
 WITH due AS (
     SELECT seq FROM local_queue_messages
     WHERE queue_name = %(queue)s AND dead_at IS NULL AND visible_at <= %(now)s
-    ORDER BY visible_at, seq
+    ORDER BY priority DESC, visible_at, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
@@ -28,18 +30,19 @@ UPDATE local_queue_messages AS m SET
     visible_at = CASE WHEN m.receive_count >= %(max_receives)s THEN m.visible_at ELSE %(visible_until)s END
 FROM due
 WHERE m.seq = due.seq
-RETURNING m.seq, m.message_id::text, m.job_id::text, m.attempt, m.body, m.sent_at, m.receive_count, m.receipt, m.dead_at;
+RETURNING m.seq, m.message_id::text, m.job_id::text, m.attempt, m.body, m.sent_at, m.receive_count, m.receipt, m.dead_at, m.priority;
 
 -- name: claim_queues
 -- As claim, of the messages of some logical queues only (%(job_queues)s): the others
 -- are neither received nor counted.
--- The oldest visible messages: those received max_receives times already move to the
+-- The visible messages, highest priority first, then the oldest (migration 0030's
+-- index walks them in this order): those received max_receives times already move to the
 -- dead-letter queue, the others are handed out with a new receipt.
 WITH due AS (
     SELECT seq FROM local_queue_messages
     WHERE queue_name = %(queue)s AND dead_at IS NULL AND visible_at <= %(now)s
       AND job_queue = ANY(%(job_queues)s::text[])
-    ORDER BY visible_at, seq
+    ORDER BY priority DESC, visible_at, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
@@ -50,7 +53,7 @@ UPDATE local_queue_messages AS m SET
     visible_at = CASE WHEN m.receive_count >= %(max_receives)s THEN m.visible_at ELSE %(visible_until)s END
 FROM due
 WHERE m.seq = due.seq
-RETURNING m.seq, m.message_id::text, m.job_id::text, m.attempt, m.body, m.sent_at, m.receive_count, m.receipt, m.dead_at;
+RETURNING m.seq, m.message_id::text, m.job_id::text, m.attempt, m.body, m.sent_at, m.receive_count, m.receipt, m.dead_at, m.priority;
 
 -- name: set_visibility
 UPDATE local_queue_messages SET visible_at = %(visible_at)s

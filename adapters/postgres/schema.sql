@@ -30,14 +30,17 @@ CREATE TABLE local_queue_messages (
     receive_count integer NOT NULL DEFAULT 0,
     receipt text,
     dead_at double precision,
+    job_queue text NOT NULL DEFAULT 'default',
+    priority integer NOT NULL DEFAULT 0,
     CONSTRAINT local_queue_messages_pkey PRIMARY KEY (seq),
     CONSTRAINT local_queue_messages_message_id_key UNIQUE (message_id)
 );
-CREATE INDEX local_queue_messages_ready_idx ON local_queue_messages (queue_name, visible_at, seq) WHERE dead_at IS NULL;
+CREATE INDEX local_queue_messages_ready_idx ON local_queue_messages (queue_name, priority DESC, visible_at, seq) WHERE dead_at IS NULL;
 CREATE INDEX local_queue_messages_dead_idx ON local_queue_messages (queue_name, dead_at, seq) WHERE dead_at IS NOT NULL;
+CREATE INDEX local_queue_messages_job_queue_ready_idx ON local_queue_messages (queue_name, job_queue, priority DESC, visible_at, seq) WHERE dead_at IS NULL;
 
 -- name: rate_limit_windows
-CREATE UNLOGGED TABLE rate_limit_windows (
+CREATE TABLE rate_limit_windows (
     bucket text NOT NULL,
     window_start bigint NOT NULL,
     window_end bigint NOT NULL,

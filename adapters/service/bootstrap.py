@@ -87,6 +87,7 @@ def sqs_config(settings: Settings, env: Mapping[str, str] | None = None) -> SqsC
     return SqsConfig.from_env(
         settings.sqs_queue_url, settings.sqs_dlq_url, os.environ if env is None else env,
         queue_urls=dict(settings.sqs_queue_urls),
+        priority_urls=settings.sqs_priority_queue_urls,
     )
 
 

@@ -20,12 +20,13 @@ class QueueRow(NamedTuple):
     receive_count: int
     receipt: str | None
     dead_at: float | None
+    priority: int = 0
 
     def message(self) -> StoredMessage:
         return StoredMessage(
             seq=self.seq, message_id=str(self.message_id), job_id=str(self.job_id),
             attempt=self.attempt, body=self.body, sent_at=self.sent_at,
-            receive_count=self.receive_count, receipt=self.receipt,
+            receive_count=self.receive_count, receipt=self.receipt, priority=self.priority,
         )
 
 
@@ -36,6 +37,7 @@ def insert_rows(queue: str, messages: Sequence[NewMessage]) -> list[dict[str, An
             "queue": queue, "message_id": m.message_id, "job_id": m.job_id,
             "attempt": m.attempt, "body": m.body, "sent_at": m.sent_at,
             "visible_at": m.visible_at, "job_queue": m.job_queue,
+            "priority": m.priority,
         }
         for m in messages
     ]
@@ -48,7 +50,7 @@ def sweep_claims(
 
     ``claim_round(n)`` runs the statement for up to ``n`` rows in the caller's transaction;
     a row whose ``dead_at`` is set was moved to the dead-letter queue by that round, not
-    handed out.
+    handed out. Returned highest priority first, then in send order.
     """
     claimed: list[StoredMessage] = []
     for _ in range(DEAD_LETTER_SWEEP):
@@ -57,4 +59,4 @@ def sweep_claims(
         # Only dead-lettered rows in a full round: more may be waiting behind them.
         if len(claimed) >= limit or not got or all(row.dead_at is None for row in got):
             break
-    return sorted(claimed, key=lambda s: s.seq)
+    return sorted(claimed, key=lambda s: (-s.priority, s.seq))

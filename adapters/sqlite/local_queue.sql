@@ -3,11 +3,12 @@
 -- which serialises receivers (SQLite has one writer at a time).
 
 -- name: insert
-INSERT INTO local_queue_messages (queue_name, message_id, job_id, attempt, body, sent_at, visible_at, job_queue)
-VALUES (:queue, :message_id, :job_id, :attempt, :body, :sent_at, :visible_at, :job_queue);
+INSERT INTO local_queue_messages (queue_name, message_id, job_id, attempt, body, sent_at, visible_at, job_queue, priority)
+VALUES (:queue, :message_id, :job_id, :attempt, :body, :sent_at, :visible_at, :job_queue, :priority);
 
 -- name: claim
--- The oldest visible messages: those received max_receives times already move to the
+-- The visible messages, highest priority first, then the oldest (migration 0030's
+-- index walks them in this order): those received max_receives times already move to the
 -- dead-letter queue, the others are handed out with a new receipt.
 UPDATE local_queue_messages SET
     receive_count = CASE WHEN receive_count >= :max_receives THEN receive_count ELSE receive_count + 1 END,
@@ -17,15 +18,16 @@ UPDATE local_queue_messages SET
 WHERE seq IN (
     SELECT seq FROM local_queue_messages
     WHERE queue_name = :queue AND dead_at IS NULL AND visible_at <= :now
-    ORDER BY visible_at, seq
+    ORDER BY priority DESC, visible_at, seq
     LIMIT :limit
 )
-RETURNING seq, message_id, job_id, attempt, body, sent_at, receive_count, receipt, dead_at;
+RETURNING seq, message_id, job_id, attempt, body, sent_at, receive_count, receipt, dead_at, priority;
 
 -- name: claim_queues
 -- As claim, of the messages of some logical queues only (:job_queues, a JSON array):
 -- the others are neither received nor counted.
--- The oldest visible messages: those received max_receives times already move to the
+-- The visible messages, highest priority first, then the oldest (migration 0030's
+-- index walks them in this order): those received max_receives times already move to the
 -- dead-letter queue, the others are handed out with a new receipt.
 UPDATE local_queue_messages SET
     receive_count = CASE WHEN receive_count >= :max_receives THEN receive_count ELSE receive_count + 1 END,
@@ -36,10 +38,10 @@ WHERE seq IN (
     SELECT seq FROM local_queue_messages
     WHERE queue_name = :queue AND dead_at IS NULL AND visible_at <= :now
       AND job_queue IN (SELECT value FROM json_each(:job_queues))
-    ORDER BY visible_at, seq
+    ORDER BY priority DESC, visible_at, seq
     LIMIT :limit
 )
-RETURNING seq, message_id, job_id, attempt, body, sent_at, receive_count, receipt, dead_at;
+RETURNING seq, message_id, job_id, attempt, body, sent_at, receive_count, receipt, dead_at, priority;
 
 -- name: set_visibility
 UPDATE local_queue_messages SET visible_at = :visible_at

@@ -30,9 +30,10 @@ CREATE TABLE local_queue_messages (
     receive_count INTEGER NOT NULL DEFAULT 0,
     receipt TEXT,
     dead_at REAL
-);
-CREATE INDEX local_queue_messages_ready_idx ON local_queue_messages (queue_name, visible_at, seq) WHERE dead_at IS NULL;
+, job_queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX local_queue_messages_ready_idx ON local_queue_messages (queue_name, priority DESC, visible_at, seq) WHERE dead_at IS NULL;
 CREATE INDEX local_queue_messages_dead_idx ON local_queue_messages (queue_name, dead_at, seq) WHERE dead_at IS NOT NULL;
+CREATE INDEX local_queue_messages_job_queue_ready_idx ON local_queue_messages (queue_name, job_queue, priority DESC, visible_at, seq) WHERE dead_at IS NULL;
 
 -- name: rate_limit_windows
 CREATE TABLE rate_limit_windows (

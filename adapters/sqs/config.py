@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
@@ -33,21 +33,44 @@ class SqsConfig:
     queue_urls: Mapping[str, str] = field(default_factory=dict)
     """Logical queue -> the SQS queue that holds its messages alone (``SQS_QUEUE_URLS``;
     docs/adr/0070-one-logical-queue-per-receive.md)."""
+    priority_urls: Sequence[tuple[int, str]] = ()
+    """Priority bands of the shared queue (``SQS_PRIORITY_QUEUE_URLS``, ADR 100):
+    ``(floor, URL)``; a message of a logical queue without a URL of its own goes to the
+    band with the highest floor at or below its priority, below every floor to
+    ``queue_url``. A receive polls the bands highest first."""
 
-    def url_for(self, queue: str) -> str:
-        """The SQS queue that holds the messages of logical queue ``queue``."""
-        return self.queue_urls.get(queue, self.queue_url)
+    @property
+    def bands(self) -> list[tuple[int, str]]:
+        """The priority bands, highest floor first."""
+        return sorted(self.priority_urls, key=lambda band: -band[0])
+
+    def url_for(self, queue: str, priority: int = 0) -> str:
+        """The SQS queue that holds the messages of logical queue ``queue`` (and, on the
+        shared queue, of this priority)."""
+        own = self.queue_urls.get(queue)
+        if own is not None:
+            return own
+        for floor, url in self.bands:
+            if priority >= floor:
+                return url
+        return self.queue_url
 
     def urls_for(self, queues: Collection[str] | None) -> list[str]:
-        """The SQS queues a receive of ``queues`` (``None``: every queue) polls."""
+        """The SQS queues a receive of ``queues`` (``None``: every queue) polls; the
+        shared queue's priority bands come first, highest first."""
         if queues is None:
-            return list(dict.fromkeys([self.queue_url, *self.queue_urls.values()]))
-        return list(dict.fromkeys(self.url_for(q) for q in sorted(queues)))
+            urls = [self.queue_url, *self.queue_urls.values()]
+        else:
+            urls = [self.url_for(q) for q in sorted(queues)]
+        if self.queue_url in urls:
+            urls = [url for _, url in self.bands] + urls
+        return list(dict.fromkeys(urls))
 
     @classmethod
     def from_env(
         cls, queue_url: str, dlq_url: str | None, env: Mapping[str, str],
         queue_urls: Mapping[str, str] | None = None,
+        priority_urls: Sequence[tuple[int, str]] = (),
     ) -> SqsConfig:
         """The configuration for these queues (``SQS_QUEUE_URL``, ``SQS_DLQ_URL``,
         ``SQS_QUEUE_URLS``) with the standard AWS variables in ``env``."""
@@ -58,7 +81,7 @@ class SqsConfig:
         endpoint = env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL") or None
         return cls(
             queue_url=queue_url, dlq_url=dlq_url, region=region, endpoint_url=endpoint,
-            queue_urls=dict(queue_urls or {}),
+            queue_urls=dict(queue_urls or {}), priority_urls=tuple(priority_urls),
         )
 
 

@@ -95,7 +95,7 @@ class SqsTransport:
     async def send(self, message: JobMessage, *, delay: float = 0.0) -> str:
         native, not_before = self._delay(check_delay(delay))
         return await self.calls.send(
-            self.config.url_for(message.queue), encode_message(message), native,
+            self._home(message), encode_message(message), native,
             wire.attributes_for(message, not_before),
         )
 
@@ -110,7 +110,7 @@ class SqsTransport:
             except InvalidTransportRequest as error:
                 failures.append(BatchFailure(index, error.code, error.message))
                 continue
-            by_url.setdefault(self.config.url_for(item.message.queue), []).append({
+            by_url.setdefault(self._home(item.message), []).append({
                 "Id": str(index), "MessageBody": encode_message(item.message),
                 "DelaySeconds": native,
                 "MessageAttributes": wire.attributes_for(item.message, not_before),
@@ -148,6 +148,8 @@ class SqsTransport:
         visibility = None if timeout is None else math.ceil(timeout)
         wanted = None if queues is None else frozenset(queues)
         urls = self.config.urls_for(wanted)
+        if self.config.priority_urls:
+            return await self._receive_in_order(urls, max_messages, deadline, visibility, wanted)
         polls = 0
         while True:
             remaining = max(0.0, deadline - anyio.current_time())
@@ -159,6 +161,29 @@ class SqsTransport:
             accepted = [await self._accept(m, url, wanted) for m in raw]
             received = [r for r in accepted if r is not None]
             if received or (polls >= len(urls) and anyio.current_time() >= deadline):
+                return received
+
+    async def _receive_in_order(
+        self, urls: list[str], max_messages: int, deadline: float, visibility: int | None,
+        wanted: frozenset[str] | None,
+    ) -> list[Received]:
+        """With priority bands: each pass polls the queues highest band first, without
+        waiting, filling the receive from the next band down; only an empty pass waits,
+        on the last queue, at most a second."""
+        while True:
+            received: list[Received] = []
+            for index, url in enumerate(urls):
+                remaining = max(0.0, deadline - anyio.current_time())
+                last = index == len(urls) - 1
+                wait = math.ceil(min(remaining, 1.0)) if last and not received else 0
+                raw = await self.calls.receive(
+                    url, max_messages - len(received), wait, visibility
+                )
+                accepted = [await self._accept(m, url, wanted) for m in raw]
+                received.extend(r for r in accepted if r is not None)
+                if len(received) >= max_messages:
+                    break
+            if received or anyio.current_time() >= deadline:
                 return received
 
     async def _accept(
@@ -176,7 +201,7 @@ class SqsTransport:
             await self._hop(raw, url, message, due)
             return None
         if (wanted is not None and message.queue not in wanted) or (
-            url != self.config.url_for(message.queue)
+            url != self._home(message)
         ):
             await self._hop(raw, url, message, due)
             return None
@@ -197,7 +222,7 @@ class SqsTransport:
         count starts again, since no handler attempted it."""
         remaining = 0 if due is None else math.ceil(max(0.0, due - self.clock()))
         await self.calls.send(
-            self.config.url_for(message.queue), raw.get("Body", ""),
+            self._home(message), raw.get("Body", ""),
             min(remaining, self.config.max_native_delay), wire.attributes_for(message, due),
         )
         await self.calls.delete(url, raw["ReceiptHandle"])
@@ -209,9 +234,13 @@ class SqsTransport:
     async def delete(self, received: Received) -> None:
         await self.calls.delete(self._url(received), received.receipt)
 
+    def _home(self, message: JobMessage) -> str:
+        """The SQS queue of ``message``: its logical queue's, or its priority band's."""
+        return self.config.url_for(message.queue, message.priority)
+
     def _url(self, received: Received) -> str:
         """Where ``received`` lives: a message is only handed out from its queue's own."""
-        return self.config.url_for(received.message.queue)
+        return self._home(received.message)
 
     async def release(
         self, received: Received, *, delay: float = 0.0, attempted: bool = True
@@ -292,7 +321,7 @@ class SqsTransport:
         by_url: dict[str, list[SendMessageBatchRequestEntryTypeDef]] = {}
         for index, letter in enumerate(take):
             if letter.message is not None:
-                by_url.setdefault(self.config.url_for(letter.message.queue), []).append({
+                by_url.setdefault(self._home(letter.message), []).append({
                     "Id": str(index), "MessageBody": letter.body,
                     "MessageAttributes": wire.attributes_for(letter.message),
                 })

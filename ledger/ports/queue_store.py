@@ -31,6 +31,8 @@ class NewMessage:
     visible_at: float
     job_queue: str = "default"
     """The message's logical queue (:attr:`~ledger.ports.transport.JobMessage.queue`)."""
+    priority: int = 0
+    """Higher is claimed first; within a priority, the oldest visible first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class StoredMessage:
     sent_at: float
     receive_count: int
     receipt: str | None
+    priority: int = 0
 
 
 class QueueStore(Protocol):
@@ -63,9 +66,11 @@ class QueueStore(Protocol):
         job_queues: Sequence[str] | None = None,
     ) -> list[StoredMessage]:
         """Dead-letter visible messages received ``max_receives`` times already, then hand
-        out up to ``limit`` visible ones: receive count + 1, a new receipt, invisible until
-        ``visible_until``. With ``job_queues``, only messages of those logical queues are
-        looked at (the others are neither counted nor dead-lettered)."""
+        out up to ``limit`` visible ones (highest priority first, then the oldest visible,
+        then send order; returned highest priority first, then in send order): receive
+        count + 1, a new receipt, invisible until ``visible_until``. With ``job_queues``,
+        only messages of those logical queues are looked at (the others are neither
+        counted nor dead-lettered)."""
         ...
 
     def set_visibility(self, queue: str, seq: int, receipt: str, visible_at: float) -> bool:

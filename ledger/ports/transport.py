@@ -30,6 +30,8 @@ from ledger.commands import Name, QueueName
 from ledger.errors import InvalidTransportRequest, MalformedMessage
 
 MessageAttempt = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+MessagePriority = Annotated[int, msgspec.Meta(ge=-100, le=100)]
+"""A job's priority as its message carries it (ADR 100): higher is received first."""
 
 MAX_BODY_BYTES: Final = 4096
 """A job message body is small; anything larger is not one of ours."""
@@ -58,6 +60,9 @@ class JobMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     queue: QueueName = "default"
     dedup_key: Name
     """Names this send: a resend of the same decision carries the same key."""
+    priority: MessagePriority = 0
+    """The job's priority: a transport that supports it hands out higher first, in send
+    order within a priority (docs/adr/0100-operator-controls.md)."""
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -254,6 +259,7 @@ __all__ = [
     "MAX_WAIT_SECONDS",
     "DeadLetter",
     "JobMessage",
+    "MessagePriority",
     "Outgoing",
     "Received",
     "Transport",

@@ -91,13 +91,17 @@ def local_harness(kind: str, new_store: Callable[[], QueueStore]) -> Harness:
 
 
 def sqs_harness(queues: SqsQueues) -> Harness:
-    # Logical queue "a" has a physical queue of its own; every other one shares the default.
+    # Logical queue "a" has a physical queue of its own; every other one shares the default,
+    # in priority bands (ADR 100): 50 and above, 1..49, 0, and below 0 (the default queue).
     own = {"a": add_queue(queues, "a")}
+    bands = ((50, add_queue(queues, "urgent")), (1, add_queue(queues, "high")),
+             (0, add_queue(queues, "normal")))
 
     def config(**overrides: int) -> SqsConfig:
         return SqsConfig(
             queue_url=queues.queue_url, dlq_url=queues.dlq_url, region="us-east-1",
-            endpoint_url=queues.endpoint, dead_letter_wait=0, queue_urls=own, **overrides,
+            endpoint_url=queues.endpoint, dead_letter_wait=0, queue_urls=own,
+            priority_urls=bands, **overrides,
         )
 
     async def skip(seconds: float) -> None:
@@ -147,10 +151,12 @@ async def harness(
             await transport.aclose()
 
 
-def job(n: int = 0, *, attempt: int = 0, queue: str = "default") -> JobMessage:
+def job(
+    n: int = 0, *, attempt: int = 0, queue: str = "default", priority: int = 0
+) -> JobMessage:
     return JobMessage(
         job_id=uuid4(), attempt=attempt, customer_id=f"customer-{n % 3}",
-        queue=queue, dedup_key=f"job-{n}-{uuid4().hex[:6]}",
+        queue=queue, dedup_key=f"job-{n}-{uuid4().hex[:6]}", priority=priority,
     )
 
 
@@ -375,6 +381,58 @@ async def test_receives_for_other_queues_never_dead_letter_a_message(harness: Ha
     got = await drain(t, 2, within=harness.tick * 8, queues=frozenset({"advc", "default"}))
     assert sorted(str(r.message) for r in got) == sorted(str(m) for m in waiting)
     assert {r.receive_count for r in got} == {1}
+
+
+# -- priority ------------------------------------------------------------------------------------
+
+
+def needs_priority(harness: Harness, *, own_queue: bool = False) -> None:
+    if harness.kind == "sqs" and own_queue:
+        pytest.skip("on SQS a logical queue with a queue of its own has no bands (ADR 100)")
+
+
+async def test_higher_priority_is_received_first_fifo_within_a_priority(
+    harness: Harness,
+) -> None:
+    """Issue 14: an urgent job sent after a backlog is received before it; jobs of one
+    priority come in the order they were sent (one receive at a time, as a busy worker)."""
+    needs_priority(harness)
+    t = harness.transport
+    low = [job(n, priority=-5) for n in range(3)]
+    normal = [job(n) for n in range(3, 6)]
+    urgent = [job(n, priority=50) for n in range(6, 9)]
+    for message in [*low, *normal, *urgent[:2]]:
+        await t.send(message)
+    await t.send_batch([urgent[2]])
+
+    got = []
+    for _ in range(9):
+        received = await receive_one(t, wait=harness.tick * 4, visibility=60)
+        got.append(received.message)
+    assert got == [*urgent, *normal, *low]
+
+
+async def test_a_batch_receive_hands_out_the_highest_priorities(harness: Harness) -> None:
+    needs_priority(harness)
+    t = harness.transport
+    backlog = [job(n) for n in range(6)]
+    first = [job(6, priority=100), job(7, priority=1)]
+    await t.send_batch(backlog)
+    await t.send_batch(first)
+
+    got = await t.receive(max_messages=3, wait_seconds=harness.tick * 4, visibility_timeout=60)
+    assert [r.message for r in got] == [*first, backlog[0]]
+
+
+async def test_priority_within_one_logical_queue(harness: Harness) -> None:
+    needs_priority(harness, own_queue=True)
+    t = harness.transport
+    other_urgent = job(1, queue="b", priority=90)
+    mine = [job(2, queue="a"), job(3, queue="a", priority=10)]
+    await t.send_batch([mine[0], other_urgent, mine[1]])
+
+    got = await drain(t, 2, within=harness.tick * 8, queues=frozenset({"a"}))
+    assert [r.message for r in got] == [mine[1], mine[0]]
 
 
 # -- delays --------------------------------------------------------------------------------------

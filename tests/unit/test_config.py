@@ -88,6 +88,41 @@ def test_sqs_queue_urls_name_a_queue_of_its_own_per_logical_queue() -> None:
     assert config.urls_for({"e"}) == ["https://sqs.eu-west-1.amazonaws.com/1/e"]
 
 
+def test_sqs_priority_bands_map_each_priority_to_one_queue() -> None:
+    """ADR 100's documented mapping: the highest floor at or below the job's priority; below
+    every floor the shared queue; a logical queue of its own ignores priority."""
+    from adapters.service.bootstrap import sqs_config
+
+    base = "https://sqs.eu-west-1.amazonaws.com/1/"
+    settings = Settings.from_env({
+        "SQS_QUEUE_URL": base + "jobs", "SQS_QUEUE_URLS": f"reports={base}reports",
+        "SQS_PRIORITY_QUEUE_URLS": f"1={base}high, 50={base}urgent",
+    })
+    config = sqs_config(settings, {})
+    assert config is not None
+    table = {-100: "jobs", 0: "jobs", 1: "high", 49: "high", 50: "urgent", 100: "urgent"}
+    for priority, queue in table.items():
+        assert config.url_for("default", priority) == base + queue
+        assert config.url_for("emails", priority) == base + queue
+        assert config.url_for("reports", priority) == base + "reports"
+    assert config.urls_for(None) == [base + q for q in ("urgent", "high", "jobs", "reports")]
+    assert config.urls_for({"reports"}) == [base + "reports"]
+    assert config.urls_for({"emails"}) == [base + q for q in ("urgent", "high", "jobs")]
+
+
+@pytest.mark.parametrize("raw", [
+    "high=https://sqs.example/1/h", "101=https://sqs.example/1/h", "5",
+    "5=https://sqs.example/1/h,5=https://sqs.example/1/i",
+    "5=https://sqs.example/1/h,6=https://sqs.example/1/h", "5=ftp://x/h",
+])
+def test_bad_sqs_priority_bands_fail_naming_the_variable(raw: str) -> None:
+    env = {"SQS_QUEUE_URL": "https://sqs.example/1/q", "SQS_PRIORITY_QUEUE_URLS": raw}
+    with pytest.raises(ConfigurationError, match="SQS_PRIORITY_QUEUE_URLS"):
+        Settings.from_env(env)
+    with pytest.raises(ConfigurationError, match="needs SQS_QUEUE_URL"):
+        Settings.from_env({"SQS_PRIORITY_QUEUE_URLS": "5=https://sqs.example/1/h"})
+
+
 @pytest.mark.parametrize("env", [
     {"SQS_QUEUE_URLS": "e=https://sqs.example/1/e"},  # no default queue
     {"SQS_QUEUE_URL": "https://sqs.example/1/q", "SQS_QUEUE_URLS": "e"},
