@@ -16,8 +16,12 @@ Invariants (guarantees 1, 2, 4 and 6 of the specification):
   only to the attempt that is current and in progress (and only from its worker);
 - ``alert_missing`` / ``alert_duplicate`` / ``alert_unknown``: every dead letter has
   exactly one recorded alert (``AlertSent`` or ``AlertFailed``) once its grace has passed;
-- ``not_dispatched``: every ``Enqueued``, ``Requeued`` and ``Redriven`` event is behind
-  the dispatcher's tracked position (sent to the transport), unless it is recent.
+- ``not_dispatched``: every ``Enqueued``, ``Requeued``, ``Redriven`` and ``Released``
+  event is behind the dispatcher's tracked position (sent to the transport), unless recent;
+- operator controls (ADR 100): ``completed_after_cancel`` (a cancelled job is never
+  completed afterwards), ``released_not_scheduled`` (``Released`` only from scheduled),
+  ``cancel_after_terminal`` (no ``CancelRequested`` or ``Cancelled`` after a terminal
+  status); an operator's ``Requeued`` (with an actor) may end a running attempt.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-PENDING, IN_PROGRESS, COMPLETED, DEAD_LETTERED = (
-    "pending", "in_progress", "completed", "dead_lettered",
+PENDING, IN_PROGRESS, COMPLETED, DEAD_LETTERED, SCHEDULED, CANCELLED = (
+    "pending", "in_progress", "completed", "dead_lettered", "scheduled", "cancelled",
 )
+TERMINAL = frozenset({COMPLETED, DEAD_LETTERED, CANCELLED})
+CONTROLS = frozenset({"Released", "CancelRequested", "Cancelled"})
 
 REPORTS = frozenset({"HeartbeatRecorded", "Completed", "Failed", "StaleDetected"})
-DISPATCHED = frozenset({"Enqueued", "Requeued", "Redriven"})
+DISPATCHED = frozenset({"Enqueued", "Requeued", "Redriven", "Released"})
 
 
 class Step(NamedTuple):
@@ -46,6 +52,10 @@ class Step(NamedTuple):
     attempt: int | None = None
     worker_id: str | None = None
     dead_letter_version: int | None = None
+    actor: str | None = None
+    """The operator of a ``Requeued`` (``None``: the retry policy's)."""
+    scheduled: bool = False
+    """An ``Enqueued`` with ``run_at`` or a ``Requeued`` with ``not_before``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +121,7 @@ class JobAudit:
         if self.status is None:
             if kind != "Enqueued":
                 self._violate("lifecycle", f"history starts with {kind}, not Enqueued", step)
-            self.status = PENDING
+            self.status = SCHEDULED if step.scheduled else PENDING
             if kind == "Enqueued":
                 return
         if kind == "Enqueued":
@@ -124,6 +134,8 @@ class JobAudit:
             self._alert(step)
         elif kind == "ReportRefused":
             self.refused_reports += 1
+        elif kind in CONTROLS:
+            self._control(step)
         else:
             self._decision(step)
 
@@ -131,14 +143,15 @@ class JobAudit:
         """A requeue, dead letter or redrive."""
         kind = step.type
         if kind == "Requeued":
-            if self.status == IN_PROGRESS:
+            operator = step.actor is not None and self.status in (IN_PROGRESS, SCHEDULED)
+            if self.status == IN_PROGRESS and not operator:
                 self._violate("claim_not_ended",
                               f"requeued while attempt {self.attempt} is in progress", step)
-            elif self.status != PENDING:
+            elif self.status != PENDING and not operator:
                 self._violate("lifecycle", f"requeued while {self.status}", step)
-            self.status = PENDING
+            self.status = SCHEDULED if step.scheduled else PENDING
         elif kind == "DeadLettered":
-            if self.status in (COMPLETED, DEAD_LETTERED):
+            if self.status in TERMINAL:
                 self._violate("lifecycle", f"dead-lettered while {self.status}", step)
             self.status = DEAD_LETTERED
             self.dead_letters[step.version] = step.at
@@ -146,6 +159,21 @@ class JobAudit:
             if self.status != DEAD_LETTERED:
                 self._violate("lifecycle", f"redriven while {self.status}", step)
             self.status = PENDING
+
+    def _control(self, step: Step) -> None:
+        """A release, a cancel request or a cancel (ADR 100)."""
+        kind = step.type
+        if kind == "Released":
+            if self.status != SCHEDULED:
+                self._violate("released_not_scheduled", f"released while {self.status}", step)
+            self.status = PENDING
+            return
+        if self.status in TERMINAL:
+            self._violate("cancel_after_terminal", f"{kind} while {self.status}", step)
+        elif kind == "CancelRequested" and self.status != IN_PROGRESS:
+            self._violate("lifecycle", f"cancel requested while {self.status}", step)
+        if kind == "Cancelled":
+            self.status = CANCELLED
 
     def _alert(self, step: Step) -> None:
         version = step.dead_letter_version
@@ -173,6 +201,10 @@ class JobAudit:
         self.status = IN_PROGRESS
 
     def _report(self, step: Step) -> None:
+        if step.type == "Completed" and self.status == CANCELLED:
+            self._violate("completed_after_cancel",
+                          f"attempt {step.attempt} completed after the job was cancelled", step)
+            return
         current = self.status == IN_PROGRESS and step.attempt == self.attempt
         if step.type != "StaleDetected":  # the monitor detects; the attempt's worker reports
             current = current and step.worker_id == self.worker_id

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from projections.events import (
+    Cancelled,
     Claimed,
     Completed,
     DeadLettered,
@@ -23,6 +24,7 @@ from projections.events import (
     Failed,
     HeartbeatRecorded,
     Redriven,
+    Released,
     ReportRefused,
     Requeued,
     StaleDetected,
@@ -44,7 +46,7 @@ HEALTH_JOBS = Table(
     ),
 )
 
-STATUSES = ("pending", "in_progress", "completed", "dead_lettered")
+STATUSES = ("pending", "in_progress", "completed", "dead_lettered", "scheduled", "cancelled")
 
 HEALTH_QUEUES = Table(
     name="health_queues",
@@ -56,7 +58,7 @@ HEALTH_QUEUES = Table(
     key=("queue",),
 )
 
-DAILY = ("enqueued", "completed", "failed", "stale", "dead_lettered", "redriven")
+DAILY = ("enqueued", "completed", "failed", "stale", "dead_lettered", "redriven", "cancelled")
 
 HEALTH_DAILY = Table(
     name="health_daily",
@@ -110,11 +112,12 @@ class HealthMetricsView(View):
     def enqueued(self, event: Event, state: PageState) -> None:
         body = event.body
         assert isinstance(body, Enqueued)
+        status = "pending" if body.run_at is None else "scheduled"
         state.create(HEALTH_JOBS, (event.originator_id,), {
-            "job_id": event.originator_id, "queue": body.queue, "status": "pending",
+            "job_id": event.originator_id, "queue": body.queue, "status": status,
             "last_heartbeat_at": None,
         })
-        state.add(HEALTH_QUEUES, (body.queue,), pending=1)
+        state.add(HEALTH_QUEUES, (body.queue,), **{status: 1})
         _daily(state, event, body.queue, "enqueued")
 
     def claimed(self, event: Event, state: PageState) -> None:
@@ -154,7 +157,18 @@ class HealthMetricsView(View):
         _daily(state, event, job["queue"], "stale")
 
     def requeued(self, event: Event, state: PageState) -> None:
+        body = event.body
+        assert isinstance(body, Requeued)
+        status = "pending" if body.not_before is None else "scheduled"
+        _move(state, state.get(HEALTH_JOBS, (event.originator_id,)), status)
+
+    def released(self, event: Event, state: PageState) -> None:
         _move(state, state.get(HEALTH_JOBS, (event.originator_id,)), "pending")
+
+    def cancelled(self, event: Event, state: PageState) -> None:
+        job = state.get(HEALTH_JOBS, (event.originator_id,))
+        _move(state, job, "cancelled")
+        _daily(state, event, job["queue"], "cancelled")
 
     def dead_lettered(self, event: Event, state: PageState) -> None:
         job = state.get(HEALTH_JOBS, (event.originator_id,))
@@ -183,5 +197,7 @@ class HealthMetricsView(View):
         DeadLettered: dead_lettered,
         Redriven: redriven,
         ReportRefused: refused,
+        Released: released,
+        Cancelled: cancelled,
     }
     updates = frozenset(handlers) - {Enqueued}

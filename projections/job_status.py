@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from projections.events import (
+    Cancelled,
+    CancelRequested,
     Claimed,
     Completed,
     DeadLettered,
@@ -17,6 +19,7 @@ from projections.events import (
     Failed,
     HeartbeatRecorded,
     Redriven,
+    Released,
     ReportRefused,
     Requeued,
     StaleDetected,
@@ -45,6 +48,8 @@ JOB_STATUS = Table(
         Column("refused_reports", "int", nullable=False),
         Column("version", "int", nullable=False),
         Column("updated_at", "timestamp", nullable=False),
+        Column("priority", "int", nullable=False),
+        Column("cancel_requested", "int", nullable=False),  # 1: the attempt was asked to stop
     ),
     key=("job_id",),
     indexes=(
@@ -52,6 +57,7 @@ JOB_STATUS = Table(
         Index("customer_idx", ("customer_id", "enqueued_at", "job_id")),
         Index("dead_lettered_idx", ("finished_at", "job_id"), where=("status", "dead_lettered")),
         Index("status_idx", ("status", "enqueued_at", "job_id")),
+        Index("scheduled_idx", ("not_before",), where=("status", "scheduled")),  # the scheduler
     ),
 )
 
@@ -75,11 +81,13 @@ class JobStatusView(View):
         at = event.at
         state.create(JOB_STATUS, (event.originator_id,), {
             "job_id": event.originator_id, "customer_id": body.customer_id,
-            "queue": body.queue, "status": "pending", "attempt": 0, "attempts_used": 0,
+            "queue": body.queue, "status": "pending" if body.run_at is None else "scheduled",
+            "attempt": 0, "attempts_used": 0,
             "max_attempts": body.max_attempts, "worker_id": None, "enqueued_at": at,
             "started_at": None, "last_heartbeat_at": None, "finished_at": None,
-            "not_before": None, "last_error": None, "heartbeats": 0, "refused_reports": 0,
-            "version": event.originator_version, "updated_at": at,
+            "not_before": body.run_at.at if body.run_at else None, "last_error": None,
+            "heartbeats": 0, "refused_reports": 0, "version": event.originator_version,
+            "updated_at": at, "priority": body.priority, "cancel_requested": 0,
         })
 
     def claimed(self, event: Event, state: PageState) -> None:
@@ -94,6 +102,7 @@ class JobStatusView(View):
         row["started_at"] = at
         row["last_heartbeat_at"] = at
         row["not_before"] = None
+        row["cancel_requested"] = 0
         _stamp(row, event)
 
     def heartbeat(self, event: Event, state: PageState) -> None:
@@ -131,8 +140,25 @@ class JobStatusView(View):
         body = event.body
         assert isinstance(body, Requeued)
         row = state.get(JOB_STATUS, (event.originator_id,))
-        row["status"] = "pending"
+        row["status"] = "pending" if body.not_before is None else "scheduled"
         row["not_before"] = body.not_before.at if body.not_before else None
+        _stamp(row, event)
+
+    def released(self, event: Event, state: PageState) -> None:
+        row = state.get(JOB_STATUS, (event.originator_id,))
+        row["status"] = "pending"
+        row["not_before"] = None
+        _stamp(row, event)
+
+    def cancel_requested(self, event: Event, state: PageState) -> None:
+        row = state.get(JOB_STATUS, (event.originator_id,))
+        row["cancel_requested"] = 1
+        _stamp(row, event)
+
+    def cancelled(self, event: Event, state: PageState) -> None:
+        row = state.get(JOB_STATUS, (event.originator_id,))
+        row["status"] = "cancelled"
+        row["finished_at"] = event.at
         _stamp(row, event)
 
     def dead_lettered(self, event: Event, state: PageState) -> None:
@@ -165,6 +191,9 @@ class JobStatusView(View):
         DeadLettered: dead_lettered,
         Redriven: redriven,
         ReportRefused: refused,
+        Released: released,
+        CancelRequested: cancel_requested,
+        Cancelled: cancelled,
     }
 
     updates = frozenset(handlers) - {Enqueued}

@@ -13,6 +13,8 @@ from typing import Any
 import msgspec
 
 from projections.events import (
+    Cancelled,
+    CancelRequested,
     Claimed,
     Completed,
     DeadLettered,
@@ -20,6 +22,7 @@ from projections.events import (
     Event,
     Failed,
     Redriven,
+    Released,
     ReportRefused,
     Requeued,
     StaleDetected,
@@ -132,8 +135,9 @@ class QueueHistoryView(View):
         body = event.body
         assert isinstance(body, Requeued)
         self._row(
-            event, state, "requeued", body.attempt, "ledger", reason=body.reason,
-            detail=_detail(not_before=body.not_before.iso if body.not_before else None),
+            event, state, "requeued", body.attempt, body.actor or "ledger", reason=body.reason,
+            detail=_detail(not_before=body.not_before.iso if body.not_before else None,
+                           action_id=body.action_id),
         )
 
     def dead_lettered(self, event: Event, state: PageState) -> None:
@@ -147,8 +151,26 @@ class QueueHistoryView(View):
     def redriven(self, event: Event, state: PageState) -> None:
         body = event.body
         assert isinstance(body, Redriven)
-        self._row(event, state, "redriven", 0, body.actor,
-                  detail=_detail(dead_letter_version=body.dead_letter_version))
+        self._row(event, state, "redriven", 0, body.actor, reason=body.reason,
+                  detail=_detail(dead_letter_version=body.dead_letter_version,
+                                 action_id=body.action_id))
+
+    def released(self, event: Event, state: PageState) -> None:
+        body = event.body
+        assert isinstance(body, Released)
+        self._row(event, state, "released", 0, "ledger", reason=body.reason)
+
+    def cancel_requested(self, event: Event, state: PageState) -> None:
+        body = event.body
+        assert isinstance(body, CancelRequested)
+        self._row(event, state, "cancel_requested", body.attempt, body.actor,
+                  reason=body.reason, detail=_detail(action_id=body.action_id))
+
+    def cancelled(self, event: Event, state: PageState) -> None:
+        body = event.body
+        assert isinstance(body, Cancelled)
+        self._row(event, state, "cancelled", body.attempt, body.actor, reason=body.reason,
+                  detail=_detail(by=body.by, action_id=body.action_id))
 
     def refused(self, event: Event, state: PageState) -> None:
         body = event.body
@@ -168,5 +190,8 @@ class QueueHistoryView(View):
         DeadLettered: dead_lettered,
         Redriven: redriven,
         ReportRefused: refused,
+        Released: released,
+        CancelRequested: cancel_requested,
+        Cancelled: cancelled,
     }
     updates = frozenset(handlers) - {Enqueued}

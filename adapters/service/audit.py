@@ -105,6 +105,9 @@ def step_of(position: int, version: int, topic_name: str, body: Any, at: datetim
         attempt=getattr(body, "attempt", None),
         worker_id=getattr(body, "worker_id", None),
         dead_letter_version=getattr(body, "dead_letter_version", None),
+        actor=getattr(body, "actor", None) if topic_name == "Requeued" else None,
+        scheduled=(getattr(body, "not_before", None) or getattr(body, "run_at", None))
+        is not None,
     )
 
 

@@ -22,6 +22,8 @@ class QueueHealth(msgspec.Struct):
     jobs_in_progress: int = 0
     jobs_completed: int = 0
     jobs_dead_lettered: int = 0
+    jobs_scheduled: int = 0
+    jobs_cancelled: int = 0
     jobs_enqueued_today: int = 0
     jobs_completed_today: int = 0
     jobs_failed_today: int = 0
@@ -29,6 +31,7 @@ class QueueHealth(msgspec.Struct):
     jobs_stale_today: int = 0
     jobs_dead_lettered_today: int = 0
     jobs_redriven_today: int = 0
+    jobs_cancelled_today: int = 0
     active_workers: int = 0
     stale_count: int = 0
 

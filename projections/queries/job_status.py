@@ -35,6 +35,9 @@ class JobStatus(msgspec.Struct, frozen=True):
     refused_reports: int
     version: int
     updated_at: datetime
+    priority: int
+    cancel_requested: int
+    """1 when the running attempt was asked to stop (ADR 100)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (ids and times as strings)."""
@@ -55,7 +58,8 @@ def status_of_job(job: Job) -> JobStatus:
         last_heartbeat_at=job.last_heartbeat_at, finished_at=job.finished_at,
         not_before=job.not_before, last_error=job.last_error, heartbeats=job.heartbeats,
         refused_reports=job.refused_reports, version=job.version,
-        updated_at=_updated_at(job),
+        updated_at=_updated_at(job), priority=job.priority,
+        cancel_requested=int(job.cancel_requested),
     )
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from ledger.commands import (
     AnyCommand,
+    CancelJob,
     ClaimJob,
     CompleteJob,
     DetectStale,
@@ -22,12 +23,15 @@ from ledger.commands import (
     FailJob,
     RecordHeartbeat,
     RedriveJob,
+    ReleaseJob,
+    ReportCancelled,
+    RequeueJob,
 )
 from ledger.errors import LedgerError, NotStale
 from ledger.job import Job
 from ledger.policies.stale import StaleCandidate, stale_cutoff, stale_decisions
 from ledger.tally import TallyCounter
-from projections.health_metrics import DAILY, HealthMetricsView
+from projections.health_metrics import DAILY, STATUSES, HealthMetricsView
 from projections.job_status import JobStatusView
 from projections.memory import MemoryView
 from projections.model import ViewError
@@ -44,7 +48,8 @@ def run_commands(commands: list[tuple[str, int, float]], jobs: int = 3) -> Any:
     ledger = memory_ledger()
     now = T0
     ids = [
-        ledger.execute(EnqueueJob(customer_id=f"c{n % 2}", queue=f"q{n % 2}", max_attempts=2),
+        ledger.execute(EnqueueJob(customer_id=f"c{n % 2}", queue=f"q{n % 2}", max_attempts=2,
+                                  delay_seconds=60 if n == 2 else None, priority=n),
                        now).job_id
         for n in range(jobs)
     ]
@@ -74,6 +79,16 @@ def run_commands(commands: list[tuple[str, int, float]], jobs: int = 3) -> Any:
                 now += STALE
                 command = DetectStale(job_id=job.id, attempt=max(job.attempt, 1),
                                       detected_by="monitor")
+            case "cancel":
+                command = CancelJob(job_id=job.id, actor="cli:ops", reason="why")
+            case "cancelled":
+                command = ReportCancelled(job_id=job.id, attempt=max(job.attempt, 1),
+                                          worker_id=job.worker_id or worker)
+            case "release":
+                now = max(now, job.not_before or now)
+                command = ReleaseJob(job_id=job.id)
+            case "requeue":
+                command = RequeueJob(job_id=job.id, actor="cli:ops", action_id="a1")
             case _:
                 command = RedriveJob(job_id=job.id, actor="operator")
         with contextlib.suppress(LedgerError):
@@ -82,7 +97,8 @@ def run_commands(commands: list[tuple[str, int, float]], jobs: int = 3) -> Any:
 
 
 ACTIONS = st.sampled_from(
-    ["claim", "heartbeat", "complete", "fail", "stale", "redrive", "late", "claim", "heartbeat"]
+    ["claim", "heartbeat", "complete", "fail", "stale", "redrive", "late", "claim", "heartbeat",
+     "cancel", "cancelled", "release", "requeue"]
 )
 COMMANDS = st.lists(
     st.tuples(ACTIONS, st.integers(0, 2), st.floats(0.001, 30)), min_size=1, max_size=40
@@ -94,6 +110,9 @@ LIVES = [  # whole lives random interleavings of three jobs seldom reach: always
      ("heartbeat", 1, 4), ("complete", 1, 1), ("claim", 2, 1), ("heartbeat", 2, 5)],
     [("claim", 2, 1), ("stale", 2, 1), ("claim", 2, 1), ("stale", 2, 1), ("redrive", 2, 1),
      ("claim", 2, 1), ("heartbeat", 2, 1), ("claim", 0, 1), ("heartbeat", 0, 1)],
+    [("cancel", 0, 1), ("claim", 1, 1), ("cancel", 1, 1), ("heartbeat", 1, 1),
+     ("cancelled", 1, 1), ("release", 2, 1), ("claim", 2, 1), ("cancel", 2, 1), ("stale", 2, 1),
+     ("late", 2, 1)],
 ]
 
 
@@ -109,6 +128,7 @@ def lives(test: Any) -> Any:
 @example(commands=LIVES[0], page=3)
 @example(commands=LIVES[1], page=2)
 @example(commands=LIVES[2], page=1)
+@example(commands=LIVES[3], page=2)
 def test_job_status_row_equals_the_job_whatever_happened(
     commands: list[tuple[str, int, float]], page: int
 ) -> None:
@@ -139,6 +159,8 @@ def test_job_status_row_equals_the_job_whatever_happened(
         assert row["version"] == job.version
         assert row["enqueued_at"] == job.enqueued_at
         assert row["updated_at"] == job.modified_on
+        assert row["priority"] == job.priority
+        assert row["cancel_requested"] == int(job.cancel_requested)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -151,8 +173,7 @@ def test_health_counters_count_jobs_by_their_status(commands: list[tuple[str, in
     expected: dict[str, dict[str, int]] = {}
     for job_id in ids:
         job = ledger.get_job(job_id)
-        counts = expected.setdefault(job.queue, dict.fromkeys(
-            ("pending", "in_progress", "completed", "dead_lettered"), 0))
+        counts = expected.setdefault(job.queue, dict.fromkeys(STATUSES, 0))
         counts[str(job.status)] += 1
     got = {q["queue"]: {k: v for k, v in q.items() if k != "queue"}
            for q in view.dicts("health_queues")}
@@ -191,6 +212,7 @@ def test_health_daily_counts_add_up_to_the_jobs_counters(
             ("enqueued", 1), ("completed", int(job.status == "completed")),
             ("failed", job.failures), ("stale", job.stalls), ("redriven", job.redrives),
             ("dead_lettered", job.redrives + dead),  # each redrive answered one dead letter
+            ("cancelled", int(job.status == "cancelled")),
         ):
             totals[counter] += count
     assert got == expected
