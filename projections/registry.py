@@ -7,6 +7,7 @@ from projections.dead_letter_alerts import DeadLetterAlertsView
 from projections.health_metrics import HealthMetricsView
 from projections.job_status import JobStatusView
 from projections.model import View
+from projections.queue_controls import QueueControlsView
 from projections.queue_history import QueueHistoryView
 from projections.rate_limits import RateLimitCountersView
 
@@ -14,7 +15,7 @@ VIEWS: dict[str, View] = {
     view.name: view
     for view in (
         JobStatusView(), QueueHistoryView(), HealthMetricsView(), RateLimitCountersView(),
-        DeadLetterAlertsView(),
+        DeadLetterAlertsView(), QueueControlsView(),
     )
 }
 
