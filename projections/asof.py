@@ -72,7 +72,7 @@ def parse_moment(text: str) -> Moment:
     if raw.startswith("@"):
         digits = raw[1:]
         if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
-            raise InvalidMoment(text, "a position is @ and at most 18 digits")
+            raise InvalidMoment(text, "a position is @ followed by at most 18 digits")
         return Moment(text, position=int(digits))
     if not raw or not raw.isascii() or len(raw) > 40:
         raise InvalidMoment(text, "not a time")

@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from adapters.cli.asof import print_jobs_as_of
+from adapters.cli.asof import register as register_as_of
 from adapters.cli.audit import audit_command
 from adapters.cli.console import make_console
 from adapters.cli.errors import error_line, user_errors
@@ -41,6 +43,7 @@ app = typer.Typer(
 jobs_app = typer.Typer(help="Inspect jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(projections_app, name="projections")
+register_as_of(projections_app)
 app.command("migrate")(migrate_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(monitor_app, name="monitor")
@@ -116,14 +119,21 @@ def jobs_show(
 
 @jobs_app.command("list")
 @user_errors
-def jobs_list(
+def jobs_list(  # noqa: PLR0917 - typer options
     status: Annotated[Status | None, typer.Option(help="Only jobs in this status.")] = None,
     customer: Annotated[str | None, typer.Option(help="Only this customer's jobs.")] = None,
     queue: Annotated[str | None, typer.Option(help="Only jobs of this queue.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many jobs.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help=f"The list as it was then: {AS_OF_HELP}")
+    ] = None,
 ) -> None:
     """List jobs, oldest first, with optional filters (from the job_status view)."""
+    if as_of is not None:
+        print_jobs_as_of(as_of, status=None if status is None else str(status),
+                         customer=customer, queue=queue, limit=limit, as_json=as_json)
+        return
     with container() as wired:
         jobs = list_jobs(
             wired.backend, status=status, customer_id=customer, queue=queue, limit=limit

@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from adapters.cli.asof import take_and_prune
 from adapters.cli.console import make_console
 from adapters.cli.errors import user_errors
 from adapters.service.backend import Backend, backend_for
@@ -173,9 +174,11 @@ def rebuild_command(
             result = rebuild(store, view, page_size=page_size, progress=advance, reader=reader)
         finally:
             reader.close()
+        keep = load_settings().checkpoint_keep
+        made = take_and_prune(backend, store, view, keep)  # ADR 90: a checkpoint after it
     console.print(
         f"rebuilt {name} from {result.events} events; swapped in at position "
-        f"{result.position} (generation {result.generation})"
+        f"{result.position} (generation {result.generation}); checkpoint at {made.position}"
     )
 
 

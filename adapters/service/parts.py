@@ -21,6 +21,7 @@ from anyio.abc import TaskStatus
 
 from adapters.service.backend import Backend
 from adapters.service.bootstrap import Container, utc_now
+from adapters.service.checkpointer import checkpoint_part
 from adapters.service.dispatcher import Dispatcher
 from adapters.service.monitors import DeadLetterMonitor, StaleMonitor
 from adapters.service.view_alerts import ViewAlerts
@@ -202,6 +203,10 @@ async def service_parts(container: Container) -> AsyncIterator[list[Part]]:
             dispatcher_part(container, transport),
             stale_part(container),
             dead_letter_part(container, transport, sink, channel),
+            checkpoint_part(
+                container.backend, container.settings.checkpoint_every_events,
+                container.settings.checkpoint_keep, utc_now,
+            ),
         ]
     finally:
         with anyio.CancelScope(shield=True):
