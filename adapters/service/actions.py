@@ -33,7 +33,7 @@ from ledger.action import (
     checked_reason,
 )
 from ledger.application import JobLedger, Result
-from ledger.commands import AnyCommand, RedriveJob
+from ledger.commands import AnyCommand, CancelJob, RedriveJob, RequeueJob
 from ledger.errors import LedgerError
 from ledger.status import Status
 from projections.queries.action_targets import ActionTargets
@@ -64,11 +64,13 @@ class Preview:
 def command_for(
     kind: ActionKind, job_id: UUID, actor: str, reason: str | None, action_id: UUID | None
 ) -> AnyCommand:
-    """The command an action of ``kind`` executes on one job."""
-    del reason, action_id  # recorded on the job's event once the model takes them
+    """The command an action of ``kind`` executes on one job, naming the action."""
+    named = None if action_id is None else str(action_id)
     if kind is ActionKind.RETRY:
-        return RedriveJob(job_id=job_id, actor=actor)
-    raise InvalidFilter(f"{kind.value} is not available yet")
+        return RedriveJob(job_id=job_id, actor=actor, reason=reason, action_id=named)
+    if kind is ActionKind.CANCEL:
+        return CancelJob(job_id=job_id, actor=actor, reason=reason, action_id=named)
+    return RequeueJob(job_id=job_id, actor=actor, reason=reason, action_id=named)
 
 
 def action_filter(kind: ActionKind, data: dict[str, Any] | ActionFilter) -> ActionFilter:

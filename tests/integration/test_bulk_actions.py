@@ -17,6 +17,8 @@ from ledger.action import Action, ActionFinished, ActionKind, ActionState, Inval
 from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand, EnqueueJob, RecordQueueDeadLetter
 from ledger.errors import StoreError
+from ledger.job import Job
+from ledger.status import Status
 from projections.registry import VIEWS
 from projections.runner import catch_up_unfed
 from projections.store import ViewStore
@@ -71,9 +73,34 @@ def test_a_bulk_retry_of_2500_dead_letters_runs_in_3_batches(backend: Backend) -
     assert [(p.done, p.acted) for p in progressed(ledger, action.id)] == [
         (1000, 1000), (2000, 2000), (2500, 2500)]
     assert {ledger.get_job(i).redrives for i in ids} == {1}
+    redriven = [e for e in ledger.history(ids[0]) if isinstance(e, Job.Redriven)]
+    assert [(e.action_id, e.reason) for e in redriven] == [(str(action.id), "bad deploy")]
     assert runner.get(action.id).summary()["reason"] == "bad deploy"
     with pytest.raises(ActionFinished):
         runner.run(action.id)
+
+
+def test_a_bulk_cancel_of_2500_jobs_runs_in_3_batches_naming_the_action(
+    backend: Backend,
+) -> None:
+    ledger = backend.ledger().ledger
+    made = ledger.execute_batch(
+        [EnqueueJob(customer_id="acme", queue="emails") for _ in range(2500)]
+        + [EnqueueJob(customer_id="acme", queue="reports") for _ in range(7)], utc_now())
+    ids = [r.job_id for r in made[:2500] if not isinstance(r, Exception)]
+    runner = runner_on(ledger, backend.store())
+    job_filter = action_filter(ActionKind.CANCEL, {"queue": "emails", "status": "pending"})
+    action = runner.start(ActionKind.CANCEL, job_filter, "cli:ops", "wrong template")
+    done = runner.run(action.id)
+    assert (done.total, done.done, done.acted) == (2500, 2500, 2500)
+    assert len(progressed(ledger, action.id)) == 3
+    for job_id in ids[::97]:
+        (cancelled,) = [e for e in ledger.history(job_id) if isinstance(e, Job.Cancelled)]
+        assert (cancelled.action_id, cancelled.actor, cancelled.reason, cancelled.by) == (
+            str(action.id), "cli:ops", "wrong template", "operator")
+    assert {ledger.get_job(i).status for i in ids} == {Status.CANCELLED}
+    assert {ledger.get_job(r.job_id).status for r in made[2500:]  # type: ignore[union-attr]
+            } == {Status.PENDING}
 
 
 def test_an_interrupted_action_resumes_after_its_last_batch(backend: Backend) -> None:
