@@ -5,9 +5,8 @@ The API's answers become the ledger's own errors (see :mod:`adapters.worker.port
 ``attempt_superseded`` (or any 409 to a report) is :class:`AttemptSuperseded`, 409
 ``illegal_transition`` / ``job_not_due`` to a claim are :class:`IllegalTransition` /
 :class:`JobNotDue` (with the time it names), 404 :class:`JobNotFound`, 401/403
-:class:`WorkerAccessDenied`; 429 ``queue_paused`` / ``queue_at_capacity`` to a claim
-are :class:`QueuePaused` / :class:`QueueAtCapacity`; other 429s, 5xx, timeouts and
-network errors are :class:`LedgerUnavailable` (with ``Retry-After`` when the API gave one).
+:class:`WorkerAccessDenied`; 429, 5xx, timeouts and network errors are
+:class:`LedgerUnavailable` (with ``Retry-After`` when the API gave one).
 
 The claim's answer carries the job's payload (``POST /jobs/{id}/claim`` returns
 ``{job_id, attempt, status, payload}``), so a job costs no extra request.
@@ -32,8 +31,6 @@ from ledger.errors import (
     JobNotDue,
     JobNotFound,
     LedgerError,
-    QueueAtCapacity,
-    QueuePaused,
 )
 
 USER_AGENT = "job-ledger-worker"
@@ -60,7 +57,6 @@ class _State(msgspec.Struct):
 class _BeatResult(msgspec.Struct):
     job_id: UUID
     result: str
-    cancel_requested: bool = False
 
 
 class _BeatResults(msgspec.Struct):
@@ -104,10 +100,7 @@ class HttpLedger:
             self._client.headers.update(headers)
 
     async def claim(self, job_id: UUID, worker_id: str) -> ClaimedJob:
-        try:
-            response = await self._post(f"/jobs/{job_id}/claim", {"worker_id": worker_id})
-        except LedgerUnavailable as error:
-            raise _queue_refusal(error) or error from None
+        response = await self._post(f"/jobs/{job_id}/claim", {"worker_id": worker_id})
         if response.status_code == 409:
             problem = _problem(response)
             if problem.code == "job_not_due":
@@ -133,8 +126,7 @@ class HttpLedger:
         answers = dict(unknown)
         for result in body.results:
             if result.result == "recorded":
-                cancel = result.cancel_requested
-                answers[result.job_id] = Beat.CANCEL_REQUESTED if cancel else Beat.RECORDED
+                answers[result.job_id] = Beat.RECORDED
             elif result.result in ("superseded", "not_found"):
                 answers[result.job_id] = Beat.SUPERSEDED
         return answers
@@ -150,14 +142,6 @@ class HttpLedger:
         if normalised:
             body["error_normalised"] = True
         return await self._report(job_id, attempt, "fail", body)
-
-    async def cancelled(self, job_id: UUID, attempt: int, worker_id: str) -> str:
-        body = {"worker_id": worker_id, "attempt": attempt}
-        return await self._report(job_id, attempt, "cancelled", body)
-
-    def requested_cancels(self, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
-        """Nothing without asking: the heartbeat answer says it."""
-        return set()
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -192,30 +176,7 @@ class HttpLedger:
             raise JobNotFound(path.split("/")[2] if path.startswith("/jobs/") else path)
         if status in (413, 422):
             raise InvalidCommand(detail)
-        if status == 429 and problem.code in (QueuePaused.code, QueueAtCapacity.code):
-            raise _QueueRefused(problem.detail, problem.code, _retry_after(response))
         raise LedgerUnavailable(detail, retry_after=_retry_after(response))
-
-
-class _QueueRefused(LedgerUnavailable):
-    """A 429 whose problem names a paused or full queue (see :func:`_queue_refusal`)."""
-
-    def __init__(self, detail: str, code: str | None, retry_after: float | None) -> None:
-        self.problem_code = code
-        super().__init__(detail, retry_after=retry_after)
-
-
-def _queue_refusal(error: LedgerUnavailable) -> LedgerError | None:
-    """The claim's 429 ``queue_paused`` / ``queue_at_capacity`` as the ledger's own
-    error, so the worker hands the message back uncounted and waits on that queue."""
-    if not isinstance(error, _QueueRefused):
-        return None
-    found = re.search(r"queue '([^']*)'", error.message)
-    queue = found.group(1) if found else ""
-    if error.problem_code == QueuePaused.code:
-        return QueuePaused(queue)
-    limit = re.search(r"maximum of (\d+)", error.message)
-    return QueueAtCapacity(queue, int(limit.group(1)) if limit else 0)
 
 
 def _problem(response: httpx.Response) -> _Problem:
