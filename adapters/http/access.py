@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio.to_thread
 from litestar import Request
@@ -97,7 +98,7 @@ def access_middleware(app: ASGIApp, access: Access, limiter: Limiter) -> ASGIApp
 
         try:
             opt = scope["route_handler"].opt
-            found = opt.get("access")
+            found = opt.get("access") or _rule_for_query(scope, opt)
             if isinstance(found, Rule):
                 decision = await _admit(scope, found, access, limiter)
                 extra.extend((k.encode(), v.encode()) for k, v in decision.headers().items())
@@ -112,6 +113,16 @@ def access_middleware(app: ASGIApp, access: Access, limiter: Limiter) -> ASGIApp
             )
 
     return middleware
+
+
+def _rule_for_query(scope: Scope, opt: dict[str, Any]) -> Rule | None:
+    """The rule an open route takes when a query parameter is given (``access_with_query``:
+    ``{"as_of": rule}`` makes ``/health?as_of=`` staff-only while ``/health`` stays open)."""
+    rules = opt.get("access_with_query")
+    if not rules:
+        return None
+    given = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return next((r for name, r in rules.items() if name in given), None)
 
 
 async def _admit(scope: Scope, rule: Rule, access: Access, limiter: Limiter) -> Decision:

@@ -17,17 +17,21 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import QueryParameter
 
+from adapters.http.access import rule
+from adapters.http.health_asof import HealthAsOf, HealthAsOfBody
 from adapters.http.ratelimit import Limiter
 from adapters.http.services import HealthSettings, ReadPool
 from adapters.service.metrics import REGISTRY
+from ledger.access import Role
 from projections.queries.dead_letter_alerts import DeadLetterAlertQueries
 from projections.queries.health_metrics import HealthMetrics, HealthMetricsQueries
 from projections.queries.lag import ViewStatus, view_status
@@ -37,6 +41,8 @@ from projections.store import ViewStore
 log = logging.getLogger(__name__)
 
 HEALTH_JSON = "application/health+json"
+AS_OF_ACCESS = rule(Role.STAFF, preset="staff")
+"""``/health?as_of=`` is for staff (the live ``/health`` stays open)."""
 REFRESH_SECONDS = 1.0
 """How old the cached check may get before it is redone."""
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -290,13 +296,23 @@ class Readiness(msgspec.Struct):
 @get(
     "/health", summary="Health, from the views and a database round trip", tags=["health"],
     responses={503: ResponseSpec(Health, description="Unhealthy")},
-    opt={"alternate_media": HEALTH_JSON},
+    opt={"alternate_media": HEALTH_JSON, "access_with_query": {"as_of": AS_OF_ACCESS}},
 )
 async def health(
-    request: Request[Any, Any, Any], monitor: NamedDependency[HealthMonitor]
-) -> Response[Health]:
+    request: Request[Any, Any, Any], monitor: NamedDependency[HealthMonitor],
+    health_as_of: NamedDependency[HealthAsOf | None],
+    as_of: Annotated[str | None, QueryParameter(max_length=64, description=(
+        "Staff: the body as of a time with a zone (2026-12-01T03:00Z) or @POSITION, from the "
+        "views folded to that cut (ADR 90)."))] = None,
+) -> Response[Health | HealthAsOfBody]:
     """The deployment's health body; 503 when unhealthy. ``Accept: application/health+json``
-    gets the same check in that format (pass / warn / fail, with checks)."""
+    gets the same check in that format (pass / warn / fail, with checks). With ``as_of``
+    (staff), the view-derived parts as they were then (always 200)."""
+    if as_of is not None and health_as_of is not None:
+        past: Response[Health | HealthAsOfBody] = Response(
+            await health_as_of.body(as_of), headers={"Cache-Control": "no-store"}
+        )
+        return past
     report = monitor.report(await monitor.current())
     code = 503 if report.status == "unhealthy" else 200
     headers = {"Cache-Control": "no-store"}

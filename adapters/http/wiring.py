@@ -22,6 +22,7 @@ from typing import Any
 from adapters.http.access import Access
 from adapters.http.app import HttpParts
 from adapters.http.health import HealthMonitor
+from adapters.http.health_asof import HealthAsOf
 from adapters.http.metrics import OTHER_QUEUES
 from adapters.http.ratelimit import CounterStore, Limiter, default_presets
 from adapters.http.services import HealthSettings, JobReads, ReadPool, Uptime, Writer
@@ -126,4 +127,5 @@ def build_http(
         access=Access(verifier, open_allowed(container.backend, host)),
         monitor=HealthMonitor(health_views, limiter, utc_now, judged_by, Uptime()),
         tallies=TallyReporter(limiter, container.ledger, utc_now),
+        health_as_of=HealthAsOf(views, container.backend.checkpoints, judged_by),
     )
