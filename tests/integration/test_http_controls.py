@@ -186,3 +186,66 @@ def _uuid(text: str) -> Any:
     from uuid import UUID
 
     return UUID(text)
+
+
+def enqueue(api: Api, customer: str = "acme", queue: str = "default") -> str:
+    outcome = api.container.ledger.execute(EnqueueJob(customer_id=customer, queue=queue),
+                                           utc_now())
+    return str(outcome.job_id)
+
+
+def test_a_service_key_cancels_its_own_customers_job_with_a_reason(api: Api) -> None:
+    job_id = enqueue(api)
+    answer = api.http.post(f"/jobs/{job_id}/cancel", json={"reason": "customer asked"},
+                           headers=api.as_("acme"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "cancelled"
+    history = api.http.get(f"/jobs/{job_id}/history", headers=api.as_("acme")).json()
+    (cancelled,) = [e for e in history["events"] if e["type"] == "Cancelled"]
+    assert cancelled["data"]["actor"] == f"api:key:{api.keys['acme'][1]}:service"
+    assert cancelled["data"]["reason"] == "customer asked"
+    again = api.http.post(f"/jobs/{job_id}/cancel", json={}, headers=api.as_("staff"))
+    assert again.status_code == 409, again.text
+
+
+def test_another_customers_job_is_404_and_nothing_is_appended(api: Api) -> None:
+    job_id = enqueue(api, customer="globex")
+    wait_for(lambda: api.http.get(f"/jobs/{job_id}", headers=api.as_("staff")).status_code
+             == 200)
+    head = api.head()
+    for path in (f"/jobs/{job_id}/cancel", f"/jobs/{job_id}/retry"):
+        answer = api.http.post(path, json={}, headers=api.as_("acme"))
+        assert answer.status_code == 404, answer.text
+    bad = api.http.post(f"/jobs/{job_id}/cancel", json={"reason": "x\u0000"},
+                        headers=api.as_("staff"))
+    assert bad.status_code == 422, bad.text
+    assert api.head() == head
+    assert api.container.ledger.get_job(_uuid(job_id)).status == "pending"
+
+
+def test_retry_one_dead_letter(api: Api) -> None:
+    (job_id,) = dead_letters(api, 1)
+    answer = api.http.post(f"/jobs/{job_id}/retry", json={"reason": "fixed"},
+                           headers=api.as_("acme"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "pending"
+    assert api.http.post(f"/jobs/{job_id}/retry", json={},
+                         headers=api.as_("acme")).status_code == 409
+
+
+def test_a_bulk_cancel_of_2500_jobs_over_http_runs_in_3_batches(api: Api) -> None:
+    ledger = api.container.ledger
+    made = ledger.execute_batch(
+        [EnqueueJob(customer_id="acme", queue="emails") for _ in range(2500)], utc_now())
+    body = {"kind": "cancel", "filter": {"queue": "emails"}, "reason": "bad template"}
+    wait_for(lambda: counted(api, body, 2500), timeout=30)
+    done = api.http.post("/actions", json=body, headers=api.as_("staff")).json()
+    assert (done["state"], done["total"], done["done"], done["acted"]) == (
+        "finished", 2500, 2500, 2500)
+    events = list(ledger.events.get(_uuid(done["action_id"])))
+    assert [type(e).__name__ for e in events] == [
+        "Started", "Progressed", "Progressed", "Progressed", "Finished"]
+    first = made[0]
+    assert not isinstance(first, Exception)
+    history = api.http.get(f"/jobs/{first.job_id}/history", headers=api.as_("staff")).json()
+    assert history["events"][-1]["data"]["action_id"] == done["action_id"]
