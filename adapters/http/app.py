@@ -37,6 +37,7 @@ from adapters.http.access import Access, access_middleware
 from adapters.http.bodies import MAX_BODY_BYTES
 from adapters.http.decoding import MAX_DEPTH
 from adapters.http.health import HealthMonitor
+from adapters.http.health_asof import HealthAsOf
 from adapters.http.openapi import ExactJsonRenderPlugin
 from adapters.http.paths import path_guard
 from adapters.http.problems import EXCEPTION_HANDLERS
@@ -66,6 +67,8 @@ class HttpParts:
     access: Access
     monitor: HealthMonitor
     tallies: TallyReporter
+    health_as_of: HealthAsOf | None = None
+    """``/health?as_of=``: the views folded to a past moment (ADR 90)."""
 
 
 def create_app(parts: HttpParts) -> Litestar:
@@ -92,7 +95,8 @@ def create_app(parts: HttpParts) -> Litestar:
     return Litestar(
         route_handlers=[
             *jobs.ROUTES, *heartbeats.ROUTES, *queues.ROUTES, *health.ROUTES, *metrics.ROUTES,
-            *timetravel.ROUTES, *actions.ROUTES, *queue_controls.ROUTES, *job_controls.ROUTES,
+            *timetravel.ROUTES, *actions.ROUTES, *queue_controls.ROUTES,
+            *job_controls.ROUTES,
         ],
         dependencies={
             "writer": _given(parts.writer),
@@ -100,6 +104,7 @@ def create_app(parts: HttpParts) -> Litestar:
             "views": _given(parts.views),
             "limiter": _given(parts.limiter),
             "monitor": _given(parts.monitor),
+            "health_as_of": _given(parts.health_as_of),
         },
         middleware=[
             path_guard,
