@@ -129,6 +129,13 @@ class JobLedger(Application[UUID]):
             return False, None
         return True, cached.payload
 
+    def held_cancel_request(self, job_id: UUID, attempt: int) -> bool:
+        """True when this process's cache holds the job with a cancel request for
+        ``attempt`` (no I/O): an in-process worker stops its handler before its next
+        heartbeat would tell it (ADR 100)."""
+        cached = self._jobs.held(job_id)
+        return cached is not None and cached.attempt == attempt and cached.cancel_requested
+
     def history(self, job_id: UUID) -> list[Job.Event]:
         """Every event of the job, oldest first."""
         events = [e for e in self.events.get(job_id) if isinstance(e, Job.Event)]

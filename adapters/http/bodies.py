@@ -78,6 +78,14 @@ class FailRequest(Body, frozen=True):
     """The worker replaced code points of ``error`` the ledger cannot store, or cut it."""
 
 
+class CancelledRequest(Body, frozen=True):
+    """A worker says the handler of a cancel-requested attempt stopped."""
+
+    worker_id: Name
+    attempt: Attempt
+    worker_time: WorkerTime | None = None
+
+
 class BatchedHeartbeat(Body, frozen=True):
     job_id: UUID
     attempt: Attempt
@@ -115,6 +123,9 @@ class AttemptState(msgspec.Struct, frozen=True):
     job_id: UUID
     attempt: int
     status: str
+    cancel_requested: bool = False
+    """An operator cancelled the running job: the worker stops the handler and reports
+    ``POST /jobs/{id}/cancelled`` (ADR 100)."""
 
 
 class ClaimedAttempt(msgspec.Struct, frozen=True):
@@ -136,6 +147,8 @@ class HeartbeatResult(msgspec.Struct, frozen=True, omit_defaults=True):
     """The status code the single-job endpoint would have answered."""
     job_status: str | None = None
     detail: str | None = None
+    cancel_requested: bool = False
+    """Recorded, and an operator cancelled the job: stop the handler, report cancelled."""
 
 
 class HeartbeatBatchResult(msgspec.Struct, frozen=True):

@@ -36,7 +36,8 @@ async def heartbeats(
     writer: NamedDependency[Writer],
     jobs: NamedDependency[JobReads],
 ) -> HeartbeatBatchResult:
-    """Each job gets its own result: ``recorded``, ``superseded`` (that attempt is no
+    """Each job gets its own result: ``recorded`` (with ``cancel_requested`` when an
+    operator cancelled the job: stop its handler), ``superseded`` (that attempt is no
     longer current; the refusal is recorded), ``not_found`` or ``rejected``."""
     body = await read_body(request, HeartbeatBatchRequest)
     principal = principal_of(request)
@@ -72,7 +73,7 @@ def _result(job_id: Any, attempt: int, outcome: Result) -> HeartbeatResult:
     if not isinstance(outcome, LedgerError):
         return HeartbeatResult(
             job_id=job_id, attempt=attempt, result="recorded", status=200,
-            job_status=outcome.status,
+            job_status=outcome.status, cancel_requested=outcome.cancel_requested,
         )
     if isinstance(outcome, AttemptSuperseded):
         kind = "superseded"

@@ -51,7 +51,10 @@ AS_OF = "A time with a zone (2026-12-01T03:00Z) or a log position (@123)."
 
 
 def _attempt(outcome: Outcome) -> AttemptState:
-    return AttemptState(job_id=outcome.job_id, attempt=outcome.attempt, status=outcome.status)
+    return AttemptState(
+        job_id=outcome.job_id, attempt=outcome.attempt, status=outcome.status,
+        cancel_requested=outcome.cancel_requested,
+    )
 
 
 @post(
@@ -118,7 +121,7 @@ async def heartbeat(
     jobs: NamedDependency[JobReads],
 ) -> AttemptState:
     """Say the attempt is alive; 409 if that attempt is no longer current (the refusal is
-    recorded in the job's history)."""
+    recorded in the job's history); ``cancel_requested`` when an operator cancelled it."""
     body = await read_body(request, HeartbeatRequest)
     await jobs.check_job_access(principal_of(request), job_id)
     try:

@@ -37,6 +37,10 @@ class Settings:
     sqs_queue_urls: tuple[tuple[str, str], ...] = ()
     """``SQS_QUEUE_URLS=reports=URL,emails=URL``: logical queues with an SQS queue of
     their own; every other queue's messages go to ``SQS_QUEUE_URL`` (ADR 70)."""
+    sqs_priority_queue_urls: tuple[tuple[int, str], ...] = ()
+    """``SQS_PRIORITY_QUEUE_URLS=50=URL,1=URL``: priority bands of ``SQS_QUEUE_URL``
+    (ADR 100); a job of priority at least a floor goes to that band's queue (the highest
+    floor that fits), below every floor to ``SQS_QUEUE_URL``."""
     retry_base_delay_seconds: float = 10.0
     retry_max_delay_seconds: float = 3600.0
     alert_group_wait_seconds: float = 30.0
@@ -78,6 +82,11 @@ class Settings:
         if settings.sqs_queue_urls and settings.sqs_queue_url is None:
             raise ConfigurationError(
                 "SQS_QUEUE_URLS", env.get("SQS_QUEUE_URLS", ""), "needs SQS_QUEUE_URL as well"
+            )
+        if settings.sqs_priority_queue_urls and settings.sqs_queue_url is None:
+            raise ConfigurationError(
+                "SQS_PRIORITY_QUEUE_URLS", env.get("SQS_PRIORITY_QUEUE_URLS", ""),
+                "needs SQS_QUEUE_URL as well",
             )
         if settings.retry_max_delay_seconds < settings.retry_base_delay_seconds:
             raise ConfigurationError(
@@ -137,6 +146,26 @@ def _queue_urls(name: str, raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs.items()))
 
 
+def _priority_urls(name: str, raw: str) -> tuple[tuple[int, str], ...]:
+    """``FLOOR=URL,FLOOR=URL``: each floor a priority (-100..100) once, each URL once."""
+    url = _url(("https", "http"))
+    bands: dict[int, str] = {}
+    for item in raw.split(","):
+        floor, equals, target = (part.strip() for part in item.partition("="))
+        try:
+            value = int(floor)
+        except ValueError:
+            value = None
+        if not equals or value is None or not -100 <= value <= 100 or value in bands:
+            raise ConfigurationError(
+                name, raw, "expected PRIORITY=URL pairs (priority -100..100) separated by commas"
+            )
+        bands[value] = str(url(name, target))
+    if len(set(bands.values())) < len(bands):
+        raise ConfigurationError(name, raw, "each band needs an SQS queue of its own")
+    return tuple(sorted(bands.items(), reverse=True))
+
+
 def _path(name: str, raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -151,6 +180,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "sqs_queue_url": _url(("https", "http")),
     "sqs_dlq_url": _url(("https", "http")),
     "sqs_queue_urls": _queue_urls,
+    "sqs_priority_queue_urls": _priority_urls,
     "retry_base_delay_seconds": _non_negative_number,
     "retry_max_delay_seconds": _non_negative_number,
     "alert_group_wait_seconds": _non_negative_number,

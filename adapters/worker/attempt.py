@@ -3,7 +3,7 @@
 An async handler runs in the attempt's cancel scope; a plain one in a thread (at most
 ``concurrency`` at once), abandoned on cancel: it keeps its thread, but ``ctx.cancelled``
 turns true. The call never raises: it answers an :class:`Outcome` (the result, the error,
-or that the attempt was interrupted).
+that an operator's cancel stopped it, or that the attempt was interrupted).
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ class Attempt:
             self.interrupted = True
             self.stop()
 
+    def cancel(self) -> None:
+        """An operator cancelled the job: stop the handler; its end is reported cancelled."""
+        if not self.reporting and not self.ctx.cancel_requested:
+            self.ctx._cancel_requested.set()
+            self.scope.cancel()
+
     def supersede(self) -> None:
         """The ledger gave the job to another worker: abandon the handler."""
         self.ctx._superseded.set()
@@ -56,6 +62,8 @@ class Outcome:
     result: Any = None
     error: BaseException | None = None
     interrupted: bool = False
+    cancelled: bool = False
+    """The handler stopped because an operator cancelled the job."""
 
 
 class HandlerCaller:
@@ -87,12 +95,12 @@ class HandlerCaller:
                     )
             except Cancelled as error:
                 if ctx.cancelled:
-                    return Outcome(interrupted=True)
+                    return _stopped(ctx)
                 return Outcome(error=error)
             except Exception as error:
                 return Outcome(error=error)
             return Outcome(result=result)
-        return Outcome(interrupted=True)
+        return _stopped(ctx)
 
     def _in_thread(self, ctx: JobContext) -> Any:
         with self._in_threads_lock:
@@ -102,3 +110,10 @@ class HandlerCaller:
         finally:
             with self._in_threads_lock:
                 self._in_threads -= 1
+
+
+def _stopped(ctx: JobContext) -> Outcome:
+    """A handler that stopped when told to: cancelled by an operator, else interrupted."""
+    if ctx.cancel_requested:
+        return Outcome(cancelled=True)
+    return Outcome(interrupted=True)

@@ -8,8 +8,9 @@ returns (JSON) becomes the job's result, what it raises becomes the attempt's fa
 
 Plain handlers run in a worker thread. They cannot be interrupted, so a long one should
 look at ``ctx.cancelled`` (or call ``ctx.raise_if_cancelled()``) now and then: it is set
-when the attempt was superseded (the ledger gave the job to another worker) or the worker
-is shutting down and its grace period is over. Async handlers are cancelled outright.
+when an operator cancelled the job (``ctx.cancel_requested``), the attempt was superseded
+(the ledger gave the job to another worker) or the worker is shutting down and its grace
+period is over. Async handlers are cancelled outright.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ class JobContext:
     """How often the transport delivered this message (1 on the first delivery)."""
     _superseded: threading.Event = field(default_factory=threading.Event, repr=False)
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+    _cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the ledger said an operator cancelled this job (ADR 100): the worker
+        reports the attempt cancelled when the handler stops."""
+        return self._cancel_requested.is_set()
 
     @property
     def superseded(self) -> bool:
@@ -68,13 +76,17 @@ class JobContext:
 
     @property
     def cancelled(self) -> bool:
-        """True when the handler should stop: superseded, or interrupted by shutdown."""
-        return self.superseded or self.shutting_down
+        """True when the handler should stop: cancelled by an operator, superseded, or
+        interrupted by shutdown."""
+        return self.cancel_requested or self.superseded or self.shutting_down
 
     def raise_if_cancelled(self) -> None:
         """Raise :class:`Cancelled` if the handler should stop (for plain handlers)."""
         if self.cancelled:
-            reason = "superseded" if self.superseded else "the worker is shutting down"
+            reason = (
+                "cancelled" if self.cancel_requested
+                else "superseded" if self.superseded else "the worker is shutting down"
+            )
             raise Cancelled(f"job {self.job_id} attempt {self.attempt}: {reason}")
 
 

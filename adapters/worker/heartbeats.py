@@ -2,7 +2,11 @@
 running attempt, then their messages' visibility is extended.
 
 An attempt the ledger answers superseded is abandoned (its handler cancelled, its result
-dropped). A report waits for a heartbeat in flight (:meth:`Heartbeats.settled`), so that
+dropped). One it answers cancel-requested (an operator cancelled the job, ADR 100) has its
+handler cancelled and is reported cancelled; in-process the worker learns it sooner, from
+the ledger's cache, every :data:`CANCEL_WATCH` seconds (:meth:`Heartbeats.watch_cancels`).
+
+A report waits for a heartbeat in flight (:meth:`Heartbeats.settled`), so that
 no heartbeat lands after the attempt's end.
 """
 
@@ -21,6 +25,9 @@ from adapters.worker.port import Beat, LedgerPort
 from adapters.worker.stats import WorkerStats
 
 log = logging.getLogger("ledger.worker")
+
+CANCEL_WATCH = 0.2
+"""Seconds between looks at the port's own knowledge of cancel requests (no I/O)."""
 
 
 class Heartbeats:
@@ -63,6 +70,35 @@ class Heartbeats:
                 except Exception:
                     log.exception("heartbeat of %d job(s) failed", len(runs))
 
+    async def watch_cancels(self) -> None:
+        """Cancel the handlers of jobs the port already knows were cancelled, between
+        heartbeats (in-process: the cancel was executed by this process's ledger)."""
+        while True:
+            await anyio.sleep(CANCEL_WATCH)
+            runs = [r for r in self.running.values() if self._live(r)]
+            if not runs:
+                continue
+            try:
+                wanted = self.ledger.requested_cancels(
+                    [(r.ctx.job_id, r.ctx.attempt) for r in runs]
+                )
+            except Exception:
+                log.exception("looking for cancel requests failed")
+                continue
+            for run in runs:
+                if run.ctx.job_id in wanted:
+                    self._cancel(run)
+
+    @staticmethod
+    def _live(run: Attempt) -> bool:
+        return not run.reporting and not run.ctx.superseded and not run.ctx.cancel_requested
+
+    @staticmethod
+    def _cancel(run: Attempt) -> None:
+        log.info("job %s attempt %d was cancelled: stopping its handler",
+                 run.ctx.job_id, run.ctx.attempt)
+        run.cancel()
+
     async def _beat(self, runs: list[Attempt]) -> None:
         settled = self._in_flight = anyio.Event()
         try:
@@ -79,9 +115,11 @@ class Heartbeats:
                 log.warning("job %s attempt %d is superseded: abandoning its handler",
                             run.ctx.job_id, run.ctx.attempt)
                 run.supersede()
-            else:
-                self.stats.heartbeats += answer is Beat.RECORDED
-                live.append(run)
+                continue
+            if answer is Beat.CANCEL_REQUESTED and not run.ctx.cancel_requested:
+                self._cancel(run)
+            self.stats.heartbeats += answer in (Beat.RECORDED, Beat.CANCEL_REQUESTED)
+            live.append(run)
         async with anyio.create_task_group() as tg:
             for run in live:
                 tg.start_soon(self.messages.extend, run.received)

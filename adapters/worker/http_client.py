@@ -57,6 +57,7 @@ class _State(msgspec.Struct):
 class _BeatResult(msgspec.Struct):
     job_id: UUID
     result: str
+    cancel_requested: bool = False
 
 
 class _BeatResults(msgspec.Struct):
@@ -126,7 +127,8 @@ class HttpLedger:
         answers = dict(unknown)
         for result in body.results:
             if result.result == "recorded":
-                answers[result.job_id] = Beat.RECORDED
+                cancel = result.cancel_requested
+                answers[result.job_id] = Beat.CANCEL_REQUESTED if cancel else Beat.RECORDED
             elif result.result in ("superseded", "not_found"):
                 answers[result.job_id] = Beat.SUPERSEDED
         return answers
@@ -142,6 +144,14 @@ class HttpLedger:
         if normalised:
             body["error_normalised"] = True
         return await self._report(job_id, attempt, "fail", body)
+
+    async def cancelled(self, job_id: UUID, attempt: int, worker_id: str) -> str:
+        body = {"worker_id": worker_id, "attempt": attempt}
+        return await self._report(job_id, attempt, "cancelled", body)
+
+    def requested_cancels(self, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
+        """Nothing without asking: the heartbeat answer says it."""
+        return set()
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -22,7 +22,15 @@ import anyio.to_thread
 from adapters.service.batching import BatchWriter
 from adapters.worker.port import Beat, ClaimedJob, LedgerUnavailable
 from ledger.application import JobLedger, Result
-from ledger.commands import AnyCommand, ClaimJob, CompleteJob, FailJob, Outcome, RecordHeartbeat
+from ledger.commands import (
+    AnyCommand,
+    ClaimJob,
+    CompleteJob,
+    FailJob,
+    Outcome,
+    RecordHeartbeat,
+    ReportCancelled,
+)
 from ledger.errors import AttemptSuperseded, JobNotFound, LedgerError, UnknownAttempt
 
 
@@ -86,6 +94,17 @@ class InProcessLedger:
         )
         return _raise_error(await self._one(command)).status
 
+    async def cancelled(self, job_id: UUID, attempt: int, worker_id: str) -> str:
+        command = ReportCancelled(job_id=job_id, attempt=attempt, worker_id=worker_id)
+        return _raise_error(await self._one(command)).status
+
+    def requested_cancels(self, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
+        """The jobs whose cached state (this process executed the cancel) says so."""
+        return {
+            job_id for job_id, attempt in attempts
+            if self.ledger.held_cancel_request(job_id, attempt)
+        }
+
     async def aclose(self) -> None:
         if self._owns_writer:
             await anyio.to_thread.run_sync(self.writer.close)
@@ -119,7 +138,7 @@ def _raise_error(result: Result) -> Outcome:
 
 def _beat(result: Result) -> Beat:
     if not isinstance(result, LedgerError):
-        return Beat.RECORDED
+        return Beat.CANCEL_REQUESTED if result.cancel_requested else Beat.RECORDED
     if isinstance(result, AttemptSuperseded | UnknownAttempt | JobNotFound):
         return Beat.SUPERSEDED
     return Beat.UNKNOWN

@@ -8,8 +8,10 @@ speak the ledger's own errors, so the worker decides the same way on either:
 - ``claim`` raises :class:`~ledger.errors.IllegalTransition` when the job is not pending
   (a duplicate or obsolete message), :class:`~ledger.errors.JobNotDue` when its retry
   delay has not passed, :class:`~ledger.errors.JobNotFound` for an unknown job;
-- ``complete`` and ``fail`` raise :class:`~ledger.errors.AttemptSuperseded` when the
-  attempt is no longer current (HTTP 409); nothing was applied;
+- ``complete``, ``fail`` and ``cancelled`` raise :class:`~ledger.errors.AttemptSuperseded`
+  when the attempt is no longer current (HTTP 409); nothing was applied;
+- a heartbeat answered :attr:`Beat.CANCEL_REQUESTED` (an operator cancelled the running
+  job, ADR 100) makes the worker cancel the handler and report ``cancelled``;
 - anything else (:class:`LedgerUnavailable`, ...) means the answer is unknown.
 """
 
@@ -41,6 +43,8 @@ class Beat(StrEnum):
     """The attempt is no longer current (or the job is gone): stop working on it."""
     UNKNOWN = "unknown"
     """No answer (the ledger was unreachable): try again at the next beat."""
+    CANCEL_REQUESTED = "cancel_requested"
+    """Recorded, and the job was cancelled: stop the handler and report ``cancelled``."""
 
 
 class LedgerUnavailable(LedgerError):
@@ -82,6 +86,17 @@ class LedgerPort(Protocol):
         """Report the attempt failed; return the job's status (``pending`` when it will be
         retried, ``dead_lettered`` when out of attempts). ``normalised``: the worker made
         ``error`` storable (:func:`ledger.text.normalise`); the event says so."""
+        ...
+
+    async def cancelled(self, job_id: UUID, attempt: int, worker_id: str) -> str:
+        """Report that the handler of a cancel-requested attempt stopped (``ReportCancelled``);
+        return the job's status (``cancelled``)."""
+        ...
+
+    def requested_cancels(self, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
+        """The jobs among ``attempts`` this process already knows were asked to stop,
+        without I/O (in-process: the ledger's cache; over HTTP: none, the heartbeat
+        answer says it)."""
         ...
 
     async def aclose(self) -> None:

@@ -1,7 +1,8 @@
 """The end of an attempt: report it to the ledger, then delete its message.
 
-A superseded attempt reports nothing. An interrupted one is reported failed with
-:data:`SHUTTING_DOWN`, so the retry policy requeues it at once. A report is retried
+A superseded attempt reports nothing. One an operator cancelled is reported cancelled
+(``ReportCancelled``: the job ends ``cancelled``). An interrupted one is reported failed
+with :data:`SHUTTING_DOWN`, so the retry policy requeues it at once. A report is retried
 while the ledger does not answer, for ``report_timeout`` seconds; one it never confirms
 keeps the message and leaves the job to the stale policy, never lost.
 """
@@ -58,7 +59,9 @@ class Reporter:
                         ctx.job_id, ctx.attempt, elapsed)
             await self.messages.delete(run.received)
             return
-        if outcome.interrupted:
+        if outcome.cancelled:
+            reported = await self._cancelled(run, elapsed)
+        elif outcome.interrupted:
             self.stats.interrupted += 1
             reported = await self._failure(run, SHUTTING_DOWN)
         elif outcome.error is not None:
@@ -83,6 +86,17 @@ class Reporter:
         if status != "superseded":
             self.stats.completed += 1
             log.info("job %s attempt %d completed in %.2fs", ctx.job_id, ctx.attempt, elapsed)
+        return True
+
+    async def _cancelled(self, run: Attempt, elapsed: float) -> bool:
+        ctx = run.ctx
+        status = await self._report(run, _report_cancelled(self.ledger), None)
+        if status is None:
+            return False
+        if status != "superseded":
+            self.stats.cancelled += 1
+            log.info("job %s attempt %d cancelled after %.2fs", ctx.job_id, ctx.attempt,
+                     elapsed)
         return True
 
     async def _failure(self, run: Attempt, error: str) -> bool:
@@ -128,6 +142,15 @@ class Reporter:
                 pause = min(pause * 2, 5.0)
                 continue
             return status
+
+
+def _report_cancelled(ledger: LedgerPort) -> Any:
+    """``ledger.cancelled`` shaped as the other reports (``value`` unused)."""
+
+    async def call(job_id: Any, attempt: int, worker_id: str, _value: object) -> str:
+        return await ledger.cancelled(job_id, attempt, worker_id)
+
+    return call
 
 
 def _error_text(error: BaseException) -> str:

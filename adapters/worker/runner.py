@@ -105,6 +105,7 @@ class Worker:
         self._slots = anyio.Semaphore(self.config.concurrency)
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeats.loop)
+            outer.start_soon(self._heartbeats.watch_cancels)
             async with anyio.create_task_group() as jobs:
                 task_status.started()
                 try:

@@ -15,6 +15,8 @@ class WorkerStats:
     failed: int = 0
     interrupted: int = 0
     superseded: int = 0
+    cancelled: int = 0
+    """Attempts whose handler an operator's cancel stopped, reported cancelled."""
     duplicates: int = 0
     released: int = 0
     heartbeats: int = 0
