@@ -32,6 +32,7 @@ from adapters.http import (
     queue_controls,
     queues,
     timetravel,
+    worker_cancel,
 )
 from adapters.http.access import Access, access_middleware
 from adapters.http.bodies import MAX_BODY_BYTES
@@ -96,7 +97,7 @@ def create_app(parts: HttpParts) -> Litestar:
         route_handlers=[
             *jobs.ROUTES, *heartbeats.ROUTES, *queues.ROUTES, *health.ROUTES, *metrics.ROUTES,
             *timetravel.ROUTES, *actions.ROUTES, *queue_controls.ROUTES,
-            *job_controls.ROUTES,
+            *job_controls.ROUTES, *worker_cancel.ROUTES,
         ],
         dependencies={
             "writer": _given(parts.writer),
