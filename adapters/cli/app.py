@@ -19,12 +19,19 @@ from adapters.cli.asof import print_jobs_as_of
 from adapters.cli.asof import register as register_as_of
 from adapters.cli.audit import audit_command
 from adapters.cli.console import make_console
+from adapters.cli.controls import (
+    cancel_command,
+    requeue_command,
+    resume_action_command,
+    retry_command,
+)
 from adapters.cli.errors import error_line, user_errors
 from adapters.cli.job_asof import AS_OF_HELP, print_job_as_of
 from adapters.cli.job_ids import job_ref, resolve_with
 from adapters.cli.keys import keys_app
 from adapters.cli.monitor import dlq_app, monitor_app, stale_app
 from adapters.cli.projections import list_jobs, migrate_command, projections_app
+from adapters.cli.queues import queues_app
 from adapters.cli.replay import replay_app
 from adapters.cli.serve import serve_command
 from adapters.cli.timeline import timeline_table
@@ -42,6 +49,11 @@ app = typer.Typer(
 )
 jobs_app = typer.Typer(help="Inspect jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+jobs_app.command("cancel")(cancel_command)
+jobs_app.command("retry")(retry_command)
+jobs_app.command("requeue")(requeue_command)
+jobs_app.command("resume-action")(resume_action_command)
+app.add_typer(queues_app, name="queues")
 app.add_typer(projections_app, name="projections")
 register_as_of(projections_app)
 app.command("migrate")(migrate_command)
