@@ -28,6 +28,7 @@ from litestar.params import QueryParameter
 
 from adapters.http.access import rule
 from adapters.http.health_asof import HealthAsOf, HealthAsOfBody
+from adapters.http.health_queues import QueuesHealth, queues_health
 from adapters.http.ratelimit import Limiter
 from adapters.http.services import HealthSettings, ReadPool
 from adapters.service.metrics import REGISTRY
@@ -35,6 +36,7 @@ from ledger.access import Role
 from projections.queries.dead_letter_alerts import DeadLetterAlertQueries
 from projections.queries.health_metrics import HealthMetrics, HealthMetricsQueries
 from projections.queries.lag import ViewStatus, view_status
+from projections.queries.queue_controls import QueueControl, QueueControlQueries
 from projections.registry import VIEWS
 from projections.store import ViewStore
 
@@ -108,6 +110,8 @@ class Health(msgspec.Struct):
     metrics: Metrics
     issues: list[str] = msgspec.field(default_factory=list)
     """Why the status is not ``healthy``, one line each."""
+    queues: QueuesHealth = msgspec.field(default_factory=QueuesHealth)
+    """Paused queues and each controlled queue's running jobs vs its cap."""
 
 
 class Check(msgspec.Struct):
@@ -122,6 +126,8 @@ class Check(msgspec.Struct):
     error: str | None
     alerts: dict[str, int] = msgspec.field(default_factory=dict)
     """Dead letters by alert status (``dead_letter_alerts`` view): pending, sent, failed."""
+    queues: list[QueueControl] = msgspec.field(default_factory=list)
+    """The controlled queues (``queue_controls`` view)."""
 
 
 class HealthMonitor:
@@ -165,20 +171,20 @@ class HealthMonitor:
         now = self.clock()
         try:
             with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
-                latency, figures, lag, alerts = await anyio.to_thread.run_sync(
+                latency, figures, lag, alerts, queues = await anyio.to_thread.run_sync(
                     self.views.use, self._read, abandon_on_cancel=True
                 )
         except Exception as error:
             check = Check(started, now, None, None, [], f"{type(error).__name__}: {error}")
         else:
-            check = Check(started, now, latency, figures, lag, None, alerts)
+            check = Check(started, now, latency, figures, lag, None, alerts, queues)
         self.latest = check
         self._note_alerts()
         return check
 
     def _read(
         self, store: ViewStore
-    ) -> tuple[float, HealthMetrics, list[ViewStatus], dict[str, int]]:
+    ) -> tuple[float, HealthMetrics, list[ViewStatus], dict[str, int], list[QueueControl]]:
         started = time.perf_counter()
         store.head()
         latency = (time.perf_counter() - started) * 1000
@@ -187,7 +193,8 @@ class HealthMonitor:
             self.clock(), stale_threshold=threshold, active_window=threshold
         )
         alerts = DeadLetterAlertQueries(store).counts()
-        return latency, figures, view_status(store, list(VIEWS.values())), alerts
+        queues = QueueControlQueries(store).all()
+        return latency, figures, view_status(store, list(VIEWS.values())), alerts, queues
 
     def _alerts_health(self, check: Check, issues: list[str]) -> AlertsHealth:
         return _alerts_health_of(check.alerts, self._alerts_failing, issues)
@@ -222,6 +229,7 @@ class HealthMonitor:
             services=Services(database, workers, limiter, alerts, projections),
             metrics=metrics,
             issues=issues,
+            queues=queues_health(check.queues),
         )
 
 

@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from adapters.http.health import Check, HealthMonitor
+from adapters.http.health_queues import queue_gauges
 from adapters.http.ratelimit import Limiter
 from adapters.service.metrics import REGISTRY
 from projections.queries.health_metrics import QueueHealth
@@ -93,6 +94,7 @@ class ViewGauges(Collector):
             stopped.add_metric([view.view], 1 if view.error else 0)
         yield lag
         yield stopped
+        yield from queue_gauges(check.queues, self.queues)
         alerts = GaugeMetricFamily(
             "jobledger_dead_letter_alerts", "Dead letters by alert status (pending, sent, "
             "failed), from the dead_letter_alerts view.", labels=["status"],

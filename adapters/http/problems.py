@@ -25,6 +25,8 @@ from ledger.errors import (
     JobNotFound,
     LedgerError,
     NotStale,
+    QueueAtCapacity,
+    QueuePaused,
     StoreError,
     TransportError,
     UnknownAttempt,
@@ -42,11 +44,22 @@ STATUS_OF: dict[type[LedgerError], int] = {
     JobNotDue: 409,
     NotStale: 409,
     ConcurrencyExhausted: 409,
+    QueuePaused: 429,
+    QueueAtCapacity: 429,
     IdempotencyConflict: 422,
     InvalidCommand: 422,
     StoreError: 503,
     TransportError: 503,
 }
+
+RETRY_AFTER: dict[type[LedgerError], str] = {
+    ConcurrencyExhausted: "1",
+    QueuePaused: "5",
+    QueueAtCapacity: "1",
+}
+"""``Retry-After`` seconds of the refusals a client should simply try again later (a
+503 has ``1``). A paused or full queue is 429, not 409: a worker hands the message back
+uncounted and claims again after this long (docs/adr/0100-operator-controls.md)."""
 
 TITLES = {
     400: "Bad Request",
@@ -127,8 +140,8 @@ def on_api_error(_: Request[Any, Any, Any], error: ApiError) -> Response[Problem
 
 def on_ledger_error(_: Request[Any, Any, Any], error: LedgerError) -> Response[Problem]:
     status = status_of(error)
-    retry = isinstance(error, ConcurrencyExhausted) or status == 503
-    headers = {"Retry-After": "1"} if retry else None
+    retry = RETRY_AFTER.get(type(error), "1" if status == 503 else None)
+    headers = {"Retry-After": retry} if retry else None
     return problem_response(status, str(error), code=error.code, headers=headers)
 
 

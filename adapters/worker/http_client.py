@@ -5,8 +5,9 @@ The API's answers become the ledger's own errors (see :mod:`adapters.worker.port
 ``attempt_superseded`` (or any 409 to a report) is :class:`AttemptSuperseded`, 409
 ``illegal_transition`` / ``job_not_due`` to a claim are :class:`IllegalTransition` /
 :class:`JobNotDue` (with the time it names), 404 :class:`JobNotFound`, 401/403
-:class:`WorkerAccessDenied`; 429, 5xx, timeouts and network errors are
-:class:`LedgerUnavailable` (with ``Retry-After`` when the API gave one).
+:class:`WorkerAccessDenied`; 429 ``queue_paused`` / ``queue_at_capacity`` to a claim
+are :class:`QueuePaused` / :class:`QueueAtCapacity`; other 429s, 5xx, timeouts and
+network errors are :class:`LedgerUnavailable` (with ``Retry-After`` when the API gave one).
 
 The claim's answer carries the job's payload (``POST /jobs/{id}/claim`` returns
 ``{job_id, attempt, status, payload}``), so a job costs no extra request.
@@ -31,6 +32,8 @@ from ledger.errors import (
     JobNotDue,
     JobNotFound,
     LedgerError,
+    QueueAtCapacity,
+    QueuePaused,
 )
 
 USER_AGENT = "job-ledger-worker"
@@ -101,7 +104,10 @@ class HttpLedger:
             self._client.headers.update(headers)
 
     async def claim(self, job_id: UUID, worker_id: str) -> ClaimedJob:
-        response = await self._post(f"/jobs/{job_id}/claim", {"worker_id": worker_id})
+        try:
+            response = await self._post(f"/jobs/{job_id}/claim", {"worker_id": worker_id})
+        except LedgerUnavailable as error:
+            raise _queue_refusal(error) or error from None
         if response.status_code == 409:
             problem = _problem(response)
             if problem.code == "job_not_due":
@@ -186,7 +192,30 @@ class HttpLedger:
             raise JobNotFound(path.split("/")[2] if path.startswith("/jobs/") else path)
         if status in (413, 422):
             raise InvalidCommand(detail)
+        if status == 429 and problem.code in (QueuePaused.code, QueueAtCapacity.code):
+            raise _QueueRefused(problem.detail, problem.code, _retry_after(response))
         raise LedgerUnavailable(detail, retry_after=_retry_after(response))
+
+
+class _QueueRefused(LedgerUnavailable):
+    """A 429 whose problem names a paused or full queue (see :func:`_queue_refusal`)."""
+
+    def __init__(self, detail: str, code: str | None, retry_after: float | None) -> None:
+        self.problem_code = code
+        super().__init__(detail, retry_after=retry_after)
+
+
+def _queue_refusal(error: LedgerUnavailable) -> LedgerError | None:
+    """The claim's 429 ``queue_paused`` / ``queue_at_capacity`` as the ledger's own
+    error, so the worker hands the message back uncounted and waits on that queue."""
+    if not isinstance(error, _QueueRefused):
+        return None
+    found = re.search(r"queue '([^']*)'", error.message)
+    queue = found.group(1) if found else ""
+    if error.problem_code == QueuePaused.code:
+        return QueuePaused(queue)
+    limit = re.search(r"maximum of (\d+)", error.message)
+    return QueueAtCapacity(queue, int(limit.group(1)) if limit else 0)
 
 
 def _problem(response: httpx.Response) -> _Problem:

@@ -7,7 +7,9 @@ extends their messages' visibility.
 
 A message is a wake-up; the ledger decides. A claim refused because the job is not
 pending (a duplicate or obsolete message) deletes the message without calling the
-handler; a claim that is early (``JobNotDue``) releases it until the job is due. Every
+handler; a claim that is early (``JobNotDue``) releases it until the job is due; one
+refused by the job's queue (paused or at its cap) releases it and leaves that queue alone
+for a moment (:mod:`adapters.worker.queue_waits`). Every
 message released before a handler ran is handed back uncounted
 (:meth:`~adapters.worker.messages.Messages.hand_back`), so receives no handler attempted
 never dead-letter a job. After a completion or a failure the message is deleted
@@ -43,6 +45,7 @@ from adapters.worker.context import Handler, JobContext, check_handler, is_async
 from adapters.worker.heartbeats import Heartbeats
 from adapters.worker.messages import Messages
 from adapters.worker.port import LedgerPort, LedgerUnavailable, WorkerAccessDenied
+from adapters.worker.queue_waits import QueueWaits, wait_for
 from adapters.worker.report import Reporter
 from adapters.worker.stats import WorkerStats
 from ledger.errors import IllegalTransition, JobNotDue, JobNotFound, LedgerError, TransportError
@@ -75,6 +78,7 @@ class Worker:
         self._slots: anyio.Semaphore | None = None
         self._caller = HandlerCaller(self.handler, is_async(handler), self.config.concurrency)
         self._messages = Messages(transport, self.config, self.stats)
+        self._queue_waits = QueueWaits()
         self._heartbeats = Heartbeats(
             ledger, self.config, self._running, self._messages, self.stats
         )
@@ -156,6 +160,7 @@ class Worker:
                 self._receive_scope = scope
                 if pause:
                     await anyio.sleep(pause)
+                await anyio.sleep(self._queue_waits.all_waiting(self.config.queues))
                 batch, pause = await self._receive_some()
                 for received in batch:
                     jobs.start_soon(self._process, received)
@@ -225,6 +230,10 @@ class Worker:
         if self._draining:
             await self._messages.hand_back(received, 0.0)
             return None
+        waiting = self._queue_waits.remaining(message.queue)
+        if waiting:  # its queue refused a claim a moment ago: do not ask again yet
+            await self._messages.hand_back(received, waiting)
+            return None
         try:
             claimed = await self.ledger.claim(message.job_id, self.worker_id)
         except LedgerError as error:
@@ -249,6 +258,10 @@ class Worker:
             await self._messages.delete(received)
         elif isinstance(error, JobNotDue):
             await self._messages.hand_back(received, _seconds_until(error.not_before))
+        elif (wait := wait_for(error)) is not None:
+            seconds = self._queue_waits.wait(received.message.queue, wait)
+            log.debug("job %s: %s; message handed back for %.2fs", job_id, error, seconds)
+            await self._messages.hand_back(received, seconds)
         elif isinstance(error, JobNotFound):
             log.warning("job %s: no such job; message %s dropped", job_id, received.message_id)
             await self._messages.delete(received)
