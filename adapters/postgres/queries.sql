@@ -26,14 +26,6 @@ WHERE status = 'in_progress' AND last_heartbeat_at < %(before)s
 ORDER BY last_heartbeat_at
 LIMIT %(limit)s;
 
--- name: job_status.due_scheduled
--- The scheduler's round (ADR 100): scheduled jobs due by now, oldest due first, from the
--- partial index job_status_scheduled_idx (no scan of the other jobs).
-SELECT job_id FROM job_status
-WHERE status = 'scheduled' AND not_before <= %(now)s
-ORDER BY not_before
-LIMIT %(limit)s;
-
 -- name: job_status.dead_lettered
 SELECT * FROM job_status
 WHERE status = 'dead_lettered' AND (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
