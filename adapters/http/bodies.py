@@ -17,7 +17,16 @@ from litestar import Request
 
 from adapters.http.decoding import decode_body
 from adapters.http.problems import ApiError
-from ledger.commands import Attempt, ErrorText, MaxAttempts, Name, QueueName
+from ledger.commands import (
+    Attempt,
+    AwareTime,
+    DelaySeconds,
+    ErrorText,
+    MaxAttempts,
+    Name,
+    Priority,
+    QueueName,
+)
 from ledger.errors import InvalidText
 from ledger.text import check_value
 
@@ -49,6 +58,12 @@ class EnqueueRequest(Body, frozen=True):
     payload: Any = None
     max_attempts: MaxAttempts = 3
     idempotency_key: Name | None = None
+    priority: Priority = 0
+    """-100..100: the local queue receives higher first (FIFO within a priority)."""
+    run_at: AwareTime | None = None
+    """Not before this time (with a zone): the job is ``scheduled`` until then."""
+    delay_seconds: DelaySeconds | None = None
+    """Not before this many seconds from now (exclusive with ``run_at``)."""
 
 
 class ClaimRequest(Body, frozen=True):

@@ -76,6 +76,7 @@ async def enqueue(
     outcome = await writer.execute(EnqueueJob(
         customer_id=body.customer_id, queue=body.queue, payload=body.payload,
         max_attempts=body.max_attempts, idempotency_key=body.idempotency_key,
+        priority=body.priority, run_at=body.run_at, delay_seconds=body.delay_seconds,
     ))
     headers = {"Location": f"/jobs/{outcome.job_id}"}
     if not outcome.created:

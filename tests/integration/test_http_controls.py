@@ -249,3 +249,25 @@ def test_a_bulk_cancel_of_2500_jobs_over_http_runs_in_3_batches(api: Api) -> Non
     assert not isinstance(first, Exception)
     history = api.http.get(f"/jobs/{first.job_id}/history", headers=api.as_("staff")).json()
     assert history["events"][-1]["data"]["action_id"] == done["action_id"]
+
+
+def test_enqueue_with_a_delay_or_a_time_is_scheduled(api: Api) -> None:
+    delayed = api.http.post("/jobs", json={"customer_id": "acme", "delay_seconds": 3600,
+                                           "priority": 7}, headers=api.as_("acme"))
+    assert delayed.status_code == 201, delayed.text
+    assert delayed.json()["status"] == "scheduled"
+    job = api.container.ledger.get_job(_uuid(delayed.json()["job_id"]))
+    assert job.priority == 7
+    at = api.http.post("/jobs", json={"customer_id": "acme", "run_at": "2999-01-01T00:00:00Z"},
+                       headers=api.as_("acme"))
+    assert at.json()["status"] == "scheduled", at.text
+    now = api.http.post("/jobs", json={"customer_id": "acme", "delay_seconds": 0},
+                        headers=api.as_("acme"))
+    assert now.json()["status"] == "pending", now.text
+    head = api.head()
+    for bad in ({"run_at": "2999-01-01T00:00:00"}, {"priority": 101}, {"delay_seconds": -1},
+                {"run_at": "2999-01-01T00:00:00Z", "delay_seconds": 5}):
+        answer = api.http.post("/jobs", json={"customer_id": "acme"} | bad,
+                               headers=api.as_("acme"))
+        assert answer.status_code == 422, (bad, answer.text)
+    assert api.head() == head
