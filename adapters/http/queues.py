@@ -33,6 +33,8 @@ class QueueCounts(msgspec.Struct, frozen=True):
     in_progress: int = 0
     completed: int = 0
     dead_lettered: int = 0
+    scheduled: int = 0
+    cancelled: int = 0
     total: int = 0
 
 

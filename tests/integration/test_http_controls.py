@@ -271,3 +271,20 @@ def test_enqueue_with_a_delay_or_a_time_is_scheduled(api: Api) -> None:
                                headers=api.as_("acme"))
         assert answer.status_code == 422, (bad, answer.text)
     assert api.head() == head
+
+
+def test_a_customers_queue_counts_scheduled_and_cancelled_jobs(api: Api) -> None:
+    scheduled = api.http.post("/jobs", json={"customer_id": "acme", "delay_seconds": 600},
+                              headers=api.as_("acme")).json()["job_id"]
+    cancelled = enqueue(api)
+    api.http.post(f"/jobs/{cancelled}/cancel", json={}, headers=api.as_("acme"))
+
+    def counts() -> dict[str, int]:
+        answer = api.http.get("/queue/acme", headers=api.as_("acme"))
+        assert answer.status_code == 200, answer.text
+        found: dict[str, int] = answer.json()["counts"]
+        return found
+
+    wait_for(lambda: counts()["total"] == 2)
+    assert (counts()["scheduled"], counts()["cancelled"]) == (1, 1)
+    assert scheduled
