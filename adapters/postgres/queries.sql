@@ -113,3 +113,23 @@ SELECT alert_status, count(*) AS count FROM dead_letter_alerts GROUP BY alert_st
 
 -- name: queue_controls.all
 SELECT * FROM queue_controls ORDER BY queue;
+
+-- name: dispatch_holds.hold
+-- The dispatcher's writes below return a column so they run as named queries, in the
+-- transaction that advances its tracking (adapters/service/dispatch_holds.py).
+INSERT INTO dispatch_holds
+    (job_id, queue_id, queue, customer_id, attempt, priority, dedup_key, position)
+VALUES (%(job_id)s, %(queue_id)s, %(queue)s, %(customer_id)s, %(attempt)s, %(priority)s,
+        %(dedup_key)s, %(position)s)
+ON CONFLICT (job_id) DO UPDATE SET
+    queue_id = excluded.queue_id, queue = excluded.queue, customer_id = excluded.customer_id,
+    attempt = excluded.attempt, priority = excluded.priority, dedup_key = excluded.dedup_key,
+    position = excluded.position
+RETURNING job_id;
+
+-- name: dispatch_holds.of_queue
+SELECT * FROM dispatch_holds WHERE queue_id = %(queue_id)s ORDER BY position, job_id;
+
+-- name: dispatch_holds.release
+DELETE FROM dispatch_holds WHERE job_id = %(job_id)s AND dedup_key = %(dedup_key)s
+RETURNING job_id;

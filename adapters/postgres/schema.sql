@@ -87,3 +87,17 @@ CREATE TABLE view_checkpoint_chunks (
     data bytea NOT NULL,
     CONSTRAINT view_checkpoint_chunks_pkey PRIMARY KEY (checkpoint_id, seq)
 );
+
+-- name: dispatch_holds
+CREATE TABLE dispatch_holds (
+    job_id text NOT NULL,
+    queue_id text NOT NULL,
+    queue text NOT NULL,
+    customer_id text NOT NULL,
+    attempt bigint NOT NULL,
+    priority bigint NOT NULL,
+    dedup_key text NOT NULL,
+    position bigint NOT NULL,
+    CONSTRAINT dispatch_holds_pkey PRIMARY KEY (job_id)
+);
+CREATE INDEX dispatch_holds_queue_idx ON dispatch_holds (queue_id, position);

@@ -30,6 +30,7 @@ from uuid import UUID
 import anyio
 from anyio.abc import TaskStatus
 
+from adapters.service.dispatch_holds import Sorted, record, sort_page
 from adapters.service.session_worker import SessionWorker
 from ledger.application import JobLedger
 from ledger.errors import JobNotFound, LedgerError
@@ -98,6 +99,8 @@ class Dispatcher(SessionWorker):
         self._poll = poll_interval
         self._jobs: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.sent = 0
+        self.held = 0
+        """Sends held because their queue was paused (sent when it is resumed)."""
         self.holding = False
         self.failed_rounds = 0
         self.reconnects = 0
@@ -157,11 +160,14 @@ class Dispatcher(SessionWorker):
             return 0
         events, error = decode_page(page)
         outgoing = [m for m in [await self._message(e) for e in events] if m is not None]
+        holds = await self._sync(sort_page, self._store, self._ledger, events, outgoing)
+        outgoing = holds.send + [hold.outgoing() for hold in holds.release]
         if outgoing:
             await self._transport.send_batch(outgoing)
             self.sent += len(outgoing)
+        self.held += len(holds.hold)
         if events:
-            await self._sync(self._advance, tracking, events[-1].position)
+            await self._sync(self._advance, tracking, events[-1].position, holds)
         if error is not None:
             raise DispatchStopped(f"dispatcher stopped at {error}")
         return len(events)
@@ -189,8 +195,10 @@ class Dispatcher(SessionWorker):
         while len(self._jobs) > 100_000:
             self._jobs.popitem(last=False)
 
-    def _advance(self, expected: Tracking, position: int) -> None:
+    def _advance(self, expected: Tracking, position: int, holds: Sorted | None = None) -> None:
         with self._store.transaction():
+            if holds is not None:  # a paused queue's sends wait (adapters/service/dispatch_holds)
+                record(self._store, holds)
             if not self._store.advance(expected, position, self._owner):
                 log.warning("dispatcher: position moved under %s", self._owner)
 

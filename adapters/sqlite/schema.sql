@@ -82,3 +82,16 @@ CREATE TABLE view_checkpoint_chunks (
     data BLOB NOT NULL,
     PRIMARY KEY (checkpoint_id, seq)
 );
+
+-- name: dispatch_holds
+CREATE TABLE dispatch_holds (
+    job_id TEXT NOT NULL PRIMARY KEY,
+    queue_id TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    dedup_key TEXT NOT NULL,
+    position INTEGER NOT NULL
+);
+CREATE INDEX dispatch_holds_queue_idx ON dispatch_holds (queue_id, position);
