@@ -26,6 +26,23 @@ WHERE status = 'in_progress' AND last_heartbeat_at < %(before)s
 ORDER BY last_heartbeat_at
 LIMIT %(limit)s;
 
+-- name: job_status.due_scheduled
+-- The scheduler's round (ADR 100): scheduled jobs due by now, oldest due first, from the
+-- partial index job_status_scheduled_idx (no scan of the other jobs).
+SELECT job_id, not_before FROM job_status
+WHERE status = 'scheduled' AND not_before <= %(now)s
+ORDER BY not_before, job_id
+LIMIT %(limit)s;
+
+-- name: job_status.due_scheduled_after
+-- The next page of a round whose view lags behind its releases: after the last row read
+-- (keyset on not_before, job_id), so jobs released a moment ago are not read again.
+SELECT job_id, not_before FROM job_status
+WHERE status = 'scheduled' AND not_before <= %(now)s AND not_before >= %(after_at)s
+  AND (not_before, job_id) > (%(after_at)s, %(after_id)s::uuid)
+ORDER BY not_before, job_id
+LIMIT %(limit)s;
+
 -- name: job_status.dead_lettered
 SELECT * FROM job_status
 WHERE status = 'dead_lettered' AND (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)

@@ -1,6 +1,10 @@
 """The dispatcher: sends jobs to the transport, driven from the log with tracking.
 
-Every ``Enqueued``, ``Requeued`` and ``Redriven`` event becomes one job message. The
+Every ``Enqueued``, ``Requeued``, ``Redriven`` and ``Released`` event becomes one job
+message, carrying the job's priority; an ``Enqueued`` with a future ``run_at`` and a
+``Requeued`` with a future ``not_before`` (a retry's backoff) send nothing: the job is
+``scheduled``, and the scheduler's round (:mod:`adapters.service.scheduler`) releases it
+when due, whose ``Released`` is sent (ADR 100). The
 dispatcher reads the log after its tracked position, sends the page's messages, and only
 then advances its position, so a crash after an event and before its send still sends it
 after a restart (at least once). A resend is harmless: each message carries a dedup key
@@ -35,7 +39,7 @@ from adapters.service.session_worker import SessionWorker
 from ledger.application import JobLedger
 from ledger.errors import JobNotFound, LedgerError
 from ledger.ports.transport import JobMessage, Outgoing, Transport
-from projections.events import Enqueued, Event, Redriven, Requeued, decode_page
+from projections.events import Enqueued, Event, Redriven, Released, Requeued, decode_page
 from projections.store import Tracking, ViewStore
 
 log = logging.getLogger(__name__)
@@ -53,12 +57,24 @@ class DispatchStopped(LedgerError):
     code = "dispatch_stopped"
 
 
-def message_for(
-    event: Event, customer_id: str, queue: str, attempt: int, now: datetime
-) -> Outgoing | None:
-    """The message an event asks for, with its delay; ``None`` for other events."""
+def held(event: Event) -> bool:
+    """True when the event leaves its job ``scheduled``: the scheduler releases it."""
     body = event.body
-    if not isinstance(body, Enqueued | Requeued | Redriven):
+    if isinstance(body, Enqueued):
+        return body.run_at is not None and body.run_at.at > event.at
+    if isinstance(body, Requeued):
+        return body.not_before is not None and body.not_before.at > event.at
+    return False
+
+
+def message_for(
+    event: Event, customer_id: str, queue: str, attempt: int, now: datetime, *,
+    priority: int = 0,
+) -> Outgoing | None:
+    """The message an event asks for, with its delay; ``None`` for other events and for
+    events that leave the job scheduled (:func:`held`)."""
+    body = event.body
+    if not isinstance(body, Enqueued | Requeued | Redriven | Released) or held(event):
         return None
     delay = 0.0
     if isinstance(body, Requeued) and body.not_before is not None:
@@ -69,6 +85,7 @@ def message_for(
         customer_id=customer_id,
         queue=queue,
         dedup_key=f"{event.originator_id}:v{event.originator_version}",
+        priority=priority,
     )
     return Outgoing(message, delay)
 
@@ -97,7 +114,7 @@ class Dispatcher(SessionWorker):
         self._owner = owner
         self._page = page
         self._poll = poll_interval
-        self._jobs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._jobs: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
         self.sent = 0
         self.held = 0
         """Sends held because their queue was paused (sent when it is resumed)."""
@@ -175,9 +192,11 @@ class Dispatcher(SessionWorker):
     async def _message(self, event: Event) -> Outgoing | None:
         body = event.body
         if isinstance(body, Enqueued):
-            self._remember(event.originator_id, body.customer_id, body.queue)
-            return message_for(event, body.customer_id, body.queue, 0, self._clock())
-        if not isinstance(body, Requeued | Redriven):
+            self._remember(event.originator_id, body.customer_id, body.queue, body.priority)
+            return message_for(
+                event, body.customer_id, body.queue, 0, self._clock(), priority=body.priority
+            )
+        if not isinstance(body, Requeued | Redriven | Released) or held(event):
             return None
         known = self._jobs.get(event.originator_id)
         try:
@@ -186,12 +205,14 @@ class Dispatcher(SessionWorker):
             log.error("dispatcher: job %s of event %d not found", event.originator_id,
                       event.position)
             return None
-        customer, queue = known or (job.customer_id, job.queue)
-        self._remember(event.originator_id, customer, queue)
-        return message_for(event, customer, queue, job.attempt, self._clock())
+        customer, queue, priority = known or (job.customer_id, job.queue, job.priority)
+        self._remember(event.originator_id, customer, queue, priority)
+        return message_for(
+            event, customer, queue, job.attempt, self._clock(), priority=priority
+        )
 
-    def _remember(self, job_id: str, customer_id: str, queue: str) -> None:
-        self._jobs[job_id] = (customer_id, queue)
+    def _remember(self, job_id: str, customer_id: str, queue: str, priority: int) -> None:
+        self._jobs[job_id] = (customer_id, queue, priority)
         while len(self._jobs) > 100_000:
             self._jobs.popitem(last=False)
 

@@ -24,6 +24,7 @@ from adapters.service.bootstrap import Container, utc_now
 from adapters.service.checkpointer import checkpoint_part
 from adapters.service.dispatcher import Dispatcher
 from adapters.service.monitors import DeadLetterMonitor, StaleMonitor
+from adapters.service.scheduler import Scheduler
 from adapters.service.view_alerts import ViewAlerts
 from adapters.slack.webhook import AlertSink, LoggedAlerts, SlackWebhook
 from ledger.ports.transport import Transport
@@ -121,13 +122,22 @@ def projection_part(container: Container, *, poll_interval: float = 0.5) -> Part
 
 
 def dispatcher_part(container: Container, transport: Transport) -> Part:
+    """The dispatcher, with the scheduler's round beside it on a session of its own (it
+    releases due scheduled jobs, whose ``Released`` the dispatcher sends; ADR 100)."""
+
     async def part(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        async with _session(container) as store:
+        async with _session(container) as store, _session(container) as timed, \
+                anyio.create_task_group() as group:
+            scheduler = Scheduler(
+                timed, container.ledger, clock=utc_now, reopen=container.backend.open_views
+            )
+            group.start_soon(_run_worker, scheduler, timed, anyio.TASK_STATUS_IGNORED)
             dispatcher = Dispatcher(
                 store, container.ledger, transport, clock=utc_now, owner=owner_name("dispatch"),
                 reopen=container.backend.open_views,
             )
             await _run_worker(dispatcher, store, task_status)
+            group.cancel_scope.cancel()
 
     return part
 
@@ -146,7 +156,7 @@ def stale_part(container: Container) -> Part:
 
 
 async def _run_worker(
-    worker: Dispatcher | StaleMonitor | DeadLetterMonitor, opened: ViewStore,
+    worker: Dispatcher | StaleMonitor | DeadLetterMonitor | Scheduler, opened: ViewStore,
     task_status: TaskStatus[None],
 ) -> None:
     """Run the dispatcher or a monitor; if it reconnected, close the session it holds

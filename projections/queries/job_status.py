@@ -113,6 +113,20 @@ class JobStatusQueries:
         rows = self.db.query("job_status.in_progress_before", {"before": before, "limit": limit})
         return ROWS.decode_all(rows)
 
+    def due_scheduled(
+        self, now: datetime, limit: int = 1000, *, after: tuple[object, UUID] | None = None
+    ) -> list[tuple[UUID, object]]:
+        """The scheduled jobs due by ``now``, oldest due first (the scheduler's round, from
+        the partial index on ``not_before``): ``(job_id, not_before)``, after the row
+        ``after`` (a pair this method returned) when given."""
+        if after is None:
+            rows = self.db.query("job_status.due_scheduled", {"now": now, "limit": limit})
+        else:
+            rows = self.db.query("job_status.due_scheduled_after", {
+                "now": now, "limit": limit, "after_at": after[0], "after_id": after[1],
+            })
+        return [(UUID(str(row["job_id"])), row["not_before"]) for row in rows]
+
     def dead_lettered(self, *, customer_id: str | None = None, limit: int = 100) -> list[JobStatus]:
         rows = self.db.query(
             "job_status.dead_lettered", {"customer_id": customer_id, "limit": limit}

@@ -1,0 +1,124 @@
+"""The scheduler's round: release the scheduled jobs that are due (ADR 100).
+
+A delayed enqueue (``run_at``, ``delay_seconds``) and a retry's backoff leave a job
+``scheduled``: nothing is sent for it. Every ``interval`` (0.2 s) the scheduler reads the
+due ones from ``job_status`` through the partial index on ``not_before``
+(``job_status.due_scheduled``), and executes ``ReleaseJob`` for them in one batch; each
+appends ``Released``, which the log-driven dispatcher sends as it sends ``Enqueued``.
+
+It runs beside the dispatcher (:func:`adapters.service.parts.dispatcher_part`). A release
+the view has not caught up with yet is not repeated for a few seconds; one repeated
+anyway (another scheduler, a restart) is refused by the job (it is no longer scheduled),
+so a job is released once. A failed round logs, backs off and opens a fresh session.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
+
+import anyio
+from anyio.abc import TaskStatus
+
+from adapters.service.session_worker import SessionWorker
+from ledger.application import JobLedger
+from ledger.commands import AnyCommand, ReleaseJob
+from ledger.errors import LedgerError
+from projections.queries.job_status import JobStatusQueries
+from projections.store import ViewStore
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 0.2
+"""Seconds between rounds: a job is sent at most about this long after it is due."""
+BATCH = 1000
+"""Most jobs released per round (one ``execute_batch``); a full round runs again at once."""
+RECENT_SECONDS = 5.0
+"""How long a released job is not released again while the view catches up."""
+MAX_BACKOFF = 5.0
+
+
+class Scheduler(SessionWorker):
+    """Releases due scheduled jobs every ``interval``. Call it as a part of a task group."""
+
+    def __init__(
+        self,
+        store: ViewStore,
+        ledger: JobLedger,
+        *,
+        clock: Callable[[], datetime],
+        interval: float = INTERVAL,
+        batch: int = BATCH,
+        reopen: Callable[[], ViewStore] | None = None,
+    ) -> None:
+        super().__init__(store, "scheduler", reopen)
+        self._ledger = ledger
+        self._clock = clock
+        self._interval = interval
+        self._batch = batch
+        self._recent: OrderedDict[UUID, float] = OrderedDict()
+        self._after: tuple[UUID, object] | None = None
+        """Where the next round reads on after a full one (the view may still list the
+        jobs this one released)."""
+        self.released = 0
+        self.rounds = 0
+        self.last_round_seconds = 0.0
+        """How long the last round took (the read and the batch), for the benchmark."""
+        self.failed_rounds = 0
+
+    async def __call__(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        failures = 0
+        while True:
+            started = anyio.current_time()
+            try:
+                full = await self.round() >= self._batch
+            except Exception as error:  # the database: back off, a fresh session
+                failures += 1
+                self.failed_rounds += 1
+                delay = min(MAX_BACKOFF, self._interval * 2 ** min(failures - 1, 16))
+                log.warning("scheduler: round failed: %s; retrying in %.1fs", error, delay)
+                await anyio.sleep(delay)
+                await self._sync(self._reconnect)
+                continue
+            failures = 0
+            if not full:
+                await anyio.sleep(max(0.0, started + self._interval - anyio.current_time()))
+
+    async def round(self) -> int:
+        """One round: read the due jobs and release them in one batch; how many were read
+        (a full batch: more may be due, the next round reads on after the last at once)."""
+        started = time.perf_counter()
+        now = self._clock()
+        due = await self._sync(self._due, now)
+        self._after = due[-1] if len(due) >= self._batch else None
+        fresh = self._not_recent([job_id for job_id, _ in due])
+        if fresh:
+            commands: list[AnyCommand] = [ReleaseJob(job_id=job_id) for job_id in fresh]
+            results = await anyio.to_thread.run_sync(self._ledger.execute_batch, commands, now)
+            released = sum(1 for r in results if not isinstance(r, LedgerError))
+            self.released += released
+            if released:
+                log.debug("scheduler: released %d job(s)", released)
+        self.rounds += 1
+        self.last_round_seconds = time.perf_counter() - started
+        return len(due)
+
+    def _due(self, now: datetime) -> list[tuple[UUID, object]]:
+        queries = JobStatusQueries(self._store)
+        after = None if self._after is None else (self._after[1], self._after[0])
+        return queries.due_scheduled(now, self._batch, after=after)
+
+    def _not_recent(self, due: list[UUID]) -> list[UUID]:
+        """``due`` without the jobs released moments ago (the view may lag behind)."""
+        now = time.monotonic()
+        while self._recent and next(iter(self._recent.values())) < now - RECENT_SECONDS:
+            self._recent.popitem(last=False)
+        fresh = [job_id for job_id in due if job_id not in self._recent]
+        for job_id in fresh:
+            self._recent[job_id] = now
+        return fresh
