@@ -34,7 +34,7 @@ COLUMNS = ("queue", "paused", "paused_by", "paused_reason", "max_running", "runn
 def list_command(as_json: AsJson = False) -> None:
     """Every queue with jobs or controls: paused (by whom, why), its cap and its jobs."""
     with wired_views() as (wired, store):
-        catch_up_unfed(store, [VIEWS["health_metrics"]])
+        catch_up_unfed(store, [VIEWS["health_metrics"], VIEWS["queue_controls"]])
         states = queue_states(wired.ledger, lambda read: read(store))
     rows = [state.to_dict() for state in states]
     if as_json:

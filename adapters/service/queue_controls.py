@@ -10,7 +10,8 @@ from typing import Any
 import msgspec
 
 from ledger.application import JobLedger
-from projections.queries.queue_names import queues_with_jobs
+from projections.queries.queue_controls import QueueControlQueries
+from projections.queries.queue_names import QueueJobs, queues_with_jobs
 from projections.store import ViewStore
 
 
@@ -33,14 +34,21 @@ class QueueState(msgspec.Struct, frozen=True):
         return data
 
 
+def _names(store: ViewStore) -> tuple[dict[str, QueueJobs], set[str]]:
+    """Queues with jobs (and their counts), and the queues an operator controlled."""
+    counts = {q.queue: q for q in queues_with_jobs(store)}
+    return counts, {q.queue for q in QueueControlQueries(store).all()}
+
+
 def queue_states(
     ledger: JobLedger, read: Callable[[Callable[[ViewStore], Any]], Any],
     also: tuple[str, ...] = (),
 ) -> list[QueueState]:
-    """Every queue with jobs, and ``also`` these, by name."""
-    counts = {q.queue: q for q in read(queues_with_jobs)}
+    """Every queue with jobs or controls, and ``also`` these, by name; the controls as
+    the ledger has them now (the view may lag a moment behind a pause)."""
+    counts, controlled = read(_names)
     states = []
-    for name in sorted(set(counts) | set(also)):
+    for name in sorted(set(counts) | controlled | set(also)):
         jobs = counts.get(name)
         queue = ledger.get_queue(name)
         extra = {"pending": jobs.pending, "in_progress": jobs.in_progress} if jobs else {}

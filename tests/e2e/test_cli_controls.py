@@ -85,6 +85,9 @@ def test_queues_pause_list_resume_and_limit(tmp_path: Path) -> None:
     assert "smtp down" in table
     limited = run(tmp_path, "queues", "limit", "emails", "5", env=env)
     assert "at most 5 running" in limited.stdout, limited.stderr
+    run(tmp_path, "queues", "pause", "nightly", env=env)  # a queue without jobs
+    listed = json.loads(run(tmp_path, "queues", "list", "--json", env=env).stdout)
+    assert [q["paused"] for q in listed if q["queue"] == "nightly"] == [True]
     resumed = run(tmp_path, "queues", "resume", "emails", env=env)
     assert "queue emails: running, at most 5 running" in resumed.stdout, resumed.stderr
 

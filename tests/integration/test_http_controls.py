@@ -285,6 +285,19 @@ def test_a_customers_queue_counts_scheduled_and_cancelled_jobs(api: Api) -> None
         found: dict[str, int] = answer.json()["counts"]
         return found
 
-    wait_for(lambda: counts()["total"] == 2)
-    assert (counts()["scheduled"], counts()["cancelled"]) == (1, 1)
+    wait_for(lambda: counts()["cancelled"] == 1)
+    assert (counts()["scheduled"], counts()["cancelled"], counts()["total"]) == (1, 1, 2)
     assert scheduled
+
+
+def test_a_paused_queue_without_jobs_is_listed(api: Api) -> None:
+    api.http.post("/queues/nightly/pause", json={"reason": "holiday"}, headers=api.as_("staff"))
+
+    def nightly() -> dict[str, Any] | None:
+        found = api.http.get("/queues", headers=api.as_("staff")).json()
+        return next((q for q in found if q["queue"] == "nightly"), None)
+
+    wait_for(lambda: nightly() is not None)
+    shown = nightly()
+    assert shown is not None
+    assert (shown["paused"], shown["paused_reason"], shown["pending"]) == (True, "holiday", 0)
