@@ -9,7 +9,10 @@ events into a :class:`ledger.audit.JobAudit`. Then:
 - each view must equal a fresh rebuild (:func:`projections.rebuild.verify`), and a
   rebuild must fold the whole log (a view stopped at an event fails the audit);
 - the dispatcher's tracking position must be past every enqueue, requeue and redrive,
-  except the last few seconds' (reported as in flight).
+  except the last few seconds' (reported as in flight);
+- no job of a paused queue is claimed and no queue runs more jobs than its cap, at any
+  position (:mod:`ledger.queue_audit`; the queue aggregates' events feed it, the bulk
+  actions' are not a job's).
 """
 
 from __future__ import annotations
@@ -21,8 +24,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adapters.service.dispatcher import DISPATCH
-from ledger.audit import JobAudit, Limits, Pending, Step, Violation
-from projections.events import decode_page
+from ledger.audit import IN_PROGRESS, JobAudit, Limits, Pending, Step, Violation
+from ledger.queue_audit import QueueAudit
+from projections.events import (
+    ActionBody,
+    Enqueued,
+    Event,
+    QueueBody,
+    QueueLimitSet,
+    QueueOpened,
+    QueuePaused,
+    QueueResumed,
+    decode_page,
+)
 from projections.job_status import JOB_STATUS
 from projections.model import View
 from projections.rebuild import REBUILD_PAGE, verify
@@ -111,8 +125,37 @@ def step_of(position: int, version: int, topic_name: str, body: Any, at: datetim
     )
 
 
+def feed_queue(queues: QueueAudit, event: Event) -> None:
+    """One event of a queue aggregate."""
+    body = event.body
+    if isinstance(body, QueueOpened):
+        queues.opened(event.originator_id, body.name)
+    elif isinstance(body, QueuePaused | QueueResumed | QueueLimitSet):
+        kind = {QueuePaused: "Paused", QueueResumed: "Resumed"}.get(type(body), "LimitSet")
+        limit = body.max_running if isinstance(body, QueueLimitSet) else None
+        queues.control(event.originator_id, kind, limit)
+
+
+def feed_job(
+    audits: dict[str, JobAudit], queues: QueueAudit | None, event: Event, upto: int | None
+) -> None:
+    """One event of a job: its own fold, then the queue invariants."""
+    name = type(event.body).__name__
+    job_id = event.originator_id
+    audit = audits.get(job_id)
+    if audit is None:
+        audit = audits[job_id] = JobAudit(job_id)
+    step = step_of(event.position, event.originator_version, name, event.body, event.at)
+    audit.feed(step, upto)
+    if queues is not None:
+        if isinstance(event.body, Enqueued):
+            queues.enqueued(job_id, event.body.queue)
+        queues.job_step(job_id, step, audit.status == IN_PROGRESS)
+
+
 def audit_log(
-    store: ViewStore, *, page_size: int = AUDIT_PAGE, check_dispatch: bool = True
+    store: ViewStore, *, page_size: int = AUDIT_PAGE, check_dispatch: bool = True,
+    queues: QueueAudit | None = None,
 ) -> tuple[dict[str, JobAudit], int, int, int]:
     """Fold the whole log into one :class:`JobAudit` per job.
 
@@ -131,14 +174,13 @@ def audit_log(
         if error is not None:
             raise error
         for event in decoded:
-            name = type(event.body).__name__
-            if name == "RequestsTallied":
-                continue
-            audit = audits.get(event.originator_id)
-            if audit is None:
-                audit = audits[event.originator_id] = JobAudit(event.originator_id)
-            audit.feed(step_of(event.position, event.originator_version, name, event.body,
-                               event.at), upto)
+            if isinstance(event.body, QueueBody):
+                if queues is not None:
+                    feed_queue(queues, event)
+            elif not isinstance(event.body, ActionBody) and (
+                type(event.body).__name__ != "RequestsTallied"
+            ):
+                feed_job(audits, queues, event, upto)
         events += len(decoded)
         after = page[-1][0]
     return audits, head, events, dispatched
@@ -206,13 +248,17 @@ def run_audit(
     started = time.monotonic()
     store = open_store()
     try:
-        audits, head, events, dispatched = audit_log(store, check_dispatch=check_dispatch)
+        queues = QueueAudit()
+        audits, head, events, dispatched = audit_log(
+            store, check_dispatch=check_dispatch, queues=queues
+        )
         limits = Limits(now(), alert_grace, dispatched if check_dispatch else None, in_flight)
         violations: list[Violation] = []
         pending: list[Pending] = []
         for audit in audits.values():
             pending.extend(audit.finish(limits))
             violations.extend(audit.violations)
+        violations.extend(queues.violations)
         violations.extend(check_job_status(store, audits))
     finally:
         store.close()
