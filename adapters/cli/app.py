@@ -30,6 +30,7 @@ from adapters.cli.job_asof import AS_OF_HELP, print_job_as_of
 from adapters.cli.job_ids import job_ref, resolve_with
 from adapters.cli.keys import keys_app
 from adapters.cli.monitor import dlq_app, monitor_app, stale_app
+from adapters.cli.options import names
 from adapters.cli.projections import list_jobs, migrate_command, projections_app
 from adapters.cli.queues import queues_app
 from adapters.cli.replay import replay_app
@@ -133,8 +134,12 @@ def jobs_show(
 @user_errors
 def jobs_list(  # noqa: PLR0917 - typer options
     status: Annotated[Status | None, typer.Option(help="Only jobs in this status.")] = None,
-    customer: Annotated[str | None, typer.Option(help="Only this customer's jobs.")] = None,
-    queue: Annotated[str | None, typer.Option(help="Only jobs of this queue.")] = None,
+    customer: Annotated[
+        str | None, typer.Option(help="Only this customer's jobs.", callback=names)
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option(help="Only jobs of this queue.", callback=names)
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many jobs.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_of: Annotated[

@@ -15,9 +15,9 @@ from rich.table import Table
 
 from adapters.cli.console import make_console
 from adapters.cli.errors import user_errors
+from adapters.cli.options import names
 from adapters.service.bootstrap import build, utc_now
 from ledger.access import KeyRecord, KeyStore, Role, new_key
-from ledger.commands import Name
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 console = make_console()
@@ -31,34 +31,22 @@ def _store() -> KeyStore:
         wired.close()
 
 
-def _checked_customer(value: str | None) -> str | None:
-    if value is None:
-        return None
-    import msgspec
-
-    try:
-        return msgspec.convert(value, Name)
-    except msgspec.ValidationError:
-        raise typer.BadParameter(
-            f"{value!r} is not a customer id (1-200 characters, no control characters)"
-        ) from None
-
-
 @keys_app.command("create")
 @user_errors
 def create(
     role: Annotated[Role, typer.Option("--role", help="What the key may do.")],
     customer: Annotated[
-        str | None, typer.Option("--customer", help="Only this customer's jobs.")
+        str | None, typer.Option("--customer", help="Only this customer's jobs.", callback=names)
     ] = None,
-    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    label: Annotated[
+        str | None, typer.Option(help="A note to recognise the key by.", callback=names)
+    ] = None,
 ) -> None:
     """Create a key; the key itself is printed once, alone on the last line."""
-    customer_id = _checked_customer(customer)
     store = _store()
-    key, record = new_key(role, customer_id, label, utc_now())
+    key, record = new_key(role, customer, label, utc_now())
     store.add(record)
-    scope = f", customer {customer_id}" if customer_id else ""
+    scope = f", customer {customer}" if customer else ""
     sys.stdout.write(
         f"created API key {record.key_id} (role {record.role}{scope})\n"
         "it is shown only now; the ledger keeps only its hash:\n"
@@ -88,7 +76,8 @@ def list_keys(
 @keys_app.command("revoke")
 @user_errors
 def revoke(
-    key_id: Annotated[str, typer.Argument(help="The key's id (from `ledger keys list`).")],
+    key_id: Annotated[str, typer.Argument(
+        help="The key's id (from `ledger keys list`).", callback=names)],
 ) -> None:
     """Revoke a key: requests with it are refused within seconds."""
     record = _store().revoke(key_id, utc_now())

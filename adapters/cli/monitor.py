@@ -17,6 +17,7 @@ from rich.table import Table
 from adapters.cli.console import cell, make_console
 from adapters.cli.errors import user_errors
 from adapters.cli.job_ids import checked, resolve
+from adapters.cli.options import names
 from adapters.cli.projections import wired_views
 from adapters.service.bootstrap import Container, build, build_transport, utc_now
 from adapters.service.monitors import StaleMonitor
@@ -150,7 +151,9 @@ def stale_scan(
 @dlq_app.command("list")
 @user_errors
 def dlq_list(
-    customer: Annotated[str | None, typer.Option(help="Only this customer's jobs.")] = None,
+    customer: Annotated[
+        str | None, typer.Option(help="Only this customer's jobs.", callback=names)
+    ] = None,
     limit: Annotated[int, typer.Option(min=1)] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -190,7 +193,9 @@ def dlq_redrive(
         metavar="[JOB_ID]...", help="Jobs to redrive (ids, or their first digits).")] = None,
     all_jobs: Annotated[bool, typer.Option("--all", help="Every dead-lettered job.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, change nothing.")] = False,
-    actor: Annotated[str, typer.Option(help="Who redrives (recorded).")] = "cli",
+    actor: Annotated[
+        str, typer.Option(help="Who redrives (recorded).", callback=names)
+    ] = "cli",
 ) -> None:
     """Give dead-lettered jobs a fresh attempt budget; the dispatcher re-sends each once."""
     if bool(job_ids) == all_jobs:

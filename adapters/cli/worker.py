@@ -20,6 +20,7 @@ import anyio
 import typer
 
 from adapters.cli.errors import InvalidOptions, reported
+from adapters.cli.options import names
 
 if TYPE_CHECKING:
     from adapters.worker import WorkerStats
@@ -44,7 +45,9 @@ def worker_command(
     ],
     queue: Annotated[
         list[str] | None,
-        typer.Option(help="Only jobs of this queue (repeatable); default: every job."),
+        typer.Option(
+            help="Only jobs of this queue (repeatable); default: every job.", callback=names
+        ),
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Jobs run at once.")] = 1,
     api: Annotated[
@@ -65,7 +68,10 @@ def worker_command(
                      "threshold / 4)."),
     ] = None,
     worker_id: Annotated[
-        str | None, typer.Option(help="This worker's name in the ledger; default host:pid:random.")
+        str | None,
+        typer.Option(
+            help="This worker's name in the ledger; default host:pid:random.", callback=names
+        ),
     ] = None,
     health_file: Annotated[
         Path | None,
