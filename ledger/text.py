@@ -30,9 +30,12 @@ from ledger.errors import InvalidText
 
 _UNSTORABLE: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NOT_IN_A_NAME: Final = re.compile("[^\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-NAME_PATTERN: Final = "^[\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+$"
+NAME_PATTERN: Final = "^[^\x00-\x1f]+$"
 """A name (a customer, a worker, an idempotency key, a path parameter) is storable text
-without the three controls free text may hold (tab, newline, carriage return)."""
+without the three controls free text may hold (tab, newline, carriage return). The
+commands' ``Name`` type checks this pattern when decoding; the storable part is checked
+with every other text by :func:`check_value` (``invalid_text``, naming the field);
+:func:`name_problem` checks both at once."""
 REPLACEMENT: Final = "\ufffd"
 MAX_ERROR_CHARS: Final = 2000
 """The length :func:`normalise` caps a handler's error text to by default."""
