@@ -8,6 +8,11 @@ in memory by a :class:`TallyCounter` and appended as at most one
 :class:`RequestTally` per (subject, preset, minute) per process, when the minute is over
 (or on shutdown). Losing a process loses at most its open minutes' tallies: they are
 statistics, not decisions (see docs/adr/0011-rate-limit-counters-split.md).
+
+A subject (a key's customer id, a key id, a client address) is not a client's text to
+refuse: it is made a name (:func:`ledger.text.normalise_name`) before it is counted or
+recorded, so a tally never carries what a store or a view cannot hold
+(docs/adr/0089-names-the-ledger-derives.md).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+
+from ledger.text import normalise_name
 
 TALLY_NAMESPACE = UUID("3b0e0c5e-8d7e-4f55-a1b4-6a1c0d1e2f30")
 """Namespace of the uuid5 ids of tallies: one flush of one reporter names each once."""
@@ -76,7 +83,7 @@ class RequestTally(Aggregate):
             cls.Recorded,
             id=tally_id,
             timestamp=now,
-            subject=subject,
+            subject=normalise_name(subject),
             preset=preset,
             window_start=window_start,
             window_seconds=window_seconds,
@@ -107,8 +114,8 @@ class TallyCounter:
     _unsaved: list[RequestTally] = field(default_factory=list)
 
     def count(self, subject: str, preset: str, *, admitted: bool, at: datetime) -> None:
-        """Count one decision of the limiter."""
-        key = (subject, preset, window_start(at, self.window_seconds))
+        """Count one decision of the limiter (under ``subject`` made a name)."""
+        key = (normalise_name(subject), preset, window_start(at, self.window_seconds))
         tally = self._counts.get(key)
         if tally is None:
             tally = self._counts[key] = [0, 0]

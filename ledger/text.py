@@ -37,6 +37,8 @@ commands' ``Name`` type checks this pattern when decoding; the storable part is 
 with every other text by :func:`check_value` (``invalid_text``, naming the field);
 :func:`name_problem` checks both at once."""
 REPLACEMENT: Final = "\ufffd"
+MAX_NAME_CHARS: Final = 200
+"""The longest name (the commands' ``Name``)."""
 MAX_ERROR_CHARS: Final = 2000
 """The length :func:`normalise` caps a handler's error text to by default."""
 
@@ -85,6 +87,14 @@ def normalise(text: str, limit: int = MAX_ERROR_CHARS) -> tuple[str, bool]:
     if len(repaired) > limit:
         repaired = repaired[: max(0, limit - 1)] + "\u2026"
     return repaired, repaired != text
+
+
+def normalise_name(text: str, limit: int = MAX_NAME_CHARS) -> str:
+    """``text`` made a name (:data:`NAME_PATTERN`, at most ``limit`` characters): each code
+    point a name may not hold becomes U+FFFD, and an empty text is U+FFFD. For names the
+    ledger derives rather than receives (a limiter's tally subject), never refused."""
+    repaired = _NOT_IN_A_NAME.sub(REPLACEMENT, text)[:limit]
+    return repaired or REPLACEMENT
 
 
 def _texts(field: str, value: Any) -> Iterator[tuple[str, str]]:
