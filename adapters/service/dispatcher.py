@@ -114,7 +114,7 @@ class Dispatcher(SessionWorker):
         self._owner = owner
         self._page = page
         self._poll = poll_interval
-        self._jobs: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
+        self._jobs: OrderedDict[str, tuple[str, str, int, int]] = OrderedDict()
         self.sent = 0
         self.held = 0
         """Sends held because their queue was paused (sent when it is resumed)."""
@@ -190,29 +190,29 @@ class Dispatcher(SessionWorker):
         return len(events)
 
     async def _message(self, event: Event) -> Outgoing | None:
-        body = event.body
+        body, job_id = event.body, event.originator_id
         if isinstance(body, Enqueued):
-            self._remember(event.originator_id, body.customer_id, body.queue, body.priority)
-            return message_for(
-                event, body.customer_id, body.queue, 0, self._clock(), priority=body.priority
-            )
-        if not isinstance(body, Requeued | Redriven | Released) or held(event):
+            self._remember(job_id, (body.customer_id, body.queue, body.priority, 0))
+        elif isinstance(body, Requeued) and job_id in self._jobs:
+            self._remember(job_id, (*self._jobs[job_id][:3], body.attempt))
+        if not isinstance(body, Enqueued | Requeued | Redriven | Released) or held(event):
             return None
-        known = self._jobs.get(event.originator_id)
-        try:
-            job = await self._sync(self._ledger.get_job, UUID(event.originator_id))
-        except JobNotFound:  # pragma: no cover - the log says it exists
-            log.error("dispatcher: job %s of event %d not found", event.originator_id,
-                      event.position)
-            return None
-        customer, queue, priority = known or (job.customer_id, job.queue, job.priority)
-        self._remember(event.originator_id, customer, queue, priority)
-        return message_for(
-            event, customer, queue, job.attempt, self._clock(), priority=priority
-        )
+        known = self._jobs.get(job_id)
+        if known is None or isinstance(body, Redriven):  # the job itself says
+            try:
+                job = await self._sync(self._ledger.get_job, UUID(job_id))
+            except JobNotFound:  # pragma: no cover - the log says it exists
+                log.error("dispatcher: job %s of event %d not found", job_id, event.position)
+                return None
+            known = (*(known or (job.customer_id, job.queue, job.priority))[:3], job.attempt)
+            self._remember(job_id, known)
+        customer, queue, priority, attempt = known
+        return message_for(event, customer, queue, attempt, self._clock(), priority=priority)
 
-    def _remember(self, job_id: str, customer_id: str, queue: str, priority: int) -> None:
-        self._jobs[job_id] = (customer_id, queue, priority)
+    def _remember(self, job_id: str, known: tuple[str, str, int, int]) -> None:
+        """Customer, queue, priority and attempt of a job whose events were read (a
+        ``Released`` or ``Requeued`` then needs no load of the job)."""
+        self._jobs[job_id] = known
         while len(self._jobs) > 100_000:
             self._jobs.popitem(last=False)
 
