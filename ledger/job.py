@@ -16,12 +16,12 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger.errors import AttemptSuperseded, NotStale
+from ledger.errors import AttemptSuperseded
 from ledger.job_controls import JobControls
 from ledger.policies.controls import claim_releases, status_after_requeue
 from ledger.policies.fencing import check_report, refusal_reason
 from ledger.policies.retry import Requeue, next_step
-from ledger.policies.stale import is_stale, silence
+from ledger.policies.stale import silence
 from ledger.status import Status
 
 JSON = Any
@@ -371,29 +371,6 @@ class Job(Aggregate, JobControls):
             worker_time=worker_time, error_normalised=error_normalised,
         )
         self._after_attempt(now, retry_delay, reason="failed", cancelled_by="worker")
-
-    def detect_stale(
-        self, attempt: int, threshold: timedelta, now: datetime, retry_delay: timedelta | None,
-        detected_by: str,
-    ) -> None:
-        """Declare ``attempt`` stale if, judged by the ledger's own record, it is.
-
-        The caller saw the job stale in a view that may lag; this re-decides against
-        the job itself and raises :class:`NotStale` when it has moved on.
-        """
-        if self.status != Status.IN_PROGRESS or attempt != self.attempt:
-            raise NotStale(self.id, f"attempt {attempt} is no longer in progress")
-        last = self.last_heartbeat_at or self.claimed_at
-        assert last is not None
-        assert self.worker_id is not None
-        if not is_stale(last, now, threshold):
-            raise NotStale(self.id, f"last heartbeat at {last.isoformat()}")
-        self.trigger_event(
-            self.StaleDetected, timestamp=now, attempt=attempt, worker_id=self.worker_id,
-            last_heartbeat_at=last, threshold_seconds=threshold.total_seconds(),
-            detected_by=detected_by,
-        )
-        self._after_attempt(now, retry_delay, reason="stale", cancelled_by="stale")
 
     def _after_attempt(
         self, now: datetime, retry_delay: timedelta | None, reason: str, cancelled_by: str

@@ -1,5 +1,6 @@
-"""The job's decisions from outside its attempt: the transport's dead letters, alerts,
-redrives and the operator controls of ADR 100 (cancel, release, requeue).
+"""The job's decisions from outside its attempt: the stale monitor's detection, the
+transport's dead letters, alerts, redrives and the operator controls of ADR 100 (cancel,
+release, requeue).
 
 A mixin of :class:`ledger.job.Job` (kept apart so the model stays readable); the rules are
 pure functions in :mod:`ledger.policies`. Time is an argument, as everywhere in the model.
@@ -7,11 +8,12 @@ pure functions in :mod:`ledger.policies`. Time is an argument, as everywhere in 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from ledger.commands import CancelJob, ReleaseJob, ReportCancelled, RequeueJob
+from ledger.errors import NotStale
 from ledger.policies.alerts import check_alert
 from ledger.policies.controls import (
     CancelStep,
@@ -21,6 +23,7 @@ from ledger.policies.controls import (
     check_requeue,
 )
 from ledger.policies.dead_letters import check_queue_dead_letter, check_redrive
+from ledger.policies.stale import is_stale
 from ledger.status import Status
 
 if TYPE_CHECKING:
@@ -58,6 +61,9 @@ class _Job(Protocol):
     dead_letter_version: int | None
     alerted_version: int | None
     cancel_requested: bool
+    worker_id: str | None
+    claimed_at: datetime | None
+    last_heartbeat_at: datetime | None
     cancel_actor: str | None
     cancel_reason: str | None
 
@@ -73,9 +79,37 @@ class _Job(Protocol):
 
     def _cancelled(self, now: datetime, by: str) -> None: ...
 
+    def _after_attempt(
+        self, now: datetime, retry_delay: timedelta | None, reason: str, cancelled_by: str
+    ) -> None: ...
+
 
 class JobControls:
     """Decisions of :class:`ledger.job.Job` taken from outside the running attempt."""
+
+    def detect_stale(
+        self: _Job, attempt: int, threshold: timedelta, now: datetime,
+        retry_delay: timedelta | None, detected_by: str,
+    ) -> None:
+        """Declare ``attempt`` stale if, judged by the ledger's own record, it is.
+
+        The caller saw the job stale in a view that may lag; this re-decides against
+        the job itself and raises :class:`NotStale` when it has moved on.
+        """
+        if self.status != Status.IN_PROGRESS or attempt != self.attempt:
+            raise NotStale(self.id, f"attempt {attempt} is no longer in progress")
+        last = self.last_heartbeat_at or self.claimed_at
+        assert last is not None
+        assert self.worker_id is not None
+        if not is_stale(last, now, threshold):
+            raise NotStale(self.id, f"last heartbeat at {last.isoformat()}")
+        self.trigger_event(
+            self.event_classes.StaleDetected, timestamp=now, attempt=attempt,
+            worker_id=self.worker_id, last_heartbeat_at=last,
+            threshold_seconds=threshold.total_seconds(), detected_by=detected_by,
+        )
+        self._after_attempt(now, retry_delay, reason="stale", cancelled_by="stale")
+
 
     def dead_letter_from_queue(
         self: _Job, message_id: str, receive_count: int, now: datetime,
