@@ -36,7 +36,7 @@ def postgres_env(database_url: str) -> dict[str, str]:
     except Exception as error:
         raise ConfigurationError("DATABASE_URL", database_url, str(error)) from None
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "adapters.postgres.event_recorder:LedgerPostgresFactory",
         "APPLICATION_RECORDER_TOPIC": "adapters.postgres.event_recorder:LedgerEventRecorder",
         "POSTGRES_DBNAME": str(params.get("dbname") or params.get("user") or "postgres"),
         "POSTGRES_HOST": str(params.get("host") or "localhost"),

@@ -39,7 +39,7 @@ class SqliteBackend:
     def eventsourcing_env(self) -> dict[str, str]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "adapters.sqlite.event_recorder:LedgerSqliteFactory",
             "SQLITE_DBNAME": str(self.path),
             "SQLITE_LOCK_TIMEOUT": str(LOCK_TIMEOUT_SECONDS),
         }
