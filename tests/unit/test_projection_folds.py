@@ -54,46 +54,53 @@ def run_commands(commands: list[tuple[str, int, float]], jobs: int = 3) -> Any:
         for n in range(jobs)
     ]
     for action, index, later in commands:
-        now += timedelta(seconds=later)
         job = ledger.get_job(ids[index % jobs])
-        command: AnyCommand
-        worker = f"w{index % 2}"
-        match action:
-            case "claim":
-                if job.not_before and now < job.not_before:
-                    now = job.not_before
-                command = ClaimJob(job_id=job.id, worker_id=worker)
-            case "heartbeat":
-                command = RecordHeartbeat(job_id=job.id, attempt=max(job.attempt, 1),
-                                          worker_id=job.worker_id or worker)
-            case "late":
-                command = CompleteJob(job_id=job.id, attempt=max(job.attempt - 1, 1),
-                                      worker_id=worker)
-            case "complete":
-                command = CompleteJob(job_id=job.id, attempt=max(job.attempt, 1),
-                                      worker_id=job.worker_id or worker)
-            case "fail":
-                command = FailJob(job_id=job.id, attempt=max(job.attempt, 1),
-                                  worker_id=job.worker_id or worker, error=f"boom {index}")
-            case "stale":
-                now += STALE
-                command = DetectStale(job_id=job.id, attempt=max(job.attempt, 1),
-                                      detected_by="monitor")
-            case "cancel":
-                command = CancelJob(job_id=job.id, actor="cli:ops", reason="why")
-            case "cancelled":
-                command = ReportCancelled(job_id=job.id, attempt=max(job.attempt, 1),
-                                          worker_id=job.worker_id or worker)
-            case "release":
-                now = max(now, job.not_before or now)
-                command = ReleaseJob(job_id=job.id)
-            case "requeue":
-                command = RequeueJob(job_id=job.id, actor="cli:ops", action_id="a1")
-            case _:
-                command = RedriveJob(job_id=job.id, actor="operator")
+        now += timedelta(seconds=later)
+        command, now = command_for(action, job, f"w{index % 2}", index, now)
         with contextlib.suppress(LedgerError):
             ledger.execute(command, now)
     return ledger, ids
+
+
+def command_for(
+    action: str, job: Job, worker: str, index: int, now: datetime
+) -> tuple[AnyCommand, datetime]:
+    """The command ``action`` stands for on ``job``, and the time to run it at."""
+    command: AnyCommand
+    match action:
+        case "claim":
+            if job.not_before and now < job.not_before:
+                now = job.not_before
+            command = ClaimJob(job_id=job.id, worker_id=worker)
+        case "heartbeat":
+            command = RecordHeartbeat(job_id=job.id, attempt=max(job.attempt, 1),
+                                      worker_id=job.worker_id or worker)
+        case "late":
+            command = CompleteJob(job_id=job.id, attempt=max(job.attempt - 1, 1),
+                                  worker_id=worker)
+        case "complete":
+            command = CompleteJob(job_id=job.id, attempt=max(job.attempt, 1),
+                                  worker_id=job.worker_id or worker)
+        case "fail":
+            command = FailJob(job_id=job.id, attempt=max(job.attempt, 1),
+                              worker_id=job.worker_id or worker, error=f"boom {index}")
+        case "stale":
+            now += STALE
+            command = DetectStale(job_id=job.id, attempt=max(job.attempt, 1),
+                                  detected_by="monitor")
+        case "cancel":
+            command = CancelJob(job_id=job.id, actor="cli:ops", reason="why")
+        case "cancelled":
+            command = ReportCancelled(job_id=job.id, attempt=max(job.attempt, 1),
+                                      worker_id=job.worker_id or worker)
+        case "release":
+            now = max(now, job.not_before or now)
+            command = ReleaseJob(job_id=job.id)
+        case "requeue":
+            command = RequeueJob(job_id=job.id, actor="cli:ops", action_id="a1")
+        case _:
+            command = RedriveJob(job_id=job.id, actor="operator")
+    return command, now
 
 
 ACTIONS = st.sampled_from(
