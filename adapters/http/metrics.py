@@ -16,7 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from adapters.http.health import Check, HealthMonitor
+from adapters.http.health import HealthMonitor
+from adapters.http.health_body import Check
 from adapters.http.health_queues import queue_gauges
 from adapters.http.ratelimit import Limiter
 from adapters.service.metrics import REGISTRY

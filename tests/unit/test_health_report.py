@@ -8,7 +8,8 @@ from typing import Any, cast
 
 import pytest
 
-from adapters.http.health import Check, HealthMonitor, health_json
+from adapters.http.health import HealthMonitor, health_json
+from adapters.http.health_body import Check
 from adapters.http.ratelimit import Limiter, LimiterStatus
 from adapters.http.services import HealthSettings, ReadPool
 from projections.queries.health_metrics import HealthMetrics, QueueHealth

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from adapters.http.health import Check
+from adapters.http.health_body import Check
 from adapters.http.metrics import ViewGauges
 from adapters.http.ratelimit import Limiter
 from adapters.http.wiring import HttpSettings
