@@ -18,10 +18,9 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 from uuid import UUID
 
-import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import RecordConflictError
@@ -32,7 +31,6 @@ from ledger.commands import (
     AnyQueueCommand,
     CancelJob,
     ClaimJob,
-    Command,
     CompleteJob,
     DetectStale,
     EnqueueJob,
@@ -46,7 +44,8 @@ from ledger.commands import (
     ReleaseJob,
     ReportCancelled,
     RequeueJob,
-    check_texts,
+    tag_of,
+    validated,
 )
 from ledger.errors import (
     AttemptSuperseded,
@@ -70,8 +69,6 @@ BATCH_ROUNDS = 4
 
 QUEUE_SNAPSHOT_INTERVAL = 50
 """Snapshot a queue aggregate every this many events (two per claimed attempt)."""
-
-_C = TypeVar("_C", bound=Command)
 
 Result = Outcome | LedgerError
 """Per-command result of a batch: the outcome, or the named error it was refused with."""
@@ -177,7 +174,7 @@ class JobLedger(Application[UUID]):
         results: list[Result | None] = [None] * len(commands)
         for index, command in enumerate(commands):
             try:
-                valid.append(_validated(command))
+                valid.append(validated(command))
                 indexes.append(index)
             except InvalidCommand as error:
                 results[index] = error
@@ -209,7 +206,7 @@ class JobLedger(Application[UUID]):
     def control_queue(self, command: AnyQueueCommand, now: datetime) -> QueueOutcome:
         """Pause, resume or cap a queue (``ledger.queue``); a conflict with a concurrent
         claim on the queue decides again."""
-        command = _validated(command)
+        command = validated(command)
         for _ in range(BATCH_ROUNDS * 2):
             queue = self.get_queue(command.queue) or Queue.open(command.queue, now)
             changed = apply_control(queue, command, now)
@@ -294,7 +291,7 @@ class JobLedger(Application[UUID]):
                     command, RecordHeartbeat | CompleteJob | FailJob | ReportCancelled
                 )
                 job.refuse_report(
-                    error, command.worker_id, _tag(command), now, command.worker_time
+                    error, command.worker_id, tag_of(command), now, command.worker_time
                 )
             return error
         slots.follow(job, before, now)
@@ -387,25 +384,11 @@ class JobLedger(Application[UUID]):
         self._notify(recordings)
 
 
-def _validated(command: _C) -> _C:
-    """Enforce the boundary constraints on commands built in-process too."""
-    check_texts(command)
-    try:
-        return msgspec.json.decode(msgspec.json.encode(command), type=type(command))
-    except msgspec.ValidationError as error:
-        raise InvalidCommand(str(error)) from None
-
-
 def _outcome(job: Job, *, created: bool = False) -> Outcome:
     return Outcome(
         job_id=job.id, status=str(job.status), attempt=job.attempt, version=job.version,
         created=created, cancel_requested=job.cancel_requested,
     )
-
-
-def _tag(command: AnyCommand) -> str:
-    """The command's tag ("heartbeat", "complete", ...), as recorded in refusals."""
-    return str(type(command).__struct_config__.tag)
 
 
 class _StaleCache(Exception):

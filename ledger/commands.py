@@ -7,11 +7,12 @@ messages, the CLI) decodes them with one strict, typed decoder and the same limi
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
+from ledger.errors import InvalidCommand
 from ledger.text import NAME_PATTERN, check_value
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NAME_PATTERN)]
@@ -200,3 +201,21 @@ class Outcome(msgspec.Struct, frozen=True):
     """For enqueue: false when the idempotency key returned an existing job."""
     cancel_requested: bool = False
     """The running attempt was asked to stop: its worker cancels the handler (ADR 100)."""
+
+
+_C = TypeVar("_C", bound=Command)
+
+
+def validated(command: _C) -> _C:
+    """Enforce the boundary constraints on commands built in-process too: the text rule
+    (:func:`check_texts`) and the types' constraints (a decode of the encoded command)."""
+    check_texts(command)
+    try:
+        return msgspec.json.decode(msgspec.json.encode(command), type=type(command))
+    except msgspec.ValidationError as error:
+        raise InvalidCommand(str(error)) from None
+
+
+def tag_of(command: Command) -> str:
+    """The command's tag ("heartbeat", "complete", ...), as recorded in refusals."""
+    return str(type(command).__struct_config__.tag)
