@@ -4,16 +4,17 @@ As of a time T means the log cut at the greatest position whose event was record
 before T. Commit order (the position) is the truth; recorded times may be slightly out of
 order (two writers can commit in the opposite order of their timestamps), so the cut is
 found by a binary search over positions on the recorded times (O(log n) one-event reads)
-followed by a forward scan of one page, which moves the cut to the last event of that
-page recorded at or before T. The cut may then include an event stamped a few
-milliseconds after T, never one committed after the cut. ``@POSITION`` is exact.
+followed by a forward scan, which moves the cut to the last event recorded at or before T
+among the next events up to the first one stamped more than the skew bound after T (one
+page at most). The cut may then include an event stamped a few milliseconds after T,
+never one committed after the cut. ``@POSITION`` is exact.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -27,7 +28,12 @@ from projections.store import ViewStore
 log = logging.getLogger(__name__)
 
 SCAN_PAGE = 1000
-"""Events scanned forward after the binary search (out-of-order recorded times)."""
+"""Events scanned forward after the binary search (out-of-order recorded times), at most."""
+SCAN_STEP = 200
+"""The first step of that scan (enough when the log is quiet); the rest of the page next."""
+SKEW = timedelta(seconds=10)
+"""How much earlier than its commit an event may be stamped: the longest append
+transaction (its lock timeout, ADR 90). The forward scan stops past ``when + SKEW``."""
 FOLD_PAGE = 20_000
 
 _stamp = msgspec.json.Decoder(Body)
@@ -104,9 +110,26 @@ def position_at(store: ViewStore, when: datetime, head: int | None = None) -> in
             low = page[0][0]
         else:
             high = middle  # no event in [middle, found) or the found one is after when
-    for raw in store.read_events(low, SCAN_PAGE, top):
-        if recorded_at(raw) <= when:
-            low = raw[0]
+    return _scan_forward(store, low, when, top)
+
+
+def _scan_forward(store: ViewStore, low: int, when: datetime, top: int) -> int:
+    """The last event after ``low`` recorded at or before ``when``, among the next
+    :data:`SCAN_PAGE` events at most (read in two steps, the first short), stopped at the
+    first event recorded more than :data:`SKEW` after ``when``: every event committed
+    after that one was stamped at most :data:`SKEW` before its commit, so after ``when``."""
+    after, late = low, when + SKEW
+    for size in (SCAN_STEP, SCAN_PAGE - SCAN_STEP):
+        page = store.read_events(after, size, top)
+        for raw in page:
+            at = recorded_at(raw)
+            if at > late:
+                return low
+            if at <= when:
+                low = raw[0]
+        if len(page) < size:
+            return low
+        after = page[-1][0]
     return low
 
 

@@ -10,6 +10,7 @@ A time is first cut to a position (:func:`projections.asof.resolve`). Nothing is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -93,9 +94,18 @@ def job_as_of(store: ViewStore, ledger: JobLedger, job_id: UUID, moment: Moment)
 def job_at(ledger: JobLedger, job_id: UUID, version: int) -> Job:
     """The job after its event ``version`` (from its nearest snapshot)."""
     try:
-        job: Job = ledger.repository.get(job_id, version=version)
+        job: Job = ledger.repository.get(job_id, version=version, projector_func=_project)
     except AggregateNotFoundError:
         raise JobNotFound(job_id) from None
+    return job
+
+
+def _project(job: Job | None, events: Iterable[Any]) -> Job | None:
+    """eventsourcing's ``project_aggregate`` without its check of every event against a
+    runtime Protocol, which costs ten times the fold itself (a job's stream holds only
+    its own events, each with ``mutate``)."""
+    for event in events:
+        job = event.mutate(job)
     return job
 
 

@@ -33,6 +33,8 @@ SAMPLE = 20
 """Job ids listed per category in a report."""
 
 NEVER = datetime.max.replace(tzinfo=UTC)
+_ALIVE = (ev.HeartbeatRecorded, ev.Claimed)
+"""A worker's signs of life (a tuple built once: ``A | B`` in the loop builds a union)."""
 
 Attempt = tuple[str, int]
 """(job id, attempt number)."""
@@ -139,7 +141,7 @@ class StaleReplay:
 
     def _apply(self, event: ReplayEvent, at: datetime) -> None:
         body = event.body
-        if isinstance(body, ev.HeartbeatRecorded | ev.Claimed):
+        if isinstance(body, _ALIVE):  # nearly every event
             self._alive((event.originator_id, body.attempt), at)
         elif isinstance(body, ev.Completed | ev.Failed):
             self._end((event.originator_id, body.attempt), isinstance(body, ev.Completed))

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.asof import BeyondHead, InvalidMoment, parse_moment, position_at, resolve
+from projections.asof import (
+    SCAN_PAGE,
+    SCAN_STEP,
+    SKEW,
+    BeyondHead,
+    InvalidMoment,
+    parse_moment,
+    position_at,
+    resolve,
+)
 from projections.events import RawRow
 
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
@@ -20,6 +29,7 @@ class LogOnly:
     def __init__(self, events: list[tuple[int, datetime]]) -> None:
         self.events = events
         self.reads = 0
+        self.rows = 0
 
     def head(self) -> int:
         return self.events[-1][0] if self.events else 0
@@ -27,10 +37,12 @@ class LogOnly:
     def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawRow]:
         self.reads += 1
         top = self.head() if upto is None else upto
-        return [
+        page = [
             (p, "00000000-0000-0000-0000-000000000000", 1, "t", _state(at))
             for p, at in self.events if after < p <= top
         ][:limit]
+        self.rows += len(page)
+        return page
 
 
 def _state(at: datetime) -> bytes:
@@ -83,6 +95,25 @@ def test_the_search_reads_a_logarithmic_number_of_events() -> None:
     log = _log(list(range(100_000)), [0])
     assert position_at(log, T0 + timedelta(milliseconds=54_321)) == 54_322  # type: ignore[arg-type]
     assert log.reads <= 20
+
+
+def test_the_forward_scan_stops_past_the_skew_bound() -> None:
+    """Events a second apart: the scan after the binary search ends at the first event
+    stamped more than SKEW after the time, not a whole page later."""
+    log = _log([i * 1000 for i in range(5_000)], [0])
+    assert position_at(log, T0 + timedelta(seconds=2_500)) == 2_501  # type: ignore[arg-type]
+    assert log.rows < 20 + SCAN_STEP < SCAN_PAGE  # the search's one-event reads + one step
+
+
+def test_the_forward_scan_finds_an_early_stamp_beyond_its_first_step() -> None:
+    """Events 5 ms apart, one committed late with the earliest stamp: the scan's second
+    step still reaches it, since every event between is within SKEW of the time."""
+    offsets = [5 * (i + 1) for i in range(900)]
+    offsets[699] = 0
+    log = _log(offsets, [0])
+    assert SCAN_STEP < 700 < SCAN_PAGE
+    assert timedelta(milliseconds=5 * 900) < SKEW
+    assert position_at(log, T0 + timedelta(milliseconds=1)) == 700  # type: ignore[arg-type]
 
 
 def test_times_before_the_first_event_cut_at_zero_and_after_the_last_at_the_head() -> None:
