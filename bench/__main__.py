@@ -11,6 +11,8 @@ Starts a throwaway PostgreSQL (or uses ``DATABASE_URL``), then runs:
   and a raw INSERT, by client count), ``bench.stale_scan`` (100,000 in-progress jobs),
   ``bench.limiter`` (8 client processes), ``bench.end_to_end`` (enqueue -> local queue ->
   worker -> completion against Procrastinate's worker; killed worker -> requeue);
+- ``bench.controls`` through its own ``main`` (cancel of running jobs, 100,000 scheduled
+  jobs, bulk cancel, the concurrency cap; issue 14);
 
 and writes docs/benchmarks.md (a summary of every SPEC.md bar with its figure, baseline
 and ratio on top, then a section per workload; other sections are left alone) and PNG
@@ -35,7 +37,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench import end_to_end, enqueue, http_api, limiter, plots, projection_rebuild, stale_scan
+from bench import (
+    controls,
+    end_to_end,
+    enqueue,
+    http_api,
+    limiter,
+    plots,
+    projection_rebuild,
+    stale_scan,
+)
 from bench import write_path as write_path_bench
 from bench.common import Figure, mark, pct
 from bench.http_load import Load
@@ -143,6 +154,26 @@ def run_http(server: PostgresServer, argv: list[str], output: Path) -> Any:
     with on_server(server, "http_api", argv), captured(http_api, "report") as calls:
         http_api.main([*argv, "--output", str(output)])
     return calls[-1][0] if calls else None
+
+
+CONTROLS = {
+    "full": [],
+    "quick": ["--cancels", "20", "--scheduled", "5000", "--spread", "10", "--bulk", "10000",
+              "--baseline", "500", "--claims", "2000"],
+    "tiny": ["--cancels", "3", "--scheduled", "200", "--spread", "2", "--bulk", "500",
+             "--baseline", "50", "--claims", "200"],
+}
+"""``bench.controls``'s arguments per mode."""
+
+
+def run_controls(server: PostgresServer, argv: list[str], output: Path) -> None:
+    saved = controls.DOC
+    controls.DOC = output  # its main writes to the module's DOC
+    try:
+        with on_server(server, "controls", argv):
+            controls.main(argv)
+    finally:
+        controls.DOC = saved
 
 
 def run_rebuild(server: PostgresServer, argv: list[str], output: Path) -> dict[str, Any] | None:
@@ -573,6 +604,9 @@ def run_workloads(
     if "e2e" not in skip:
         outcome.e2e = step(outcome, "e2e", lambda: end_to_end.run(
             server, mode.e2e, profiled=mode.profile)) or []
+    if "controls" not in skip:
+        argv_controls = CONTROLS[mode.name]
+        step(outcome, "controls", lambda: run_controls(server, argv_controls, doc))
 
 
 def main(argv: Sequence[str] | None = None) -> Outcome:
@@ -583,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
     parser.add_argument("--images", type=Path, help="where the PNGs go (default: img/ "
                         "beside the output)")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
-                        "rebuild,enqueue,stale,limiter,e2e")  # fmt: skip
+                        "rebuild,enqueue,stale,limiter,e2e,controls")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

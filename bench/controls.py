@@ -1,0 +1,353 @@
+"""Operator controls benchmarks (issue 14, ADR 100).
+
+``python -m bench.controls [--cancels N] [--scheduled N] [--spread S] [--bulk N]
+[--claims N]`` starts a throwaway PostgreSQL (or uses ``DATABASE_URL``) and measures, each
+against its bar or baseline in the same run:
+
+- **cancel of a running job**: N handlers sleeping 10 minutes on a real worker (in-process port,
+  its cache shortcut switched off so only the heartbeat answer tells it, 1 s heartbeats);
+  each is cancelled through the ledger at a random moment; the time from the cancel to
+  the handler stopping, p99 (bar: heartbeat interval + 1 s);
+- **scheduled jobs**: N jobs enqueued with ``run_at`` spread over S seconds, then the
+  projection runner, the scheduler and the dispatcher run (the real parts of ``ledger
+  serve``); each job's send time minus its due time, p99 (bar: 1 s), and the scheduler's
+  round, p99 (bar: 50 ms);
+- **bulk cancel**: N pending jobs cancelled through ``execute_batch`` in batches of 1,000,
+  against one ``execute`` per job (the baseline, on 2,000 jobs) (bar: 10,000 jobs/s);
+- **the concurrency cap**: N claims through ``execute_batch`` in batches of 50 (as the
+  batch writer sends concurrent workers' claims) on a queue with a cap against a queue
+  without (bar: the cap costs at most 20%).
+
+It prints the figures and writes them into docs/benchmarks.md under its own section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import anyio
+
+from adapters.service.bootstrap import Container, build, build_transport, utc_now
+from adapters.service.parts import dispatcher_part, projection_part
+from adapters.service.settings import Settings
+from adapters.worker import InProcessLedger, JobContext, Worker, WorkerConfig
+from bench import projection_rebuild
+from bench.projection_rebuild import database
+from ledger.commands import AnyCommand, CancelJob, ClaimJob, EnqueueJob, SetQueueLimit
+from ledger.errors import LedgerError
+from ledger.ports.transport import JobMessage, Outgoing, Transport
+from ledger.status import Status
+
+DOC = projection_rebuild.DOC
+"""Where the section goes (``python -m bench`` points it at its own output)."""
+SECTION = "## Operator controls: cancel, scheduled jobs, bulk cancel, the cap"
+HEARTBEAT = 1.0
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def container_for(url: str) -> Container:
+    return build(Settings(database_url=url))
+
+
+# -- cancel of running jobs ---------------------------------------------------------------
+
+
+class HeartbeatOnly(InProcessLedger):
+    """The in-process port without the cache shortcut: the heartbeat answer tells it."""
+
+    def requested_cancels(self, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
+        return set()
+
+
+def time_cancels(url: str, count: int) -> dict[str, Any]:
+    container = container_for(url)
+    started: dict[UUID, float] = {}
+    stopped: dict[UUID, float] = {}
+
+    async def handler(ctx: JobContext) -> None:
+        started[ctx.job_id] = time.monotonic()
+        try:
+            await anyio.sleep(600)
+        finally:
+            stopped[ctx.job_id] = time.monotonic()
+
+    async def main() -> list[float]:
+        ledger = container.ledger
+        transport = build_transport(container.settings, container.backend)
+        port = HeartbeatOnly(ledger, clock=utc_now)
+        worker = Worker(handler, transport, port, WorkerConfig(
+            heartbeat_interval=HEARTBEAT, receive_wait=0.2, concurrency=count,
+            worker_id="bench-cancel",
+        ))
+        ids = [ledger.execute(EnqueueJob(customer_id="bench"), utc_now()).job_id
+               for _ in range(count)]
+        await transport.send_batch([JobMessage(
+            job_id=i, attempt=0, customer_id="bench", dedup_key=f"{i}:1") for i in ids])
+        latencies: list[float] = []
+        async with anyio.create_task_group() as tg:
+            await tg.start(worker.run)
+            with anyio.fail_after(60):
+                while len(started) < count:
+                    await anyio.sleep(0.05)
+            draw = random.Random(14)
+            cancelled_at: dict[UUID, float] = {}
+            for job_id in ids:
+                await anyio.sleep(draw.uniform(0, 0.1))  # any phase of the beats
+                cancelled_at[job_id] = time.monotonic()
+                ledger.execute(CancelJob(job_id=job_id, actor="bench"), utc_now())
+            with anyio.fail_after(HEARTBEAT * 2 + 30):
+                while len(stopped) < count:
+                    await anyio.sleep(0.02)
+            latencies = [stopped[j] - cancelled_at[j] for j in ids]
+            with anyio.fail_after(30):
+                while worker.stats.cancelled < count:
+                    await anyio.sleep(0.05)
+            worker.drain()
+        await port.aclose()
+        await transport.aclose()
+        assert all(ledger.get_job(j).status == Status.CANCELLED for j in ids)
+        return latencies
+
+    try:
+        latencies = anyio.run(main)
+    finally:
+        container.close()
+    return {"count": count, "p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99),
+            "max": max(latencies)}
+
+
+# -- scheduled jobs ----------------------------------------------------------------------
+
+
+class Recording:
+    """The transport, noting when each job's message was sent."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.sent: dict[UUID, float] = {}
+
+    async def send_batch(self, entries: Sequence[JobMessage | Outgoing]) -> list[str]:
+        ids = await self.inner.send_batch(entries)
+        now = time.time()
+        for entry in entries:
+            message = entry.message if isinstance(entry, Outgoing) else entry
+            self.sent.setdefault(message.job_id, now)
+        return ids
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def time_scheduled(url: str, count: int, spread: float) -> dict[str, Any]:
+    container = container_for(url)
+    ledger = container.ledger
+    lead = 10.0 + count / 4000  # time to enqueue them all before the first is due
+    first_due = utc_now() + timedelta(seconds=lead)
+    due: dict[UUID, float] = {}
+    began = time.perf_counter()
+    for start in range(0, count, 1000):
+        commands: list[AnyCommand] = []
+        for n in range(start, min(count, start + 1000)):
+            run_at = first_due + timedelta(seconds=spread * n / count)
+            commands.append(EnqueueJob(customer_id="bench", run_at=run_at))
+        for command, result in zip(commands, ledger.execute_batch(commands, utc_now()),
+                                   strict=True):
+            assert not isinstance(result, LedgerError), result
+            assert isinstance(command, EnqueueJob)
+            assert command.run_at is not None
+            due[result.job_id] = command.run_at.timestamp()
+    enqueue_seconds = time.perf_counter() - began
+    print(f"  enqueued {count:,} scheduled jobs in {enqueue_seconds:.1f}s", flush=True)
+    rounds: list[float] = []
+
+    async def main() -> Recording:
+        transport = Recording(build_transport(container.settings, container.backend))
+        async with anyio.create_task_group() as tg:
+            await tg.start(projection_part(container, poll_interval=0.05))
+            await tg.start(dispatcher_part(container, transport))
+            with anyio.fail_after(lead + spread + 120):
+                while len(transport.sent) < count:
+                    await anyio.sleep(0.2)
+            tg.cancel_scope.cancel()
+        await transport.inner.aclose()
+        return transport
+
+    from adapters.service import scheduler as scheduler_module
+
+    original = scheduler_module.Scheduler.round
+
+    async def timed_round(self: scheduler_module.Scheduler) -> int:
+        found = await original(self)
+        if found:
+            rounds.append(self.last_round_seconds)
+        return found
+
+    scheduler_module.Scheduler.round = timed_round  # type: ignore[method-assign]
+    try:
+        sent = anyio.run(main).sent
+    finally:
+        scheduler_module.Scheduler.round = original  # type: ignore[method-assign]
+        container.close()
+    late = [sent[j] - due[j] for j in due]
+    early = sum(1 for x in late if x < 0)
+    return {"count": count, "spread": spread, "p50": pct(late, 0.5), "p99": pct(late, 0.99),
+            "max": max(late), "early": early, "round_p50": pct(rounds, 0.5) * 1000,
+            "round_p99": pct(rounds, 0.99) * 1000, "round_max": max(rounds) * 1000,
+            "rounds": len(rounds), "enqueue_seconds": enqueue_seconds}
+
+
+# -- bulk cancel ---------------------------------------------------------------------------
+
+
+def pending_jobs(container: Container, count: int, queue: str = "default") -> list[UUID]:
+    ids: list[UUID] = []
+    for start in range(0, count, 1000):
+        commands: list[AnyCommand] = [EnqueueJob(customer_id="bench", queue=queue)
+                                      for _ in range(min(1000, count - start))]
+        results = container.ledger.execute_batch(commands, utc_now())
+        ids.extend(r.job_id for r in results if not isinstance(r, LedgerError))
+    return ids
+
+
+def time_bulk_cancel(url: str, count: int, baseline: int) -> dict[str, Any]:
+    container = container_for(url)
+    ledger = container.ledger
+    try:
+        ids = pending_jobs(container, count)
+        ledger.forget()
+        began = time.perf_counter()
+        for start in range(0, len(ids), 1000):
+            commands: list[AnyCommand] = [CancelJob(job_id=j, actor="bench", action_id="bulk")
+                                          for j in ids[start:start + 1000]]
+            results = ledger.execute_batch(commands, utc_now())
+            assert all(not isinstance(r, LedgerError) for r in results)
+        batched = time.perf_counter() - began
+        singles = pending_jobs(container, baseline)
+        ledger.forget()
+        began = time.perf_counter()
+        for job_id in singles:
+            ledger.execute(CancelJob(job_id=job_id, actor="bench"), utc_now())
+        single = time.perf_counter() - began
+        assert ledger.get_job(ids[-1]).status == Status.CANCELLED
+    finally:
+        container.close()
+    return {"count": count, "rate": count / batched, "seconds": batched,
+            "baseline": baseline, "baseline_rate": baseline / single}
+
+
+# -- the concurrency cap --------------------------------------------------------------------
+
+
+def time_claims(url: str, count: int) -> dict[str, Any]:
+    container = container_for(url)
+    ledger = container.ledger
+    rates: dict[str, float] = {}
+    try:
+        ledger.control_queue(
+            SetQueueLimit(queue="capped", actor="bench", max_running=1_000_000), utc_now()
+        )
+        for queue in ("free", "capped"):
+            ids = pending_jobs(container, count, queue)
+            ledger.forget()
+            began = time.perf_counter()
+            for start in range(0, len(ids), 50):
+                commands: list[AnyCommand] = [ClaimJob(job_id=j, worker_id="bench")
+                                              for j in ids[start:start + 50]]
+                results = ledger.execute_batch(commands, utc_now())
+                refused = [r for r in results if isinstance(r, LedgerError)]
+                assert not refused, refused[:1]
+            rates[queue] = count / (time.perf_counter() - began)
+    finally:
+        container.close()
+    return {"count": count, "free": rates["free"], "capped": rates["capped"],
+            "cost": 1 - rates["capped"] / rates["free"]}
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser.add_argument("--cancels", type=int, default=200)
+    parser.add_argument("--scheduled", type=int, default=100_000)
+    parser.add_argument("--spread", type=float, default=100.0)
+    parser.add_argument("--bulk", type=int, default=100_000)
+    parser.add_argument("--baseline", type=int, default=2_000)
+    parser.add_argument("--claims", type=int, default=20_000)
+    parser.add_argument("--no-doc", action="store_true", help="Do not write docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    command = "python -m bench.controls" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    figures: dict[str, dict[str, Any]] = {}
+    steps: list[tuple[str, Callable[[str], dict[str, Any]]]] = [
+        ("cancel", lambda url: time_cancels(url, args.cancels)),
+        ("scheduled", lambda url: time_scheduled(url, args.scheduled, args.spread)),
+        ("bulk", lambda url: time_bulk_cancel(url, args.bulk, args.baseline)),
+        ("cap", lambda url: time_claims(url, args.claims)),
+    ]
+    for name, step in steps:
+        print(f"{name} ...", flush=True)
+        with database() as url:
+            figures[name] = step(url)
+        print(f"  {figures[name]}", flush=True)
+    if not args.no_doc:
+        write_section(section(command, figures))
+        print(f"wrote the '{SECTION}' section of {DOC}")
+
+
+def section(command: str, f: dict[str, dict[str, Any]]) -> str:
+    c, s, b, k = f["cancel"], f["scheduled"], f["bulk"], f["cap"]
+    ok = {True: "yes", False: "**no**"}
+    return "\n".join([
+        SECTION, "",
+        f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} "
+        "CPUs, a throwaway PostgreSQL on the same machine (load average "
+        f"{os.getloadavg()[0]:.1f} at the end: other work was running too).", "",
+        "| measure | figure | bar or baseline | met |", "|---|---:|---:|---|",
+        f"| cancel of a running job, {c['count']} handlers, heartbeat answer only "
+        f"({HEARTBEAT:g} s beats): p50 / p99 / max | {c['p50']:.2f} / **{c['p99']:.2f}** / "
+        f"{c['max']:.2f} s | {HEARTBEAT + 1:g} s | {ok[c['p99'] <= HEARTBEAT + 1]} |",
+        f"| {s['count']:,} scheduled jobs due over {s['spread']:g} s: send minus due, "
+        f"p50 / p99 / max | {s['p50']:.2f} / **{s['p99']:.2f}** / {s['max']:.2f} s "
+        f"({s['early']} early) | 1 s | {ok[s['p99'] <= 1 and s['early'] == 0]} |",
+        f"| the scheduler's round ({s['rounds']:,} rounds that released jobs): p50 / p99 / "
+        f"max | {s['round_p50']:.1f} / **{s['round_p99']:.1f}** / {s['round_max']:.1f} ms | "
+        f"50 ms | {ok[s['round_p99'] < 50]} |",
+        f"| bulk cancel of {b['count']:,} pending jobs, batches of 1,000 | "
+        f"**{b['rate']:,.0f} jobs/s** ({b['seconds']:.1f} s) | 10,000 jobs/s; one call per "
+        f"job: {b['baseline_rate']:,.0f} jobs/s ({b['baseline']:,} jobs) | "
+        f"{ok[b['rate'] >= 10_000]} |",
+        f"| {k['count']:,} claims in batches of 50: a capped queue against an uncapped one | "
+        f"{k['capped']:,.0f} against {k['free']:,.0f} claims/s: **{k['cost']:.0%} cost** | "
+        f"at most 20% | {ok[k['cost'] <= 0.2]} |", "",
+    ])
+
+
+def write_section(text_section: str) -> None:
+    """Replace this benchmark's section of docs/benchmarks.md (or append it)."""
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: text_section.rstrip("\n") + "\n\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + text_section.rstrip("\n") + "\n"
+    DOC.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
