@@ -13,6 +13,9 @@ Starts a throwaway PostgreSQL (or uses ``DATABASE_URL``), then runs:
   worker -> completion against Procrastinate's worker; killed worker -> requeue);
 - ``bench.controls`` through its own ``main`` (cancel of running jobs, 100,000 scheduled
   jobs, bulk cancel, the concurrency cap; issue 14);
+- ``bench.timetravel`` (a job of 10,000 events as of any of them; ``replay stale`` over
+  10,000,000 heartbeats) and ``bench.view_asof`` (``job_status`` a million events back,
+  with and without checkpoints), through ``bench.time_travel_suite`` (issue 16);
 
 and writes docs/benchmarks.md (a summary of every SPEC.md bar with its figure, baseline
 and ratio on top, then a section per workload; other sections are left alone) and PNG
@@ -46,6 +49,7 @@ from bench import (
     plots,
     projection_rebuild,
     stale_scan,
+    time_travel_suite,
 )
 from bench import write_path as write_path_bench
 from bench.common import Figure, mark, pct
@@ -101,6 +105,8 @@ class Outcome:
     stale: list[Figure] = field(default_factory=list)
     limiter: list[Figure] = field(default_factory=list)
     e2e: list[Figure] = field(default_factory=list)
+    timetravel: dict[str, Any] | None = None
+    view_asof: dict[str, Any] | None = None
     failed: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     images: dict[str, Path] = field(default_factory=dict)
@@ -504,6 +510,7 @@ def summary_section(outcome: Outcome, mode: Mode, info: list[str], began: dateti
         rows.append(f"| rate limiter, 2 limiters, 2,000 in flight (HTTP section) | "
                     f"{lim.rate:,.0f}/s, {'exact' if lim.exact else 'NOT EXACT'} | | | "
                     f"{mark(lim.rate >= 5000 and lim.exact)} |")
+    rows += time_travel_suite.summary_rows(outcome.timetravel, outcome.view_asof, outcome.failed)
     failed = [f"- {name} failed: {why}" for name, why in outcome.failed.items()]
     took = ", ".join(f"{k} {v:.0f} s" for k, v in outcome.seconds.items())
     return "\n".join([
@@ -607,6 +614,12 @@ def run_workloads(
     if "controls" not in skip:
         argv_controls = CONTROLS[mode.name]
         step(outcome, "controls", lambda: run_controls(server, argv_controls, doc))
+    if "timetravel" not in skip:
+        outcome.timetravel = step(outcome, "timetravel", lambda: time_travel_suite.run_timetravel(
+            server, mode.name, doc))
+    if "view_asof" not in skip:
+        outcome.view_asof = step(outcome, "view_asof", lambda: time_travel_suite.run_view_asof(
+            server, mode.name, doc))
 
 
 def main(argv: Sequence[str] | None = None) -> Outcome:
@@ -617,7 +630,8 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
     parser.add_argument("--images", type=Path, help="where the PNGs go (default: img/ "
                         "beside the output)")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
-                        "rebuild,enqueue,stale,limiter,e2e,controls")  # fmt: skip
+                        "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
+                        "view_asof")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

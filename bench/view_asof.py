@@ -8,7 +8,7 @@ throwaway PostgreSQL (or uses ``DATABASE_URL``), writes a log of N job events wi
 checkpointer part would have taken them), then times :func:`projections.asof.view_as_of`
 at P with the checkpoints (newest at or before P, verified, plus the log after it) and
 without them (the log from position 0), each a few times. Writes its section of
-docs/benchmarks.md unless ``--no-doc``.
+docs/benchmarks.md unless ``--no-doc``. ``python -m bench`` runs it too (:func:`run`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from adapters.postgres.backend import EVENTS_TABLE, postgres_env
 from adapters.postgres.checkpoints import PostgresCheckpoints
@@ -37,7 +38,7 @@ from projections.checkpoints import CHUNK_ROWS, Checkpoint, encode_chunk, format
 from projections.events import decode_page
 from projections.memory import MemoryView
 from projections.registry import get_view
-from tests.support.pg import start_postgres
+from tests.support.pg import PostgresServer, start_postgres
 
 SECTION = "## A view as of a past moment"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -55,6 +56,7 @@ class Size:
 FULL = Size(2_000_000, 1_000_001, 100_000, 3)
 """The cut at 999,999: 99,999 events past the newest checkpoint (the worst case)."""
 QUICK = Size(40_000, 20_001, 4_000, 2)
+TINY = Size(8_000, 4_001, 1_000, 1)
 
 
 def store_checkpoint(store: PostgresCheckpoints, memory: MemoryView) -> Checkpoint:
@@ -116,7 +118,35 @@ def timed(url: str, position: int, with_checkpoints: bool, repeats: int) -> tupl
     return statistics.median(times), rows, folded
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(server: PostgresServer, size: Size) -> dict[str, Any]:
+    """The log, its checkpoints and both timings in a database of ``server`` (dropped)."""
+    cut = size.events - size.back
+    name = f"bench_asof_{uuid.uuid4().hex[:8]}"
+    url = server.create_database(name)
+    try:
+        JobLedger(postgres_env(url)).close()  # eventsourcing's tables
+        migrate(url)
+        print(f"writing {size.events:,} events ...", flush=True)
+        wrote = write_log(url, size.events)
+        started = time.perf_counter()
+        made = checkpoints_on_the_way(url, cut, size.every)
+        print(f"  written in {wrote:.1f}s; {len(made)} checkpoints up to {cut:,} in "
+              f"{time.perf_counter() - started:.1f}s", flush=True)
+        fast = timed(url, cut, True, size.repeats)
+        slow = timed(url, cut, False, size.repeats)
+    finally:
+        server.drop_database(name)
+    newest = made[-1] if made else None
+    ratio = slow[0] / fast[0] if fast[0] else float("inf")
+    print(f"as of @{cut:,} from the checkpoint at {newest.position if newest else 0:,}: "
+          f"{fast[0]:.3f}s ({fast[2]:,} events folded, {fast[1]:,} rows)")
+    print(f"as of @{cut:,} from position 0: {slow[0]:.3f}s ({slow[2]:,} events); "
+          f"ratio {ratio:.1f}x")
+    return {"size": size, "cut": cut, "newest": newest, "fast": fast, "slow": slow,
+            "ratio": ratio}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small log (seconds)")
     parser.add_argument("--events", type=int)
@@ -130,32 +160,17 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m bench.view_asof" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:])
     )
-    cut = size.events - size.back
     with start_postgres() as server:
-        name = f"bench_asof_{uuid.uuid4().hex[:8]}"
-        url = server.create_database(name)
-        try:
-            JobLedger(postgres_env(url)).close()  # eventsourcing's tables
-            migrate(url)
-            print(f"writing {size.events:,} events ...", flush=True)
-            wrote = write_log(url, size.events)
-            started = time.perf_counter()
-            made = checkpoints_on_the_way(url, cut, size.every)
-            print(f"  written in {wrote:.1f}s; {len(made)} checkpoints up to {cut:,} in "
-                  f"{time.perf_counter() - started:.1f}s", flush=True)
-            fast = timed(url, cut, True, size.repeats)
-            slow = timed(url, cut, False, size.repeats)
-        finally:
-            server.drop_database(name)
-    newest = made[-1] if made else None
-    ratio = slow[0] / fast[0] if fast[0] else float("inf")
-    print(f"as of @{cut:,} from the checkpoint at {newest.position if newest else 0:,}: "
-          f"{fast[0]:.3f}s ({fast[2]:,} events folded, {fast[1]:,} rows)")
-    print(f"as of @{cut:,} from position 0: {slow[0]:.3f}s ({slow[2]:,} events); "
-          f"ratio {ratio:.1f}x")
+        figures = run(server, size)
     if not args.no_doc:
-        write_section(DOC, _section(command, size, cut, newest, fast=fast, slow=slow, ratio=ratio))
+        write_section(DOC, section(command, figures))
         print(f"wrote the '{SECTION}' section of {DOC}")
+    return figures
+
+
+def section(command: str, figures: dict[str, Any]) -> str:
+    return _section(command, figures["size"], figures["cut"], figures["newest"],
+                    fast=figures["fast"], slow=figures["slow"], ratio=figures["ratio"])
 
 
 def _section(

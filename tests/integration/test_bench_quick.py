@@ -14,6 +14,8 @@ pytest.importorskip("matplotlib", reason="the bench extra: pip install -e '.[ben
 from bench.__main__ import E2E, ENQUEUE, LIMITER, STALE, SUMMARY, main
 from bench.http_api import SECTION as HTTP
 from bench.projection_rebuild import SECTION as REBUILD
+from bench.timetravel import SECTION as TIMETRAVEL
+from bench.view_asof import SECTION as VIEW_ASOF
 from bench.write_path import SECTION as WRITE_PATH
 from tests.support.pg import PostgresServer
 
@@ -31,8 +33,12 @@ def test_the_tiny_run_completes_and_writes_every_section(
 
     assert outcome.failed == {}
     text = doc.read_text()
-    for section in (SUMMARY, WRITE_PATH, HTTP, REBUILD, ENQUEUE, STALE, LIMITER, E2E):
+    for section in (SUMMARY, WRITE_PATH, HTTP, REBUILD, ENQUEUE, STALE, LIMITER, E2E,
+                    TIMETRAVEL, VIEW_ASOF):  # fmt: skip
         assert text.count(f"{section}\n") == 1, section
+    for bar in ("as of any of them, p99 < 20 ms", "`replay stale` >= 200,000 events/s",
+                "checkpoint every 1,000, < 2 s"):  # issue 16's bars in the summary
+        assert bar in text.split(SUMMARY)[1].split("\n## ")[0], bar
     assert text.index(SUMMARY) < text.index("## Kept")  # the summary goes first
     assert "by someone else" in text
     images = sorted(p.name for p in (tmp_path / "img").iterdir())
