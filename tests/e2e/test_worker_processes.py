@@ -181,8 +181,12 @@ def test_sigterm_finishes_short_jobs_and_reports_long_ones_interrupted(embedded:
         assert time.monotonic() - started < 8
     assert embedded.job(short).status == Status.COMPLETED
     job = embedded.job(long)
-    assert (job.status, job.last_error) == (Status.PENDING, "worker shutting down")
-    assert [type(e).__name__ for e in embedded.history(long)][-2:] == ["Failed", "Requeued"]
+    # Requeued with the retry policy's backoff: scheduled until due (ADR 100).
+    assert (job.status, job.last_error) == (Status.SCHEDULED, "worker shutting down")
+    history = embedded.history(long)
+    assert [type(e).__name__ for e in history][-2:] == ["Failed", "Requeued"]
+    assert job.not_before is not None
+    assert job.not_before > history[-1].timestamp
 
 
 def test_sigterm_exits_past_a_plain_handler_that_ignores_cancellation(embedded: Fleet) -> None:
