@@ -20,6 +20,9 @@ CANCELLABLE_AT_ONCE = frozenset({Status.PENDING, Status.SCHEDULED})
 REQUEUEABLE = frozenset({Status.SCHEDULED, Status.IN_PROGRESS})
 """What an operator requeue applies to: a scheduled job made due now, a stuck attempt
 ended and the job made pending (a pending job already is; a finished one is redriven)."""
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+"""The furthest a job may be scheduled: ``delay_seconds``' bound, and ``run_at``'s (a time
+further ahead, up to year 9999 in any zone, would not even fold into the views)."""
 
 
 class CancelStep(StrEnum):
@@ -55,10 +58,15 @@ def scheduled_until(
     """When an enqueued job becomes due, or ``None`` when it is due at once.
 
     ``run_at`` and ``delay_seconds`` are exclusive (:class:`InvalidCommand`); a delay is
-    counted from the ledger's ``now``; a time not after ``now`` is due at once.
+    counted from the ledger's ``now``; a time not after ``now`` is due at once, one more
+    than :data:`MAX_SCHEDULE_AHEAD` after it is refused.
     """
     if run_at is not None and delay_seconds is not None:
         raise InvalidCommand("give run_at or delay_seconds, not both")
+    if run_at is not None and run_at - now > MAX_SCHEDULE_AHEAD:
+        raise InvalidCommand(
+            f"run_at is more than {MAX_SCHEDULE_AHEAD.days} days ahead: {run_at.isoformat()}"
+        )
     due = now + timedelta(seconds=delay_seconds) if delay_seconds is not None else run_at
     return due if due is not None and due > now else None
 
