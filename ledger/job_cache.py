@@ -14,10 +14,10 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from copy import deepcopy
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 from uuid import UUID
 
-from eventsourcing.application import ProcessingEvent, project_aggregate
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import EventStore, Mapper, RecordConflictError, StoredEvent
 
@@ -108,8 +108,11 @@ class JobCache:
         streams = loader.select_streams(list(wanted), self._snapshots_table)
         jobs: dict[UUID, Job] = {}
         for job_id, stored in streams.items():
-            events = [self._mapper.to_domain_event(s) for s in stored]
-            job: object = project_aggregate(None, events)
+            # A plain fold: project_aggregate's runtime-Protocol check of every event
+            # cost a fifth of a batch of 1,000 cancels.
+            job: Any = None
+            for event in stored:
+                job = cast(Any, self._mapper.to_domain_event(event)).mutate(job)
             if isinstance(job, Job):
                 jobs[job_id] = job
         return jobs, set(wanted) - set(streams)
