@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,8 @@ def test_enqueue_with_a_delay_or_a_time_is_scheduled(api: Api) -> None:
     assert delayed.json()["status"] == "scheduled"
     job = api.container.ledger.get_job(_uuid(delayed.json()["job_id"]))
     assert job.priority == 7
-    at = api.http.post("/jobs", json={"customer_id": "acme", "run_at": "2999-01-01T00:00:00Z"},
+    in_a_month = (utc_now() + timedelta(days=30)).isoformat()
+    at = api.http.post("/jobs", json={"customer_id": "acme", "run_at": in_a_month},
                        headers=api.as_("acme"))
     assert at.json()["status"] == "scheduled", at.text
     now = api.http.post("/jobs", json={"customer_id": "acme", "delay_seconds": 0},
@@ -266,7 +268,9 @@ def test_enqueue_with_a_delay_or_a_time_is_scheduled(api: Api) -> None:
     assert now.json()["status"] == "pending", now.text
     head = api.head()
     for bad in ({"run_at": "2999-01-01T00:00:00"}, {"priority": 101}, {"delay_seconds": -1},
-                {"run_at": "2999-01-01T00:00:00Z", "delay_seconds": 5}):
+                {"run_at": "2999-01-01T00:00:00Z", "delay_seconds": 5},
+                {"run_at": "2999-01-01T00:00:00Z"},  # more than 366 days ahead
+                {"run_at": "9999-12-31T23:59:59-05:00"}):  # year 10000 in UTC
         answer = api.http.post("/jobs", json={"customer_id": "acme"} | bad,
                                headers=api.as_("acme"))
         assert answer.status_code == 422, (bad, answer.text)
