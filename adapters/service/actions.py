@@ -75,8 +75,14 @@ def command_for(
 
 def action_filter(kind: ActionKind, data: dict[str, Any] | ActionFilter) -> ActionFilter:
     """The filter checked, and for ``retry`` limited to dead letters (the only jobs a
-    redrive applies to)."""
+    redrive applies to); a cancel or requeue needs at least one criterion, so a request
+    that forgot its filter does not act on every job of every customer."""
     found = checked_filter(data)
+    if kind is not ActionKind.RETRY and found == ActionFilter():
+        raise InvalidFilter(
+            f"a bulk {kind.value} needs a filter: give at least one of "
+            + ", ".join(ActionFilter.__struct_fields__)
+        )
     if kind is ActionKind.RETRY:
         if found.status not in {None, Status.DEAD_LETTERED.value}:
             raise InvalidFilter("retry applies to dead-lettered jobs only (--status dead_lettered)")

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from adapters.service.actions import action_filter
+from ledger.action import ActionFilter, ActionKind, InvalidFilter
 from ledger.commands import EnqueueJob
 from ledger.errors import InvalidCommand
 from ledger.policies.controls import MAX_SCHEDULE_AHEAD, scheduled_until
@@ -58,3 +60,20 @@ def test_the_job_status_view_folds_every_accepted_due_time() -> None:
     assert sorted(row["status"] for row in view.rows["job_status"].values()) == [
         "pending", "scheduled",
     ]
+
+
+@pytest.mark.parametrize("kind", [ActionKind.CANCEL, ActionKind.REQUEUE])
+@pytest.mark.parametrize("data", [{}, ActionFilter()])
+def test_a_bulk_cancel_or_requeue_without_a_filter_is_refused(
+    kind: ActionKind, data: dict[str, object] | ActionFilter
+) -> None:
+    # POST /actions {"kind": "cancel"} cancelled every job of every customer; the CLI
+    # already asks for a filter
+    with pytest.raises(InvalidFilter, match="needs a filter"):
+        action_filter(kind, data)
+
+
+def test_a_bulk_action_with_any_criterion_and_a_retry_of_every_dead_letter_are_accepted() -> None:
+    assert action_filter(ActionKind.CANCEL, {"queue": "emails"}) == ActionFilter(queue="emails")
+    assert action_filter(ActionKind.REQUEUE, {"status": "scheduled"}).status == "scheduled"
+    assert action_filter(ActionKind.RETRY, {}) == ActionFilter(status="dead_lettered")
