@@ -62,12 +62,13 @@ from ledger.job_ids import idempotent_job_id
 from ledger.policies.controls import scheduled_until
 from ledger.policies.retry import RetryPolicy
 from ledger.queue import Queue, queue_id
+from ledger.queue_cache import QueueCache
 from ledger.queue_slots import QueueSlots, apply_control, due_snapshots
 
 BATCH_ROUNDS = 4
 """How often a batch is re-decided after version conflicts before going job by job."""
 
-QUEUE_SNAPSHOT_INTERVAL = 50
+QUEUE_SNAPSHOT_INTERVAL = 1000
 """Snapshot a queue aggregate every this many events (two per claimed attempt)."""
 
 Result = Outcome | LedgerError
@@ -101,6 +102,7 @@ class JobLedger(Application[UUID]):
             self.get_job, self.recorder, self.mapper, self.snapshots,
             size=cache_size, snapshot_interval=snapshot_interval,
         )
+        self._queues = QueueCache(self.get_queue, self.recorder)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -234,14 +236,16 @@ class JobLedger(Application[UUID]):
     ) -> list[Result]:
         jobs, absent = self._jobs.prefetch(commands, fresh)
         from_cache: set[UUID] = set()
-        slots = QueueSlots(self.get_queue)
+        slots = QueueSlots(self._queues.load)
         results = [
             self._decide(c, now, jobs, from_cache, slots, fresh=fresh, absent=absent)
             for c in commands
         ]
         changed = [job for job in jobs.values() if job.pending_events]
         if changed:
-            self._append(changed, slots.changed())
+            queues = slots.changed()
+            self._append(changed, queues)
+            self._queues.remember(queues)
             for job in changed:
                 self._jobs.remember(job)
         return results

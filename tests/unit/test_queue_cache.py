@@ -1,0 +1,75 @@
+"""The queue cache: a queue saved by this process is reused while the store's version
+agrees, as a private copy; a queue another process wrote to is loaded afresh."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+from ledger.queue import Queue
+from ledger.queue_cache import QueueCache
+
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
+
+
+class Store:
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self.version = queue.version
+        self.loads = 0
+
+    def load(self, name: str) -> Queue | None:
+        self.loads += 1
+        return self.queue if name == self.queue.name else None
+
+    def select_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
+        return {i: self.version for i in ids if i == self.queue.id}
+
+    def select_streams(self, ids: Sequence[UUID], table: str | None) -> dict[UUID, list[object]]:
+        return {}
+
+
+def saved_queue() -> Queue:
+    queue = Queue.open("emails", NOW)
+    queue.set_limit(5, "cli:root", None, NOW)
+    queue.collect_events()
+    return queue
+
+
+def test_a_queue_this_process_saved_is_not_loaded_again_while_the_store_agrees() -> None:
+    store = Store(saved_queue())
+    cache = QueueCache(store.load, store)
+    first = cache.load("emails")
+    assert first is not None
+    assert store.loads == 1
+    first.take_slot(uuid4(), 1, NOW)
+    first.collect_events()
+    store.version = first.version
+    cache.remember([first])
+    again = cache.load("emails")
+    assert store.loads == 1
+    assert again is not None
+    assert again is not first
+    assert again.running == first.running
+    again.take_slot(uuid4(), 1, NOW)  # deciding on the copy leaves the held queue alone
+    assert len(first.running) == 1
+    assert not first.pending_events
+
+
+def test_a_queue_another_process_wrote_to_is_loaded_afresh() -> None:
+    store = Store(saved_queue())
+    cache = QueueCache(store.load, store)
+    cache.remember([store.queue])
+    store.version += 1  # another process took a slot
+    assert cache.load("emails") is store.queue
+    assert store.loads == 1
+
+
+def test_without_version_lookups_every_load_reads_the_store() -> None:
+    store = Store(saved_queue())
+    cache = QueueCache(store.load, object())
+    cache.remember([store.queue])
+    cache.load("emails")
+    cache.load("emails")
+    assert store.loads == 2
