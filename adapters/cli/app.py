@@ -18,7 +18,7 @@ from rich.table import Table
 from adapters.cli.asof import print_jobs_as_of
 from adapters.cli.asof import register as register_as_of
 from adapters.cli.audit import audit_command
-from adapters.cli.console import make_console
+from adapters.cli.console import cell, make_console
 from adapters.cli.controls import (
     cancel_command,
     requeue_command,
@@ -125,7 +125,7 @@ def jobs_show(
         return
     table = Table(show_header=False, box=None)
     for key, value in summary.items():
-        table.add_row(f"[bold]{key}[/]", "" if value is None else str(value))
+        table.add_row(f"[bold]{key}[/]", cell(value))
     console.print(table)
     console.print(timeline_table(events))
 
@@ -165,7 +165,7 @@ def jobs_list(  # noqa: PLR0917 - typer options
         wide = column == "job_id"
         table.add_column(column, no_wrap=wide, min_width=36 if wide else None)
     for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
+        table.add_row(*(cell(row[c]) for c in columns))
     console.print(table)
 
 

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 UNWRAPPED = 10_000
 """The width piped output gets: wide enough that nothing the CLI prints wraps."""
@@ -20,12 +21,13 @@ UNWRAPPED = 10_000
 
 def make_console(*, stderr: bool = False, quiet: bool = False) -> Console:
     """A console for stdout (or stderr): the terminal's width, or unwrapped when piped."""
-    console = Console(stderr=stderr, quiet=quiet)
+    console = Console(stderr=stderr, quiet=quiet, emoji=False)  # api:key:... stays text
     if console.is_terminal or os.environ.get("COLUMNS"):
         return console
-    return Console(stderr=stderr, quiet=quiet, width=UNWRAPPED)
+    return Console(stderr=stderr, quiet=quiet, width=UNWRAPPED, emoji=False)
 
 
 def cell(value: Any) -> str:
-    """A value as a table cell: nothing for a missing value (never the text ``None``)."""
-    return "" if value is None else str(value)
+    """A value as a table cell: nothing for a missing value (never the text ``None``),
+    markup escaped (a client's reason or name is shown as written, never interpreted)."""
+    return "" if value is None else escape(str(value))

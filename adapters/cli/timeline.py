@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
+from adapters.cli.console import cell
 from ledger.job import Job
 from projections.timeline import event_details, event_name
 
@@ -24,7 +25,7 @@ def timeline_table(events: Sequence[Job.Event]) -> Table:
             str(event.originator_version),
             event.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
             f"{offset:.3f}",
-            event_name(event),
-            event_details(event),
+            cell(event_name(event)),
+            cell(event_details(event)),
         )
     return table
