@@ -82,7 +82,8 @@ def job_life(n: int) -> list[tuple[str, dict[str, Any]]]:
     life: list[tuple[str, dict[str, Any]]] = [
         ("Enqueued", {"originator_topic": JOB_TOPIC, "customer_id": f"customer-{n % 97}",
                       "queue": ("default", "emails", "reports")[n % 3],
-                      "payload": {"n": n}, "max_attempts": 3, "idempotency_key": None}),
+                      "payload": {"n": n}, "max_attempts": 3, "idempotency_key": None,
+                      "priority": 0, "run_at": None}),
         ("Claimed", {"attempt": 1, "worker_id": worker, "worker_time": None}),
     ]
     beat = ("HeartbeatRecorded", {"attempt": 1, "worker_id": worker, "worker_time": None})
@@ -140,9 +141,10 @@ B = sql.Identifier(BASELINE_TABLE)
 BASELINE_SQL: dict[str, sql.Composed] = {
     "Enqueued": sql.SQL(
         "INSERT INTO {t} (job_id, customer_id, queue, status, attempt, attempts_used, "
-        "max_attempts, enqueued_at, heartbeats, refused_reports, version, updated_at) "
+        "max_attempts, enqueued_at, heartbeats, refused_reports, version, updated_at, "
+        "priority, cancel_requested) "
         "VALUES (%(id)s, %(customer_id)s, %(queue)s, 'pending', 0, 0, %(max_attempts)s, %(at)s, "
-        "0, 0, %(v)s, %(at)s)"
+        "0, 0, %(v)s, %(at)s, %(priority)s, 0)"
     ).format(t=B),
     "Claimed": sql.SQL(
         "UPDATE {t} SET status = 'in_progress', attempt = %(attempt)s, "
@@ -190,7 +192,7 @@ class BaselineProjection(Projection[BaselineView]):
         event: Job.Event = domain_event
         name = type(event).__qualname__.removeprefix("Job.")
         params = {"id": event.originator_id, "v": event.originator_version,
-                  "at": event.timestamp, **vars(event)}
+                  "at": event.timestamp, "priority": 0, **vars(event)}
         self.view.apply(name, params, tracking)
 
 

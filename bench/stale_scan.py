@@ -32,14 +32,12 @@ from adapters.service.monitors import STALE_SCAN_LIMIT, StaleMonitor
 from adapters.service.settings import Settings
 from bench.common import Figure, fresh_database
 from ledger.application import JobLedger
+from projections.job_status import JOB_STATUS
 from projections.queries.job_status import JobStatusQueries
 from tests.support.pg import PostgresServer
 
-COLUMNS = (
-    "job_id, customer_id, queue, status, attempt, attempts_used, max_attempts, worker_id, "
-    "enqueued_at, started_at, last_heartbeat_at, finished_at, not_before, last_error, "
-    "heartbeats, refused_reports, version, updated_at"
-)
+COLUMNS = ", ".join(JOB_STATUS.names)
+"""Every column of the view, as its declaration has them."""
 COPY = f"COPY job_status ({COLUMNS}) FROM STDIN"
 SCAN_SQL = (
     f"SELECT {COLUMNS} FROM job_status WHERE status = 'in_progress' "
@@ -72,12 +70,17 @@ def seed(url: str, size: Size, silent: int | None, now: datetime) -> None:
             beat = now - (timedelta(hours=1) if quiet else timedelta(seconds=n % 60))
             beat -= timedelta(microseconds=n)
             started = beat - timedelta(minutes=5)
-            copy.write_row((
-                uuid4(), f"customer-{n % 97}", ("default", "emails", "reports")[n % 3],
-                "completed" if done else "in_progress", 1, 1, 3, f"worker-{n % 50}",
-                started - timedelta(seconds=1), started, beat, beat if done else None,
-                None, None, 3, 0, 6 if done else 5, beat,
-            ))
+            copy.write_row(JOB_STATUS.as_tuple({
+                "job_id": uuid4(), "customer_id": f"customer-{n % 97}",
+                "queue": ("default", "emails", "reports")[n % 3],
+                "status": "completed" if done else "in_progress", "attempt": 1,
+                "attempts_used": 1, "max_attempts": 3, "worker_id": f"worker-{n % 50}",
+                "enqueued_at": started - timedelta(seconds=1), "started_at": started,
+                "last_heartbeat_at": beat, "finished_at": beat if done else None,
+                "not_before": None, "last_error": None, "heartbeats": 3, "refused_reports": 0,
+                "version": 6 if done else 5, "updated_at": beat, "priority": 0,
+                "cancel_requested": 0,
+            }))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE job_status")
 
