@@ -47,6 +47,24 @@ def depth(raw: bytes) -> int:
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<![0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+"""A ``\\uD800``-``\\uDFFF`` escape outside a high-low pair: a lone surrogate."""
+
+
+def _malformed(raw: bytes, error: msgspec.DecodeError) -> str:
+    """Why ``raw`` is not JSON the ledger reads; a lone surrogate is named as such (the
+    decoder's own message for it is "Input data was truncated")."""
+    found = _LONE_SURROGATE.search(raw)
+    if found is not None:
+        escape = found.group().decode("ascii")
+        return (f"malformed JSON: {escape} at byte {found.start()} is a lone surrogate, "
+                "which is not text (a surrogate escape must be half of a pair)")
+    return f"malformed JSON: {error}"
+
+
 def decode_body(raw: bytes, decoder: msgspec.json.Decoder[T], body_type: type[T]) -> T:
     """``raw`` as ``body_type`` by ``decoder``, or the 4xx :class:`ApiError`."""
     try:
@@ -56,7 +74,7 @@ def decode_body(raw: bytes, decoder: msgspec.json.Decoder[T], body_type: type[T]
     except msgspec.ValidationError as error:
         body = _with_integral_floats(raw, body_type, error)
     except msgspec.DecodeError as error:
-        raise ApiError(400, f"malformed JSON: {error}", code="malformed_json") from None
+        raise ApiError(400, _malformed(raw, error), code="malformed_json") from None
     if depth(raw) > MAX_DEPTH:  # only valid JSON gets here: the scan is linear
         raise too_deep()
     return body

@@ -87,3 +87,23 @@ def test_check_path_refuses_non_utf8_paths_and_odd_parameters(
     assert (refused.value.status, refused.value.code) == (400, "invalid_path")
     check_path(cast(Scope, {"type": "http", "raw_path": b"/queue/caf%C3%A9",
                             "path_params": {"customer_id": "café"}}))
+
+
+@pytest.mark.parametrize(("raw", "escape"), [
+    (b'{"customer_id": "a\\ud800"}', "\\ud800"),
+    (b'{"customer_id": "a\\udc00b"}', "\\udc00"),
+    (b'{"customer_id": "acme", "payload": {"k": "\\uD83D"}}', "\\uD83D"),
+])
+def test_a_lone_surrogate_is_named_in_the_400(raw: bytes, escape: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        decode_body(raw, decoder(EnqueueRequest), EnqueueRequest)
+    assert refused.value.status == 400
+    assert refused.value.code == "malformed_json"
+    assert f"{escape} at byte" in str(refused.value)
+    assert "lone surrogate" in str(refused.value)
+
+
+def test_a_surrogate_pair_is_text() -> None:
+    raw = b'{"customer_id": "a\\ud83d\\ude00"}'
+    body = decode_body(raw, decoder(EnqueueRequest), EnqueueRequest)
+    assert body.customer_id == "a\U0001f600"
