@@ -35,10 +35,11 @@ def pages(
 
 
 def prefetched(
-    store: ViewStore, after: int, size: int, upto: int | None = None, ahead: int = AHEAD
+    store: ViewStore, after: int, size: int, upto: int | None = None, ahead: int = AHEAD,
+    *, name: str = "log-reader",
 ) -> Generator[list[RawRow], None, None]:
-    """The pages of :func:`pages`, read up to ``ahead`` pages early on a thread; an error
-    of the reading thread is raised here, in the caller's thread."""
+    """The pages of :func:`pages`, read up to ``ahead`` pages early on a thread named
+    ``name``; an error of the reading thread is raised here, in the caller's thread."""
     queued: queue.Queue[list[RawRow] | BaseException | None] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
@@ -60,7 +61,7 @@ def prefetched(
         except BaseException as error:  # raised in the caller's thread
             hand(error)
 
-    thread = threading.Thread(target=read, name="log-reader", daemon=True)
+    thread = threading.Thread(target=read, name=name, daemon=True)
     thread.start()
     try:
         while True:

@@ -18,9 +18,7 @@ up to P are equal (ADR 65).
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -29,8 +27,10 @@ from typing import Any
 import msgspec
 
 from ledger.errors import LedgerError, StoreError, StoreUnavailable
-from projections.events import Event, RawRow, decode_page
+from projections.events import Event, decode_page
 from projections.model import PageState, View, ViewError
+from projections.pages import pages as log_pages
+from projections.pages import prefetched
 from projections.runner import Folder, refusal, storable, write_one_by_one
 from projections.store import LIVE, SCRATCH, SHADOW, ViewStore
 
@@ -85,8 +85,8 @@ def fold_into(
     position = after
     head = upto if upto is not None else store.head()
     pages = (
-        _prefetched(reader, after, page_size, upto) if reader is not None
-        else _pages(store, after, page_size, upto)
+        prefetched(reader, after, page_size, upto, name="rebuild-reader") if reader is not None
+        else log_pages(store, after, page_size, upto)
     )
     with closing(pages):  # stops the reading thread whatever happens here
         for page in pages:
@@ -118,54 +118,6 @@ def _fold_page(store: ViewStore, folder: Folder, events: list[Event], inside: bo
         if failure is not None:
             raise failure from error
     folder.trim()
-
-
-def _pages(
-    store: ViewStore, after: int, size: int, upto: int | None
-) -> Generator[list[RawRow], None, None]:
-    while True:
-        page = store.read_events(after, size, upto)
-        if not page:
-            return
-        yield page
-        after = page[-1][0]
-
-
-def _prefetched(
-    reader: ViewStore, after: int, size: int, upto: int | None, ahead: int = 2
-) -> Generator[list[RawRow], None, None]:
-    """The pages of :func:`_pages`, read up to ``ahead`` pages early on a thread."""
-    pages: queue.Queue[list[RawRow] | BaseException | None] = queue.Queue(maxsize=ahead)
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            for page in _pages(reader, after, size, upto):
-                while not stop.is_set():
-                    try:
-                        pages.put(page, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            pages.put(None)
-        except BaseException as error:  # handed to the folding thread
-            pages.put(error)
-
-    thread = threading.Thread(target=read, name="rebuild-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = pages.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _write(store: ViewStore, view: View, suffix: str, state: PageState, inside: bool) -> None:
