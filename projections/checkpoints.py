@@ -79,6 +79,31 @@ class Checkpoint:
     format_version: str
 
 
+class _Row(Protocol):
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+def checkpoint_params(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The checkpoint as the named parameters of a store's ``publish`` statement."""
+    return {
+        "id": checkpoint.id, "view": checkpoint.view, "position": checkpoint.position,
+        "generation": checkpoint.generation, "taken_at": checkpoint.taken_at,
+        "row_count": checkpoint.row_count, "byte_count": checkpoint.byte_count,
+        "sha256": checkpoint.sha256, "format_version": checkpoint.format_version,
+    }
+
+
+def checkpoint_of(row: _Row, taken_at: datetime) -> Checkpoint:
+    """A checkpoint from a row of a store's ``list`` statement (``taken_at`` as read by
+    the driver, which may keep it as text)."""
+    return Checkpoint(
+        id=row["id"], view=row["view_name"], position=row["position"],
+        generation=row["generation"], taken_at=taken_at, row_count=row["row_count"],
+        byte_count=row["byte_count"], sha256=row["sha256"],
+        format_version=row["format_version"],
+    )
+
+
 class CheckpointStore(Protocol):
     """Where checkpoints are kept (the ledger's database; one session, one thread)."""
 

@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from adapters.postgres.errors import translated
 from adapters.postgres.store import connect
 from adapters.sql.sqlfile import load_sections
-from projections.checkpoints import Checkpoint
+from projections.checkpoints import Checkpoint, checkpoint_of, checkpoint_params
 
 SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.postgres", "checkpoints.sql"
@@ -33,26 +33,13 @@ class PostgresCheckpoints:
 
     @translated()
     def publish(self, checkpoint: Checkpoint) -> None:
-        self.conn.execute(SQL["publish"], {
-            "id": checkpoint.id, "view": checkpoint.view, "position": checkpoint.position,
-            "generation": checkpoint.generation, "taken_at": checkpoint.taken_at,
-            "row_count": checkpoint.row_count, "byte_count": checkpoint.byte_count,
-            "sha256": checkpoint.sha256, "format_version": checkpoint.format_version,
-        })
+        self.conn.execute(SQL["publish"], checkpoint_params(checkpoint))
 
     @translated()
     def list(self, view: str) -> list[Checkpoint]:
         with self.conn.cursor(row_factory=dict_row) as cur:
             rows: list[dict[str, Any]] = cur.execute(SQL["list"], {"view": view}).fetchall()
-        return [
-            Checkpoint(
-                id=r["id"], view=r["view_name"], position=r["position"],
-                generation=r["generation"], taken_at=r["taken_at"], row_count=r["row_count"],
-                byte_count=r["byte_count"], sha256=r["sha256"],
-                format_version=r["format_version"],
-            )
-            for r in rows
-        ]
+        return [checkpoint_of(r, r["taken_at"]) for r in rows]
 
     def chunks(self, checkpoint_id: str) -> Iterator[bytes]:
         with translated(), self.conn.cursor() as cur:

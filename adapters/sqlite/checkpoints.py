@@ -14,7 +14,7 @@ from pathlib import Path
 from adapters.sql.sqlfile import load_sections
 from adapters.sqlite.errors import translated
 from adapters.sqlite.store import connect
-from projections.checkpoints import Checkpoint
+from projections.checkpoints import Checkpoint, checkpoint_of, checkpoint_params
 
 SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.sqlite", "checkpoints.sql"
@@ -35,22 +35,13 @@ class SqliteCheckpoints:
 
     @translated()
     def publish(self, checkpoint: Checkpoint) -> None:
-        self.conn.execute(SQL["publish"], {
-            "id": checkpoint.id, "view": checkpoint.view, "position": checkpoint.position,
-            "generation": checkpoint.generation, "taken_at": checkpoint.taken_at.isoformat(),
-            "row_count": checkpoint.row_count, "byte_count": checkpoint.byte_count,
-            "sha256": checkpoint.sha256, "format_version": checkpoint.format_version,
-        })
+        params = checkpoint_params(checkpoint) | {"taken_at": checkpoint.taken_at.isoformat()}
+        self.conn.execute(SQL["publish"], params)
 
     @translated()
     def list(self, view: str) -> list[Checkpoint]:
         return [
-            Checkpoint(
-                id=r["id"], view=r["view_name"], position=r["position"],
-                generation=r["generation"], taken_at=datetime.fromisoformat(r["taken_at"]),
-                row_count=r["row_count"], byte_count=r["byte_count"], sha256=r["sha256"],
-                format_version=r["format_version"],
-            )
+            checkpoint_of(r, datetime.fromisoformat(r["taken_at"]))
             for r in self.conn.execute(SQL["list"], {"view": view}).fetchall()
         ]
 
