@@ -141,3 +141,9 @@ def replay_start(since: str, now: datetime) -> datetime:
     if moment is None or moment.time is None:
         raise InvalidReplay(f"since {since!r}: give a duration (7d) or a time with a zone")
     return moment.time
+
+
+def replay_range(since: str, until: str | None, now: datetime) -> tuple[datetime, datetime | None]:
+    """A replay's first tick and its end (``None``: the last event), each as
+    :func:`replay_start` reads it."""
+    return replay_start(since, now), None if until is None else replay_start(until, now)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import typer
@@ -14,14 +15,16 @@ from rich.table import Table
 from adapters.cli.console import make_console
 from adapters.cli.errors import user_errors
 from adapters.service.bootstrap import build, utc_now
-from projections.replays import parse_duration, replay_alerts, replay_stale, replay_start
+from projections.replays import parse_duration, replay_alerts, replay_range, replay_stale
 from projections.stale_replay import Recovery
+from projections.store import ViewStore
 
 replay_app = typer.Typer(
     help="What-if: replay a policy setting over the recorded history (read-only).",
     no_args_is_help=True,
 )
 console = make_console()
+R = TypeVar("R")
 
 Since = Annotated[str, typer.Option(help="Start: a duration back from now (7d) or a time.")]
 Until = Annotated[str | None, typer.Option(
@@ -55,6 +58,17 @@ def _recovery_rows(name: str, ours: Recovery, real: Recovery) -> list[tuple[str,
             (f"{name} max (s)", ours.max, real.max)]
 
 
+def _on_views(run: Callable[[ViewStore], R]) -> R:
+    """``run`` on a session of the views, closed (and the wiring with it) afterwards."""
+    wired = build()
+    store = wired.backend.open_views()
+    try:
+        return run(store)
+    finally:
+        store.close()
+        wired.close()
+
+
 @replay_app.command("stale")
 @user_errors
 def stale(
@@ -67,16 +81,10 @@ def stale(
     """The stale rule at THRESHOLD, checked every INTERVAL, over the recorded claims,
     heartbeats and ends: attempts it would flag, false positives (flagged, then completed
     in the same attempt), recorded detections it would not make, recovery times."""
-    now = utc_now()
-    start, end = replay_start(since, now), None if until is None else replay_start(until, now)
-    wired = build()
-    store = wired.backend.open_views()
-    try:
-        report = replay_stale(store, threshold=parse_duration(threshold),
-                              interval=parse_duration(interval), start=start, until=end)
-    finally:
-        store.close()
-        wired.close()
+    start, end = replay_range(since, until, utc_now())
+    report = _on_views(lambda store: replay_stale(
+        store, threshold=parse_duration(threshold), interval=parse_duration(interval),
+        start=start, until=end))
     _print(report, [
         ("events replayed", report.events, ""),
         ("attempts flagged", report.would_flag, report.really_flagged),
@@ -101,17 +109,10 @@ def alerts(  # noqa: PLR0917 - typer options
 ) -> None:
     """Alert grouping with GROUP_WAIT over the recorded dead letters: how many posts, how
     late, against the recorded deliveries."""
-    now = utc_now()
-    start, end = replay_start(since, now), None if until is None else replay_start(until, now)
-    wired = build()
-    store = wired.backend.open_views()
-    try:
-        report = replay_alerts(store, group_wait=parse_duration(group_wait),
-                               threshold=threshold, tick=parse_duration(tick), start=start,
-                               until=end)
-    finally:
-        store.close()
-        wired.close()
+    start, end = replay_range(since, until, utc_now())
+    report = _on_views(lambda store: replay_alerts(
+        store, group_wait=parse_duration(group_wait), threshold=threshold,
+        tick=parse_duration(tick), start=start, until=end))
     _print(report, [
         ("events replayed", report.events, ""),
         ("dead letters", report.dead_letters, report.really_alerted),

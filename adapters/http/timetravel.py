@@ -5,7 +5,6 @@ grouping over the recorded history (staff). ``GET /jobs/{id}?as_of=`` is in
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -21,7 +20,7 @@ from adapters.service.bootstrap import utc_now
 from ledger.access import Role
 from projections.alert_replay import AlertReplayReport
 from projections.job_asof import MAX_STATES, JobStates, job_states
-from projections.replays import parse_duration, replay_alerts, replay_stale, replay_start
+from projections.replays import parse_duration, replay_alerts, replay_range, replay_stale
 from projections.stale_replay import StaleReplayReport
 
 REPLAY = rule(Role.STAFF, preset="staff")
@@ -54,11 +53,6 @@ async def states(
     )
 
 
-def _range(since: str, until: str | None) -> tuple[datetime, datetime | None]:
-    now = utc_now()
-    return replay_start(since, now), None if until is None else replay_start(until, now)
-
-
 @get(
     "/replay/stale", opt={"access": REPLAY},
     summary="What-if: the stale rule with another threshold over the recorded history",
@@ -75,7 +69,7 @@ async def stale(
     """Attempts the setting would flag, false positives (flagged, then completed in the
     same attempt), recorded detections it would not make, and recovery times, beside what
     the log records. Read-only."""
-    start, end = _range(since, until)
+    start, end = replay_range(since, until, utc_now())
     wait, every = parse_duration(threshold), parse_duration(interval)
     return await views.read(
         lambda store: replay_stale(store, threshold=wait, interval=every, start=start, until=end)
@@ -97,7 +91,7 @@ async def alerts(
     until: Annotated[str | None, QueryParameter(max_length=40)] = None,
 ) -> AlertReplayReport:
     """How many posts the grouping would make and how late, beside the recorded ones."""
-    start, end = _range(since, until)
+    start, end = replay_range(since, until, utc_now())
     wait, every = parse_duration(group_wait), parse_duration(tick)
     return await views.read(lambda store: replay_alerts(
         store, group_wait=wait, threshold=threshold, tick=every, start=start, until=end,
