@@ -26,6 +26,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import EnvType
 
+from ledger.command_checks import validate_all
 from ledger.commands import (
     AnyCommand,
     AnyQueueCommand,
@@ -171,19 +172,10 @@ class JobLedger(Application[UUID]):
         appends its refusal). A version conflict re-decides the whole batch, with the jobs
         that changed meanwhile read afresh, so no command is dropped or applied twice.
         """
-        indexes: list[int] = []
-        valid: list[AnyCommand] = []
-        results: list[Result | None] = [None] * len(commands)
-        for index, command in enumerate(commands):
-            try:
-                valid.append(validated(command))
-                indexes.append(index)
-            except InvalidCommand as error:
-                results[index] = error
-        decided = self._decide_in_rounds(valid, now)
-        for index, result in zip(indexes, decided, strict=True):
-            results[index] = result
-        return [r for r in results if r is not None]
+        checked = validate_all(commands)
+        valid = [c for c in checked if not isinstance(c, InvalidCommand)]
+        decided = iter(self._decide_in_rounds(valid, now))
+        return [c if isinstance(c, InvalidCommand) else next(decided) for c in checked]
 
     def _decide_in_rounds(self, commands: Sequence[AnyCommand], now: datetime) -> list[Result]:
         """Decide and save the batch, again after each version conflict; after
