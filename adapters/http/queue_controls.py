@@ -36,6 +36,16 @@ async def _control(
     return await anyio.to_thread.run_sync(jobs.ledger.control_queue, command, utc_now())
 
 
+async def _reasoned(
+    request: Request[Any, Any, Any], jobs: JobReads,
+    command: type[PauseQueue] | type[ResumeQueue], queue: str,
+) -> QueueOutcome:
+    """A pause or resume with the body's reason, acted by the caller."""
+    body = await read_body(request, ReasonRequest)
+    actor = operator_actor(principal_of(request))
+    return await _control(jobs, command(queue=queue, actor=actor, reason=body.reason))
+
+
 @post("/queues/{queue:str}/pause", status_code=200,
       opt={"access": OPERATOR, "body": ReasonRequest}, summary="Pause a queue",
       tags=["operator"])
@@ -43,9 +53,7 @@ async def pause_queue(
     request: Request[Any, Any, Any], queue: QueuePath, jobs: NamedDependency[JobReads]
 ) -> QueueOutcome:
     """Hold the queue's sends and starts until it is resumed (again: ``changed`` false)."""
-    body = await read_body(request, ReasonRequest)
-    actor = operator_actor(principal_of(request))
-    return await _control(jobs, PauseQueue(queue=queue, actor=actor, reason=body.reason))
+    return await _reasoned(request, jobs, PauseQueue, queue)
 
 
 @post("/queues/{queue:str}/resume", status_code=200,
@@ -55,9 +63,7 @@ async def resume_queue(
     request: Request[Any, Any, Any], queue: QueuePath, jobs: NamedDependency[JobReads]
 ) -> QueueOutcome:
     """Send and start the queue's jobs again."""
-    body = await read_body(request, ReasonRequest)
-    actor = operator_actor(principal_of(request))
-    return await _control(jobs, ResumeQueue(queue=queue, actor=actor, reason=body.reason))
+    return await _reasoned(request, jobs, ResumeQueue, queue)
 
 
 @post("/queues/{queue:str}/limit", status_code=200,
