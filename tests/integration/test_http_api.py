@@ -120,7 +120,9 @@ def test_a_job_through_claim_heartbeat_fail_retry_and_completion(client: httpx.C
     assert_problem(client.post(f"/jobs/{job_id}/claim", json={"worker_id": "w2"}), 409)
 
     beat = client.post(f"/jobs/{job_id}/heartbeat", json={"worker_id": "w1", "attempt": 1})
-    assert beat.json() == {"job_id": job_id, "attempt": 1, "status": "in_progress"}
+    assert beat.json() == {
+        "job_id": job_id, "attempt": 1, "status": "in_progress", "cancel_requested": False
+    }
     failed = client.post(
         f"/jobs/{job_id}/fail", json={"worker_id": "w1", "attempt": 1, "error": "boom"}
     )
@@ -132,7 +134,9 @@ def test_a_job_through_claim_heartbeat_fail_retry_and_completion(client: httpx.C
     done = client.post(
         f"/jobs/{job_id}/complete", json={"worker_id": "w2", "attempt": 2, "result": {"ok": 1}}
     )
-    assert done.json() == {"job_id": job_id, "attempt": 2, "status": "completed"}
+    assert done.json() == {
+        "job_id": job_id, "attempt": 2, "status": "completed", "cancel_requested": False
+    }
 
     history = client.get(f"/jobs/{job_id}/history").json()
     assert history["job_id"] == job_id
