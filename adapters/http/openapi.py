@@ -80,7 +80,7 @@ def complete(routes: list[Any], document: dict[str, Any]) -> dict[str, Any]:
         rule = rules.get((path, method))
         if rule is not None:
             operation["security"] = [{"bearer": []}]
-        _problems(operation, ref_of[Problem], rule, body is not None)
+        _problems(operation, ref_of[Problem], rule, body is not None, method == "post")
         alternate = alternates.get((path, method))
         if alternate is not None:
             for response in operation.get("responses", {}).values():
@@ -98,14 +98,22 @@ def _operations(document: dict[str, Any]) -> list[tuple[tuple[str, str], dict[st
 
 
 def _problems(
-    operation: dict[str, Any], problem: dict[str, Any], rule: Rule | None, has_body: bool
+    operation: dict[str, Any], problem: dict[str, Any], rule: Rule | None, has_body: bool,
+    changes_state: bool,
 ) -> None:
+    """The problems an operation can answer: every keyed or bodied route 400, 404 and 503;
+    a keyed one 401, 403 and 429; one with a body 413, 415 and 422; one that changes state
+    (a POST) 409; one with query parameters 400 (a parameter it cannot read)."""
     responses = operation.setdefault("responses", {})
     statuses = {400, 404, 503} if rule is not None or has_body else set()
     if rule is not None:
         statuses |= {401, 403, 429}
     if has_body:
-        statuses |= {409, 413, 415, 422}
+        statuses |= {413, 415, 422}
+    if has_body or changes_state:
+        statuses.add(409)
+    if any(p.get("in") == "query" for p in operation.get("parameters", ())):
+        statuses.add(400)
     for status in sorted(statuses):
         responses[str(status)] = {
             "description": TITLES.get(status, "Error"),

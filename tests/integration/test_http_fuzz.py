@@ -100,11 +100,13 @@ for some operations)."""
 REPORT_REFUSED = get_topic(Job.ReportRefused)
 """The one event a refused request may append: a report from a superseded attempt is
 refused with 409 and recorded (SPEC.md, guarantee 2)."""
-BACKGROUND = {get_topic(RequestTally.Recorded)}
-"""The rate-limit tallies the API appends every 15 s for the minutes that are over
-(``adapters/http/tallies.py``): not per request, so they may fall in any interval."""
+BACKGROUND = {get_topic(RequestTally.Recorded), get_topic(Job.Released)}
+"""What the served parts append on their own, not per request, so it may fall in any
+interval: the rate-limit tallies the API appends every 15 s for the minutes that are over
+(``adapters/http/tallies.py``), and the scheduler's releases of jobs whose delay or
+retry backoff is over (``adapters/service/scheduler.py``, ADR 100)."""
 REPORT_OPERATIONS = {f"POST /jobs/{{job_id}}/{report}"
-                     for report in ("heartbeat", "complete", "fail")}
+                     for report in ("heartbeat", "complete", "fail", "cancelled")}
 ROOT = Path(__file__).resolve().parents[2]
 LEDGER = shutil.which("ledger")
 
