@@ -11,6 +11,7 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -172,40 +173,33 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     )
 
 
-@user_errors
-def cancel_command(  # noqa: PLR0917 - typer options
-    ids: Ids = None, status: StatusOpt = None, queue: QueueOpt = None,
-    customer: CustomerOpt = None, since: SinceOpt = None, until: UntilOpt = None,
-    error_contains: ErrorOpt = None, dry_run: DryRun = False, reason: ReasonOpt = None,
-    as_json: AsJson = False,
-) -> None:
-    """Cancel jobs: pending and scheduled at once, running ones by asking their worker."""
-    filters = _filter_data(status, queue, customer, since, until, error_contains)
-    control(ActionKind.CANCEL, ids, filters, dry_run=dry_run, reason=reason, as_json=as_json)
+def _control_command(kind: ActionKind, doc: str) -> Callable[..., None]:
+    """The ``ledger jobs KIND`` command: jobs by id (or prefix) or by filter, one action."""
+
+    def command(  # noqa: PLR0917 - typer options
+        ids: Ids = None, status: StatusOpt = None, queue: QueueOpt = None,
+        customer: CustomerOpt = None, since: SinceOpt = None, until: UntilOpt = None,
+        error_contains: ErrorOpt = None, dry_run: DryRun = False, reason: ReasonOpt = None,
+        as_json: AsJson = False,
+    ) -> None:
+        filters = _filter_data(status, queue, customer, since, until, error_contains)
+        control(kind, ids, filters, dry_run=dry_run, reason=reason, as_json=as_json)
+
+    command.__doc__ = doc
+    command.__name__ = f"{kind.value}_command"
+    return user_errors(command)
 
 
-@user_errors
-def retry_command(  # noqa: PLR0917 - typer options
-    ids: Ids = None, status: StatusOpt = None, queue: QueueOpt = None,
-    customer: CustomerOpt = None, since: SinceOpt = None, until: UntilOpt = None,
-    error_contains: ErrorOpt = None, dry_run: DryRun = False, reason: ReasonOpt = None,
-    as_json: AsJson = False,
-) -> None:
-    """Retry dead-lettered jobs with a fresh attempt budget (redrive)."""
-    filters = _filter_data(status, queue, customer, since, until, error_contains)
-    control(ActionKind.RETRY, ids, filters, dry_run=dry_run, reason=reason, as_json=as_json)
-
-
-@user_errors
-def requeue_command(  # noqa: PLR0917 - typer options
-    ids: Ids = None, status: StatusOpt = None, queue: QueueOpt = None,
-    customer: CustomerOpt = None, since: SinceOpt = None, until: UntilOpt = None,
-    error_contains: ErrorOpt = None, dry_run: DryRun = False, reason: ReasonOpt = None,
-    as_json: AsJson = False,
-) -> None:
-    """Requeue scheduled or stuck running jobs: pending now."""
-    filters = _filter_data(status, queue, customer, since, until, error_contains)
-    control(ActionKind.REQUEUE, ids, filters, dry_run=dry_run, reason=reason, as_json=as_json)
+cancel_command = _control_command(
+    ActionKind.CANCEL,
+    "Cancel jobs: pending and scheduled at once, running ones by asking their worker.",
+)
+retry_command = _control_command(
+    ActionKind.RETRY, "Retry dead-lettered jobs with a fresh attempt budget (redrive)."
+)
+requeue_command = _control_command(
+    ActionKind.REQUEUE, "Requeue scheduled or stuck running jobs: pending now."
+)
 
 
 @user_errors
