@@ -117,20 +117,27 @@ def test_a_view_whose_rows_the_database_refuses_stops_at_that_event_and_others_g
         backend.close()
 
 
+def _poisoned_after_catching_up(backend: Backend, kind: str) -> int:
+    """Every view fed to the head of a small workload's log, then a poison appended that
+    no runner has seen; its position."""
+    workload = Workload(backend.ledger())
+    workload.run(3)
+    store = backend.store()
+    runner = Runner(store, ALL)
+    runner.acquire()
+    runner.catch_up()
+    runner.release()
+    position, _ = poison(store, kind)
+    return position
+
+
 @pytest.mark.parametrize(("name", "kind"), POISONS)
 def test_verify_fails_naming_the_view_when_a_rebuild_of_it_fails(
     request: pytest.FixtureRequest, tmp_path: Path, name: str, kind: str
 ) -> None:
     backend = _backend(request, tmp_path, name)
     try:
-        workload = Workload(backend.ledger())
-        workload.run(3)
-        store = backend.store()
-        runner = Runner(store, ALL)
-        runner.acquire()
-        runner.catch_up()  # every view at the head, then a poison no runner has seen
-        runner.release()
-        position, _ = poison(store, kind)
+        position = _poisoned_after_catching_up(backend, kind)
         result = verify(backend.store(), backend.store(), get_view("job_status"))
         assert result.equal  # the live view equals the log up to where it stopped ...
         assert not result.ok  # ... but a rebuild cannot pass the poison
@@ -149,14 +156,7 @@ def test_audit_fails_naming_the_view_a_rebuild_cannot_pass(
 ) -> None:
     backend = _backend(request, tmp_path, name)
     try:
-        workload = Workload(backend.ledger())
-        workload.run(3)
-        store = backend.store()
-        runner = Runner(store, ALL)
-        runner.acquire()
-        runner.catch_up()
-        runner.release()
-        position, _ = poison(store, kind)
+        position = _poisoned_after_catching_up(backend, kind)
         report = run_audit(backend.store, ALL, now=lambda: T0 + timedelta(days=1),
                            alert_grace=timedelta(days=1), check_dispatch=False)
         assert not report.ok
