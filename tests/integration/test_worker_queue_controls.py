@@ -7,8 +7,7 @@ time and none is dead-lettered, even with a max receive count of 2; over HTTP th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from ledger.policies.retry import RetryPolicy
 from ledger.ports.transport import JobMessage
 from ledger.status import Status
 from tests.support.http import RunningApi, serve_in_thread
+from tests.support.workers import running
 
 pytestmark = pytest.mark.anyio
 
@@ -44,16 +44,6 @@ MAX_RECEIVES = 2
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run)
-        try:
-            yield worker
-        finally:
-            worker.drain()
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:

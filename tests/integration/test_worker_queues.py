@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from ledger.errors import LedgerError
 from ledger.policies.retry import RetryPolicy
 from ledger.ports.transport import JobMessage, Received, Transport
 from ledger.status import Status
+from tests.support.workers import running
 
 pytestmark = pytest.mark.anyio
 
@@ -37,16 +37,6 @@ MAX_RECEIVES = 2
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run)
-        try:
-            yield worker
-        finally:
-            worker.drain()
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -41,6 +40,7 @@ from ledger.job import Job
 from ledger.policies.retry import RetryPolicy
 from ledger.ports.transport import JobMessage
 from ledger.status import Status
+from tests.support.workers import running
 
 pytestmark = pytest.mark.anyio
 
@@ -127,17 +127,6 @@ async def rig() -> AsyncIterator[Rig]:
     finally:
         await port.aclose()
         ledger.close()
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    """Run ``worker`` for the block, then drain it and wait until it has stopped."""
-    async with anyio.create_task_group() as tg:
-        await tg.start(worker.run)
-        try:
-            yield worker
-        finally:
-            worker.drain()
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
