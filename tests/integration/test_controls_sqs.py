@@ -75,12 +75,12 @@ def container(sqs: Sqs, postgres_url: str, tmp_path: Any) -> Iterator[Container]
 
 async def depth(sqs: Sqs, which: str) -> int:
     """Messages on one queue: visible, in flight and delayed."""
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+    names: list[Any] = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
              "ApproximateNumberOfMessagesDelayed"]
     async with get_session().create_client(
         "sqs", region_name=REGION, endpoint_url=sqs.queues.endpoint
     ) as client:
-        answer = await client.get_queue_attributes(
+        answer: Any = await client.get_queue_attributes(
             QueueUrl=sqs.urls()[which], AttributeNames=names
         )
     return sum(int(answer["Attributes"][name]) for name in names)
