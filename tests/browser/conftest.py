@@ -1,0 +1,41 @@
+"""Fixtures of the browser tests: one Chromium and one running console per session, a
+fresh browser context (no cookies) per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.support.browser import VIEWPORT, chromium
+from tests.support.chromium import ChromiumMissing
+from tests.support.console_server import Console, running_console
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """The distribution's Chromium; the test fails (it does not skip) when it is absent."""
+    try:
+        with chromium() as launched:
+            yield launched
+    except ChromiumMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """``ledger demo``'s data served by ``ledger serve``, with a worker running."""
+    with running_console(tmp_path_factory.mktemp("console")) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser, console: Console) -> Iterator[Page]:
+    """A new page in a fresh context (no cookies) whose relative URLs go to the console."""
+    context = browser.new_context(base_url=console.url, viewport=VIEWPORT)
+    context.set_default_timeout(15_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
