@@ -41,6 +41,9 @@ def serve_command(
     api_only: Annotated[
         bool, typer.Option("--api-only", help="Only the API (run the other parts apart).")
     ] = False,
+    no_ui: Annotated[
+        bool, typer.Option("--no-ui", help="Without the web console at /ui.")
+    ] = False,
 ) -> None:
     """Run the service in one process: the HTTP API, the projection runner, the dispatcher,
     the stale monitor and the dead-letter monitor with alert delivery (--api-only: the API
@@ -58,7 +61,7 @@ def serve_command(
         http = HttpSettings.from_env(os.environ)
         container = build(settings)
     try:
-        parts = build_http(container, host=host, http=http)
+        parts = build_http(container, host=host, http=http, ui=not no_ui)
         keys = parts.access.verifier.keys_exist()
         store = container.backend.describe()
         if open_allowed(container.backend, host) and not keys:
@@ -72,6 +75,8 @@ def serve_command(
 
         def started(bound_host: str, bound_port: int) -> None:
             _say(f"API on http://{bound_host}:{bound_port} ({store}); {access}")
+            if not no_ui:
+                _say(f"console on http://{bound_host}:{bound_port}/ui")
 
         app = create_app(parts)
         tune_for_serving()

@@ -36,6 +36,7 @@ from adapters.http import (
 )
 from adapters.http.access import Access, access_middleware
 from adapters.http.bodies import MAX_BODY_BYTES
+from adapters.http.console import Console, console_router
 from adapters.http.decoding import MAX_DEPTH
 from adapters.http.health import HealthMonitor
 from adapters.http.health_asof import HealthAsOf
@@ -70,6 +71,8 @@ class HttpParts:
     tallies: TallyReporter
     health_as_of: HealthAsOf | None = None
     """``/health?as_of=``: the views folded to a past moment (ADR 90)."""
+    console: Console | None = None
+    """The web console at ``/ui`` (ADR 140); ``None``: no console (``--no-ui``)."""
 
 
 def create_app(parts: HttpParts) -> Litestar:
@@ -98,6 +101,7 @@ def create_app(parts: HttpParts) -> Litestar:
             *jobs.ROUTES, *heartbeats.ROUTES, *queues.ROUTES, *health.ROUTES, *metrics.ROUTES,
             *timetravel.ROUTES, *actions.ROUTES, *queue_controls.ROUTES,
             *job_controls.ROUTES, *worker_cancel.ROUTES,
+            *(console_router(parts.console) if parts.console is not None else []),
         ],
         dependencies={
             "writer": _given(parts.writer),

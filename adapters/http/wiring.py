@@ -10,6 +10,7 @@ naming the variable):
 | ``HEALTH_STALE_UNHEALTHY`` | 5 | stale jobs at which ``/health`` answers 503 |
 | ``HEALTH_MAX_LAG`` | 10000 | events a view may lag before ``/health`` says degraded |
 | ``METRICS_QUEUES`` | ``default`` | queues with own ``/metrics`` series; the rest: ``other`` |
+| ``CONSOLE_SECRET`` | unset | signs the console's sessions (unset: a secret kept in the data dir) |
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from adapters.http.access import Access
 from adapters.http.app import HttpParts
+from adapters.http.console.wiring import console_of
 from adapters.http.health import HealthMonitor
 from adapters.http.health_asof import HealthAsOf
 from adapters.http.metrics import OTHER_QUEUES
@@ -43,6 +45,7 @@ class HttpSettings:
     stale_unhealthy: int = 5
     max_lag: int = 10_000
     metrics_queues: frozenset[str] = frozenset({"default"})
+    console_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HttpSettings:
@@ -60,6 +63,7 @@ class HttpSettings:
         raw = env.get("METRICS_QUEUES", "").strip()
         if raw:
             values["metrics_queues"] = _queue_labels("METRICS_QUEUES", raw)
+        values["console_secret"] = env.get("CONSOLE_SECRET") or None
         return cls(**values)
 
 
@@ -102,6 +106,7 @@ def build_http(
     http: HttpSettings | None = None,
     keys: KeyStore | None = None,
     counters: CounterStore | None = None,
+    ui: bool = True,
 ) -> HttpParts:
     """The API's parts over the container's ledger (tables already migrated)."""
     settings = container.settings
@@ -112,20 +117,23 @@ def build_http(
         presets,
         tallies=TallyCounter(),
     )
-    verifier = KeyVerifier(keys if keys is not None else container.backend.key_store())
+    keys = keys if keys is not None else container.backend.key_store()
+    verifier = KeyVerifier(keys)
     views = ReadPool(container.backend.open_views, size=4)
     batch = BatchWriter(container.ledger, utc_now, max_batch=settings.ledger_batch_max)
     judged_by = HealthSettings(
         settings.stale_threshold, http.stale_unhealthy, http.max_lag, http.metrics_queues
     )
     health_views = ReadPool(container.backend.open_views, size=1)
+    access = Access(verifier, open_allowed(container.backend, host))
     return HttpParts(
         writer=Writer(batch, limiter),
         jobs=JobReads(views, container.ledger),
         views=views,
         limiter=limiter,
-        access=Access(verifier, open_allowed(container.backend, host)),
+        access=access,
         monitor=HealthMonitor(health_views, limiter, utc_now, judged_by, Uptime()),
         tallies=TallyReporter(limiter, container.ledger, utc_now),
         health_as_of=HealthAsOf(views, container.backend.checkpoints, judged_by),
+        console=console_of(container, keys, access, http.console_secret) if ui else None,
     )
