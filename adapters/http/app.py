@@ -26,6 +26,7 @@ from adapters.http import (
     actions,
     health,
     heartbeats,
+    job_batch,
     job_controls,
     jobs,
     metrics,
@@ -100,7 +101,7 @@ def create_app(parts: HttpParts) -> Litestar:
         route_handlers=[
             *jobs.ROUTES, *heartbeats.ROUTES, *queues.ROUTES, *health.ROUTES, *metrics.ROUTES,
             *timetravel.ROUTES, *actions.ROUTES, *queue_controls.ROUTES,
-            *job_controls.ROUTES, *worker_cancel.ROUTES,
+            *job_controls.ROUTES, *worker_cancel.ROUTES, *job_batch.ROUTES,
             *(console_router(parts.console) if parts.console is not None else []),
         ],
         dependencies={
