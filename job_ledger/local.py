@@ -52,8 +52,10 @@ def local_actor() -> str:
 
 def command_of(job: JobRequest, customer: str | None) -> EnqueueJob:
     """``job`` as the ledger's command, checked as ``POST /jobs`` checks its body."""
-    body = job.body(customer)
-    command = validated(msgspec.convert(body, EnqueueJob))
+    try:
+        command = validated(msgspec.convert(job.body(customer), EnqueueJob))
+    except (msgspec.ValidationError, ValueError) as error:
+        raise InvalidCommand(str(error)) from None
     scheduled_until(command.run_at, command.delay_seconds, utc_now())
     return command
 
@@ -67,7 +69,7 @@ def commands_of(jobs: Sequence[JobRequest], customer: str | None) -> list[AnyCom
     for index, job in enumerate(jobs):
         try:
             commands.append(command_of(job, customer))
-        except (InvalidCommand, msgspec.ValidationError, ValueError) as error:
+        except InvalidCommand as error:
             raise InvalidCommand(f"jobs[{index}]: {error}") from None
     return commands
 
