@@ -17,11 +17,12 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from adapters.http.access import Access
+from adapters.http.console.tasks import ViewTasks
 from ledger.access import OPEN, KeyStore, Principal, Role
 from ledger.errors import LedgerError
 from projections.store import ViewStore
@@ -62,6 +63,8 @@ class Console:
     """A fresh view session (audit, rebuild, verify open their own)."""
     stale_threshold: timedelta
     alert_grace: timedelta
+    tasks: ViewTasks = field(default_factory=ViewTasks)
+    """Rebuilds and verifies started from the console."""
 
 
 @dataclass(frozen=True)
