@@ -26,6 +26,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import EnvType
 
+from ledger.archived import archived_history, archived_job, not_in_hot_log
 from ledger.command_checks import validate_all
 from ledger.commands import (
     AnyCommand,
@@ -62,6 +63,7 @@ from ledger.job_controls import apply_job_control
 from ledger.job_ids import idempotent_job_id
 from ledger.policies.controls import scheduled_until
 from ledger.policies.retry import RetryPolicy
+from ledger.ports.archive import ArchivedEvents
 from ledger.queue import Queue, queue_id
 from ledger.queue_cache import QueueCache
 from ledger.queue_slots import QueueSlots, apply_control, due_snapshots
@@ -99,8 +101,10 @@ class JobLedger(Application[UUID]):
         self.retry_policy = retry_policy or RetryPolicy()
         self._draw = draw
         self._new_id = new_id
+        self.archive: ArchivedEvents | None = None
+        """Where archived jobs are read from (ADR 110); set by the composition root."""
         self._jobs = JobCache(
-            self.get_job, self.recorder, self.mapper, self.snapshots,
+            self._stored_job, self.recorder, self.mapper, self.snapshots,
             size=cache_size, snapshot_interval=snapshot_interval,
         )
         self._queues = QueueCache(self.get_queue, self.recorder)
@@ -108,7 +112,17 @@ class JobLedger(Application[UUID]):
     # -- reading ------------------------------------------------------------------------
 
     def get_job(self, job_id: UUID) -> Job:
-        """The job as stored now (never from the cache)."""
+        """The job as stored now (never from the cache); an archived job from its segment."""
+        try:
+            return self._stored_job(job_id)
+        except JobNotFound:
+            archived = archived_job(self.archive, self.mapper, job_id)
+            if archived is None:
+                raise
+            return archived
+
+    def _stored_job(self, job_id: UUID) -> Job:
+        """The job in the hot log."""
         try:
             job: Job = self.repository.get(job_id)
         except AggregateNotFoundError:
@@ -139,6 +153,7 @@ class JobLedger(Application[UUID]):
     def history(self, job_id: UUID) -> list[Job.Event]:
         """Every event of the job, oldest first."""
         events = [e for e in self.events.get(job_id) if isinstance(e, Job.Event)]
+        events = events or archived_history(self.archive, self.mapper, job_id)
         if not events:
             raise JobNotFound(job_id)
         return events
@@ -259,15 +274,15 @@ class JobLedger(Application[UUID]):
         job = jobs.get(job_id)
         if job is None:
             if job_id in absent:
-                return JobNotFound(job_id)
+                return not_in_hot_log(self.archive, job_id)
             job = None if fresh else self._jobs.copy_of(job_id)
             if job is not None:
                 from_cache.add(job_id)
             else:
                 try:
-                    job = self.get_job(job_id)
-                except JobNotFound as error:
-                    return error
+                    job = self._stored_job(job_id)
+                except JobNotFound:
+                    return not_in_hot_log(self.archive, job_id)
             jobs[job_id] = job
         refused = slots.refuse_claim(job) if isinstance(command, ClaimJob) else None
         if refused is not None:
@@ -301,6 +316,7 @@ class JobLedger(Application[UUID]):
         else:
             job_id = idempotent_job_id(command.customer_id, command.idempotency_key)
             existing = jobs.get(job_id) or (None if job_id in absent else self._jobs.find(job_id))
+            existing = existing or archived_job(self.archive, self.mapper, job_id)  # tombstone
             if existing is not None:
                 jobs[job_id] = existing
                 if (existing.queue, existing.payload, existing.max_attempts) != (

@@ -44,6 +44,16 @@ class StoreUnavailable(StoreError):
     code = "store_unavailable"
 
 
+class JobArchived(LedgerError):
+    """The job was archived: it is read-only (docs/adr/0110-archive-segments.md)."""
+
+    code = "job_archived"
+
+    def __init__(self, job_id: object) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} is archived: it can be read, not changed")
+
+
 class InvalidCommand(LedgerError):
     """The command is malformed."""
 

@@ -22,6 +22,7 @@ from eventsourcing.utils import get_topic
 from ledger.action import Action
 from ledger.job import Job
 from ledger.queue import Queue
+from ledger.schedule import Schedule
 from ledger.tally import RequestTally
 
 
@@ -206,6 +207,44 @@ class SlotFreed(Body, frozen=True):
     why: str
 
 
+class ScheduleAdded(Body, frozen=True):
+    """``Added`` or ``Redefined`` (``ledger.schedule.Schedule``)."""
+
+    spec: dict[str, Any]
+    actor: str
+    next_tick: Stamp | None = None
+    reason: str | None = None
+
+
+class ScheduleControlled(Body, frozen=True):
+    """``Paused`` or ``Removed``."""
+
+    actor: str
+    reason: str | None = None
+
+
+class ScheduleResumed(Body, frozen=True):
+    actor: str
+    reason: str | None = None
+    next_tick: Stamp | None = None
+
+
+class ScheduleTicked(Body, frozen=True):
+    """``TickEnqueued``: the tick, how late it was fired, the next one."""
+
+    tick: Stamp
+    late: float
+    actor: str
+    next_tick: Stamp | None = None
+
+
+class ScheduleSkipped(Body, frozen=True):
+    """``TicksSkipped``: missed ticks of a ``skip`` schedule, the next one."""
+
+    actor: str
+    next_tick: Stamp | None = None
+
+
 JobBody = (
     Enqueued | Claimed | HeartbeatRecorded | Completed | Failed | StaleDetected | Requeued
     | DeadLettered | Redriven | ReportRefused | AlertSent | AlertFailed | Released
@@ -213,7 +252,10 @@ JobBody = (
 )
 ActionBody = ActionStarted | ActionProgressed | ActionEnded
 QueueBody = QueueOpened | QueuePaused | QueueResumed | QueueLimitSet | SlotTaken | SlotFreed
-AnyBody = JobBody | RequestsTallied | ActionBody | QueueBody
+ScheduleBody = (
+    ScheduleAdded | ScheduleControlled | ScheduleResumed | ScheduleTicked | ScheduleSkipped
+)
+AnyBody = JobBody | RequestsTallied | ActionBody | QueueBody | ScheduleBody
 
 BODIES: dict[str, type[Body]] = {
     get_topic(Job.Enqueued): Enqueued,
@@ -245,6 +287,15 @@ BODIES.update({
     get_topic(Queue.LimitSet): QueueLimitSet,
     get_topic(Queue.SlotTaken): SlotTaken,
     get_topic(Queue.SlotFreed): SlotFreed,
+})
+BODIES.update({
+    get_topic(Schedule.Added): ScheduleAdded,
+    get_topic(Schedule.Redefined): ScheduleAdded,
+    get_topic(Schedule.Paused): ScheduleControlled,
+    get_topic(Schedule.Resumed): ScheduleResumed,
+    get_topic(Schedule.Removed): ScheduleControlled,
+    get_topic(Schedule.TickEnqueued): ScheduleTicked,
+    get_topic(Schedule.TicksSkipped): ScheduleSkipped,
 })
 
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {

@@ -10,12 +10,13 @@ from projections.model import View
 from projections.queue_controls import QueueControlsView
 from projections.queue_history import QueueHistoryView
 from projections.rate_limits import RateLimitCountersView
+from projections.schedules import SchedulesView
 
 VIEWS: dict[str, View] = {
     view.name: view
     for view in (
         JobStatusView(), QueueHistoryView(), HealthMetricsView(), RateLimitCountersView(),
-        DeadLetterAlertsView(), QueueControlsView(),
+        DeadLetterAlertsView(), QueueControlsView(), SchedulesView(),
     )
 }
 

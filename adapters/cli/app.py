@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from adapters.cli.archive import archive_app
 from adapters.cli.asof import print_jobs_as_of
 from adapters.cli.asof import register as register_as_of
 from adapters.cli.audit import audit_command
@@ -66,6 +67,7 @@ app.add_typer(replay_app, name="replay")
 app.command("serve")(serve_command)
 app.command("worker")(worker_command)
 app.command("audit")(audit_command)
+app.add_typer(archive_app, name="archive")
 
 console = make_console()
 

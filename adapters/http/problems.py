@@ -21,6 +21,7 @@ from ledger.errors import (
     IdempotencyConflict,
     IllegalTransition,
     InvalidCommand,
+    JobArchived,
     JobNotDue,
     JobNotFound,
     LedgerError,
@@ -38,6 +39,7 @@ PROBLEM_JSON = "application/problem+json"
 
 STATUS_OF: dict[type[LedgerError], int] = {
     JobNotFound: 404,
+    JobArchived: 409,
     IllegalTransition: 409,
     AttemptSuperseded: 409,
     UnknownAttempt: 409,

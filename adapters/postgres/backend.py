@@ -15,6 +15,7 @@ from ledger.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ledger.access import KeyStore
+    from ledger.ports.archive import ArchiveTables
     from ledger.ports.counters import CounterStore
     from ledger.ports.queue_store import QueueStore
     from projections.checkpoints import CheckpointStore
@@ -112,3 +113,8 @@ class PostgresBackend:
         from adapters.postgres.checkpoints import PostgresCheckpoints
 
         return PostgresCheckpoints(self.url)
+
+    def archive(self) -> ArchiveTables:
+        from adapters.postgres.archive import PostgresArchive
+
+        return PostgresArchive(self.url)

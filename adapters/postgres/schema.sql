@@ -101,3 +101,27 @@ CREATE TABLE dispatch_holds (
     CONSTRAINT dispatch_holds_pkey PRIMARY KEY (job_id)
 );
 CREATE INDEX dispatch_holds_queue_idx ON dispatch_holds (queue_id, position);
+
+-- name: archive_segments
+CREATE TABLE archive_segments (
+    seq bigint NOT NULL,
+    name text NOT NULL,
+    first_position bigint NOT NULL,
+    last_position bigint NOT NULL,
+    job_count bigint NOT NULL,
+    event_count bigint NOT NULL,
+    byte_count bigint NOT NULL,
+    sha256 text NOT NULL,
+    previous_sha256 text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT archive_segments_pkey PRIMARY KEY (seq)
+);
+
+-- name: archived_jobs
+CREATE TABLE archived_jobs (
+    job_id uuid NOT NULL,
+    segment bigint NOT NULL,
+    frame_offset bigint NOT NULL,
+    frame_length bigint NOT NULL,
+    CONSTRAINT archived_jobs_pkey PRIMARY KEY (job_id)
+);

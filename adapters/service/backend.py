@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from adapters.service.settings import Settings
     from ledger.access import KeyStore
+    from ledger.ports.archive import ArchiveTables
     from ledger.ports.counters import CounterStore
     from ledger.ports.queue_store import QueueStore
     from projections.checkpoints import CheckpointStore
@@ -72,6 +73,10 @@ class Backend(Protocol):
 
     def checkpoints(self) -> CheckpointStore:
         """A session on the views' checkpoints in this database (the caller closes it)."""
+        ...
+
+    def archive(self) -> ArchiveTables:
+        """A session on the archive's tables in this database (the caller closes it)."""
         ...
 
 

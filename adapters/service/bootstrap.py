@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 
+from adapters.service.archive_reader import ArchiveReader, segment_store
 from adapters.service.backend import Backend, backend_for
 from adapters.service.settings import Settings
 from ledger.application import JobLedger
@@ -45,6 +46,8 @@ class Container:
     ledger: JobLedger
 
     def close(self) -> None:
+        if self.ledger.archive is not None:
+            self.ledger.archive.close()
         self.ledger.close()
 
 
@@ -61,6 +64,7 @@ def build(settings: Settings | None = None, backend: Backend | None = None) -> C
             snapshot_interval=settings.ledger_snapshot_interval,
         )
     backend.migrate()
+    ledger.archive = ArchiveReader(backend, segment_store(settings))  # ADR 110
     return Container(settings=settings, backend=backend, ledger=ledger)
 
 

@@ -25,6 +25,7 @@ from adapters.service.checkpointer import checkpoint_part
 from adapters.service.dispatcher import Dispatcher
 from adapters.service.monitors import DeadLetterMonitor, StaleMonitor
 from adapters.service.scheduler import Scheduler
+from adapters.service.schedules import ScheduleTicker
 from adapters.service.view_alerts import ViewAlerts
 from adapters.slack.webhook import AlertSink, LoggedAlerts, SlackWebhook
 from ledger.ports.transport import Transport
@@ -155,8 +156,23 @@ def stale_part(container: Container) -> Part:
     return part
 
 
+def schedules_part(container: Container) -> Part:
+    """The schedule ticker: fires due cron ticks (not the scheduler of delayed jobs)."""
+
+    async def part(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with _session(container) as store:
+            ticker = ScheduleTicker(
+                store, container.ledger, clock=utc_now, actor=owner_name("schedules"),
+                reopen=container.backend.open_views,
+            )
+            await _run_worker(ticker, store, task_status)
+
+    return part
+
+
 async def _run_worker(
-    worker: Dispatcher | StaleMonitor | DeadLetterMonitor | Scheduler, opened: ViewStore,
+    worker: Dispatcher | StaleMonitor | DeadLetterMonitor | Scheduler | ScheduleTicker,
+    opened: ViewStore,
     task_status: TaskStatus[None],
 ) -> None:
     """Run the dispatcher or a monitor; if it reconnected, close the session it holds
@@ -212,6 +228,7 @@ async def service_parts(container: Container) -> AsyncIterator[list[Part]]:
             projection_part(container),
             dispatcher_part(container, transport),
             stale_part(container),
+            schedules_part(container),
             dead_letter_part(container, transport, sink, channel),
             checkpoint_part(
                 container.backend, container.settings.checkpoint_every_events,

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from adapters.service.ages import parse_age
 from ledger.errors import ConfigurationError
 from ledger.policies.retry import RetryPolicy
 
@@ -51,6 +52,11 @@ class Settings:
     """Take a checkpoint of a view once it moved this far past its newest (ADR 90)."""
     checkpoint_keep: int = 10
     """Checkpoints kept per view (the newest always)."""
+    archive_older_than: timedelta | None = None
+    """``ARCHIVE_OLDER_THAN=30d``: ``ledger serve`` archives jobs that ended longer ago
+    (ADR 110); unset, it never archives."""
+    archive_url: str | None = None
+    """``s3://bucket/prefix``: where segments go; unset, ``LEDGER_DATA_DIR/archive``."""
 
     @property
     def stale_threshold(self) -> timedelta:
@@ -189,4 +195,6 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "ledger_batch_max": _positive_whole,
     "checkpoint_every_events": _positive_whole,
     "checkpoint_keep": _positive_whole,
+    "archive_older_than": parse_age,
+    "archive_url": _url(("s3",)),
 }

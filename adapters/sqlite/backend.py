@@ -12,6 +12,7 @@ from adapters.sqlite.errors import translated
 
 if TYPE_CHECKING:
     from ledger.access import KeyStore
+    from ledger.ports.archive import ArchiveTables
     from ledger.ports.counters import CounterStore
     from ledger.ports.queue_store import QueueStore
     from projections.checkpoints import CheckpointStore
@@ -80,3 +81,8 @@ class SqliteBackend:
         from adapters.sqlite.checkpoints import SqliteCheckpoints
 
         return SqliteCheckpoints(self.path)
+
+    def archive(self) -> ArchiveTables:
+        from adapters.sqlite.archive import SqliteArchive
+
+        return SqliteArchive(self.path)

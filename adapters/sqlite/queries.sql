@@ -148,3 +148,33 @@ SELECT * FROM dispatch_holds WHERE queue_id = :queue_id ORDER BY position, job_i
 
 -- name: dispatch_holds.release
 DELETE FROM dispatch_holds WHERE job_id = :job_id AND dedup_key = :dedup_key RETURNING job_id;
+
+-- name: schedules.all
+SELECT * FROM schedules WHERE state <> 'removed' ORDER BY name;
+
+-- name: schedules.due
+-- The schedule tickers' round (ADR 130): active schedules due by now, from the partial
+-- index schedules_due_idx (no scan of the others).
+SELECT schedule_id, next_tick FROM schedules
+WHERE state = 'active' AND next_tick <= :now
+ORDER BY next_tick, schedule_id
+LIMIT :limit;
+
+-- name: schedules.summary
+SELECT count(*) AS count,
+       coalesce(sum(CASE WHEN state = 'paused' THEN 1 ELSE 0 END), 0) AS paused,
+       min(CASE WHEN state = 'active' THEN next_tick END) AS next_tick
+FROM schedules WHERE state <> 'removed';
+
+-- name: schedules.last_fired
+SELECT last_tick, last_late FROM schedules
+WHERE last_tick IS NOT NULL ORDER BY last_tick DESC LIMIT 1;
+
+-- name: schedules.due_after
+-- The next page of a round whose view lags behind its ticks (keyset on next_tick,
+-- schedule_id), so the schedules fired a moment ago are not read again.
+SELECT schedule_id, next_tick FROM schedules
+WHERE state = 'active' AND next_tick <= :now AND next_tick >= :after_at
+  AND (next_tick, schedule_id) > (:after_at, :after_id)
+ORDER BY next_tick, schedule_id
+LIMIT :limit;

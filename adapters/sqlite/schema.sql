@@ -95,3 +95,25 @@ CREATE TABLE dispatch_holds (
     position INTEGER NOT NULL
 );
 CREATE INDEX dispatch_holds_queue_idx ON dispatch_holds (queue_id, position);
+
+-- name: archive_segments
+CREATE TABLE archive_segments (
+    seq INTEGER NOT NULL PRIMARY KEY,
+    name TEXT NOT NULL,
+    first_position INTEGER NOT NULL,
+    last_position INTEGER NOT NULL,
+    job_count INTEGER NOT NULL,
+    event_count INTEGER NOT NULL,
+    byte_count INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    previous_sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+-- name: archived_jobs
+CREATE TABLE archived_jobs (
+    job_id TEXT NOT NULL PRIMARY KEY,
+    segment INTEGER NOT NULL,
+    frame_offset INTEGER NOT NULL,
+    frame_length INTEGER NOT NULL
+);

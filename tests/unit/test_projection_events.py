@@ -11,6 +11,7 @@ from eventsourcing.utils import get_topic
 from ledger.action import Action
 from ledger.job import Job
 from ledger.queue import Queue
+from ledger.schedule import Schedule
 from ledger.tally import RequestTally
 from projections.events import (
     BODIES,
@@ -31,7 +32,7 @@ ENQUEUED = get_topic(Job.Enqueued)
 
 def ledger_event_classes() -> list[type[Aggregate.Event]]:
     classes = []
-    for aggregate in (Job, RequestTally, Action, Queue):
+    for aggregate in (Job, RequestTally, Action, Queue, Schedule):
         for _, member in inspect.getmembers(aggregate, inspect.isclass):
             if (
                 issubclass(member, Aggregate.Event)

@@ -55,7 +55,7 @@ def test_every_row_struct_of_the_read_side_agrees_with_its_table() -> None:
     shapes = row_shapes()
     assert {s.table.name for s in shapes} == {
         "job_status", "queue_history", "dead_letter_alerts", "rate_limit_counters",
-        "queue_controls",
+        "queue_controls", "schedules",
     }
     for shape in shapes:
         assert disagreements(shape.table, shape.struct, shape.json) == []

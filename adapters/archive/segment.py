@@ -1,0 +1,162 @@
+"""The segment file: archived jobs' events, zstd frames per block of jobs, and an index.
+
+Layout: ``frame 0 | frame 1 | ... | index frame | index length (8 bytes) | MAGIC``.
+A frame is one zstd frame of the MessagePack list of a block of jobs' events, each
+``[position, originator_id, version, topic, state]``, in log-position order; jobs are
+blocked in the order of their first event, so reading one job decompresses one frame
+(its offset and length are in the index and in the ``archived_jobs`` table). The index
+frame names the segment (seq, the previous segment's SHA-256: the chain), its positions
+and counts, and every job's frame. The segment's SHA-256 is of the whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import msgspec
+import zstandard
+
+from ledger.errors import LedgerError
+
+MAGIC = b"JLSEG01\n"
+FRAME_EVENTS = 4096
+"""A frame closes once its block of jobs holds this many events."""
+LEVEL = 3
+
+RawEvent = tuple[int, str, int, str, bytes]
+"""(position, originator_id, version, topic, state): a row of the log."""
+
+
+class SegmentCorrupt(LedgerError):
+    """A segment's bytes do not decode or do not match its manifest."""
+
+    code = "segment_corrupt"
+
+
+class Index(msgspec.Struct, array_like=True):
+    seq: int
+    previous_sha256: str
+    first_position: int
+    last_position: int
+    job_count: int
+    event_count: int
+    frames: list[tuple[int, int]]
+    jobs: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Built:
+    """A segment as written: its bytes, SHA-256 and index."""
+
+    data: bytes
+    sha256: str
+    index: Index
+
+    def job_frame(self, job_id: str) -> tuple[int, int]:
+        return self.index.frames[self.index.jobs[job_id]]
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_events = msgspec.msgpack.Decoder(list[tuple[int, str, int, str, bytes]])
+_index = msgspec.msgpack.Decoder(Index)
+
+
+def _blocks(jobs: Mapping[str, Sequence[RawEvent]], size: int) -> Iterator[list[str]]:
+    block: list[str] = []
+    count = 0
+    for job_id in sorted(jobs, key=lambda j: jobs[j][0][0]):
+        block.append(job_id)
+        count += len(jobs[job_id])
+        if count >= size:
+            yield block
+            block, count = [], 0
+    if block:
+        yield block
+
+
+def build(
+    seq: int, previous_sha256: str, jobs: Mapping[str, Sequence[RawEvent]],
+    *, frame_events: int = FRAME_EVENTS,
+) -> Built:
+    """The segment of ``jobs`` (each job's events, in version order; none empty)."""
+    compress = zstandard.ZstdCompressor(level=LEVEL).compress
+    parts: list[bytes] = []
+    frames: list[tuple[int, int]] = []
+    where: dict[str, int] = {}
+    offset = events = 0
+    first, last = None, 0
+    for block in _blocks(jobs, frame_events):
+        rows = list(heapq.merge(*(jobs[j] for j in block)))
+        frame = compress(_encode(rows))
+        for job_id in block:
+            where[job_id] = len(frames)
+        frames.append((offset, len(frame)))
+        parts.append(frame)
+        offset += len(frame)
+        events += len(rows)
+        first = rows[0][0] if first is None else min(first, rows[0][0])
+        last = max(last, rows[-1][0])
+    index = Index(seq, previous_sha256, first or 0, last, len(where), events, frames, where)
+    tail = compress(_encode(index))
+    parts += [tail, len(tail).to_bytes(8, "big"), MAGIC]
+    data = b"".join(parts)
+    return Built(data, hashlib.sha256(data).hexdigest(), index)
+
+
+def read_frame(frame: bytes) -> list[RawEvent]:
+    """The events of one frame."""
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(frame)
+        return _events.decode(raw)
+    except (zstandard.ZstdError, msgspec.DecodeError) as error:
+        raise SegmentCorrupt(f"a frame does not decode: {error}") from None
+
+
+def read_index(data: bytes) -> Index:
+    """The index of a whole segment (its trailer)."""
+    if not data.endswith(MAGIC) or len(data) < len(MAGIC) + 8:
+        raise SegmentCorrupt("not a segment (no trailer)")
+    end = len(data) - len(MAGIC)
+    length = int.from_bytes(data[end - 8:end], "big")
+    if length > end - 8:
+        raise SegmentCorrupt("the index length exceeds the segment")
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(data[end - 8 - length:end - 8])
+        return _index.decode(raw)
+    except (zstandard.ZstdError, msgspec.DecodeError) as error:
+        raise SegmentCorrupt(f"the index does not decode: {error}") from None
+
+
+def events(data: bytes, index: Index) -> Iterator[list[RawEvent]]:
+    """Each frame's events, frame by frame."""
+    for offset, length in index.frames:
+        yield read_frame(data[offset:offset + length])
+
+
+def verify(data: bytes, sha256: str, *, deep: bool = False) -> Index:
+    """The segment's index if its bytes hash to ``sha256`` (and, ``deep``, every frame
+    decodes to the counts and positions the index states); else :class:`SegmentCorrupt`."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise SegmentCorrupt(f"its SHA-256 is {actual[:16]}, the manifest says {sha256[:16]}")
+    index = read_index(data)
+    if deep:
+        count, first, last = 0, None, 0
+        for rows in events(data, index):
+            count += len(rows)
+            if rows:
+                first = rows[0][0] if first is None else min(first, rows[0][0])
+                last = max(last, rows[-1][0])
+        if (count, first or 0, last) != (
+            index.event_count, index.first_position, index.last_position
+        ):
+            raise SegmentCorrupt("its frames do not add up to its index")
+    return index
+
+
+def merged(streams: Iterable[Iterable[RawEvent]]) -> Iterator[RawEvent]:
+    """Many position-ordered event streams as one, in position order."""
+    return heapq.merge(*streams)

@@ -1,0 +1,126 @@
+"""The archive's tables in PostgreSQL: which jobs are archived where, the segments'
+manifest, and the one transaction that moves jobs out of the hot log (ADR 110).
+
+:meth:`PostgresArchive.record` takes the events table's EXCLUSIVE lock (the one every
+append takes, so no append interleaves), checks the hash chain and that each job's
+stored stream is exactly what the segment holds, deletes the jobs' events and snapshots,
+and records the segment and the jobs, or changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from adapters.postgres.errors import translated
+from adapters.postgres.store import connect
+from adapters.sql.sqlfile import load_sections
+from ledger.ports.archive import ArchivedJob, ArchiveRaced, RawEvent, SegmentRecord
+
+SQL = {name: statements[0] for name, statements in load_sections(
+    "adapters.postgres", "archive.sql"
+).items()}
+
+
+class PostgresArchive:
+    """The archive's tables in the database at ``url`` (one session, a lock)."""
+
+    def __init__(self, url: str) -> None:
+        with translated():
+            self.conn = connect(url)
+        self._lock = threading.Lock()
+
+    @translated()
+    def candidates(self, cut: datetime, limit: int) -> list[UUID]:
+        with self._lock:
+            rows = self.conn.execute(SQL["candidates"], {"cut": cut, "limit": limit})
+            return [UUID(str(r[0])) for r in rows.fetchall()]
+
+    @translated()
+    def events_of(self, ids: Sequence[UUID]) -> dict[UUID, list[RawEvent]]:
+        found: dict[UUID, list[RawEvent]] = {}
+        with self._lock, self.conn.cursor() as cur:
+            cur.execute(SQL["events_of"], {"ids": list(ids)})
+            for position, originator, version, topic, state in cur:
+                found.setdefault(UUID(originator), []).append(
+                    (position, originator, version, topic, bytes(state))
+                )
+        return found
+
+    @translated()
+    def head(self) -> int:
+        with self._lock:
+            return int(self.conn.execute(SQL["head"]).fetchone()[0])  # type: ignore[index]
+
+    @translated()
+    def record(
+        self, segment: SegmentRecord, jobs: Sequence[ArchivedJob], versions: dict[UUID, int]
+    ) -> None:
+        """Move ``jobs`` out of the hot log and record ``segment``, in one transaction."""
+        ids = [job.job_id for job in jobs]
+        with self._lock, self.conn.transaction():
+            self.conn.execute(SQL["lock_events"])
+            self._check(segment, versions)
+            self.conn.execute(SQL["delete_events"], {"ids": ids})
+            self.conn.execute(SQL["delete_snapshots"], {"ids": ids})
+            self.conn.execute(SQL["insert_jobs"], {
+                "ids": ids, "segments": [j.segment for j in jobs],
+                "offsets": [j.offset for j in jobs], "lengths": [j.length for j in jobs],
+            })
+            self.conn.execute(SQL["insert_segment"], _params(segment))
+
+    def _check(self, segment: SegmentRecord, versions: dict[UUID, int]) -> None:
+        latest = self._segments()[-1:]
+        expected = (latest[0].seq + 1, latest[0].sha256) if latest else (1, "")
+        if (segment.seq, segment.previous_sha256) != expected:
+            raise ArchiveRaced("another archive recorded a segment meanwhile; run it again")
+        shapes = {
+            UUID(job): (count, low, high)
+            for job, count, low, high in self.conn.execute(
+                SQL["stream_shapes"], {"ids": list(versions)}
+            ).fetchall()
+        }
+        for job_id, version in versions.items():
+            if shapes.get(job_id) != (version, 1, version):
+                raise ArchiveRaced(f"job {job_id} changed meanwhile; run it again")
+
+    @translated()
+    def segments(self) -> list[SegmentRecord]:
+        with self._lock:
+            return self._segments()
+
+    def _segments(self) -> list[SegmentRecord]:
+        rows: list[tuple[Any, ...]] = self.conn.execute(SQL["segments"]).fetchall()
+        return [SegmentRecord(*row) for row in rows]
+
+    @translated()
+    def locate(self, job_id: UUID) -> ArchivedJob | None:
+        with self._lock:
+            row = self.conn.execute(SQL["locate"], {"id": job_id}).fetchone()
+        return None if row is None else ArchivedJob(UUID(row[0]), row[1], row[2], row[3])
+
+    @translated()
+    def hot_stats(self) -> tuple[int, RawEvent | None]:
+        """The hot log's event count and its oldest event."""
+        with self._lock:
+            count, first = self.conn.execute(SQL["hot_stats"]).fetchone()  # type: ignore[misc]
+            row = self.conn.execute(SQL["event_at"], {"position": first}).fetchone()
+        oldest = None if row is None else (row[0], row[1], row[2], row[3], bytes(row[4]))
+        return int(count), oldest
+
+    @translated()
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _params(segment: SegmentRecord) -> dict[str, object]:
+    return {
+        "seq": segment.seq, "name": segment.name, "first_position": segment.first_position,
+        "last_position": segment.last_position, "job_count": segment.job_count,
+        "event_count": segment.event_count, "byte_count": segment.byte_count,
+        "sha256": segment.sha256, "previous_sha256": segment.previous_sha256,
+        "created_at": segment.created_at,
+    }

@@ -1,0 +1,72 @@
+"""Archived jobs read back: the application's :class:`ArchivedEvents` over the archive's
+index and the segment store (ADR 110), and the segment store the settings name.
+
+Reading one job is one index lookup and one ranged read of one frame of its segment.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from adapters.archive.segment import read_frame
+from adapters.archive.stores import DirectoryStore, SegmentStore
+from adapters.service.backend import Backend
+from adapters.service.settings import Settings
+from ledger.ports.archive import ArchiveTables
+
+
+def segment_store(settings: Settings) -> SegmentStore:
+    """S3 at ``ARCHIVE_URL`` when set, else the ``archive`` directory of the data dir."""
+    if settings.archive_url is not None:
+        from adapters.archive.s3 import S3Store
+
+        return S3Store.from_url(settings.archive_url)
+    return DirectoryStore(settings.ledger_data_dir / "archive")
+
+
+def segment_name(seq: int) -> str:
+    return f"segment-{seq:08d}.jlseg"
+
+
+class ArchiveReader:
+    """Archived jobs' events, through the index in ``backend`` and segments in ``store``
+    (the index session is opened on first use)."""
+
+    def __init__(self, backend: Backend, store: SegmentStore) -> None:
+        self._backend = backend
+        self.store = store
+        self._tables: ArchiveTables | None = None
+        self._lock = threading.Lock()
+
+    def _index(self) -> ArchiveTables:
+        with self._lock:
+            if self._tables is None:
+                self._tables = self._backend.archive()
+            return self._tables
+
+    def is_archived(self, job_id: UUID) -> bool:
+        return self._index().locate(job_id) is not None
+
+    def events(self, job_id: UUID) -> Sequence[StoredEvent]:
+        where = self._index().locate(job_id)
+        if where is None:
+            return []
+        frame = self.store.get_range(segment_name(where.segment), where.offset, where.length)
+        wanted = str(job_id)
+        return [
+            StoredEvent(originator_id=job_id, originator_version=version, topic=topic,
+                        state=state)
+            for _, originator, version, topic, state in read_frame(frame)
+            if originator == wanted
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._tables is not None:
+                self._tables.close()
+                self._tables = None
+        self.store.close()

@@ -1,0 +1,164 @@
+"""The schedules' commands and the firing of their ticks, on the job ledger's store.
+
+A tick is fired by appending, in ONE transaction, the schedule's ``TickEnqueued`` and
+the ``Enqueued`` of its job (id from the idempotency key ``schedule:<name>:<tick>``).
+Any number of schedulers may fire the same schedules: the loser of a race conflicts on
+the schedule's version (and the job's), its transaction appends nothing, and it decides
+again from the stored schedule, which says the tick was fired. A scheduler killed in the
+middle appended all of it or nothing. Many ticks are fired in one transaction; a
+conflict falls back to one schedule at a time (docs/adr/0130-schedules.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import RecordConflictError
+
+from ledger.application import JobLedger
+from ledger.errors import ConcurrencyExhausted, JobNotFound
+from ledger.job import Job
+from ledger.job_ids import idempotent_job_id
+from ledger.schedule import Schedule, ScheduleNotFound, ScheduleSpec, schedule_id, tick_key
+
+SNAPSHOT_EVERY = 100
+"""Snapshot a schedule every this many events (one per tick)."""
+ROUNDS = 8
+
+
+class ScheduleBook:
+    """Operators' commands on schedules and the schedulers' firing of ticks."""
+
+    def __init__(self, ledger: JobLedger) -> None:
+        self._ledger = ledger
+        self._held: dict[UUID, Schedule] = {}
+        """Schedules as this process last saved or loaded them (a conflict reloads)."""
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, name: str) -> Schedule:
+        """The schedule as stored now; :class:`ScheduleNotFound` if absent or removed."""
+        schedule = self._load(schedule_id(name))
+        if schedule is None or schedule.removed:
+            raise ScheduleNotFound(name)
+        return schedule
+
+    def _load(self, sid: UUID) -> Schedule | None:
+        try:
+            schedule: Schedule = self._ledger.repository.get(sid)
+        except AggregateNotFoundError:
+            return None
+        return schedule
+
+    # -- operators ----------------------------------------------------------------------
+
+    def add(self, spec: ScheduleSpec, actor: str, reason: str | None, now: datetime) -> Schedule:
+        spec = spec.checked()
+        existing = self._load(schedule_id(spec.name))
+        if existing is None:
+            schedule = Schedule.add(spec, actor, reason, now)
+        else:
+            existing.redefine(spec, actor, reason, now)
+            schedule = existing
+        self._save([schedule])
+        return schedule
+
+    def pause(self, name: str, actor: str, reason: str | None, now: datetime) -> Schedule:
+        return self._control(name, lambda s: s.pause(actor, reason, now))
+
+    def resume(self, name: str, actor: str, reason: str | None, now: datetime) -> Schedule:
+        return self._control(name, lambda s: s.resume(actor, reason, now))
+
+    def remove(self, name: str, actor: str, reason: str | None, now: datetime) -> Schedule:
+        return self._control(name, lambda s: s.remove(actor, reason, now))
+
+    def _control(self, name: str, decide: Callable[[Schedule], object]) -> Schedule:
+        for _ in range(ROUNDS):
+            schedule = self.get(name)
+            decide(schedule)
+            try:
+                if schedule.pending_events:
+                    self._save([schedule])
+            except RecordConflictError:  # a tick fired meanwhile: decide again
+                continue
+            return schedule
+        raise ConcurrencyExhausted()
+
+    # -- schedulers ---------------------------------------------------------------------
+
+    def fire_due(self, ids: Iterable[UUID], now: datetime, actor: str) -> list[UUID]:
+        """Fire the due tick of each schedule in ``ids`` (those the view says are due);
+        the ids of the jobs this call enqueued. One transaction for all of them; after a
+        conflict, one schedule at a time from the stored schedules."""
+        ids = list(ids)
+        try:
+            return self._fire(ids, now, actor, fresh=False)
+        except RecordConflictError:
+            for sid in ids:
+                self._held.pop(sid, None)
+        enqueued: list[UUID] = []
+        for sid in ids:
+            for _ in range(ROUNDS):
+                with contextlib.suppress(RecordConflictError):
+                    enqueued += self._fire([sid], now, actor, fresh=True)
+                    break
+                self._held.pop(sid, None)
+        return enqueued
+
+    def _fire(self, ids: Sequence[UUID], now: datetime, actor: str, *, fresh: bool) -> list[UUID]:
+        changed: list[Schedule] = []
+        jobs: list[Job] = []
+        for sid in ids:
+            schedule = self._held.get(sid) or self._load(sid)
+            if schedule is None:
+                continue
+            tick = schedule.decide_tick(now, actor)
+            if tick is not None:
+                job = self._job_of(schedule, tick, now, look=fresh)
+                schedule.fired(tick, job.id, now, actor)
+                if job.pending_events:
+                    jobs.append(job)
+            if schedule.pending_events:
+                changed.append(schedule)
+        if changed:
+            try:
+                self._save(changed, jobs)
+            except RecordConflictError:
+                for schedule in changed:
+                    self._held.pop(schedule.id, None)
+                raise
+        return [job.id for job in jobs]
+
+    def _job_of(self, schedule: Schedule, tick: datetime, now: datetime, *, look: bool) -> Job:
+        """The tick's job: a new one, or (``look``, after a conflict) the one already
+        stored under its key (enqueued by a client with the same key)."""
+        spec = schedule.settings
+        key = tick_key(spec.name, tick)
+        job_id = idempotent_job_id(spec.customer_id, key)
+        if look:
+            with contextlib.suppress(JobNotFound):
+                return self._ledger.get_job(job_id)
+        return Job.enqueue(
+            job_id=job_id, customer_id=spec.customer_id, queue=spec.queue,
+            payload=spec.payload, max_attempts=spec.max_attempts, idempotency_key=key,
+            now=now, priority=spec.priority,
+        )
+
+    def _save(self, schedules: Sequence[Schedule], jobs: Sequence[Job] = ()) -> None:
+        due = [s for s in schedules if _snapshot_due(s)]
+        self._ledger.save(*schedules, *jobs)
+        for schedule in schedules:
+            self._held[schedule.id] = schedule
+        if due and self._ledger.snapshots is not None:
+            with contextlib.suppress(RecordConflictError):  # another process took it
+                self._ledger.snapshots.put([Snapshot.take(s) for s in due])
+
+
+def _snapshot_due(schedule: Schedule) -> bool:
+    first = schedule.version - len(schedule.pending_events) + 1
+    return any(v % SNAPSHOT_EVERY == 0 for v in range(first, schedule.version + 1))
