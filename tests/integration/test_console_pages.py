@@ -183,3 +183,19 @@ def test_bulk_retry_of_all_matching_after_a_confirmation(api: ConsoleApi) -> Non
         assert "3 of 3" in done.text
     for job_id in jobs:
         assert type(api.container.ledger.history(job_id)[-1]).__name__ == "Redriven"
+
+
+def test_the_overview_charts_count_each_minute(api: ConsoleApi) -> None:
+    dead_letter(api)
+    with api.signed_in("staff") as client:
+
+        def counted() -> bool:
+            data = client.get("/ui/overview/minutes.json").json()
+            totals = {name: sum(v) for name, v in zip(data["names"], data["values"], strict=True)}
+            return totals == {"enqueued": 1, "completed": 0, "failed": 1, "dead_lettered": 1,
+                              "stale": 0} and len(data["minutes"]) == 180
+
+        wait_for(counted)
+        table = client.get("/ui/overview/minutes")
+        assert table.status_code == 200
+        assert 'data-testid="minutes-table"' in table.text
