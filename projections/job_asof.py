@@ -83,7 +83,11 @@ def job_as_of(store: ViewStore, ledger: JobLedger, job_id: UUID, moment: Moment)
     :class:`JobNotFound` if it never did, ``BeyondHead`` for a position past the log."""
     position = resolve(store, moment)
     version = store.stream_version_at(job_id, position)
-    if version == 0:
+    if version == 0 and ledger.archive is not None and ledger.archive.is_archived(job_id):
+        version = sum(1 for p in ledger.archive.positions(job_id) if p <= position)  # ADR 110
+        if version == 0:
+            raise JobNotYetEnqueued(job_id, moment.text, position)
+    elif version == 0:
         if store.stream_version_at(job_id, store.head()) == 0:
             raise JobNotFound(job_id)
         raise JobNotYetEnqueued(job_id, moment.text, position)
@@ -96,8 +100,13 @@ def job_at(ledger: JobLedger, job_id: UUID, version: int) -> Job:
     try:
         job: Job = ledger.repository.get(job_id, version=version, projector_func=_project)
     except AggregateNotFoundError:
-        raise JobNotFound(job_id) from None
+        archived = [e for e in ledger.history(job_id) if e.originator_version <= version]
+        return _project(None, archived) or _not_found(job_id)  # archived (ADR 110)
     return job
+
+
+def _not_found(job_id: UUID) -> Job:
+    raise JobNotFound(job_id)
 
 
 def _project(job: Job | None, events: Iterable[Any]) -> Job | None:
@@ -115,7 +124,9 @@ def job_states(ledger: JobLedger, job_id: UUID, *, after: int = 0, limit: int = 
     limit = max(1, min(limit, MAX_STATES))
     after = max(0, after)
     job: Job | None = job_at(ledger, job_id, after) if after else None
-    events = list(ledger.events.get(job_id, gt=after, lte=after + limit + 1))
+    events = list(ledger.events.get(job_id, gt=after, lte=after + limit + 1)) or [
+        e for e in ledger.history(job_id) if after < e.originator_version <= after + limit + 1
+    ]  # an archived job's (ADR 110); history raises JobNotFound for an unknown job
     if job is None and not events:
         raise JobNotFound(job_id)
     states = []

@@ -16,7 +16,7 @@ from adapters.archive.segment import read_frame
 from adapters.archive.stores import DirectoryStore, SegmentStore
 from adapters.service.backend import Backend
 from adapters.service.settings import Settings
-from ledger.ports.archive import ArchiveTables
+from ledger.ports.archive import ArchiveTables, RawEvent
 
 
 def segment_store(settings: Settings) -> SegmentStore:
@@ -51,18 +51,23 @@ class ArchiveReader:
     def is_archived(self, job_id: UUID) -> bool:
         return self._index().locate(job_id) is not None
 
-    def events(self, job_id: UUID) -> Sequence[StoredEvent]:
+    def _rows(self, job_id: UUID) -> list[RawEvent]:
         where = self._index().locate(job_id)
         if where is None:
             return []
         frame = self.store.get_range(segment_name(where.segment), where.offset, where.length)
         wanted = str(job_id)
+        return [row for row in read_frame(frame) if row[1] == wanted]
+
+    def events(self, job_id: UUID) -> Sequence[StoredEvent]:
         return [
             StoredEvent(originator_id=job_id, originator_version=version, topic=topic,
                         state=state)
-            for _, originator, version, topic, state in read_frame(frame)
-            if originator == wanted
+            for _, _, version, topic, state in self._rows(job_id)
         ]
+
+    def positions(self, job_id: UUID) -> Sequence[int]:
+        return [row[0] for row in self._rows(job_id)]
 
     def close(self) -> None:
         with self._lock:

@@ -57,6 +57,10 @@ class ArchivedEvents(Protocol):
         """The job's archived events, in version order (empty if it was not archived)."""
         ...
 
+    def positions(self, job_id: UUID) -> Sequence[int]:
+        """The log positions the job's archived events had, in version order."""
+        ...
+
     def close(self) -> None: ...
 
 
