@@ -3,6 +3,7 @@ HTML pages: everything the console's pages share."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -85,8 +86,21 @@ CSP = (
 
 async def viewer_of(request: Request[Any, Any, Any], console: Console) -> Viewer:
     cookie = request.cookies.get(COOKIE)
-    open_now = await console.access.open_now()
+    open_now = await console.access.open_now() and _loopback_host(request)
     return await anyio.to_thread.run_sync(viewer_for, console, cookie, open_now)
+
+
+def _loopback_host(request: Request[Any, Any, Any]) -> bool:
+    """The open console answers only requests addressed to a loopback name, so a page of
+    another site whose name resolves to 127.0.0.1 (DNS rebinding) gets the sign-in page."""
+    host = request.headers.get("host", "")
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 async def reader(request: Request[Any, Any, Any], console: Console) -> Viewer:
