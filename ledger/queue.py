@@ -81,13 +81,23 @@ class Queue(Aggregate):
             queue.max_running = self.max_running
 
     class SlotTaken(Aggregate.Event):
-        """A job of the queue was claimed: its attempt holds a slot."""
+        """A job of the queue was claimed: its attempt holds a slot. Appended one per
+        claim before ``SlotsTaken``; kept (and its topic) so older logs still fold."""
 
         job_id: UUID
         attempt: int
 
         def apply(self, queue: Queue) -> None:
             queue.running[str(self.job_id)] = self.attempt
+
+    class SlotsTaken(Aggregate.Event):
+        """Jobs of the queue were claimed in one batch: each attempt holds a slot."""
+
+        slots: dict[str, int]
+        """The claimed attempt by job id (text, as in ``Queue.running``)."""
+
+        def apply(self, queue: Queue) -> None:
+            queue.running.update(self.slots)
 
     class SlotFreed(Aggregate.Event):
         """The attempt holding a slot ended (``why``: the job's event that ended it)."""
@@ -142,13 +152,20 @@ class Queue(Aggregate):
 
     # -- the slots ---------------------------------------------------------------------------
 
-    def check_claim(self) -> None:
-        """Raise :class:`QueuePaused` or :class:`QueueAtCapacity` if no job may start."""
-        check_claim(self.paused, self.max_running, len(self.running), self.name)
+    def check_claim(self, taking: int = 0) -> None:
+        """Raise :class:`QueuePaused` or :class:`QueueAtCapacity` if no job may start
+        (``taking``: slots the batch took already, not yet recorded)."""
+        check_claim(self.paused, self.max_running, len(self.running) + taking, self.name)
 
     def take_slot(self, job_id: UUID, attempt: int, now: datetime) -> None:
         """Record the claimed attempt's slot (after :meth:`check_claim` passed)."""
-        self.trigger_event(self.SlotTaken, timestamp=now, job_id=job_id, attempt=attempt)
+        self.take_slots({str(job_id): attempt}, now)
+
+    def take_slots(self, slots: dict[str, int], now: datetime) -> None:
+        """Record the slots of a batch's claimed attempts in one event (after
+        :meth:`check_claim` passed for each)."""
+        if slots:
+            self.trigger_event(self.SlotsTaken, timestamp=now, slots=dict(slots))
 
     def free_slot(self, job_id: UUID, attempt: int, why: str, now: datetime) -> bool:
         """Free the ended attempt's slot; ``False`` when it holds none (claimed before

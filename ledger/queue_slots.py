@@ -3,7 +3,10 @@
 :class:`~ledger.application.JobLedger` decides a batch of job commands; a claim of a job
 whose queue is controlled (has a :class:`~ledger.queue.Queue` aggregate) is refused when
 the queue is paused or full, else takes a slot, and the end of an attempt that holds a
-slot frees it. The queues' events are saved with the jobs' in one transaction, so a
+slot frees it. The slots a batch takes are recorded in one ``SlotsTaken`` per queue when
+the batch is saved (one row and one version per batch, not per claim), or earlier when
+an attempt of it ends in the same batch, so the log's order stays the slots' order. The
+queues' events are saved with the jobs' in one transaction, so a
 concurrent claim on the same queue conflicts on its version and the batch is decided
 again (every round loads the queues afresh). Pure: loading is a callable.
 """
@@ -39,6 +42,11 @@ class QueueSlots:
     def __init__(self, load: QueueLoader) -> None:
         self._load = load
         self._queues: dict[str, Queue | None] = {}
+        self._taking: dict[str, dict[str, int]] = {}
+        """Slots taken by this batch, not yet recorded: the attempt by job id, by queue."""
+        self._added: dict[str, int] = {}
+        """Of those, how many the queue does not hold already (what the cap counts)."""
+        self._now: datetime | None = None
 
     def queue(self, name: str) -> Queue | None:
         if name not in self._queues:
@@ -54,7 +62,7 @@ class QueueSlots:
         if queue is None:
             return None
         try:
-            queue.check_claim()
+            queue.check_claim(self._added.get(job.queue, 0))
         except (QueuePaused, QueueAtCapacity) as error:
             return error
         return None
@@ -76,14 +84,31 @@ class QueueSlots:
         queue = self.queue(job.queue)
         if queue is None:
             return
+        key = str(job.id)
         if ended:
+            if key in self._taking.get(job.queue, ()):
+                self._record(job.queue, queue, now)  # its slot first, then the free
             why = type(job.pending_events[before.checkpoint]).__name__
             queue.free_slot(job.id, before.attempt, why, now)
         if started:
-            queue.take_slot(job.id, job.attempt, now)
+            taking = self._taking.setdefault(job.queue, {})
+            if key not in taking and key not in queue.running:
+                self._added[job.queue] = self._added.get(job.queue, 0) + 1
+            taking[key] = job.attempt
+            self._now = now
+
+    def _record(self, name: str, queue: Queue, now: datetime) -> None:
+        """Append the slots the batch took on the queue so far, in one event."""
+        queue.take_slots(self._taking.pop(name, {}), now)
+        self._added.pop(name, None)
 
     def changed(self) -> list[Queue]:
-        """The queues with events to save."""
+        """The queues with events to save (the slots taken recorded first)."""
+        for name in list(self._taking):
+            queue = self._queues.get(name)
+            assert queue is not None
+            assert self._now is not None
+            self._record(name, queue, self._now)
         return [q for q in self._queues.values() if q is not None and q.pending_events]
 
 

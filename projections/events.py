@@ -202,6 +202,10 @@ class SlotTaken(Body, frozen=True):
     attempt: int
 
 
+class SlotsTaken(Body, frozen=True):
+    slots: dict[str, int]
+
+
 class SlotFreed(Body, frozen=True):
     attempt: int
     why: str
@@ -251,7 +255,9 @@ JobBody = (
     | CancelRequested | Cancelled
 )
 ActionBody = ActionStarted | ActionProgressed | ActionEnded
-QueueBody = QueueOpened | QueuePaused | QueueResumed | QueueLimitSet | SlotTaken | SlotFreed
+QueueBody = (
+    QueueOpened | QueuePaused | QueueResumed | QueueLimitSet | SlotTaken | SlotsTaken | SlotFreed
+)
 ScheduleBody = (
     ScheduleAdded | ScheduleControlled | ScheduleResumed | ScheduleTicked | ScheduleSkipped
 )
@@ -286,6 +292,7 @@ BODIES.update({
     get_topic(Queue.Resumed): QueueResumed,
     get_topic(Queue.LimitSet): QueueLimitSet,
     get_topic(Queue.SlotTaken): SlotTaken,
+    get_topic(Queue.SlotsTaken): SlotsTaken,
     get_topic(Queue.SlotFreed): SlotFreed,
 })
 BODIES.update({

@@ -17,6 +17,7 @@ from projections.events import (
     QueuePaused,
     QueueResumed,
     SlotFreed,
+    SlotsTaken,
     SlotTaken,
 )
 from projections.model import Column, Key, Kind, PageState, Table, View
@@ -37,7 +38,7 @@ QUEUE_CONTROLS = Table(
     key=("queue_id",),
 )
 
-_UPDATES = (QueuePaused, QueueResumed, QueueLimitSet, SlotTaken, SlotFreed)
+_UPDATES = (QueuePaused, QueueResumed, QueueLimitSet, SlotTaken, SlotsTaken, SlotFreed)
 
 
 class QueueControlsView(View):
@@ -79,6 +80,11 @@ class QueueControlsView(View):
     def slot_taken(self, event: Event, state: PageState) -> None:
         state.get(QUEUE_CONTROLS, (event.originator_id,))["running"] += 1
 
+    def slots_taken(self, event: Event, state: PageState) -> None:
+        body = event.body
+        assert isinstance(body, SlotsTaken)
+        state.get(QUEUE_CONTROLS, (event.originator_id,))["running"] += len(body.slots)
+
     def slot_freed(self, event: Event, state: PageState) -> None:
         state.get(QUEUE_CONTROLS, (event.originator_id,))["running"] -= 1
 
@@ -87,6 +93,7 @@ class QueueControlsView(View):
         QueuePaused: paused,
         QueueResumed: resumed,
         QueueLimitSet: limit_set,
-        SlotTaken: slot_taken,
+        SlotTaken: slot_taken,  # one per claim, in logs written before SlotsTaken
+        SlotsTaken: slots_taken,
         SlotFreed: slot_freed,
     }

@@ -108,7 +108,7 @@ def test_eight_workers_of_sixteen_slots_never_exceed_a_cap_of_five(
     events = log_of(admin)
     assert most_running(events, set(jobs)) == CAP  # reached, never exceeded
     assert sum(refusals) > 0  # the cap did refuse claims
-    taken = [e for e in events if isinstance(e, Queue.SlotTaken)]
+    taken = [s for e in events if isinstance(e, Queue.SlotsTaken) for s in e.slots]
     freed = [e for e in events if isinstance(e, Queue.SlotFreed)]
     assert len(taken) == len(freed) == JOBS
     queue = admin.get_queue("emails")
