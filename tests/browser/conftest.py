@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.browser import VIEWPORT, chromium
 from tests.support.chromium import ChromiumMissing
 from tests.support.console_server import Console, running_console
+
+expect.set_options(timeout=15_000)  # the machine is shared: live pages and charts may lag
 
 
 @pytest.fixture(scope="session")

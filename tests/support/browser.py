@@ -86,6 +86,33 @@ def press_by_keyboard(page: Page, target: Locator) -> None:
     page.keyboard.press("Enter")
 
 
+CONTROL_KEY = """element => [element.tagName, element.getAttribute('name'),
+    element.getAttribute('value'), element.getAttribute('href'),
+    element.getAttribute('data-testid'), (element.textContent || '').trim().slice(0, 60)
+].join('|')"""
+CONTROLS = (
+    "a[href], button:not([disabled]), select:not([disabled]), textarea:not([disabled]), "
+    "input:not([type=hidden]):not([disabled]), summary"
+)
+
+
+def unreachable_by_keyboard(page: Page, max_tabs: int = 400) -> list[str]:
+    """The page's visible controls (links, buttons, fields, summaries) that pressing Tab
+    from the top never focuses."""
+    wanted: set[str] = set(page.eval_on_selector_all(
+        CONTROLS,
+        f"elements => elements.filter(e => e.checkVisibility()).map({CONTROL_KEY})",
+    ))
+    page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+    seen: set[str] = set()
+    for _ in range(min(max_tabs, 3 * len(wanted) + 20)):
+        page.keyboard.press("Tab")
+        seen.add(page.evaluate(f"({CONTROL_KEY})(document.activeElement)"))
+        if wanted <= seen:
+            break
+    return sorted(wanted - seen)
+
+
 def screenshot(page: Page, name: str) -> Path | None:
     """``docs/img/console-<name>.png`` of the whole page, only when LEDGER_SCREENSHOTS=1
     (so a test run does not change the tree); the path written, or None."""
