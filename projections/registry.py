@@ -5,6 +5,7 @@ from __future__ import annotations
 from ledger.errors import LedgerError
 from projections.dead_letter_alerts import DeadLetterAlertsView
 from projections.health_metrics import HealthMetricsView
+from projections.health_minutes import HealthMinutesView
 from projections.job_status import JobStatusView
 from projections.model import View
 from projections.queue_controls import QueueControlsView
@@ -16,7 +17,7 @@ VIEWS: dict[str, View] = {
     view.name: view
     for view in (
         JobStatusView(), QueueHistoryView(), HealthMetricsView(), RateLimitCountersView(),
-        DeadLetterAlertsView(), QueueControlsView(), SchedulesView(),
+        DeadLetterAlertsView(), QueueControlsView(), SchedulesView(), HealthMinutesView(),
     )
 }
 
