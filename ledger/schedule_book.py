@@ -20,11 +20,14 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import RecordConflictError
 
+from ledger.action import checked_reason
 from ledger.application import JobLedger
 from ledger.errors import ConcurrencyExhausted, JobNotFound
 from ledger.job import Job
 from ledger.job_ids import idempotent_job_id
+from ledger.policies.cron import InvalidSchedule
 from ledger.schedule import Schedule, ScheduleNotFound, ScheduleSpec, schedule_id, tick_key
+from ledger.text import MAX_NAME_CHARS, name_problem
 
 SNAPSHOT_EVERY = 100
 """Snapshot a schedule every this many events (one per tick)."""
@@ -59,6 +62,7 @@ class ScheduleBook:
 
     def add(self, spec: ScheduleSpec, actor: str, reason: str | None, now: datetime) -> Schedule:
         spec = spec.checked()
+        reason = _who(actor, reason)
         existing = self._load(schedule_id(spec.name))
         if existing is None:
             schedule = Schedule.add(spec, actor, reason, now)
@@ -69,13 +73,16 @@ class ScheduleBook:
         return schedule
 
     def pause(self, name: str, actor: str, reason: str | None, now: datetime) -> Schedule:
-        return self._control(name, lambda s: s.pause(actor, reason, now))
+        why = _who(actor, reason)
+        return self._control(name, lambda s: s.pause(actor, why, now))
 
     def resume(self, name: str, actor: str, reason: str | None, now: datetime) -> Schedule:
-        return self._control(name, lambda s: s.resume(actor, reason, now))
+        why = _who(actor, reason)
+        return self._control(name, lambda s: s.resume(actor, why, now))
 
     def remove(self, name: str, actor: str, reason: str | None, now: datetime) -> Schedule:
-        return self._control(name, lambda s: s.remove(actor, reason, now))
+        why = _who(actor, reason)
+        return self._control(name, lambda s: s.remove(actor, why, now))
 
     def _control(self, name: str, decide: Callable[[Schedule], object]) -> Schedule:
         for _ in range(ROUNDS):
@@ -157,6 +164,17 @@ class ScheduleBook:
         if due and self._ledger.snapshots is not None:
             with contextlib.suppress(RecordConflictError):  # another process took it
                 self._ledger.snapshots.put([Snapshot.take(s) for s in due])
+
+
+def _who(actor: str, reason: str | None) -> str | None:
+    """Refuse an actor that is not a name or a reason that is not storable text (500
+    characters); the reason, ``None`` when empty."""
+    problem = name_problem(actor) if actor else "it is empty"
+    if problem is None and len(actor) > MAX_NAME_CHARS:
+        problem = f"it is longer than {MAX_NAME_CHARS} characters"
+    if problem is not None:
+        raise InvalidSchedule("actor", problem)
+    return checked_reason(reason)
 
 
 def _snapshot_due(schedule: Schedule) -> bool:

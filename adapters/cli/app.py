@@ -35,6 +35,7 @@ from adapters.cli.options import names
 from adapters.cli.projections import list_jobs, migrate_command, projections_app
 from adapters.cli.queues import queues_app
 from adapters.cli.replay import replay_app
+from adapters.cli.schedules import schedules_app
 from adapters.cli.serve import serve_command
 from adapters.cli.timeline import timeline_table
 from adapters.cli.worker import worker_command
@@ -56,6 +57,7 @@ jobs_app.command("retry")(retry_command)
 jobs_app.command("requeue")(requeue_command)
 jobs_app.command("resume-action")(resume_action_command)
 app.add_typer(queues_app, name="queues")
+app.add_typer(schedules_app, name="schedules")
 app.add_typer(projections_app, name="projections")
 register_as_of(projections_app)
 app.command("migrate")(migrate_command)

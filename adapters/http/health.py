@@ -40,6 +40,7 @@ from adapters.http.health_body import (
     WorkersHealth,
 )
 from adapters.http.health_queues import queues_health
+from adapters.http.health_schedules import schedules_health
 from adapters.http.ratelimit import Limiter
 from adapters.http.services import HealthSettings, ReadPool
 from adapters.service.metrics import REGISTRY
@@ -48,6 +49,7 @@ from projections.queries.dead_letter_alerts import DeadLetterAlertQueries
 from projections.queries.health_metrics import HealthMetrics, HealthMetricsQueries
 from projections.queries.lag import ViewStatus, view_status
 from projections.queries.queue_controls import QueueControl, QueueControlQueries
+from projections.queries.schedules import ScheduleQueries, ScheduleSummary
 from projections.registry import VIEWS
 from projections.store import ViewStore
 
@@ -105,20 +107,23 @@ class HealthMonitor:
         now = self.clock()
         try:
             with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
-                latency, figures, lag, alerts, queues = await anyio.to_thread.run_sync(
+                latency, figures, lag, alerts, queues, schedules = await anyio.to_thread.run_sync(
                     self.views.use, self._read, abandon_on_cancel=True
                 )
         except Exception as error:
             check = Check(started, now, None, None, [], f"{type(error).__name__}: {error}")
         else:
-            check = Check(started, now, latency, figures, lag, None, alerts, queues)
+            check = Check(started, now, latency, figures, lag, None, alerts, queues, schedules)
         self.latest = check
         self._note_alerts()
         return check
 
     def _read(
         self, store: ViewStore
-    ) -> tuple[float, HealthMetrics, list[ViewStatus], dict[str, int], list[QueueControl]]:
+    ) -> tuple[
+        float, HealthMetrics, list[ViewStatus], dict[str, int], list[QueueControl],
+        ScheduleSummary,
+    ]:
         started = time.perf_counter()
         store.head()
         latency = (time.perf_counter() - started) * 1000
@@ -128,7 +133,9 @@ class HealthMonitor:
         )
         alerts = DeadLetterAlertQueries(store).counts()
         queues = QueueControlQueries(store).all()
-        return latency, figures, view_status(store, list(VIEWS.values())), alerts, queues
+        schedules = ScheduleQueries(store).summary()
+        lag = view_status(store, list(VIEWS.values()))
+        return latency, figures, lag, alerts, queues, schedules
 
     def _alerts_health(self, check: Check, issues: list[str]) -> AlertsHealth:
         return _alerts_health_of(check.alerts, self._alerts_failing, issues)
@@ -155,6 +162,7 @@ class HealthMonitor:
         else:
             limiter = RateLimiterHealth("up")
         alerts = self._alerts_health(check, issues)
+        schedules = schedules_health(check.schedules, check.checked_at, issues)
         status = "unhealthy" if unhealthy else ("degraded" if issues else "healthy")
         return Health(
             status=status,
@@ -164,6 +172,7 @@ class HealthMonitor:
             metrics=metrics,
             issues=issues,
             queues=queues_health(check.queues),
+            schedules=schedules,
         )
 
 

@@ -7,9 +7,11 @@ from datetime import datetime
 import msgspec
 
 from adapters.http.health_queues import QueuesHealth
+from adapters.http.health_schedules import SchedulesHealth
 from projections.queries.health_metrics import HealthMetrics
 from projections.queries.lag import ViewStatus
 from projections.queries.queue_controls import QueueControl
+from projections.queries.schedules import ScheduleSummary
 
 
 class DatabaseHealth(msgspec.Struct):
@@ -71,6 +73,8 @@ class Health(msgspec.Struct):
     """Why the status is not ``healthy``, one line each."""
     queues: QueuesHealth = msgspec.field(default_factory=QueuesHealth)
     """Paused queues and each controlled queue's running jobs vs its cap."""
+    schedules: SchedulesHealth = msgspec.field(default_factory=SchedulesHealth)
+    """Cron schedules: how many, paused, the next tick, the last one's lateness."""
 
 
 class Check(msgspec.Struct):
@@ -87,3 +91,5 @@ class Check(msgspec.Struct):
     """Dead letters by alert status (``dead_letter_alerts`` view): pending, sent, failed."""
     queues: list[QueueControl] = msgspec.field(default_factory=list)
     """The controlled queues (``queue_controls`` view)."""
+    schedules: ScheduleSummary = msgspec.field(default_factory=ScheduleSummary)
+    """The ``schedules`` view's summary."""

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from adapters.http.health import HealthMonitor
 from adapters.http.health_body import Check
 from adapters.http.health_queues import queue_gauges
+from adapters.http.health_schedules import schedule_gauges
 from adapters.http.ratelimit import Limiter
 from adapters.service.metrics import REGISTRY
 from projections.queries.health_metrics import QueueHealth
@@ -96,6 +97,7 @@ class ViewGauges(Collector):
         yield lag
         yield stopped
         yield from queue_gauges(check.queues, self.queues)
+        yield from schedule_gauges(check.schedules, check.checked_at)
         alerts = GaugeMetricFamily(
             "jobledger_dead_letter_alerts", "Dead letters by alert status (pending, sent, "
             "failed), from the dead_letter_alerts view.", labels=["status"],
