@@ -32,6 +32,7 @@ from adapters.http import (
     metrics,
     queue_controls,
     queues,
+    schedules,
     timetravel,
     worker_cancel,
 )
@@ -101,6 +102,7 @@ def create_app(parts: HttpParts) -> Litestar:
         route_handlers=[
             *jobs.ROUTES, *heartbeats.ROUTES, *queues.ROUTES, *health.ROUTES, *metrics.ROUTES,
             *timetravel.ROUTES, *actions.ROUTES, *queue_controls.ROUTES,
+            *schedules.ROUTES,
             *job_controls.ROUTES, *worker_cancel.ROUTES, *job_batch.ROUTES,
             *(console_router(parts.console) if parts.console is not None else []),
         ],
