@@ -101,8 +101,15 @@ def control(
             _print_preview(runner.preview(kind, job_filter), as_json)
             return
         action = runner.start(kind, job_filter, cli_actor(), reason)
-        summary = runner.run(action.id).summary()
+        summary = runner.run(action.id, on_batch=None if as_json else _progress).summary()
     _print_summary(summary, as_json)
+
+
+def _progress(action: Any) -> None:
+    """One line on stderr per batch, while the action runs in this process."""
+    sys.stderr.write(f"action {action.id} ({action.kind.value}): {action.done} of "
+                     f"{action.total} job(s) done\n")
+    sys.stderr.flush()
 
 
 def _reader(store: ViewStore) -> Any:
@@ -214,5 +221,5 @@ def resume_action_command(
         raise InvalidOptions(f"{action_id!r} is not an action id (a UUID)") from None
     with wired_views() as (wired, store):
         runner = ActionRunner(wired.ledger, _reader(store), utc_now)
-        summary = runner.run(parsed).summary()
+        summary = runner.run(parsed, on_batch=None if as_json else _progress).summary()
     _print_summary(summary, as_json)

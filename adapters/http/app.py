@@ -4,7 +4,8 @@
 its signature names, through Litestar's dependency injection (a route asking for
 ``writer: Writer`` gets the writer; nothing else reaches it). Its lifespan runs the batch
 writer, the limiter's workers, the health monitor and the tally reporter in one task group,
-and on shutdown flushes what the tally holds.
+resumes unfinished bulk actions in the background, and on shutdown stops them after their
+batch and flushes what the tally holds.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from adapters.http.problems import EXCEPTION_HANDLERS
 from adapters.http.ratelimit import Limiter
 from adapters.http.services import JobReads, ReadPool, Writer
 from adapters.http.tallies import TallyReporter
+from adapters.service.action_runs import BackgroundActions
 
 DESCRIPTION = (
     "Background jobs as an event-sourced ledger: enqueue, claim, heartbeat, complete, fail; "
@@ -79,11 +81,13 @@ class HttpParts:
 
 def create_app(parts: HttpParts) -> Litestar:
     """The HTTP API over ``parts``."""
+    background = BackgroundActions(actions.runner_of(parts.jobs))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         parts.writer.batch.start()
         try:
+            background.start()  # resumes unfinished bulk actions, on its own thread
             async with parts.limiter.running(), anyio.create_task_group() as tg:
                 tg.start_soon(parts.monitor.run)
                 tg.start_soon(parts.tallies.run)
@@ -93,6 +97,7 @@ def create_app(parts: HttpParts) -> Litestar:
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(background.close)
                 await parts.tallies.flush(everything=True)
                 await anyio.to_thread.run_sync(parts.writer.batch.close)
                 parts.views.close()
@@ -113,6 +118,7 @@ def create_app(parts: HttpParts) -> Litestar:
             "limiter": _given(parts.limiter),
             "monitor": _given(parts.monitor),
             "health_as_of": _given(parts.health_as_of),
+            "actions": _given(background),
         },
         middleware=[
             path_guard,

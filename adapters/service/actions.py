@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.utils import get_topic
 
 from ledger.action import (
     BATCH_SIZE,
@@ -146,17 +147,45 @@ class ActionRunner:
             raise ActionNotFound(action_id)
         return found
 
-    def run(self, action_id: UUID) -> Action:
-        """Run (or resume) the action to its end, a batch at a time."""
+    def run(
+        self,
+        action_id: UUID,
+        should_stop: Callable[[], bool] | None = None,
+        on_batch: Callable[[Action], None] | None = None,
+    ) -> Action:
+        """Run (or resume) the action to its end, a batch at a time, telling ``on_batch``
+        after each recorded batch; if ``should_stop`` says so between two batches, return
+        it still running (resumable)."""
         action = self.get(action_id)
         action.check_resumable()
         try:
             while self._step(action):
-                pass
+                if on_batch is not None:
+                    on_batch(action)
+                if should_stop is not None and should_stop():
+                    break
         except (LedgerError, OSError) as error:
             self._interrupted(action_id, error)
             raise
         return action
+
+    def unfinished(self, page: int = 1000) -> list[UUID]:
+        """The actions started and not finished (running, killed mid-run or interrupted),
+        oldest first, read from the log's ``Started`` and ``Finished`` notifications."""
+        topics = [get_topic(Action.Started), get_topic(Action.Finished)]
+        started: dict[UUID, None] = {}
+        after = 0
+        while True:
+            found = self.ledger.recorder.select_notifications(after + 1, page, topics=topics)
+            for notification in found:
+                action_id = UUID(str(notification.originator_id))
+                if notification.topic == topics[0]:
+                    started[action_id] = None
+                else:
+                    started.pop(action_id, None)
+            if len(found) < page:
+                return list(started)
+            after = found[-1].id
 
     def _step(self, action: Action) -> bool:
         """One batch; ``False`` (and ``Finished`` recorded) when no job is left."""

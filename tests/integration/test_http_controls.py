@@ -54,6 +54,22 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
         backend.close()
 
 
+def finished(api: Api, answer: httpx.Response) -> dict[str, Any]:
+    """The action a 202 from ``POST /actions`` started, once it has finished: its
+    ``Location`` polled until the background run records ``Finished``."""
+    assert answer.status_code == 202, answer.text
+    location = answer.headers["Location"]
+    assert location == f"/actions/{answer.json()['action_id']}"
+    shown: dict[str, Any] = {}
+
+    def done() -> bool:
+        shown.update(api.http.get(location, headers=api.as_("staff")).json())
+        return bool(shown["state"] == "finished")
+
+    wait_for(done, timeout=60)
+    return shown
+
+
 def dead_letters(api: Api, count: int, customer: str = "acme") -> list[str]:
     ledger = api.container.ledger
     made = ledger.execute_batch([EnqueueJob(customer_id=customer) for _ in range(count)],
@@ -93,7 +109,7 @@ def test_staff_retry_dead_letters_by_filter_after_a_dry_run(api: Api) -> None:
     preview = answer.json()
     assert [j["job_id"] for j in preview["sample"]] == sorted(ids)[:10]
     assert api.head() == head  # the dry run appended nothing
-    done = api.http.post("/actions", json=body, headers=api.as_("staff")).json()
+    done = finished(api, api.http.post("/actions", json=body, headers=api.as_("staff")))
     staff_id = api.keys["staff"][1]
     assert (done["state"], done["total"], done["acted"]) == ("finished", 25, 25)
     assert done["actor"] == f"api:key:{staff_id}:staff"
@@ -240,7 +256,11 @@ def test_a_bulk_cancel_of_2500_jobs_over_http_runs_in_3_batches(api: Api) -> Non
         [EnqueueJob(customer_id="acme", queue="emails") for _ in range(2500)], utc_now())
     body = {"kind": "cancel", "filter": {"queue": "emails"}, "reason": "bad template"}
     wait_for(lambda: counted(api, body, 2500), timeout=30)
-    done = api.http.post("/actions", json=body, headers=api.as_("staff")).json()
+    answer = api.http.post("/actions", json=body, headers=api.as_("staff"))
+    started = answer.json()  # answered before the batches ran
+    assert (answer.status_code, started["state"], started["total"], started["done"]) == (
+        202, "running", 2500, 0)
+    done = finished(api, answer)
     assert (done["state"], done["total"], done["done"], done["acted"]) == (
         "finished", 2500, 2500, 2500)
     events = list(ledger.events.get(_uuid(done["action_id"])))

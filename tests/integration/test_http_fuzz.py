@@ -46,6 +46,7 @@ from adapters.service.parts import Part, dead_letter_part, dispatcher_part
 from adapters.service.settings import Settings
 from adapters.slack.webhook import LoggedAlerts
 from ledger.access import Role, new_key
+from ledger.action import Action
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob
 from ledger.job import Job
 from ledger.tally import RequestTally
@@ -100,11 +101,17 @@ for some operations)."""
 REPORT_REFUSED = get_topic(Job.ReportRefused)
 """The one event a refused request may append: a report from a superseded attempt is
 refused with 409 and recorded (SPEC.md, guarantee 2)."""
-BACKGROUND = {get_topic(RequestTally.Recorded), get_topic(Job.Released)}
+BULK = "bulk:"
+"""Marks (in :func:`events_between`) a job's event that names a bulk action."""
+BACKGROUND = {get_topic(RequestTally.Recorded), get_topic(Job.Released),
+              get_topic(Action.Progressed), get_topic(Action.Finished),
+              get_topic(Action.Interrupted)}
 """What the served parts append on their own, not per request, so it may fall in any
 interval: the rate-limit tallies the API appends every 15 s for the minutes that are over
-(``adapters/http/tallies.py``), and the scheduler's releases of jobs whose delay or
-retry backoff is over (``adapters/service/scheduler.py``, ADR 100)."""
+(``adapters/http/tallies.py``), the scheduler's releases of jobs whose delay or
+retry backoff is over (``adapters/service/scheduler.py``, ADR 100), and the batches of a
+bulk action after its 202 (``adapters/service/action_runs.py``: the action's progress and
+the jobs' events naming it, marked ``bulk:``)."""
 REPORT_OPERATIONS = {f"POST /jobs/{{job_id}}/{report}"
                      for report in ("heartbeat", "complete", "fail", "cancelled")}
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,8 +225,8 @@ def tally(
 
     def appended(after: int, upto: int) -> list[str]:
         topics = [topic_of[i] for i in range(after + 1, upto + 1) if i in topic_of]
-        figures.background += sum(t in BACKGROUND for t in topics)
-        return [t for t in topics if t not in BACKGROUND]
+        figures.background += sum(_background(t) for t in topics)
+        return [t for t in topics if not _background(t)]
 
     previous = start
     for record in records:
@@ -257,13 +264,18 @@ def tally(
     return figures
 
 
+def _background(topic: str) -> bool:
+    return topic in BACKGROUND or topic.startswith(BULK)
+
+
 def events_between(container: Container, after: int, upto: int) -> list[tuple[int, str]]:
     """(position, topic) of every event after ``after`` up to ``upto``."""
     store = container.backend.open_views()
     try:
         out: list[tuple[int, str]] = []
         while page := store.read_events(after, 1000, upto):
-            out += [(row[0], row[3]) for row in page]
+            out += [(row[0], BULK + row[3] if b'"action_id":"' in row[4] else row[3])
+                    for row in page]
             after = page[-1][0]
         return out
     finally:
