@@ -4,6 +4,7 @@ the log's head."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -47,3 +48,13 @@ def log_head(console: Console) -> int:
     """The log's head position, as ``ledger projections status`` reads it."""
     views = json.loads(console.cli("projections", "status", "--json").stdout)
     return max(int(view["head"]) for view in views)
+
+
+def reload_until_status(page: Page, status: str, timeout: float = 30) -> None:
+    """Reload the job's page (as a user pressing F5 would) until it shows ``status``."""
+    deadline = time.monotonic() + timeout
+    shown = page.get_by_test_id("job-status")
+    while shown.inner_text().strip() != status:
+        assert time.monotonic() < deadline, f"still {shown.inner_text()!r}, not {status!r}"
+        page.wait_for_timeout(300)
+        page.reload()
