@@ -14,6 +14,7 @@ from uuid import UUID
 
 import msgspec
 
+from adapters.tracing import current_traceparent
 from job_ledger.errors import problem_error
 from job_ledger.types import ControlOutcome, Enqueued, HistoryEvent, JobRequest, JobState
 from ledger.errors import LedgerError
@@ -30,6 +31,8 @@ class Call:
     body: bytes | None = None
     idempotent: bool = False
     job_id: UUID | None = None
+    headers: dict[str, str] | None = None
+    """Headers of this call only (an enqueue's ``traceparent``, ADR 125)."""
 
 
 @dataclass(frozen=True)
@@ -75,13 +78,22 @@ _ENCODER = msgspec.json.Encoder()
 
 def enqueue(job: JobRequest, customer: str | None) -> Call:
     body = _ENCODER.encode(job.body(customer))
-    return Call("POST", "/jobs", body, idempotent=job.idempotency_key is not None)
+    return Call(
+        "POST", "/jobs", body, idempotent=job.idempotency_key is not None,
+        headers=_trace_headers(),
+    )
 
 
 def enqueue_many(jobs: Sequence[JobRequest], customer: str | None) -> Call:
     body = _ENCODER.encode({"jobs": [job.body(customer) for job in jobs]})
     keyed = bool(jobs) and all(job.idempotency_key is not None for job in jobs)
-    return Call("POST", "/jobs/batch", body, idempotent=keyed)
+    return Call("POST", "/jobs/batch", body, idempotent=keyed, headers=_trace_headers())
+
+
+def _trace_headers() -> dict[str, str] | None:
+    """The current span's W3C context, which the ledger records on the job."""
+    traceparent = current_traceparent()
+    return None if traceparent is None else {"traceparent": traceparent}
 
 
 def get(job_id: UUID) -> Call:

@@ -105,7 +105,9 @@ class Client:
         for retry in range(self.backoff.tries):
             last = retry == self.backoff.tries - 1
             try:
-                response = self._http.request(call.method, call.path, content=call.body)
+                response = self._http.request(
+                    call.method, call.path, content=call.body, headers=call.headers
+                )
             except httpx.TransportError as error:
                 if last or not calls.retryable(call, None):
                     raise _failed(call, error) from None
@@ -189,7 +191,9 @@ class AsyncClient:
         for retry in range(self.backoff.tries):
             last = retry == self.backoff.tries - 1
             try:
-                response = await self._http.request(call.method, call.path, content=call.body)
+                response = await self._http.request(
+                    call.method, call.path, content=call.body, headers=call.headers
+                )
             except httpx.TransportError as error:
                 if last or not calls.retryable(call, None):
                     raise _failed(call, error) from None

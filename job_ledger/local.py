@@ -26,6 +26,7 @@ import msgspec
 
 from adapters.service.batching import BatchWriter
 from adapters.service.bootstrap import Container, build, load_settings, utc_now
+from adapters.tracing import current_traceparent
 from job_ledger import calls
 from job_ledger.transactional import enqueue_in
 from job_ledger.types import ControlOutcome, Enqueued, HistoryEvent, JobRequest, JobState
@@ -57,6 +58,9 @@ def command_of(job: JobRequest, customer: str | None) -> EnqueueJob:
     except (msgspec.ValidationError, ValueError) as error:
         raise InvalidCommand(str(error)) from None
     scheduled_until(command.run_at, command.delay_seconds, utc_now())
+    traceparent = current_traceparent()  # the caller's span (ADR 125)
+    if traceparent is not None:
+        command = msgspec.structs.replace(command, traceparent=traceparent)
     return command
 
 

@@ -338,6 +338,7 @@ class JobLedger(Application[UUID]):
             now=now,
             priority=command.priority,
             run_at=scheduled_until(command.run_at, command.delay_seconds, now),
+            traceparent=command.traceparent,
         )
         jobs[job_id] = job
         return _outcome(job, created=True)
@@ -409,7 +410,7 @@ class JobLedger(Application[UUID]):
 def _outcome(job: Job, *, created: bool = False) -> Outcome:
     return Outcome(
         job_id=job.id, status=str(job.status), attempt=job.attempt, version=job.version,
-        created=created, cancel_requested=job.cancel_requested,
+        created=created, cancel_requested=job.cancel_requested, traceparent=job.traceparent,
     )
 
 

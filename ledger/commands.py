@@ -27,6 +27,10 @@ Reason = Annotated[str, msgspec.Meta(max_length=500)]
 """An operator's why (storable text, checked with every command's texts)."""
 DelaySeconds = Annotated[float, msgspec.Meta(ge=0, le=366 * 86_400)]
 AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
+Traceparent = Annotated[
+    str, msgspec.Meta(pattern=r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+]
+"""A W3C ``traceparent`` (version 00), kept as data: the producer's span (ADR 125)."""
 
 
 class Command(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
@@ -43,6 +47,7 @@ class EnqueueJob(Command, frozen=True, tag="enqueue"):
     run_at: AwareTime | None = None
     delay_seconds: DelaySeconds | None = None
     """Exclusive with ``run_at``; the ledger adds it to its own ``now`` (ADR 100)."""
+    traceparent: Traceparent | None = None
 
 
 class JobCommand(Command, frozen=True):
@@ -201,6 +206,8 @@ class Outcome(msgspec.Struct, frozen=True):
     """For enqueue: false when the idempotency key returned an existing job."""
     cancel_requested: bool = False
     """The running attempt was asked to stop: its worker cancels the handler (ADR 100)."""
+    traceparent: str | None = None
+    """The producer's trace context recorded at enqueue (ADR 125)."""
 
 
 _C = TypeVar("_C", bound=Command)

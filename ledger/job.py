@@ -44,6 +44,8 @@ class Job(Aggregate, JobControls):
         priority: int = 0
         run_at: datetime | None = None
         """When the job becomes due (set only when after the recording time: scheduled)."""
+        traceparent: str | None = None
+        """The producer's W3C trace context, as data (ADR 125)."""
 
     class Claimed(Aggregate.Event):
         """A worker claimed the job, opening a new attempt."""
@@ -232,10 +234,12 @@ class Job(Aggregate, JobControls):
     cancel_requested = False
     cancel_actor: str | None = None
     cancel_reason: str | None = None
+    traceparent: str | None = None
 
     def __init__(
         self, customer_id: str, queue: str, payload: JSON, max_attempts: int,
         idempotency_key: str | None, *, priority: int = 0, run_at: datetime | None = None,
+        traceparent: str | None = None,
     ) -> None:
         self.customer_id = customer_id
         self.queue = queue
@@ -243,6 +247,7 @@ class Job(Aggregate, JobControls):
         self.max_attempts = max_attempts
         self.idempotency_key = idempotency_key
         self.priority = priority
+        self.traceparent = traceparent
         self.status = Status.PENDING if run_at is None else Status.SCHEDULED
         self.attempt = 0
         self.budget_base = 0
@@ -297,14 +302,14 @@ class Job(Aggregate, JobControls):
     def enqueue(
         cls, *, job_id: UUID, customer_id: str, queue: str, payload: JSON, max_attempts: int,
         idempotency_key: str | None, now: datetime, priority: int = 0,
-        run_at: datetime | None = None,
+        run_at: datetime | None = None, traceparent: str | None = None,
     ) -> Job:
         """``run_at`` (due time, from :func:`~ledger.policies.controls.scheduled_until`)
         makes the job scheduled until then."""
         return cls._create(
             cls.Enqueued, id=job_id, timestamp=now, customer_id=customer_id, queue=queue,
             payload=payload, max_attempts=max_attempts, idempotency_key=idempotency_key,
-            priority=priority, run_at=run_at,
+            priority=priority, run_at=run_at, traceparent=traceparent,
         )
 
     def claim(self, worker_id: str, now: datetime, worker_time: datetime | None = None) -> int:

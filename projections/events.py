@@ -58,6 +58,7 @@ class Enqueued(Body, frozen=True):
     max_attempts: int
     priority: int = 0
     run_at: Stamp | None = None
+    traceparent: str | None = None
 
 
 class Claimed(Body, frozen=True):

@@ -25,6 +25,7 @@ from adapters.cli.job_ids import job_ref, resolve
 from adapters.cli.projections import wired_views
 from adapters.service.actions import ActionRunner, Preview, action_filter, command_for
 from adapters.service.bootstrap import utc_now
+from adapters.tracing import observe
 from ledger.action import ActionKind, InvalidFilter, checked_reason
 from ledger.errors import LedgerError
 from projections.registry import VIEWS
@@ -128,6 +129,7 @@ def _by_id(
                  + kind.value} for j in job_ids]
     commands = [command_for(kind, j, cli_actor(), reason, None) for j in job_ids]
     results = ledger.execute_batch(commands, utc_now())
+    observe(commands, results)
     rows = []
     for job_id, result in zip(job_ids, results, strict=True):
         if isinstance(result, LedgerError):

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from adapters.cli.console import cell, make_console
-from adapters.cli.errors import user_errors
+from adapters.cli.errors import PROGRAM, reported, user_errors
 from adapters.cli.job_ids import checked, resolve
 from adapters.cli.options import names
 from adapters.cli.projections import wired_views
@@ -29,6 +29,7 @@ from adapters.service.parts import (
     owner_name,
     stale_part,
 )
+from adapters.tracing import configure_logging
 from ledger.commands import RedriveJob
 from ledger.errors import IllegalTransition, InvalidCommand
 from ledger.ports.transport import Transport
@@ -45,10 +46,8 @@ console = make_console()
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    with reported(PROGRAM):  # LOG_FORMAT=json: one JSON object per line (ADR 125)
+        configure_logging(logging.INFO)
 
 
 def run_parts(make: Callable[[Container, Transport | None], list[Part]], *, transport: bool

@@ -29,9 +29,10 @@ from rich.table import Table
 
 from adapters.cli.asof import take_and_prune
 from adapters.cli.console import make_console
-from adapters.cli.errors import user_errors
+from adapters.cli.errors import PROGRAM, reported, user_errors
 from adapters.service.backend import Backend, backend_for
 from adapters.service.bootstrap import Container, build, load_settings
+from adapters.tracing import configure_logging
 from ledger.errors import LedgerError
 from projections.queries.job_status import JobStatus, JobStatusQueries
 from projections.queries.lag import view_status
@@ -114,9 +115,8 @@ def run(
     ] = 0.5,
 ) -> None:
     """Run the projection runner alone: feed the views until interrupted."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    with reported(PROGRAM):  # LOG_FORMAT=json: one JSON object per line (ADR 125)
+        configure_logging(logging.INFO, "%(asctime)s %(levelname)s %(message)s")
     chosen = select(view)
     if not once:  # until interrupted, reconnecting after a failed session
         from adapters.service.parts import feed_views

@@ -13,7 +13,6 @@ API runs open and says so; on any other address, or on PostgreSQL, every route b
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Annotated
@@ -23,6 +22,7 @@ import typer
 
 from adapters.cli.errors import FAILED, error_line, reported
 from adapters.service.bootstrap import build, load_settings
+from adapters.tracing import configure_logging
 
 PROGRAM = "ledger serve"
 
@@ -48,10 +48,8 @@ def serve_command(
     """Run the service in one process: the HTTP API, the projection runner, the dispatcher,
     the stale monitor and the dead-letter monitor with alert delivery (--api-only: the API
     alone)."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    with reported(PROGRAM):  # LOG_FORMAT=json: one JSON object per line (ADR 125)
+        configure_logging(log_level.upper())
     with reported(PROGRAM):
         settings = load_settings()
         from adapters.http.app import create_app

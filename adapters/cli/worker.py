@@ -21,6 +21,7 @@ import typer
 
 from adapters.cli.errors import InvalidOptions, reported
 from adapters.cli.options import names
+from adapters.tracing import configure_logging
 
 if TYPE_CHECKING:
     from adapters.worker import WorkerStats
@@ -83,10 +84,8 @@ def worker_command(
     ] = "info",
 ) -> None:
     """Run a worker: receive jobs, run the handler with heartbeats, report the outcome."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    with reported(PROGRAM):  # LOG_FORMAT=json: one JSON object per line (ADR 125)
+        configure_logging(log_level.upper())
     if log_level.lower() != "debug":
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     try:

@@ -150,6 +150,8 @@ class ClaimedAttempt(msgspec.Struct, frozen=True):
     attempt: int
     status: str
     payload: Any = None
+    traceparent: str | None = None
+    """The producer's W3C trace context recorded at enqueue (ADR 125)."""
 
 
 class HeartbeatResult(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -27,6 +27,7 @@ from adapters.http.jobs import SERVICE_WRITE
 from adapters.http.problems import ApiError, status_of
 from adapters.http.services import Writer
 from adapters.service.bootstrap import utc_now
+from adapters.tracing import parse_traceparent
 from ledger.access import Principal
 from ledger.application import Result
 from ledger.commands import AnyCommand, EnqueueJob
@@ -76,7 +77,8 @@ async def enqueue_batch(
     naming its ``index``); an item whose idempotency key was used for a different job is
     answered in its own entry (``code`` ``idempotency_conflict``), the others enqueued."""
     body = await _read(request)
-    commands = _commands(body, principal_of(request))
+    traceparent = parse_traceparent(request.headers.get("traceparent"))
+    commands = _commands(body, principal_of(request), traceparent)
     results = await writer.execute_many(commands)
     items = [_item(index, result) for index, result in enumerate(results)]
     refused = sum(1 for item in items if item.code is not None)
@@ -119,7 +121,9 @@ def _failing_index(error: ApiError, raw: bytes) -> int | None:
     return None
 
 
-def _commands(body: EnqueueBatchRequest, principal: Principal) -> list[AnyCommand]:
+def _commands(
+    body: EnqueueBatchRequest, principal: Principal, traceparent: str | None = None
+) -> list[AnyCommand]:
     now = utc_now()
     commands: list[AnyCommand] = []
     for index, job in enumerate(body.jobs):
@@ -136,6 +140,7 @@ def _commands(body: EnqueueBatchRequest, principal: Principal) -> list[AnyComman
             customer_id=job.customer_id, queue=job.queue, payload=job.payload,
             max_attempts=job.max_attempts, idempotency_key=job.idempotency_key,
             priority=job.priority, run_at=job.run_at, delay_seconds=job.delay_seconds,
+            traceparent=traceparent,
         ))
     return commands
 

@@ -35,6 +35,7 @@ from adapters.http.bodies import (
 from adapters.http.problems import ApiError
 from adapters.http.services import JobReads, Writer
 from adapters.service.metrics import DEAD_LETTERS, HEARTBEATS, REQUEUES
+from adapters.tracing import parse_traceparent
 from ledger.access import Role
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, FailJob, Outcome, RecordHeartbeat
 from ledger.errors import AttemptSuperseded, LedgerError
@@ -77,6 +78,7 @@ async def enqueue(
         customer_id=body.customer_id, queue=body.queue, payload=body.payload,
         max_attempts=body.max_attempts, idempotency_key=body.idempotency_key,
         priority=body.priority, run_at=body.run_at, delay_seconds=body.delay_seconds,
+        traceparent=parse_traceparent(request.headers.get("traceparent")),
     ))
     headers = {"Location": f"/jobs/{outcome.job_id}"}
     if not outcome.created:
@@ -106,7 +108,8 @@ async def claim(
     )
     payload = await jobs.payload(job_id)
     return ClaimedAttempt(
-        job_id=outcome.job_id, attempt=outcome.attempt, status=outcome.status, payload=payload
+        job_id=outcome.job_id, attempt=outcome.attempt, status=outcome.status, payload=payload,
+        traceparent=outcome.traceparent,
     )
 
 

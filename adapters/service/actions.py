@@ -22,6 +22,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import get_topic
 
+from adapters.tracing import observe
 from ledger.action import (
     BATCH_SIZE,
     SAMPLE_SIZE,
@@ -203,6 +204,7 @@ class ActionRunner:
             for job in page
         ]
         results = self.execute(commands, now)
+        observe(commands, results)
         acted = sum(1 for result in results if not isinstance(result, LedgerError))
         action.progress(page[-1].job_id, len(page), acted, self.clock())
         self.ledger.save(action)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 
+from adapters.tracing import observe
 from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand
 
@@ -106,5 +107,6 @@ class BatchWriter:
             return
         self.batches += 1
         self.commands += len(live)
+        observe([c for c, _ in live], results)
         for (_, future), result in zip(live, results, strict=True):
             future.set_result(result)

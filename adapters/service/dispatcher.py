@@ -36,6 +36,7 @@ from anyio.abc import TaskStatus
 
 from adapters.service.dispatch_holds import Sorted, record, sort_page
 from adapters.service.session_worker import SessionWorker
+from adapters.tracing import dispatched
 from ledger.application import JobLedger
 from ledger.errors import JobNotFound, LedgerError
 from ledger.ports.transport import JobMessage, Outgoing, Transport
@@ -182,6 +183,7 @@ class Dispatcher(SessionWorker):
         if outgoing:
             await self._transport.send_batch(outgoing)
             self.sent += len(outgoing)
+            dispatched(events, outgoing)
         self.held += len(holds.hold)
         if events:
             await self._sync(self._advance, tracking, events[-1].position, holds)

@@ -22,6 +22,7 @@ from adapters.service import metrics
 from adapters.service.session_worker import SessionWorker
 from adapters.service.settings import Settings
 from adapters.slack.webhook import AlertSink
+from adapters.tracing import observe
 from ledger.application import JobLedger, Result
 from ledger.commands import DetectStale, RecordAlert, RecordQueueDeadLetter
 from ledger.errors import IllegalTransition, JobNotFound, LedgerError, NotStale
@@ -133,6 +134,7 @@ class StaleMonitor(SessionWorker):
             for f in findings
         ]
         results = self._ledger.execute_batch(commands, self._clock())
+        observe(commands, results)
         for result in results:
             self._count(report, result)
         self.scans += 1
@@ -269,6 +271,7 @@ class DeadLetterMonitor(SessionWorker):
                     max_receives=letter.max_receives,
                 )
                 result = await self._sync(self._ledger.execute_batch, [command], self._clock())
+                observe([command], result)
                 if isinstance(result[0], IllegalTransition | JobNotFound):
                     log.info("dead letter %s: %s (deleted)", letter.message_id, result[0])
                 elif isinstance(result[0], LedgerError):
@@ -355,6 +358,7 @@ class DeadLetterMonitor(SessionWorker):
             for n in group
         ]
         results = await self._sync(self._ledger.execute_batch, commands, now)
+        observe(commands, results)
         for key in keys:
             self._retries.pop(key, None)
         for result in results:

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from adapters.tracing import NO_TRACE, AttemptTrace
 from adapters.worker.context import Cancelled, Handler, JobContext
 from ledger.ports.transport import Received
 
@@ -31,6 +32,10 @@ class Attempt:
     """True while its end is being reported: heartbeats and interruptions leave it alone."""
     interrupted: bool = False
     started: float = field(default_factory=time.monotonic)
+    traceparent: str | None = None
+    """The producer's trace context (ADR 125), for the attempt's log lines."""
+    trace: AttemptTrace = NO_TRACE
+    """The attempt's span (claim to report): the handler runs inside it."""
 
     def stop(self) -> None:
         """Tell the handler to stop (``ctx.cancelled``) and cancel its scope."""
@@ -85,7 +90,7 @@ class HandlerCaller:
     async def call(self, run: Attempt) -> Outcome:
         """Run the handler on ``run`` within its scope; what came of it."""
         ctx = run.ctx
-        with run.scope:
+        with run.scope, run.trace.active():
             try:
                 if self._async:
                     result = await self.handler(ctx)
@@ -96,8 +101,10 @@ class HandlerCaller:
             except Cancelled as error:
                 if ctx.cancelled:
                     return _stopped(ctx)
+                run.trace.failed(error)
                 return Outcome(error=error)
             except Exception as error:
+                run.trace.failed(error)
                 return Outcome(error=error)
             return Outcome(result=result)
         return _stopped(ctx)

@@ -115,10 +115,12 @@ class Heartbeats:
                 log.warning("job %s attempt %d is superseded: abandoning its handler",
                             run.ctx.job_id, run.ctx.attempt)
                 run.supersede()
+                run.trace.heartbeat(answer.value)
                 continue
             if answer is Beat.CANCEL_REQUESTED and not run.ctx.cancel_requested:
                 self._cancel(run)
             self.stats.heartbeats += answer in (Beat.RECORDED, Beat.CANCEL_REQUESTED)
+            run.trace.heartbeat(answer.value)
             live.append(run)
         async with anyio.create_task_group() as tg:
             for run in live:

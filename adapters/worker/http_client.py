@@ -24,6 +24,7 @@ import anyio
 import httpx
 import msgspec
 
+from adapters.tracing import parse_traceparent
 from adapters.worker.port import Beat, ClaimedJob, LedgerUnavailable, WorkerAccessDenied
 from ledger.errors import (
     AttemptSuperseded,
@@ -51,6 +52,7 @@ class _Claimed(msgspec.Struct):
     attempt: int
     status: str
     payload: Any = None
+    traceparent: str | None = None
 
 
 class _State(msgspec.Struct):
@@ -116,7 +118,10 @@ class HttpLedger:
             found = re.search(r" is (\w+): cannot", problem.detail)
             raise IllegalTransition(job_id, found.group(1) if found else "not pending", "claim")
         body = _decode(response, _Claimed)
-        return ClaimedJob(job_id=body.job_id, attempt=body.attempt, payload=body.payload)
+        return ClaimedJob(
+            job_id=body.job_id, attempt=body.attempt, payload=body.payload,
+            traceparent=parse_traceparent(body.traceparent),
+        )
 
     async def heartbeats(
         self, worker_id: str, attempts: Sequence[tuple[UUID, int]]

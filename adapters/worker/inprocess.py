@@ -64,7 +64,10 @@ class InProcessLedger:
         held, payload = self.ledger.held_payload(job_id)  # the claim just cached the job
         if not held:
             payload = await anyio.to_thread.run_sync(self.ledger.payload_of, job_id)
-        return ClaimedJob(job_id=job_id, attempt=outcome.attempt, payload=payload)
+        return ClaimedJob(
+            job_id=job_id, attempt=outcome.attempt, payload=payload,
+            traceparent=outcome.traceparent,
+        )
 
     async def heartbeats(
         self, worker_id: str, attempts: Sequence[tuple[UUID, int]]

@@ -33,6 +33,8 @@ class ClaimedJob(msgspec.Struct, frozen=True):
     job_id: UUID
     attempt: int
     payload: Any = None
+    traceparent: str | None = None
+    """The producer's trace context recorded at enqueue: the attempt's span's parent."""
 
 
 class Beat(StrEnum):

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import msgspec
 
+from adapters.tracing import decision_extra
 from adapters.worker.attempt import Attempt, Outcome
 from adapters.worker.config import WorkerConfig
 from adapters.worker.heartbeats import Heartbeats
@@ -85,7 +86,8 @@ class Reporter:
             return False
         if status != "superseded":
             self.stats.completed += 1
-            log.info("job %s attempt %d completed in %.2fs", ctx.job_id, ctx.attempt, elapsed)
+            log.info("job %s attempt %d completed in %.2fs", ctx.job_id, ctx.attempt, elapsed,
+                     extra=_extra("completed", run, status, elapsed=round(elapsed, 3)))
         return True
 
     async def _cancelled(self, run: Attempt, elapsed: float) -> bool:
@@ -96,7 +98,7 @@ class Reporter:
         if status != "superseded":
             self.stats.cancelled += 1
             log.info("job %s attempt %d cancelled after %.2fs", ctx.job_id, ctx.attempt,
-                     elapsed)
+                     elapsed, extra=_extra("cancelled", run, status, elapsed=round(elapsed, 3)))
         return True
 
     async def _failure(self, run: Attempt, error: str) -> bool:
@@ -110,8 +112,9 @@ class Reporter:
             return False
         if status != "superseded":
             self.stats.failed += 1
+            first = text.splitlines()[0][:200] if text else ""
             log.info("job %s attempt %d failed (%s): %s", ctx.job_id, ctx.attempt, status,
-                     text.splitlines()[0][:200] if text else "")
+                     first, extra=_extra("failed", run, status, error=first))
         return True
 
     async def _report(self, run: Attempt, call: Any, value: Any) -> str | None:
@@ -126,6 +129,7 @@ class Reporter:
             try:
                 status: str = await call(ctx.job_id, ctx.attempt, self.config.worker_id, value)
             except AttemptSuperseded as error:
+                run.trace.reported("superseded")
                 ctx._superseded.set()
                 self.stats.superseded += 1
                 log.warning("job %s attempt %d: report refused: %s", ctx.job_id, ctx.attempt,
@@ -141,6 +145,7 @@ class Reporter:
                 await anyio.sleep(min(left, error.retry_after or pause))
                 pause = min(pause * 2, 5.0)
                 continue
+            run.trace.reported(status)
             return status
 
 
@@ -151,6 +156,12 @@ def _report_cancelled(ledger: LedgerPort) -> Any:
         return await ledger.cancelled(job_id, attempt, worker_id)
 
     return call
+
+
+def _extra(event: str, run: Attempt, status: str, **fields: Any) -> dict[str, Any]:
+    """A report's line as a decision (``LOG_FORMAT=json``: one object, ADR 125)."""
+    return decision_extra(event, run.ctx.job_id, run.ctx.attempt, run.traceparent,
+                          status=status, worker_id=run.ctx.worker_id, **fields)
 
 
 def _error_text(error: BaseException) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from adapters.tracing import start_attempt
 from adapters.worker.attempt import Attempt, HandlerCaller
 from adapters.worker.config import WorkerConfig
 from adapters.worker.context import Handler, JobContext, check_handler, is_async
@@ -219,6 +220,7 @@ class Worker:
                 await self._reporter.settle(run, outcome)
         finally:
             self._running.pop(key, None)
+            run.trace.end()
 
     async def _claim(self, received: Received) -> Attempt | None:
         """Claim the message's job; the attempt, or ``None`` once the message is settled."""
@@ -247,6 +249,9 @@ class Worker:
                 receive_count=received.receive_count,
             ),
             received,
+            traceparent=claimed.traceparent,
+            trace=start_attempt(message.job_id, claimed.attempt, claimed.traceparent,
+                                self.worker_id, message.queue),
         )
 
     async def _claim_refused(self, received: Received, error: LedgerError) -> None:
