@@ -18,7 +18,7 @@ up to P are equal (ADR 65).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -27,7 +27,8 @@ from typing import Any
 import msgspec
 
 from ledger.errors import LedgerError, StoreError, StoreUnavailable
-from projections.events import Event, decode_page
+from projections.events import Event, RawRow, decode_page
+from projections.memory import MemoryView
 from projections.model import PageState, View, ViewError
 from projections.pages import pages as log_pages
 from projections.pages import prefetched
@@ -40,6 +41,9 @@ CATCH_UP_ROUNDS = 5
 
 Progress = Callable[[int, int], None]
 """Called with (position reached, head of the log) after each page."""
+Start = Callable[[View, int], MemoryView | None]
+"""The view to fold on from instead of nothing, given the position it must not pass: the
+newest checkpoint at or after the archive's horizon (ADR 110), or ``None``."""
 
 
 class MaintenanceBusy(LedgerError):
@@ -75,6 +79,7 @@ def fold_into(
     progress: Progress | None = None,
     in_transaction: bool = False,
     reader: ViewStore | None = None,
+    log: Iterable[list[RawRow]] | None = None,
 ) -> int:
     """Fold the log from ``after`` (to ``upto`` or the head) into ``folder``'s tables;
     return the position reached. Raises :class:`ViewError` on an event it cannot fold.
@@ -85,8 +90,9 @@ def fold_into(
     position = after
     head = upto if upto is not None else store.head()
     pages = (
-        prefetched(reader, after, page_size, upto, name="rebuild-reader") if reader is not None
-        else log_pages(store, after, page_size, upto)
+        (page for page in log) if log is not None  # segments and the hot log (ADR 110)
+        else prefetched(reader, after, page_size, upto, name="rebuild-reader")
+        if reader is not None else log_pages(store, after, page_size, upto)
     )
     with closing(pages):  # stops the reading thread whatever happens here
         for page in pages:
@@ -120,6 +126,21 @@ def _fold_page(store: ViewStore, folder: Folder, events: list[Event], inside: bo
     folder.trim()
 
 
+def _seed(store: ViewStore, view: View, suffix: str, start: Start | None, upto: int) -> int:
+    """Fill the ``suffix`` tables from ``start``'s view (if any); the position it is at."""
+    memory = None if start is None else start(view, upto)
+    if memory is None:
+        return 0
+    state = PageState(
+        memory.rows, dirty={name: set(rows) for name, rows in memory.rows.items()},
+        deltas={name: dict(rows) for name, rows in memory.counters.items()},
+        appended={name: list(rows) for name, rows in memory.appended.items()},
+    )
+    with store.transaction():
+        store.apply(view, suffix, state)
+    return memory.position
+
+
 def _write(store: ViewStore, view: View, suffix: str, state: PageState, inside: bool) -> None:
     if inside:
         store.apply(view, suffix, state)
@@ -143,17 +164,23 @@ def rebuild(
     page_size: int = REBUILD_PAGE,
     progress: Progress | None = None,
     reader: ViewStore | None = None,
+    start: Start | None = None,
+    log: Iterable[list[RawRow]] | None = None,
 ) -> RebuildResult:
     """Rebuild ``view`` from the log into shadow tables and swap them in atomically.
 
     ``reader``, a second session, reads pages ahead while ``store`` folds and writes.
+    ``start`` gives a checkpoint to fold on from; ``log`` replaces the log's first pass
+    (the archive's segments merged with the hot log).
     """
     with _maintenance(store, view):
         store.create_tables(view, SHADOW)
         try:
             folder = Folder(store, view, SHADOW, cache_rows=REBUILD_CACHE_ROWS)
-            position = fold_into(store, folder, 0, upto=store.head(), page_size=page_size,
-                                 progress=progress, reader=reader)
+            head = store.head()
+            after = _seed(store, view, SHADOW, start, head)
+            position = fold_into(store, folder, after, upto=head, page_size=page_size,
+                                 progress=progress, reader=reader, log=log)
             # Catch up outside the swap while the log keeps growing (a few rounds: each
             # is bounded by the head when it starts), then the rest inside the swap.
             for _ in range(CATCH_UP_ROUNDS):
@@ -221,6 +248,7 @@ def verify(
     progress: Progress | None = None,
     show: int = 3,
     reader: ViewStore | None = None,
+    start: Start | None = None,
 ) -> VerifyResult:
     """Compare the live view with a fresh fold of the log up to the live view's position.
 
@@ -233,7 +261,8 @@ def verify(
             with live.snapshot():
                 position = live.tracking(view.name).position
                 folder = Folder(work, view, SCRATCH, cache_rows=REBUILD_CACHE_ROWS)
-                fold_into(work, folder, 0, upto=position, page_size=page_size,
+                after = _seed(work, view, SCRATCH, start, position)
+                fold_into(work, folder, after, upto=position, page_size=page_size,
                           progress=progress, reader=reader)
                 tables = [
                     compare(table.name, live.rows(table, LIVE), work.rows(table, SCRATCH), show)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -160,3 +160,17 @@ def verify(data: bytes, sha256: str, *, deep: bool = False) -> Index:
 def merged(streams: Iterable[Iterable[RawEvent]]) -> Iterator[RawEvent]:
     """Many position-ordered event streams as one, in position order."""
     return heapq.merge(*streams)
+
+
+def read_trailer(get_range: Callable[[int, int], bytes], size: int) -> Index:
+    """The index of a segment of ``size`` bytes, read with two ranged reads."""
+    tail = len(MAGIC) + 8
+    if size < tail:
+        raise SegmentCorrupt("not a segment (shorter than its trailer)")
+    end = get_range(size - tail, tail)
+    if len(end) != tail or not end.endswith(MAGIC):
+        raise SegmentCorrupt("not a segment (no trailer)")
+    length = int.from_bytes(end[:8], "big")
+    if length > size - tail:
+        raise SegmentCorrupt("the index length exceeds the segment")
+    return read_index(get_range(size - tail - length, length) + end)

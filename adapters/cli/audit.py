@@ -13,6 +13,8 @@ from rich.table import Table
 
 from adapters.cli.console import make_console
 from adapters.cli.errors import user_errors
+from adapters.service.archive_audit import archive_audit
+from adapters.service.archive_reader import segment_store
 from adapters.service.audit import ALERT_MARGIN_SECONDS, IN_FLIGHT_SECONDS, AuditReport, run_audit
 from adapters.service.bootstrap import build, utc_now
 from ledger.errors import LedgerError
@@ -30,7 +32,7 @@ class AuditFailed(LedgerError):
 
 
 @user_errors
-def audit_command(
+def audit_command(  # noqa: PLR0917 - typer options
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     alert_grace: Annotated[
         float | None,
@@ -46,6 +48,10 @@ def audit_command(
     ] = False,
     no_views: Annotated[
         bool, typer.Option("--no-views", help="Skip verifying the views against a rebuild.")
+    ] = False,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Re-read every archive segment whole and audit "
+                           "the archived jobs' events with the hot log's.")
     ] = False,
 ) -> None:
     """Check the ledger's invariants from the log and the views: no job lost, every claim
@@ -64,6 +70,7 @@ def audit_command(
                 wired.backend.open_views, [] if no_views else list(VIEWS.values()), now=utc_now,
                 alert_grace=timedelta(seconds=grace), in_flight=timedelta(seconds=in_flight),
                 check_dispatch=not no_dispatch,
+                archive=archive_audit(wired.backend, segment_store(settings), deep=deep),
             )
         except EventNotUnderstood as error:
             raise AuditFailed(f"audit failed: the log has an event it cannot read: {error}"

@@ -30,6 +30,7 @@ from rich.table import Table
 from adapters.cli.asof import take_and_prune
 from adapters.cli.console import make_console
 from adapters.cli.errors import PROGRAM, reported, user_errors
+from adapters.service.archive_replay import archive_options, archive_start
 from adapters.service.backend import Backend, backend_for
 from adapters.service.bootstrap import Container, build, load_settings
 from adapters.tracing import configure_logging
@@ -160,6 +161,10 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def rebuild_command(
     name: Annotated[str, typer.Argument(help=f"The view: {', '.join(VIEWS)}.")],
     page_size: Annotated[int, typer.Option(min=1, help="Events per page.")] = REBUILD_PAGE,
+    from_archive: Annotated[bool, typer.Option(
+        "--from-archive", help="Replay the archive's segments and the hot log, from nothing "
+        "(default: the newest checkpoint after the archive's horizon and the hot log).")
+    ] = False,
 ) -> None:
     """Rebuild a view from the log beside the live one, then swap it in atomically."""
     view = get_view(name)
@@ -170,8 +175,10 @@ def rebuild_command(
             progress.update(task, completed=position, total=head)
 
         reader = backend.open_views()  # reads the next pages while this one is folded
+        start, log = archive_options(backend, from_archive)
         try:
-            result = rebuild(store, view, page_size=page_size, progress=advance, reader=reader)
+            result = rebuild(store, view, page_size=page_size, progress=advance, reader=reader,
+                             start=start, log=log)
         finally:
             reader.close()
         keep = load_settings().checkpoint_keep
@@ -205,7 +212,8 @@ def verify_command(
                         progress.update(task, completed=position, total=head)
 
                     results.append(verify(live, work, view, page_size=page_size,
-                                          progress=advance, reader=reader))
+                                          progress=advance, reader=reader,
+                                          start=archive_start(backend)))
                     progress.update(task, total=1, completed=1)
         finally:
             live.close()
