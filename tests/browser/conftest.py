@@ -33,11 +33,25 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
 
 @pytest.fixture
-def page(browser: Browser, console: Console) -> Iterator[Page]:
+def page_errors() -> list[str]:
+    """What the test's page reported as broken: script errors, console errors such as a
+    Content-Security-Policy violation, and answers of 400 or more (but the favicon's)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, console: Console, page_errors: list[str]) -> Iterator[Page]:
     """A new page in a fresh context (no cookies) whose relative URLs go to the console."""
     context = browser.new_context(base_url=console.url, viewport=VIEWPORT)
     context.set_default_timeout(15_000)
     try:
-        yield context.new_page()
+        opened = context.new_page()
+        opened.on("pageerror", lambda error: page_errors.append(f"script: {error}"))
+        opened.on("console", lambda message: page_errors.append(f"console: {message.text}")
+                  if message.type == "error" and "Failed to load resource" not in message.text
+                  else None)
+        opened.on("response", lambda answer: page_errors.append(f"{answer.status} {answer.url}")
+                  if answer.status >= 400 and not answer.url.endswith("/favicon.ico") else None)
+        yield opened
     finally:
         context.close()
