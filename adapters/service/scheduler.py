@@ -101,26 +101,32 @@ class Scheduler(SessionWorker):
                 await anyio.sleep(max(0.0, started + self._interval - anyio.current_time()))
 
     async def round(self) -> int:
-        """One round: read the due jobs and release them in one batch; how many were read
-        (a full batch: more may be due, the next round reads on after the last at once)."""
+        """One round: read the due jobs and release them in one batch, in one call on a
+        worker thread (no hop back to the event loop between the read and the append);
+        how many were read (a full batch: more may be due, the next round reads on after
+        the last at once)."""
         started = time.perf_counter()
-        now = self._clock()
-        due, self.last_round_cpu = await self._sync(_on_cpu, self._due, now)
-        self._after = due[-1] if len(due) >= self._batch else None
-        fresh = self._not_recent([job_id for job_id, _ in due])
-        if fresh:
-            commands: list[AnyCommand] = [ReleaseJob(job_id=job_id) for job_id in fresh]
-            results, cpu = await anyio.to_thread.run_sync(
-                _on_cpu, self._ledger.execute_batch, commands, now
-            )
-            self.last_round_cpu += cpu
-            released = sum(1 for r in results if not isinstance(r, LedgerError))
-            self.released += released
-            if released:
-                log.debug("scheduler: released %d job(s)", released)
+        outcome: tuple[tuple[int, int], float] = await self._sync(
+            _on_cpu, self._release_due, self._clock()
+        )
+        (found, released), self.last_round_cpu = outcome
+        self.released += released
+        if released:
+            log.debug("scheduler: released %d job(s)", released)
         self.rounds += 1
         self.last_round_seconds = time.perf_counter() - started
-        return len(due)
+        return found
+
+    def _release_due(self, now: datetime) -> tuple[int, int]:
+        """Read the due jobs, release the ones not released moments ago: (read, released)."""
+        due = self._due(now)
+        self._after = due[-1] if len(due) >= self._batch else None
+        fresh = self._not_recent([job_id for job_id, _ in due])
+        if not fresh:
+            return len(due), 0
+        commands: list[AnyCommand] = [ReleaseJob(job_id=job_id) for job_id in fresh]
+        results = self._ledger.execute_batch(commands, now)
+        return len(due), sum(1 for r in results if not isinstance(r, LedgerError))
 
     def _due(self, now: datetime) -> list[tuple[UUID, object]]:
         queries = JobStatusQueries(self._store)
