@@ -45,6 +45,7 @@ from adapters.http.ratelimit import Limiter
 from adapters.http.services import HealthSettings, ReadPool
 from adapters.service.metrics import REGISTRY
 from ledger.access import Role
+from projections.queries.archive import ArchiveQueries, ArchiveSummary
 from projections.queries.dead_letter_alerts import DeadLetterAlertQueries
 from projections.queries.health_metrics import HealthMetrics, HealthMetricsQueries
 from projections.queries.lag import ViewStatus, view_status
@@ -107,13 +108,17 @@ class HealthMonitor:
         now = self.clock()
         try:
             with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
-                latency, figures, lag, alerts, queues, schedules = await anyio.to_thread.run_sync(
-                    self.views.use, self._read, abandon_on_cancel=True
+                latency, figures, lag, alerts, queues, schedules, archive = (
+                    await anyio.to_thread.run_sync(
+                        self.views.use, self._read, abandon_on_cancel=True
+                    )
                 )
         except Exception as error:
             check = Check(started, now, None, None, [], f"{type(error).__name__}: {error}")
         else:
-            check = Check(started, now, latency, figures, lag, None, alerts, queues, schedules)
+            check = Check(
+                started, now, latency, figures, lag, None, alerts, queues, schedules, archive
+            )
         self.latest = check
         self._note_alerts()
         return check
@@ -122,7 +127,7 @@ class HealthMonitor:
         self, store: ViewStore
     ) -> tuple[
         float, HealthMetrics, list[ViewStatus], dict[str, int], list[QueueControl],
-        ScheduleSummary,
+        ScheduleSummary, ArchiveSummary,
     ]:
         started = time.perf_counter()
         store.head()
@@ -135,7 +140,8 @@ class HealthMonitor:
         queues = QueueControlQueries(store).all()
         schedules = ScheduleQueries(store).summary()
         lag = view_status(store, list(VIEWS.values()))
-        return latency, figures, lag, alerts, queues, schedules
+        archive = ArchiveQueries(store).summary()
+        return latency, figures, lag, alerts, queues, schedules, archive
 
     def _alerts_health(self, check: Check, issues: list[str]) -> AlertsHealth:
         return _alerts_health_of(check.alerts, self._alerts_failing, issues)
@@ -173,6 +179,7 @@ class HealthMonitor:
             issues=issues,
             queues=queues_health(check.queues),
             schedules=schedules,
+            archive=check.archive,
         )
 
 

@@ -8,6 +8,7 @@ import msgspec
 
 from adapters.http.health_queues import QueuesHealth
 from adapters.http.health_schedules import SchedulesHealth
+from projections.queries.archive import ArchiveSummary
 from projections.queries.health_metrics import HealthMetrics
 from projections.queries.lag import ViewStatus
 from projections.queries.queue_controls import QueueControl
@@ -75,6 +76,8 @@ class Health(msgspec.Struct):
     """Paused queues and each controlled queue's running jobs vs its cap."""
     schedules: SchedulesHealth = msgspec.field(default_factory=SchedulesHealth)
     """Cron schedules: how many, paused, the next tick, the last one's lateness."""
+    archive: ArchiveSummary = msgspec.field(default_factory=ArchiveSummary)
+    """Archive segments (ADR 110): segments, archived jobs, events, bytes, the hot span."""
 
 
 class Check(msgspec.Struct):
@@ -93,3 +96,5 @@ class Check(msgspec.Struct):
     """The controlled queues (``queue_controls`` view)."""
     schedules: ScheduleSummary = msgspec.field(default_factory=ScheduleSummary)
     """The ``schedules`` view's summary."""
+    archive: ArchiveSummary = msgspec.field(default_factory=ArchiveSummary)
+    """The archive's manifest and the hot log's span."""

@@ -22,6 +22,7 @@ from adapters.http.health_queues import queue_gauges
 from adapters.http.health_schedules import schedule_gauges
 from adapters.http.ratelimit import Limiter
 from adapters.service.metrics import REGISTRY
+from projections.queries.archive import ArchiveSummary
 from projections.queries.health_metrics import QueueHealth
 
 STATUS_FIELDS = {
@@ -115,6 +116,23 @@ class ViewGauges(Collector):
         )
         fallback.add_metric([], 1 if self.limiter.on_fallback else 0)
         yield fallback
+        yield from archive_gauges(check.archive)
+
+
+def archive_gauges(archive: ArchiveSummary) -> Iterator[GaugeMetricFamily]:
+    """The archive's manifest and the hot log's span (ADR 110)."""
+    for name, help_text, value in (
+        ("segments", "Archive segments recorded.", archive.segments),
+        ("jobs", "Jobs archived into segments.", archive.archived_jobs),
+        ("events", "Events archived into segments.", archive.archived_events),
+        ("bytes", "Bytes of the archive's segments.", archive.archive_bytes),
+        ("hot_oldest_position", "Log position of the oldest event in the hot log.",
+         archive.oldest_hot_position),
+        ("log_head", "Log position of the newest event.", archive.head),
+    ):
+        gauge = GaugeMetricFamily(f"jobledger_archive_{name}", help_text)
+        gauge.add_metric([], value)
+        yield gauge
 
 
 @get("/metrics", summary="Prometheus metrics", tags=["health"], media_type=CONTENT_TYPE_LATEST)

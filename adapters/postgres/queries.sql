@@ -180,3 +180,11 @@ WHERE state = 'active' AND next_tick <= %(now)s AND next_tick >= %(after_at)s
   AND (next_tick, schedule_id) > (%(after_at)s, %(after_id)s::uuid)
 ORDER BY next_tick, schedule_id
 LIMIT %(limit)s;
+
+-- name: archive.summary
+SELECT (SELECT count(*) FROM archive_segments) AS segments,
+       (SELECT coalesce(sum(job_count), 0) FROM archive_segments) AS archived_jobs,
+       (SELECT coalesce(sum(event_count), 0) FROM archive_segments) AS archived_events,
+       (SELECT coalesce(sum(byte_count), 0) FROM archive_segments) AS archive_bytes,
+       (SELECT coalesce(min(notification_id), 0) FROM jobledger_events) AS oldest_hot_position,
+       (SELECT coalesce(max(notification_id), 0) FROM jobledger_events) AS head;

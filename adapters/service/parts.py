@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from adapters.service.archive_policy import archive_part
 from adapters.service.backend import Backend
 from adapters.service.bootstrap import Container, utc_now
 from adapters.service.checkpointer import checkpoint_part
@@ -234,7 +235,16 @@ async def service_parts(container: Container) -> AsyncIterator[list[Part]]:
                 container.backend, container.settings.checkpoint_every_events,
                 container.settings.checkpoint_keep, utc_now,
             ),
+            *archive_parts(container),
         ]
     finally:
         with anyio.CancelScope(shield=True):
             await transport.aclose()
+
+
+def archive_parts(container: Container) -> list[Part]:
+    """The archive policy when ``ARCHIVE_OLDER_THAN`` is set (ADR 110), else nothing."""
+    settings = container.settings
+    if settings.archive_older_than is None:
+        return []
+    return [archive_part(container.backend, settings, utc_now)]

@@ -178,3 +178,11 @@ WHERE state = 'active' AND next_tick <= :now AND next_tick >= :after_at
   AND (next_tick, schedule_id) > (:after_at, :after_id)
 ORDER BY next_tick, schedule_id
 LIMIT :limit;
+
+-- name: archive.summary
+SELECT (SELECT count(*) FROM archive_segments) AS segments,
+       (SELECT coalesce(sum(job_count), 0) FROM archive_segments) AS archived_jobs,
+       (SELECT coalesce(sum(event_count), 0) FROM archive_segments) AS archived_events,
+       (SELECT coalesce(sum(byte_count), 0) FROM archive_segments) AS archive_bytes,
+       (SELECT coalesce(min(rowid), 0) FROM stored_events) AS oldest_hot_position,
+       (SELECT coalesce(max(rowid), 0) FROM stored_events) AS head;
