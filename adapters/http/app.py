@@ -36,6 +36,7 @@ from adapters.http import (
     schedules,
     timetravel,
     worker_cancel,
+    worker_cancels,
 )
 from adapters.http.access import Access, access_middleware
 from adapters.http.bodies import MAX_BODY_BYTES
@@ -108,7 +109,8 @@ def create_app(parts: HttpParts) -> Litestar:
             *jobs.ROUTES, *heartbeats.ROUTES, *queues.ROUTES, *health.ROUTES, *metrics.ROUTES,
             *timetravel.ROUTES, *actions.ROUTES, *queue_controls.ROUTES,
             *schedules.ROUTES,
-            *job_controls.ROUTES, *worker_cancel.ROUTES, *job_batch.ROUTES,
+            *job_controls.ROUTES, *worker_cancel.ROUTES, *worker_cancels.ROUTES,
+            *job_batch.ROUTES,
             *(console_router(parts.console) if parts.console is not None else []),
         ],
         dependencies={

@@ -28,6 +28,9 @@ log = logging.getLogger("ledger.worker")
 
 CANCEL_WATCH = 0.2
 """Seconds between looks at the port's own knowledge of cancel requests (no I/O)."""
+CANCEL_POLL = 1.0
+"""Seconds between questions to the ledger about cancel requests (``poll_cancels``: over
+HTTP one ``POST /workers/cancels``), so a cancel does not wait for the next heartbeat."""
 
 
 class Heartbeats:
@@ -72,16 +75,20 @@ class Heartbeats:
 
     async def watch_cancels(self) -> None:
         """Cancel the handlers of jobs the port already knows were cancelled, between
-        heartbeats (in-process: the cancel was executed by this process's ledger)."""
+        heartbeats (in-process: the cancel was executed by this process's ledger), and
+        every :data:`CANCEL_POLL` seconds of those the ledger says were."""
+        next_poll = anyio.current_time() + CANCEL_POLL
         while True:
             await anyio.sleep(CANCEL_WATCH)
             runs = [r for r in self.running.values() if self._live(r)]
             if not runs:
                 continue
+            attempts = [(r.ctx.job_id, r.ctx.attempt) for r in runs]
             try:
-                wanted = self.ledger.requested_cancels(
-                    [(r.ctx.job_id, r.ctx.attempt) for r in runs]
-                )
+                wanted = self.ledger.requested_cancels(attempts)
+                if anyio.current_time() >= next_poll:
+                    next_poll = anyio.current_time() + CANCEL_POLL
+                    wanted |= await self.ledger.poll_cancels(self.config.worker_id, attempts)
             except Exception:
                 log.exception("looking for cancel requests failed")
                 continue

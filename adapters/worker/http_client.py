@@ -69,6 +69,18 @@ class _BeatResults(msgspec.Struct):
     results: list[_BeatResult]
 
 
+class _CancelRequested(msgspec.Struct):
+    job_id: UUID
+
+
+class _Cancels(msgspec.Struct):
+    cancel_requested: list[_CancelRequested]
+
+
+CANCELS_PER_CALL = 1000
+"""The most attempts one ``POST /workers/cancels`` names (the API's limit)."""
+
+
 class ReportSuperseded(AttemptSuperseded):
     """The API refused a report because its attempt is no longer current (409)."""
 
@@ -161,8 +173,29 @@ class HttpLedger:
         return await self._report(job_id, attempt, "cancelled", body)
 
     def requested_cancels(self, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
-        """Nothing without asking: the heartbeat answer says it."""
+        """Nothing without asking: :meth:`poll_cancels` and the heartbeat answer say it."""
         return set()
+
+    _cancels_route = True
+    """False once the API answered 404 (it predates the route): heartbeats tell alone."""
+
+    async def poll_cancels(self, worker_id: str, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
+        """``POST /workers/cancels`` (1,000 attempts a call); an error is no job."""
+        found: set[UUID] = set()
+        for start in range(0, len(attempts) if self._cancels_route else 0, CANCELS_PER_CALL):
+            jobs = [{"job_id": str(job_id), "attempt": attempt}
+                    for job_id, attempt in attempts[start:start + CANCELS_PER_CALL]]
+            try:
+                response = await self._post("/workers/cancels",
+                                            {"worker_id": worker_id, "jobs": jobs})
+                body = _decode(response, _Cancels)
+            except JobNotFound:
+                self._cancels_route = False
+                return found
+            except LedgerError:
+                return found
+            found.update(item.job_id for item in body.cancel_requested)
+        return found
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -108,6 +108,10 @@ class InProcessLedger:
             if self.ledger.held_cancel_request(job_id, attempt)
         }
 
+    async def poll_cancels(self, worker_id: str, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
+        """What the cache says (:meth:`requested_cancels`): the cancel was executed here."""
+        return self.requested_cancels(attempts)
+
     async def aclose(self) -> None:
         if self._owns_writer:
             await anyio.to_thread.run_sync(self.writer.close)

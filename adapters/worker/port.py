@@ -101,6 +101,12 @@ class LedgerPort(Protocol):
         answer says it)."""
         ...
 
+    async def poll_cancels(self, worker_id: str, attempts: Sequence[tuple[UUID, int]]) -> set[UUID]:
+        """The jobs among ``attempts`` the ledger holds as asked to stop, between
+        heartbeats (over HTTP: ``POST /workers/cancels``, one read; in-process: as
+        :meth:`requested_cancels`). Never raises: an unknown answer is no job."""
+        ...
+
     async def aclose(self) -> None:
         """Release what the adapter holds."""
         ...
