@@ -16,6 +16,8 @@ Starts a throwaway PostgreSQL (or uses ``DATABASE_URL``), then runs:
 - ``bench.timetravel`` (a job of 10,000 events as of any of them; ``replay stale`` over
   10,000,000 heartbeats) and ``bench.view_asof`` (``job_status`` a million events back,
   with and without checkpoints), through ``bench.time_travel_suite`` (issue 16);
+- ``bench.tracing`` through its own ``main`` (end to end with tracing on, the in-memory
+  exporter, against tracing off; issue 18);
 
 and writes docs/benchmarks.md (a summary of every SPEC.md bar with its figure, baseline
 and ratio on top, then a section per workload; other sections are left alone) and PNG
@@ -51,6 +53,7 @@ from bench import (
     stale_scan,
     time_travel_suite,
 )
+from bench import tracing as tracing_bench
 from bench import write_path as write_path_bench
 from bench.common import Figure, mark, pct
 from bench.http_load import Load
@@ -180,6 +183,16 @@ def run_controls(server: PostgresServer, argv: list[str], output: Path) -> None:
             controls.main(argv)
     finally:
         controls.DOC = saved
+
+
+def run_tracing(server: PostgresServer, argv: list[str], output: Path) -> None:
+    saved = tracing_bench.DOC
+    tracing_bench.DOC = output  # its main writes to the module's DOC
+    try:
+        with on_server(server, "tracing", argv):
+            tracing_bench.main(argv)
+    finally:
+        tracing_bench.DOC = saved
 
 
 def run_rebuild(server: PostgresServer, argv: list[str], output: Path) -> dict[str, Any] | None:
@@ -620,6 +633,9 @@ def run_workloads(
     if "view_asof" not in skip:
         outcome.view_asof = step(outcome, "view_asof", lambda: time_travel_suite.run_view_asof(
             server, mode.name, doc))
+    if "tracing" not in skip:  # tracing on against off, end to end (ADR 125)
+        argv_tracing = [] if mode.name == "full" else ["--quick"]
+        step(outcome, "tracing", lambda: run_tracing(server, argv_tracing, doc))
 
 
 def main(argv: Sequence[str] | None = None) -> Outcome:
@@ -631,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
                         "beside the output)")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
                         "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
-                        "view_asof")  # fmt: skip
+                        "view_asof,tracing")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

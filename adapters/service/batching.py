@@ -107,6 +107,6 @@ class BatchWriter:
             return
         self.batches += 1
         self.commands += len(live)
-        observe([c for c, _ in live], results)
         for (_, future), result in zip(live, results, strict=True):
             future.set_result(result)
+        observe([c for c, _ in live], results)  # after the answers: callers never wait on it

@@ -53,10 +53,24 @@ def format_context(context: Any) -> str:
 
 
 def parent_context(traceparent: str | None) -> Any:
-    """An OpenTelemetry ``Context`` whose parent is ``traceparent`` (None: a new trace)."""
+    """An OpenTelemetry ``Context`` whose parent is ``traceparent`` (None: a new trace);
+    the last few are kept (the jobs of one producer's batch share theirs)."""
     trace = otel.TRACE
     if trace is None or traceparent is None:
         return None
+    found = _PARENTS.get(traceparent)
+    if found is None:
+        if len(_PARENTS) >= MAX_PARENTS:
+            _PARENTS.clear()
+        found = _PARENTS[traceparent] = _context(trace, traceparent)
+    return found
+
+
+MAX_PARENTS = 1024
+_PARENTS: dict[str, Any] = {}
+
+
+def _context(trace: Any, traceparent: str) -> Any:
     _, trace_id, span_id, flags = traceparent.split("-")
     remote = trace.SpanContext(
         trace_id=int(trace_id, 16), span_id=int(span_id, 16), is_remote=True,

@@ -28,6 +28,7 @@ from ledger.commands import (
     FailJob,
     Outcome,
     RecordAlert,
+    RecordHeartbeat,
     RecordQueueDeadLetter,
     RedriveJob,
     ReleaseJob,
@@ -54,7 +55,10 @@ def observe(commands: Sequence[Any], results: Sequence[Any]) -> None:
     if not tracing and not log.isEnabledFor(logging.INFO):
         return
     debug = log.isEnabledFor(logging.DEBUG)
+    quiet = not tracing and not debug  # the per-job steps have nothing to say then
     for command, result in zip(commands, results, strict=False):
+        if quiet and type(command) in _PER_JOB_STEPS:
+            continue
         if isinstance(result, Outcome):
             for event, level, fields in _decisions(command, result):
                 _record(event, level, result, fields, debug=debug, tracing=tracing)
@@ -83,6 +87,10 @@ SPANS = frozenset({
 """Decisions that get a span (a claim or report is inside the worker's attempt span)."""
 
 _Decision = tuple[str, int, dict[str, Any]]
+_PER_JOB_STEPS = frozenset({
+    EnqueueJob, ClaimJob, RecordHeartbeat, CompleteJob, ReportCancelled, ReleaseJob,
+})
+"""Commands whose only decision is a DEBUG line (and, traced, a span at most)."""
 
 
 def _decisions(command: Any, outcome: Outcome) -> list[_Decision]:

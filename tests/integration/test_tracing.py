@@ -6,12 +6,14 @@ attempt 2 fails and is retried; attempt 3 completes. With the SDK's in-memory ex
 every span of the journey is in the producer's trace: the ledger's ``job.enqueued``,
 ``job.dispatch``, ``job.stale_detected`` and both ``job.requeued`` decisions and each
 ``job.attempt`` are children of the producer's span, heartbeats are events of the
-attempt, and a span the handler opens is a child of its attempt's span. Over HTTP and
+attempt, a span the handler opens is a child of its attempt's span, and the decision log
+lines (stale, requeued, failed, completed) carry the trace id. Over HTTP and
 in-process, async and plain handlers.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -105,8 +107,9 @@ def run_fleet(container: Container, port: LedgerPort, handler: Any, job_id: UUID
 @pytest.mark.parametrize("how", ["inprocess", "http"])
 @pytest.mark.parametrize("kind", ["async", "plain"])
 def test_one_jobs_trace_from_the_producers_span_to_the_handlers(
-    container: Container, how: str, kind: str
+    container: Container, how: str, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     exporter = memory_exporter()
     key, record = new_key(Role.SERVICE, "acme", None, utc_now())
     container.backend.key_store().add(record)
@@ -140,3 +143,9 @@ def test_one_jobs_trace_from_the_producers_span_to_the_handlers(
     handler_span = named(spans, "send-invoice")[0]
     assert handler_span.context.trace_id == trace_id
     assert parent_id(handler_span) == done.context.span_id
+    decisions = [getattr(r, "decision", None) for r in caplog.records]
+    logged = [(d["event"], d["attempt"]) for d in decisions
+              if d is not None and d["trace_id"] == f"{trace_id:032x}"]
+    for expected in [("stale_detected", 1), ("requeued", 1), ("failed", 2), ("requeued", 2),
+                     ("completed", 3)]:
+        assert expected in logged, logged
