@@ -167,10 +167,17 @@ def section(command: str, f: dict[str, Any], size: Size) -> str:
         f"| enqueue to completion, median of runs | {off:,.0f} jobs/s | **{on:,.0f} jobs/s** | "
         f"**{ratio:.2f}** | >= 0.90: {'met' if ratio >= 0.9 else '**not met**'} |",
         f"| each run | {runs[0]} | {runs[1]} | | |", "",
+        f"The runs of one setting spread over {_spread(f['off']):.0%} (off) and "
+        f"{_spread(f['on']):.0%} (on) of their medians on this machine, so the ratio is only "
+        "as good as that spread; on / off below 0.90 in a run is a finding to repeat.", "",
         f"The last traced run exported {f['spans']:,} spans ({f['spans'] / size.jobs:.1f} per "
         "job: `job.enqueued`, `job.dispatch`, `job.attempt`; the producer's span per batch).",
         "",
     ])
+
+
+def _spread(rates: list[float]) -> float:
+    return (max(rates) - min(rates)) / statistics.median(rates)
 
 
 def write_section(text_section: str) -> None:
