@@ -22,7 +22,7 @@ import zstandard
 from ledger.errors import LedgerError
 
 MAGIC = b"JLSEG01\n"
-FRAME_EVENTS = 4096
+FRAME_EVENTS = 1024
 """A frame closes once its block of jobs holds this many events."""
 LEVEL = 3
 

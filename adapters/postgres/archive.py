@@ -41,14 +41,14 @@ class PostgresArchive:
 
     @translated()
     def events_of(self, ids: Sequence[UUID]) -> dict[UUID, list[RawEvent]]:
-        found: dict[UUID, list[RawEvent]] = {}
-        with self._lock, self.conn.cursor() as cur:
-            cur.execute(SQL["events_of"], {"ids": list(ids)})
+        by_text: dict[str, list[RawEvent]] = {}
+        with self._lock, self.conn.cursor() as cur:  # binary: bytea without hex decoding
+            cur.execute(SQL["events_of"], {"ids": list(ids)}, binary=True)
             for position, originator, version, topic, state in cur:
-                found.setdefault(UUID(originator), []).append(
+                by_text.setdefault(originator, []).append(
                     (position, originator, version, topic, bytes(state))
                 )
-        return found
+        return {UUID(job): events for job, events in by_text.items()}
 
     @translated()
     def head(self) -> int:

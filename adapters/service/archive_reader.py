@@ -18,6 +18,9 @@ from adapters.service.backend import Backend
 from adapters.service.settings import Settings
 from ledger.ports.archive import ArchiveTables, RawEvent
 
+FRAMES_KEPT = 8
+"""Decoded frames a reader keeps (segments never change, so they never go stale)."""
+
 
 def segment_store(settings: Settings) -> SegmentStore:
     """S3 at ``ARCHIVE_URL`` when set, else the ``archive`` directory of the data dir."""
@@ -41,6 +44,8 @@ class ArchiveReader:
         self.store = store
         self._tables: ArchiveTables | None = None
         self._lock = threading.Lock()
+        self._frames: dict[tuple[int, int], list[RawEvent]] = {}
+        self._frames_lock = threading.Lock()
 
     def _index(self) -> ArchiveTables:
         with self._lock:
@@ -55,9 +60,19 @@ class ArchiveReader:
         where = self._index().locate(job_id)
         if where is None:
             return []
-        frame = self.store.get_range(segment_name(where.segment), where.offset, where.length)
+        key = (where.segment, where.offset)
+        with self._frames_lock:
+            rows = self._frames.get(key)
+        if rows is None:  # jobs show reads a job twice (state, history): one frame read
+            frame = self.store.get_range(segment_name(where.segment), where.offset,
+                                         where.length)
+            rows = read_frame(frame)
+            with self._frames_lock:
+                self._frames[key] = rows
+                while len(self._frames) > FRAMES_KEPT:
+                    self._frames.pop(next(iter(self._frames)))
         wanted = str(job_id)
-        return [row for row in read_frame(frame) if row[1] == wanted]
+        return [row for row in rows if row[1] == wanted]
 
     def events(self, job_id: UUID) -> Sequence[StoredEvent]:
         return [
