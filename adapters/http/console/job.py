@@ -29,6 +29,8 @@ from projections.queries.dead_letter_alerts import DeadLetterAlert, DeadLetterAl
 from projections.queries.job_status import JobStatus, status_of_job
 from projections.timeline import event_name
 
+MAX_VERSION = 2**31 - 1
+"""The largest event version ``?at=`` asks for (beyond, the drivers overflow)."""
 MAX_EVENTS_SHOWN = 5000
 """A job with more events shows its first ones (its heartbeats are folded anyway)."""
 
@@ -53,7 +55,8 @@ async def _state(
 ) -> tuple[JobStatus, str | None]:
     """The job now, after its event ``at``, or as of a moment (time or ``@position``)."""
     if at is not None:
-        job = await anyio.to_thread.run_sync(job_at, jobs.ledger, job_id, max(at, 1))
+        version = min(max(at, 1), MAX_VERSION)  # a huge ?at= is the job now, not a 500
+        job = await anyio.to_thread.run_sync(job_at, jobs.ledger, job_id, version)
         return status_of_job(job), f"after its event {job.version}"
     if as_of:
         moment = parse_moment(as_of)
