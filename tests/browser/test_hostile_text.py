@@ -38,3 +38,16 @@ def test_markup_from_clients_is_text_on_the_job_and_jobs_pages(
     expect(page.get_by_test_id("job-row")).to_contain_text(customer)
     assert dialogs == []
     assert page_errors == []  # nothing ran, and no request for the image ``x`` was made
+
+
+def test_odd_values_in_a_job_pages_query_are_not_server_errors(
+    page: Page, console: Console
+) -> None:
+    job_id = console.enqueue(customer_id="odd-query", delay_seconds=3600)
+    sign_in(page, console.admin_key)
+    for query, status in (("at=99999999999999999999", 200), ("at=-1", 200),
+                          ("as_of=@99999999999999999999", 400), ("as_of=%00", 400)):
+        answer = page.goto(f"/ui/jobs/{job_id}?{query}")
+        assert answer is not None
+        assert answer.status == status, query
+        expect(page.locator("main")).to_be_visible()
