@@ -46,6 +46,7 @@ SCHEDULES = Table(
         Column("changed_by", "text", nullable=False),
         Column("changed_reason", "text"),
         Column("changed_at", "timestamp", nullable=False),
+        Column("version", "int"),
     ),
     key=("schedule_id",),
     indexes=(Index("due_idx", ("next_tick",), where=("state", "active")),),
@@ -81,6 +82,7 @@ class SchedulesView(View):
             "max_attempts": spec["max_attempts"], "state": "active",
             "next_tick": body.next_tick.at if body.next_tick else None,
             "changed_by": body.actor, "changed_reason": body.reason, "changed_at": event.at,
+            "version": event.originator_version,
         }
         if event.originator_version == 1:
             row.update(last_tick=None, last_late=None, last_fired_by=None, ticks=0)
@@ -94,7 +96,7 @@ class SchedulesView(View):
         row = state.get(SCHEDULES, (event.originator_id,))
         row.update(
             state=_CONTROLS[event.topic.rsplit(".", 1)[-1]], changed_by=body.actor,
-            changed_reason=body.reason, changed_at=event.at,
+            changed_reason=body.reason, changed_at=event.at, version=event.originator_version,
         )
         if isinstance(body, ScheduleResumed):
             row["next_tick"] = body.next_tick.at if body.next_tick else None
@@ -104,6 +106,7 @@ class SchedulesView(View):
         assert isinstance(body, ScheduleTicked | ScheduleSkipped)
         row = state.get(SCHEDULES, (event.originator_id,))
         row["next_tick"] = body.next_tick.at if body.next_tick else None
+        row["version"] = event.originator_version
         if isinstance(body, ScheduleTicked):
             row.update(last_tick=body.tick.at, last_late=body.late, last_fired_by=body.actor)
             row["ticks"] += 1

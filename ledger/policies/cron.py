@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -81,9 +82,11 @@ def zone(name: str) -> ZoneInfo:
         raise InvalidSchedule("timezone", f"{name!r} is not an IANA time zone") from None
 
 
+@lru_cache(maxsize=4096)
 def next_tick(expression: str, timezone: str, after: datetime) -> datetime | None:
     """The first tick strictly after ``after`` (aware), in UTC; ``None`` if it never
-    fires again (``0 0 30 2 *``)."""
+    fires again (``0 0 30 2 *``). Cached: schedules of one expression ticking together
+    (every hour on the hour) ask the same question, and croniter parses it anew each time."""
     tz = zone(timezone)
     local = after.astimezone(tz).replace(tzinfo=None, fold=0)
     try:
