@@ -207,6 +207,22 @@ class Schedule(Aggregate):
         self.removed = False
         self.paused = False
 
+    @classmethod
+    def restored(
+        cls, version: int, spec: dict[str, Any], *, paused: bool, next_tick: datetime | None,
+        last_tick: datetime | None, last_late: float | None, at: datetime,
+    ) -> Schedule:
+        """The schedule at ``version`` as a view row has it, without reading its events: a
+        decision on it is saved only if the stored schedule is still at ``version`` (the
+        save conflicts otherwise), so a stale row can delay a tick, never repeat one."""
+        schedule = cls.__new__(cls)
+        schedule.__dict__.update(
+            _id=schedule_id(str(spec["name"])), _version=version, _created_on=at,
+            _modified_on=at, _pending_events=[], paused=paused, removed=False, spec=spec,
+            next_tick=next_tick, last_tick=last_tick, last_late=last_late,
+        )
+        return schedule
+
     @property
     def settings(self) -> ScheduleSpec:
         return msgspec.convert(self.spec, ScheduleSpec)

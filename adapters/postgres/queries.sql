@@ -154,12 +154,19 @@ RETURNING job_id;
 -- name: schedules.all
 SELECT * FROM schedules WHERE state <> 'removed' ORDER BY name;
 
--- name: schedules.due
+-- name: schedules.due_from
 -- The schedule tickers' round (ADR 130): active schedules due by now, from the partial
--- index schedules_due_idx (no scan of the others).
-SELECT schedule_id, next_tick FROM schedules
-WHERE state = 'active' AND next_tick <= %(now)s
-ORDER BY next_tick, schedule_id
+-- index schedules_due_idx (no scan of the others), from a random pivot id on, so tickers
+-- running together mostly take different schedules.
+SELECT * FROM schedules
+WHERE state = 'active' AND next_tick <= %(now)s AND schedule_id >= %(pivot)s::uuid
+ORDER BY schedule_id
+LIMIT %(limit)s;
+
+-- name: schedules.due_before
+SELECT * FROM schedules
+WHERE state = 'active' AND next_tick <= %(now)s AND schedule_id < %(pivot)s::uuid
+ORDER BY schedule_id
 LIMIT %(limit)s;
 
 -- name: schedules.summary
@@ -171,15 +178,6 @@ FROM schedules WHERE state <> 'removed';
 -- name: schedules.last_fired
 SELECT last_tick, last_late FROM schedules
 WHERE last_tick IS NOT NULL ORDER BY last_tick DESC LIMIT 1;
-
--- name: schedules.due_after
--- The next page of a round whose view lags behind its ticks (keyset on next_tick,
--- schedule_id), so the schedules fired a moment ago are not read again.
-SELECT schedule_id, next_tick FROM schedules
-WHERE state = 'active' AND next_tick <= %(now)s AND next_tick >= %(after_at)s
-  AND (next_tick, schedule_id) > (%(after_at)s, %(after_id)s::uuid)
-ORDER BY next_tick, schedule_id
-LIMIT %(limit)s;
 
 -- name: archive.summary
 SELECT (SELECT count(*) FROM archive_segments) AS segments,

@@ -152,12 +152,19 @@ DELETE FROM dispatch_holds WHERE job_id = :job_id AND dedup_key = :dedup_key RET
 -- name: schedules.all
 SELECT * FROM schedules WHERE state <> 'removed' ORDER BY name;
 
--- name: schedules.due
+-- name: schedules.due_from
 -- The schedule tickers' round (ADR 130): active schedules due by now, from the partial
--- index schedules_due_idx (no scan of the others).
-SELECT schedule_id, next_tick FROM schedules
-WHERE state = 'active' AND next_tick <= :now
-ORDER BY next_tick, schedule_id
+-- index schedules_due_idx (no scan of the others), from a random pivot id on, so tickers
+-- running together mostly take different schedules.
+SELECT * FROM schedules
+WHERE state = 'active' AND next_tick <= :now AND schedule_id >= :pivot
+ORDER BY schedule_id
+LIMIT :limit;
+
+-- name: schedules.due_before
+SELECT * FROM schedules
+WHERE state = 'active' AND next_tick <= :now AND schedule_id < :pivot
+ORDER BY schedule_id
 LIMIT :limit;
 
 -- name: schedules.summary
@@ -169,15 +176,6 @@ FROM schedules WHERE state <> 'removed';
 -- name: schedules.last_fired
 SELECT last_tick, last_late FROM schedules
 WHERE last_tick IS NOT NULL ORDER BY last_tick DESC LIMIT 1;
-
--- name: schedules.due_after
--- The next page of a round whose view lags behind its ticks (keyset on next_tick,
--- schedule_id), so the schedules fired a moment ago are not read again.
-SELECT schedule_id, next_tick FROM schedules
-WHERE state = 'active' AND next_tick <= :now AND next_tick >= :after_at
-  AND (next_tick, schedule_id) > (:after_at, :after_id)
-ORDER BY next_tick, schedule_id
-LIMIT :limit;
 
 -- name: archive.summary
 SELECT (SELECT count(*) FROM archive_segments) AS segments,

@@ -35,6 +35,9 @@ class ScheduleRow(msgspec.Struct, frozen=True):
     changed_by: str
     changed_reason: str | None
     changed_at: datetime
+    version: int | None
+    """The schedule's version this row folds (a ticker decides on it; ``None``: rows of
+    migration 0050 before 0051)."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = msgspec.to_builtins(self)
@@ -63,19 +66,16 @@ class ScheduleQueries:
         """Every schedule not removed, by name."""
         return ROWS.decode_all(self.db.query("schedules.all", {}))
 
-    def due(
-        self, now: datetime, limit: int, *, after: tuple[UUID, object] | None = None
-    ) -> list[tuple[UUID, object]]:
-        """Active schedules whose next tick is at or before ``now``, the most overdue first
-        (the partial index ``schedules_due_idx``): ``(schedule_id, next_tick)``, after the
-        pair ``after`` (one this method returned) when given."""
-        if after is None:
-            rows = self.db.query("schedules.due", {"now": now, "limit": limit})
-        else:
-            rows = self.db.query("schedules.due_after", {
-                "now": now, "limit": limit, "after_at": after[1], "after_id": after[0],
-            })
-        return [(UUID(str(row["schedule_id"])), row["next_tick"]) for row in rows]
+    def due(self, now: datetime, limit: int, pivot: UUID) -> list[ScheduleRow]:
+        """At most ``limit`` active schedules whose next tick is at or before ``now`` (the
+        partial index ``schedules_due_idx``), by id from ``pivot`` on, then wrapping round
+        to the ids before it: tickers that each take a random pivot mostly read different
+        schedules."""
+        params = {"now": now, "limit": limit, "pivot": str(pivot)}
+        rows = self.db.query("schedules.due_from", params)
+        if len(rows) < limit:
+            rows += self.db.query("schedules.due_before", {**params, "limit": limit - len(rows)})
+        return ROWS.decode_all(rows)
 
     def summary(self) -> ScheduleSummary:
         rows = self.db.query("schedules.summary", {})

@@ -201,3 +201,45 @@ def test_a_paused_schedule_fires_nothing_until_resumed(containers: list[Containe
         store.close()
     fired = tick_events(containers[0], "p")
     assert [e.tick for e in fired] == [T0.replace(second=0) + timedelta(minutes=4)]
+
+
+@stores
+def test_one_ticker_fires_at_a_time_and_another_takes_over(containers: list[Container]) -> None:
+    add(containers[0], {"lock": "UTC"}, T0)
+    feed_views(containers[0])
+    sessions = [c.backend.open_views() for c in containers[:2]]
+    clock = {"now": T0 + timedelta(minutes=1, seconds=1)}
+    first, second = (
+        ScheduleTicker(s, c.ledger, clock=lambda: clock["now"], actor=f"t{i}", interval=0.05)
+        for i, (s, c) in enumerate(zip(sessions, containers, strict=False))
+    )
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            stop_first = anyio.CancelScope()
+
+            async def run_first() -> None:
+                with stop_first:
+                    await first()
+
+            group.start_soon(run_first)
+            with anyio.fail_after(10):
+                while not first.holding:
+                    await anyio.sleep(0.01)
+            group.start_soon(second)
+            await anyio.sleep(0.5)
+            assert (first.holding, second.holding, first.enqueued) == (True, False, 1)
+            stop_first.cancel()  # its session's lock is released on the way out
+            clock["now"] += timedelta(minutes=1)
+            with anyio.fail_after(10):
+                while second.enqueued < 1:
+                    await anyio.sleep(0.01)
+            assert (first.holding, second.holding) == (False, True)
+            group.cancel_scope.cancel()
+
+    try:
+        anyio.run(main)
+    finally:
+        for session in sessions:
+            session.close()
+    assert [e.actor for e in tick_events(containers[0], "lock")] == ["t0", "t1"]
