@@ -8,6 +8,7 @@ from datetime import timedelta
 from ledger.errors import ConfigurationError
 
 _PART = re.compile(r"(\d{1,7})([dhms])")
+LONGEST = timedelta(days=36_500)
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
@@ -20,4 +21,6 @@ def parse_age(name: str, raw: str) -> timedelta:
     age = sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
     if age <= timedelta(0):
         raise ConfigurationError(name, raw, "must be longer than zero")
+    if age > LONGEST:
+        raise ConfigurationError(name, raw, "must be at most 100 years (36500d)")
     return age

@@ -49,6 +49,6 @@ def test_a_damaged_segment_is_refused() -> None:
 
 def test_ages() -> None:
     assert parse_age("X", "1d12h").total_seconds() == 36 * 3600
-    for bad in ("", "30", "d", "0d", "3w", "1d 2h"):
+    for bad in ("", "30", "d", "0d", "3w", "1d 2h", "9999999d", "36501d"):
         with pytest.raises(ConfigurationError):
             parse_age("X", bad)
