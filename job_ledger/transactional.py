@@ -79,6 +79,7 @@ def enqueue_in(
             payload=command.payload, max_attempts=command.max_attempts,
             idempotency_key=command.idempotency_key, now=now, priority=command.priority,
             run_at=scheduled_until(command.run_at, command.delay_seconds, now),
+            traceparent=command.traceparent,
         )
         stored = [ledger.mapper.to_stored_event(event) for event in job.collect_events()]
         cursor.execute(recorder.append_statement, (

@@ -115,7 +115,8 @@ def test_a_job_through_claim_heartbeat_fail_retry_and_completion(client: httpx.C
     job_id = enqueue(client, payload={"report": 1})
     claim = client.post(f"/jobs/{job_id}/claim", json={"worker_id": "w1"})
     assert claim.json() == {
-        "job_id": job_id, "attempt": 1, "status": "in_progress", "payload": {"report": 1}
+        "job_id": job_id, "attempt": 1, "status": "in_progress", "payload": {"report": 1},
+        "traceparent": None,  # enqueued without one (ADR 125)
     }
     assert_problem(client.post(f"/jobs/{job_id}/claim", json={"worker_id": "w2"}), 409)
 

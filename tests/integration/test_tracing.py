@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 import anyio
+import psycopg
 import pytest
 from opentelemetry import trace
 
@@ -149,3 +150,19 @@ def test_one_jobs_trace_from_the_producers_span_to_the_handlers(
     for expected in [("stale_detected", 1), ("requeued", 1), ("failed", 2), ("requeued", 2),
                      ("completed", 3)]:
         assert expected in logged, logged
+
+
+@pytest.mark.postgres
+def test_an_enqueue_in_the_applications_transaction_keeps_its_span(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    memory_exporter()
+    with Client.local(tmp_path, database_url=postgres_url, customer_id="acme") as local, \
+            psycopg.connect(postgres_url) as conn, \
+            trace.get_tracer("the-application").start_as_current_span("checkout") as span:
+        job = local.enqueue_in(conn, {"order": 1})
+        conn.commit()
+        stored = local.container.ledger.get_job(job.job_id).traceparent
+    context = span.get_span_context()
+    assert stored == f"00-{context.trace_id:032x}-{context.span_id:016x}-" \
+        f"{int(context.trace_flags):02x}"
