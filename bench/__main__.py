@@ -42,6 +42,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bench import archive as archive_bench
 from bench import (
     controls,
     end_to_end,
@@ -183,6 +184,24 @@ def run_controls(server: PostgresServer, argv: list[str], output: Path) -> None:
             controls.main(argv)
     finally:
         controls.DOC = saved
+
+
+ARCHIVE = {
+    "full": [],
+    "quick": ["--jobs", "2000", "--shows", "50"],
+    "tiny": ["--jobs", "50", "--beats", "5", "--shows", "10"],
+}
+"""``bench.archive``'s arguments per mode (issue 17)."""
+
+
+def run_archive_bench(server: PostgresServer, argv: list[str], output: Path) -> None:
+    saved = archive_bench.DOC
+    archive_bench.DOC = output  # its main writes to the module's DOC
+    try:
+        with on_server(server, "archive", argv):
+            archive_bench.main(argv)
+    finally:
+        archive_bench.DOC = saved
 
 
 def run_tracing(server: PostgresServer, argv: list[str], output: Path) -> None:
@@ -633,6 +652,8 @@ def run_workloads(
     if "view_asof" not in skip:
         outcome.view_asof = step(outcome, "view_asof", lambda: time_travel_suite.run_view_asof(
             server, mode.name, doc))
+    if "archive" not in skip:  # archive segments (issue 17, ADR 110)
+        step(outcome, "archive", lambda: run_archive_bench(server, ARCHIVE[mode.name], doc))
     if "tracing" not in skip:  # tracing on against off, end to end (ADR 125)
         argv_tracing = [] if mode.name == "full" else ["--quick"]
         step(outcome, "tracing", lambda: run_tracing(server, argv_tracing, doc))
@@ -647,7 +668,7 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
                         "beside the output)")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
                         "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
-                        "view_asof,tracing")  # fmt: skip
+                        "view_asof,tracing,archive")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

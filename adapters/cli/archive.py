@@ -70,7 +70,8 @@ def archive_command(
         f"{verb} {report.jobs} job(s), {report.events} event(s) into "
         f"{len(report.segments)} segment(s), {report.bytes} bytes (cut "
         f"{report.cut:%Y-%m-%d %H:%M:%S}, horizon {report.horizon}; {report.skipped} "
-        "job(s) wait for the views to pass them)" + ("; nothing was changed" if dry_run else "")
+        "job(s) left hot: an event past the horizon or the log's last)"
+        + ("; nothing was changed" if dry_run else "")
     )
 
 

@@ -58,7 +58,8 @@ class ArchiveReport:
     events: int = 0
     bytes: int = 0
     skipped: int = 0
-    """Candidates with an event past the horizon (a view has not passed it yet)."""
+    """Candidates left hot: an event past the horizon (a view has not passed it yet) or
+    the log's last event (never archived)."""
     segments: list[SegmentRecord] = field(default_factory=list)
 
 

@@ -31,7 +31,7 @@ def archive_round(backend: Backend, settings: Settings, older_than: timedelta,
     finally:
         store.close()
     return (f"archive: {report.jobs} job(s), {report.events} event(s) into "
-            f"{len(report.segments)} segment(s); {report.skipped} wait for the views")
+            f"{len(report.segments)} segment(s); {report.skipped} left hot")
 
 
 def archive_part(

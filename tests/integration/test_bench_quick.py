@@ -12,6 +12,7 @@ pytest.importorskip("procrastinate", reason="the bench extra: pip install -e '.[
 pytest.importorskip("matplotlib", reason="the bench extra: pip install -e '.[bench]'")
 
 from bench.__main__ import E2E, ENQUEUE, LIMITER, STALE, SUMMARY, main
+from bench.archive import SECTION as ARCHIVE_SECTION
 from bench.http_api import SECTION as HTTP
 from bench.projection_rebuild import SECTION as REBUILD
 from bench.timetravel import SECTION as TIMETRAVEL
@@ -39,6 +40,7 @@ def test_the_tiny_run_completes_and_writes_every_section(
     for bar in ("as of any of them, p99 < 20 ms", "`replay stale` >= 200,000 events/s",
                 "checkpoint every 1,000, < 2 s"):  # issue 16's bars in the summary
         assert bar in text.split(SUMMARY)[1].split("\n## ")[0], bar
+    assert text.count(f"{ARCHIVE_SECTION}\n") == 1  # issue 17
     assert text.index(SUMMARY) < text.index("## Kept")  # the summary goes first
     assert "by someone else" in text
     images = sorted(p.name for p in (tmp_path / "img").iterdir())
