@@ -16,6 +16,7 @@ from adapters.cli.errors import InvalidOptions, user_errors
 from adapters.cli.projections import wired_views
 from adapters.service.bootstrap import utc_now
 from adapters.service.queue_controls import queue_states
+from adapters.tracing import observe_queue
 from ledger.action import checked_reason
 from ledger.commands import PauseQueue, QueueOutcome, ResumeQueue, SetQueueLimit
 from projections.registry import VIEWS
@@ -51,6 +52,7 @@ def list_command(as_json: AsJson = False) -> None:
 def _run(command: PauseQueue | ResumeQueue | SetQueueLimit, as_json: bool) -> None:
     with wired_views() as (wired, _):
         outcome: QueueOutcome = wired.ledger.control_queue(command, utc_now())
+    observe_queue(command, outcome)
     if as_json:
         sys.stdout.write(json.dumps({
             "queue": outcome.queue, "paused": outcome.paused,

@@ -17,6 +17,7 @@ from adapters.http.control_bodies import LimitRequest, ReasonRequest
 from adapters.http.services import JobReads
 from adapters.service.bootstrap import utc_now
 from adapters.service.queue_controls import QueueState, queue_states
+from adapters.tracing import observe_queue
 from ledger.commands import PauseQueue, QueueOutcome, ResumeQueue, SetQueueLimit
 
 QueuePath = Annotated[str, PathParameter(min_length=1, max_length=80)]
@@ -33,7 +34,9 @@ async def list_queues(jobs: NamedDependency[JobReads]) -> list[QueueState]:
 async def _control(
     jobs: JobReads, command: PauseQueue | ResumeQueue | SetQueueLimit
 ) -> QueueOutcome:
-    return await anyio.to_thread.run_sync(jobs.ledger.control_queue, command, utc_now())
+    outcome = await anyio.to_thread.run_sync(jobs.ledger.control_queue, command, utc_now())
+    observe_queue(command, outcome)
+    return outcome
 
 
 async def _reasoned(

@@ -10,7 +10,7 @@ execute commands call :func:`observe` (``decisions.py``), the dispatcher calls
 """
 
 from adapters.tracing.context import current_traceparent, parse_traceparent, trace_id_of
-from adapters.tracing.decisions import decision_extra, observe
+from adapters.tracing.decisions import decision_extra, observe, observe_queue
 from adapters.tracing.logs import configure_logging, log_format
 from adapters.tracing.spans import (
     NO_TRACE,
@@ -31,6 +31,7 @@ __all__ = [
     "dispatched",
     "log_format",
     "observe",
+    "observe_queue",
     "parse_traceparent",
     "producer_span",
     "start_attempt",

@@ -134,3 +134,20 @@ def _after_failure(outcome: Outcome, reason: str) -> _Decision:
     if outcome.status == "dead_lettered":
         return ("dead_lettered", logging.INFO, {"reason": reason})
     return ("ended", logging.INFO, {"reason": reason})
+
+
+_QUEUE_EVENTS = {"pause_queue": "queue_paused", "resume_queue": "queue_resumed",
+                 "set_queue_limit": "queue_limited"}
+
+
+def observe_queue(command: Any, outcome: Any) -> None:
+    """An operator's queue control (pause, resume, limit) that changed the queue: one INFO
+    line (no job, no attempt, no trace: a queue is no job's step)."""
+    if not outcome.changed or not log.isEnabledFor(logging.INFO):
+        return
+    event = _QUEUE_EVENTS.get(str(type(command).__struct_config__.tag), "queue_control")
+    fields = {"queue": command.queue, "actor": command.actor, "reason": command.reason,
+              "paused": outcome.paused, "max_running": outcome.max_running}
+    detail = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+    log.info("queue %s %s (%s)", command.queue, event, detail, extra={"decision": {
+        "event": event, "job_id": None, "attempt": None, "trace_id": None, **fields}})

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+import msgspec
 import pytest
 from opentelemetry import trace
 
@@ -27,6 +28,8 @@ from ledger.commands import (
     EnqueueJob,
     FailJob,
     Outcome,
+    PauseQueue,
+    QueueOutcome,
     RecordAlert,
 )
 from ledger.errors import NotStale
@@ -186,3 +189,18 @@ def test_log_format_is_text_or_json() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_a_queue_control_that_changed_the_queue_is_one_json_line(
+    json_lines: io.StringIO,
+) -> None:
+    pause = PauseQueue(queue="emails", actor="api:key:k1:staff", reason="smtp down")
+    changed = QueueOutcome(queue="emails", paused=True, max_running=None, running=0,
+                           version=1, changed=True)
+    decisions.observe_queue(pause, changed)
+    decisions.observe_queue(pause, msgspec.structs.replace(changed, changed=False))
+    lines = [json.loads(line) for line in json_lines.getvalue().splitlines()]
+    assert len(lines) == 1
+    assert {k: lines[0][k] for k in ("event", "job_id", "attempt", "queue", "actor")} == {
+        "event": "queue_paused", "job_id": None, "attempt": None, "queue": "emails",
+        "actor": "api:key:k1:staff"}

@@ -17,6 +17,7 @@ from adapters.http.health import HealthMonitor
 from adapters.http.services import JobReads
 from adapters.service.bootstrap import utc_now
 from adapters.service.queue_controls import queue_states
+from adapters.tracing import observe_queue
 from ledger.action import checked_reason
 from ledger.commands import PauseQueue, ResumeQueue, SetQueueLimit
 from ledger.errors import LedgerError
@@ -72,7 +73,8 @@ async def control_queue(
                                 max_running=_cap(str(form.get("max_running") or "")))
     else:
         raise BadCap(f"no control {control[:20]!r} (pause, resume or limit)")
-    await anyio.to_thread.run_sync(jobs.ledger.control_queue, command, utc_now())
+    outcome = await anyio.to_thread.run_sync(jobs.ledger.control_queue, command, utc_now())
+    observe_queue(command, outcome)
     return Redirect("/ui/queues", status_code=303)
 
 
