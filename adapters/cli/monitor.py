@@ -29,7 +29,7 @@ from adapters.service.parts import (
     owner_name,
     stale_part,
 )
-from adapters.tracing import configure_logging
+from adapters.tracing import configure_logging, observe
 from ledger.commands import RedriveJob
 from ledger.errors import IllegalTransition, InvalidCommand
 from ledger.ports.transport import Transport
@@ -226,11 +226,13 @@ def _redrive(container: Container, ids: list[UUID], actor: str, dry_run: bool
         if dry_run:
             redriven.append(str(job_id))
             continue
+        command = RedriveJob(job_id=job_id, actor=actor)
         try:
-            container.ledger.execute(RedriveJob(job_id=job_id, actor=actor), now)
+            outcome = container.ledger.execute(command, now)
         except IllegalTransition as error:  # redriven meanwhile by someone else
             skipped.append(f"{job_id}: {error}")
             continue
+        observe([command], [outcome])
         redriven.append(str(job_id))
     return redriven, skipped
 
