@@ -16,9 +16,12 @@ from rich.table import Table
 from adapters.cli.console import cell, make_console
 from adapters.cli.controls import AsJson, ReasonOpt, cli_actor
 from adapters.cli.errors import InvalidOptions, user_errors
+from adapters.cli.monitor import run_parts
 from adapters.cli.projections import wired_views
-from adapters.service.bootstrap import utc_now
+from adapters.service.bootstrap import Container, utc_now
+from adapters.service.parts import Part, schedules_part
 from ledger.policies.cron import MissedTicks
+from ledger.ports.transport import Transport
 from ledger.schedule import MAX_PAYLOAD_BYTES, Schedule, ScheduleSpec
 from ledger.schedule_book import ScheduleBook
 from projections.queries.schedules import ScheduleQueries
@@ -136,3 +139,14 @@ def remove_command(name: Name, reason: ReasonOpt = None, as_json: AsJson = False
     with wired_views() as (wired, _):
         schedule = ScheduleBook(wired.ledger).remove(name, cli_actor(), reason, utc_now())
     _print(schedule, "removed", as_json)
+
+
+@schedules_app.command("run")
+def run_command() -> None:
+    """Run the schedule ticker alone until SIGINT/SIGTERM (``ledger serve`` runs one too;
+    one fires at a time, the others stand by)."""
+
+    def make(container: Container, _: Transport | None) -> list[Part]:
+        return [schedules_part(container)]
+
+    run_parts(make, transport=False)

@@ -31,7 +31,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 ELASTICMQ = ROOT / "deploy" / "elasticmq.conf"
 
 LEDGER_SERVICES = (
-    "api", "projections", "dispatcher", "monitor-stale", "monitor-dlq", "worker",
+    "api", "projections", "dispatcher", "schedules", "monitor-stale", "monitor-dlq", "worker",
 )
 PENDING_COMMANDS: dict[str, str] = {}
 """Services whose command is still being built, with why: strict expected failures, so the
