@@ -54,6 +54,7 @@ from bench import (
     stale_scan,
     time_travel_suite,
 )
+from bench import schedules as schedules_bench
 from bench import tracing as tracing_bench
 from bench import write_path as write_path_bench
 from bench.common import Figure, mark, pct
@@ -202,6 +203,24 @@ def run_archive_bench(server: PostgresServer, argv: list[str], output: Path) -> 
             archive_bench.main(argv)
     finally:
         archive_bench.DOC = saved
+
+
+SCHEDULES = {
+    "full": [],
+    "quick": ["--schedules", "2000", "--baseline", "300"],
+    "tiny": ["--schedules", "100", "--baseline", "20"],
+}
+"""``bench.schedules``' arguments per mode (issue 18)."""
+
+
+def run_schedules_bench(server: PostgresServer, argv: list[str], output: Path) -> None:
+    saved = schedules_bench.DOC
+    schedules_bench.DOC = output  # its main writes to the module's DOC
+    try:
+        with on_server(server, "schedules", argv):
+            schedules_bench.main(argv)
+    finally:
+        schedules_bench.DOC = saved
 
 
 def run_tracing(server: PostgresServer, argv: list[str], output: Path) -> None:
@@ -652,11 +671,15 @@ def run_workloads(
     if "view_asof" not in skip:
         outcome.view_asof = step(outcome, "view_asof", lambda: time_travel_suite.run_view_asof(
             server, mode.name, doc))
-    if "archive" not in skip:  # archive segments (issue 17, ADR 110)
-        step(outcome, "archive", lambda: run_archive_bench(server, ARCHIVE[mode.name], doc))
-    if "tracing" not in skip:  # tracing on against off, end to end (ADR 125)
-        argv_tracing = [] if mode.name == "full" else ["--quick"]
-        step(outcome, "tracing", lambda: run_tracing(server, argv_tracing, doc))
+    owning_sections = {  # each writes its own section of the document
+        "archive": lambda: run_archive_bench(server, ARCHIVE[mode.name], doc),  # ADR 110
+        "schedules": lambda: run_schedules_bench(server, SCHEDULES[mode.name], doc),  # 130
+        "tracing": lambda: run_tracing(  # tracing on against off, end to end (ADR 125)
+            server, [] if mode.name == "full" else ["--quick"], doc),
+    }
+    for name, run in owning_sections.items():
+        if name not in skip:
+            step(outcome, name, run)
 
 
 def main(argv: Sequence[str] | None = None) -> Outcome:
@@ -668,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
                         "beside the output)")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
                         "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
-                        "view_asof,tracing,archive")  # fmt: skip
+                        "view_asof,tracing,archive,schedules")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

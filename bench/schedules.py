@@ -37,7 +37,7 @@ from psycopg import sql
 from adapters.postgres.backend import EVENTS_TABLE
 from adapters.service.bootstrap import Container, build, utc_now
 from adapters.service.parts import projection_part
-from adapters.service.schedules import ScheduleTicker
+from adapters.service.schedules import CHUNK, ScheduleTicker
 from adapters.service.settings import Settings
 from bench import projection_rebuild
 from bench.projection_rebuild import database
@@ -208,16 +208,18 @@ def section(command: str, f: dict[str, dict[str, Any]]) -> str:
         f"{ok[t['late_max'] <= 5.0]} |",
         f"| all ticks enqueued after the minute began | {t['all_done_after']:.2f} s | 5 s | "
         f"{ok[t['all_done_after'] <= 5.0]} |",
-        f"| firing rate, batched (500 per transaction, {t['tickers']} tickers) | "
+        f"| firing rate, batched ({CHUNK} per transaction; one of {t['tickers']} tickers "
+        "fires, the others stand by) | "
         f"{t['count'] / max(t['all_done_after'], 1e-3):,.0f} ticks/s | one tick per "
         f"transaction, 1 ticker: {b['rate']:,.0f} ticks/s ({b['count']:,} ticks) | "
         f"{t['count'] / max(t['all_done_after'], 1e-3) / b['rate']:.1f}x |",
         "",
         "The tickers run on a clock shifted so that the minute begins two seconds after they "
-        "start; each reads the due schedules from the `schedules` view's partial index and "
-        "fires 500 per transaction (each schedule's `TickEnqueued` with its job's "
-        "`Enqueued`). A ticker that loses a race on a batch falls back to one schedule at a "
-        "time from the stored schedules, which already say the tick was fired "
+        "start; the one holding the ticker lock reads the due schedules from the `schedules` "
+        f"view's partial index and fires {CHUNK} per transaction (each schedule's "
+        "`TickEnqueued` with its job's `Enqueued`), deciding on the view's rows; exactly "
+        "once does not rest on the lock but on the schedule's version, which "
+        "`tests/integration/test_schedule_ticks.py` checks with three tickers racing "
         "([ADR 130](adr/0130-schedules.md)).", "",
     ])
 
