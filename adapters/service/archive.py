@@ -29,6 +29,7 @@ from adapters.service.backend import Backend
 from ledger.errors import LedgerError
 from ledger.ports.archive import ArchivedJob, ArchiveTables, RawEvent, SegmentRecord
 from projections.checkpoints import take
+from projections.rebuild import maintenance_lock
 from projections.registry import VIEWS
 from projections.store import ViewStore
 
@@ -71,12 +72,19 @@ def kill_at(step: str) -> None:
 
 @contextmanager
 def _locked(views: ViewStore) -> Iterator[None]:
-    if not views.try_lock(ARCHIVE_LOCK):
-        raise ArchiveBusy()
+    """The archive's lock and every view's maintenance lock: a rebuild or verify folding
+    the log from before the archive must not see its events disappear midway."""
+    held: list[str] = []
     try:
+        for name in [ARCHIVE_LOCK, *(maintenance_lock(v) for v in VIEWS)]:
+            if not views.try_lock(name):
+                raise ArchiveBusy(f"{name} is held (another archive, rebuild or verify); "
+                                  "try again when it is done")
+            held.append(name)
         yield
     finally:
-        views.unlock(ARCHIVE_LOCK)
+        for name in held:
+            views.unlock(name)
 
 
 def run_archive(

@@ -209,3 +209,19 @@ def test_history_over_http_and_time_travel_read_archived_jobs(backend: Backend) 
         refused = http.post(f"/jobs/{done[0]}/cancel", json={"reason": "x"})
         assert (refused.status_code, refused.json()["code"]) == (409, "job_archived")
     assert travelled() == before
+
+
+def test_an_archive_waits_for_a_rebuild_or_another_archive(backend: Backend) -> None:
+    from adapters.service.archive import ArchiveBusy
+    from projections.rebuild import maintenance_lock
+
+    workload = seeded(backend)
+    hot = hot_events(backend)
+    for lock in ("archive", maintenance_lock("queue_history")):
+        holder = backend.store()
+        assert holder.try_lock(lock)
+        with pytest.raises(ArchiveBusy):
+            archive(backend, workload)
+        holder.unlock(lock)
+    assert hot_events(backend) == hot
+    assert archive(backend, workload).jobs > 0
