@@ -1,4 +1,5 @@
-"""Fixtures of the browser tests: one Chromium and one running console per session, a
+"""Fixtures of the browser tests: one Chromium and one running console for this package
+(stopped when its last test ends, so nothing idles through the rest of a suite run), a
 fresh browser context (no cookies) per test."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tests.support.console_server import Console, running_console
 expect.set_options(timeout=15_000)  # the machine is shared: live pages and charts may lag
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """The distribution's Chromium; the test fails (it does not skip) when it is absent."""
     try:
@@ -25,7 +26,7 @@ def browser() -> Iterator[Browser]:
         pytest.fail(str(missing), pytrace=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """``ledger demo``'s data served by ``ledger serve``, with a worker running."""
     with running_console(tmp_path_factory.mktemp("console")) as running:
