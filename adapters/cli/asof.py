@@ -23,6 +23,8 @@ from rich.table import Table
 
 from adapters.cli.console import make_console
 from adapters.cli.errors import user_errors
+from adapters.service.archive_reader import segment_store
+from adapters.service.archive_replay import with_archive
 from adapters.service.backend import Backend
 from adapters.service.bootstrap import Container, build, utc_now
 from ledger.errors import LedgerError
@@ -48,7 +50,9 @@ class BackwardsRange(LedgerError):
 @contextmanager
 def sessions() -> Iterator[tuple[Container, ViewStore, CheckpointStore]]:
     wired = build()
-    store = wired.backend.open_views()
+    store = with_archive(  # a view as of a moment before an archive (ADR 110)
+        wired.backend.open_views(), wired.backend, segment_store(wired.settings)
+    )
     checkpoints = wired.backend.checkpoints()
     try:
         yield wired, store, checkpoints

@@ -8,8 +8,11 @@ read everything instead: every segment's events merged with the hot log, in log 
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 from adapters.archive import segment as segments
 from adapters.archive.stores import SegmentStore
@@ -22,6 +25,7 @@ from projections.memory import MemoryView
 from projections.model import View
 from projections.pages import pages
 from projections.rebuild import Start
+from projections.store import ViewStore
 
 PAGE = 20_000
 
@@ -107,3 +111,36 @@ def archive_options(
 
         return None, whole_log(backend, segment_store(load_settings()))
     return archive_start(backend), None
+
+
+class ArchiveAwareLog:
+    """A :class:`ViewStore` whose log includes the archived events (ADR 110): a read
+    starting below the archive's horizon merges them in, so a view as of a position
+    before an archive is folded from everything that happened; other calls go to
+    ``store``. The archived events are read (and each segment verified) on first need."""
+
+    def __init__(self, store: ViewStore, backend: Backend, segments: SegmentStore) -> None:
+        self._store = store
+        self._records = archived_segments(backend)
+        self._horizon = max((r.last_position for r in self._records), default=0)
+        self._segments = segments
+        self._rows: list[RawRow] | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def read_events(self, after: int, limit: int, upto: int | None = None) -> list[RawRow]:
+        hot = self._store.read_events(after, limit, upto)
+        if after >= self._horizon:
+            return hot
+        if self._rows is None:
+            self._rows = list(segment_rows(self._segments, self._records))
+        start = bisect.bisect_right(self._rows, (after, "\uffff"))
+        archived = [r for r in self._rows[start:start + limit] if upto is None or r[0] <= upto]
+        return list(itertools.islice(heapq.merge(hot, archived), limit))
+
+
+def with_archive(store: ViewStore, backend: Backend, segments: SegmentStore) -> ViewStore:
+    """``store`` whose log reads include archived events (as-is while nothing is archived)."""
+    log_store = ArchiveAwareLog(store, backend, segments)
+    return store if not log_store._records else cast(ViewStore, log_store)

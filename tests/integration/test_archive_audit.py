@@ -76,3 +76,26 @@ def test_a_damaged_segment_fails_the_deep_audit(backend: Backend) -> None:
     assert not deep.ok
     assert "archive_segment" in {v.invariant for v in deep.violations}
     assert audit(backend, deep=False).ok  # the trailer still agrees: only --deep hashes
+
+
+def test_a_view_as_of_a_moment_before_the_archive_is_unchanged(backend: Backend) -> None:
+    from adapters.service.archive_replay import with_archive
+    from projections.asof import view_as_of
+
+    workload = seeded(backend)
+    db = backend_for(backend.settings)
+    store = backend.store()
+    positions = [store.head() // 4, store.head() // 2, store.head() - 1]
+    checkpoints = db.checkpoints()
+    view = VIEWS["job_status"]
+
+    def as_of(reader: object) -> list[object]:
+        return [view_as_of(reader, checkpoints, view, p).memory.table("job_status")  # type: ignore[arg-type]
+                for p in positions]
+
+    before = as_of(store)
+    archive(backend, workload)
+    segments = segment_store(backend.settings)
+    assert as_of(with_archive(store, db, segments)) == before
+    assert as_of(store) != before  # the hot log alone has lost the archived jobs' events
+    checkpoints.close()
