@@ -20,6 +20,9 @@ import anyio
 import uvicorn
 from anyio.abc import TaskStatus
 from litestar import Litestar
+from uvicorn.config import LOGGING_CONFIG
+
+from adapters.tracing.logs import json_logging
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ async def run_api(
     config = uvicorn.Config(
         app, host=host, port=port, lifespan="on", log_level=log_level, access_log=False,
         server_header=False, proxy_headers=True, timeout_graceful_shutdown=10,
-        backlog=2048,
+        backlog=2048, log_config=None if json_logging() else LOGGING_CONFIG,  # ADR 125
     )
     server = ApiServer(config)
     async with anyio.create_task_group() as tg:

@@ -68,4 +68,14 @@ def configure_logging(
     else:
         handler.setFormatter(logging.Formatter(text_format))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    _CHOSEN[:] = [chosen]
     return chosen
+
+
+_CHOSEN: list[str] = []
+
+
+def json_logging() -> bool:
+    """Whether :func:`configure_logging` chose JSON lines (the HTTP server then leaves
+    uvicorn's loggers to the root's handler instead of its own text format)."""
+    return _CHOSEN == ["json"]
