@@ -44,11 +44,13 @@ class PostgresArchive:
         by_text: dict[str, list[RawEvent]] = {}
         with self._lock, self.conn.cursor() as cur:  # binary: bytea without hex decoding
             cur.execute(SQL["events_of"], {"ids": list(ids)}, binary=True)
-            for position, originator, version, topic, state in cur:
+            for position, originator, version, topic, state in cur.fetchall():
                 by_text.setdefault(originator, []).append(
                     (position, originator, version, topic, bytes(state))
                 )
-        return {UUID(job): events for job, events in by_text.items()}
+        return {  # unordered from the server (no sort there): each job by version here
+            UUID(job): sorted(events, key=_version) for job, events in by_text.items()
+        }
 
     @translated()
     def head(self) -> int:
@@ -114,6 +116,10 @@ class PostgresArchive:
     @translated()
     def close(self) -> None:
         self.conn.close()
+
+
+def _version(event: RawEvent) -> int:
+    return event[2]
 
 
 def _params(segment: SegmentRecord) -> dict[str, object]:

@@ -8,8 +8,7 @@ ORDER BY s.finished_at LIMIT %(limit)s;
 
 -- name: events_of
 SELECT notification_id, originator_id::text, originator_version, topic, state
-FROM jobledger_events WHERE originator_id = ANY(%(ids)s::uuid[])
-ORDER BY originator_id, originator_version;
+FROM jobledger_events WHERE originator_id = ANY(%(ids)s::uuid[]);
 
 -- name: head
 SELECT coalesce(max(notification_id), 0) FROM jobledger_events;
