@@ -48,7 +48,6 @@ from ledger.ports.queue_store import (
 from ledger.ports.transport import (
     ATTR_ATTEMPT,
     ATTR_JOB_ID,
-    BATCH_SIZE,
     DeadLetter,
     JobMessage,
     Outgoing,
@@ -64,6 +63,12 @@ from ledger.ports.transport import (
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+PUT_BATCH = 500
+"""Messages per write to the store in ``send_batch`` (one transaction, one durable commit
+each). SQS's 10 per request is a limit of its API, not of a table: in groups of 10 a
+dispatcher's page of 500 took 50 commits, ~0.8 s on a loaded machine, and the sends of
+scheduled jobs fell behind (docs/benchmarks.md, operator controls)."""
 
 
 class LocalQueue:
@@ -110,8 +115,8 @@ class LocalQueue:
         items = outgoing(entries)
         sent: list[str | None] = [None] * len(items)
         failures: list[BatchFailure] = []
-        for start in range(0, len(items), BATCH_SIZE):
-            group = list(enumerate(items[start:start + BATCH_SIZE], start))
+        for start in range(0, len(items), PUT_BATCH):
+            group = list(enumerate(items[start:start + PUT_BATCH], start))
             valid: list[tuple[int, Outgoing]] = []
             for index, item in group:
                 try:
