@@ -98,6 +98,13 @@ class ScheduleBook:
 
     # -- schedulers ---------------------------------------------------------------------
 
+    def done_here(self, sid: UUID, version: int | None, now: datetime) -> bool:
+        """Whether this process saved the schedule past ``version`` and it is not due at
+        ``now`` (a view row behind what this process fired: nothing to decide)."""
+        held = self._held.get(sid)
+        return (held is not None and version is not None and held.version > version
+                and not held.due(now))
+
     def fire(
         self, candidates: Sequence[Schedule], now: datetime, actor: str
     ) -> tuple[list[UUID], list[UUID]]:

@@ -154,7 +154,7 @@ class ScheduleTicker(SessionWorker):
                 seen = None
             if row.version is None or (seen and mono - seen[1] >= CONTENDED_SECONDS):
                 stored.append(row.schedule_id)
-            elif seen is None:
+            elif seen is None and not self._book.done_here(row.schedule_id, row.version, now):
                 fresh.append(row)
         fired = self._book.fire_due(stored, now, self._actor) if stored else []
         for sid in stored:
