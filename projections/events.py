@@ -167,14 +167,23 @@ class RequestsTallied(Body, frozen=True):
 class ActionStarted(Body, frozen=True):
     kind: str
     total: int
+    actor: str = ""
+    reason: str | None = None
 
 
 class ActionProgressed(Body, frozen=True):
     done: int
+    acted: int = 0
 
 
 class ActionEnded(Body, frozen=True):
-    """``Finished`` or ``Interrupted``: no view reads their fields."""
+    """``Finished``: the action went through every job it selected."""
+
+
+class ActionInterrupted(Body, frozen=True):
+    """A run of the action failed (it stays resumable)."""
+
+    error: str = ""
 
 
 class QueueOpened(Body, frozen=True):
@@ -255,7 +264,7 @@ JobBody = (
     | DeadLettered | Redriven | ReportRefused | AlertSent | AlertFailed | Released
     | CancelRequested | Cancelled
 )
-ActionBody = ActionStarted | ActionProgressed | ActionEnded
+ActionBody = ActionStarted | ActionProgressed | ActionEnded | ActionInterrupted
 QueueBody = (
     QueueOpened | QueuePaused | QueueResumed | QueueLimitSet | SlotTaken | SlotsTaken | SlotFreed
 )
@@ -284,7 +293,7 @@ BODIES: dict[str, type[Body]] = {
     get_topic(Action.Started): ActionStarted,
     get_topic(Action.Progressed): ActionProgressed,
     get_topic(Action.Finished): ActionEnded,
-    get_topic(Action.Interrupted): ActionEnded,
+    get_topic(Action.Interrupted): ActionInterrupted,
 }
 """Every topic the ledger appends, and the struct its state decodes into."""
 BODIES.update({

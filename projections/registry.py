@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger.errors import LedgerError
+from projections.actions import ActionsView
 from projections.dead_letter_alerts import DeadLetterAlertsView
 from projections.health_metrics import HealthMetricsView
 from projections.health_minutes import HealthMinutesView
@@ -18,6 +19,7 @@ VIEWS: dict[str, View] = {
     for view in (
         JobStatusView(), QueueHistoryView(), HealthMetricsView(), RateLimitCountersView(),
         DeadLetterAlertsView(), QueueControlsView(), SchedulesView(), HealthMinutesView(),
+        ActionsView(),
     )
 }
 

@@ -186,3 +186,9 @@ SELECT (SELECT count(*) FROM archive_segments) AS segments,
        (SELECT coalesce(sum(byte_count), 0) FROM archive_segments) AS archive_bytes,
        (SELECT coalesce(min(notification_id), 0) FROM jobledger_events) AS oldest_hot_position,
        (SELECT coalesce(max(notification_id), 0) FROM jobledger_events) AS head;
+
+-- name: actions.unfinished
+-- The bulk actions to resume at start-up (ADR 100), from actions_state_idx.
+SELECT action_id FROM actions
+WHERE state IN ('running', 'interrupted')
+ORDER BY started_at, action_id;

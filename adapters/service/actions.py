@@ -38,7 +38,9 @@ from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand, CancelJob, RedriveJob, RequeueJob
 from ledger.errors import LedgerError
 from ledger.status import Status
+from projections.actions import ACTIONS
 from projections.queries.action_targets import ActionTargets
+from projections.queries.actions import ActionQueries
 from projections.queries.job_status import JobStatus
 from projections.store import ViewStore
 
@@ -61,6 +63,13 @@ class Preview:
             "dry_run": True, "kind": self.kind.value, "filter": self.job_filter.to_dict(),
             "count": self.count, "sample": [job.to_dict() for job in self.sample],
         }
+
+
+def _unfinished_in_view(store: ViewStore) -> tuple[int, list[UUID]]:
+    """The view's position, then its unfinished actions: rows read after the position
+    are at least as new, and the log after it adds what they lack."""
+    position = store.tracking(ACTIONS.name).position
+    return position, ActionQueries(store).unfinished()
 
 
 def command_for(
@@ -172,10 +181,12 @@ class ActionRunner:
 
     def unfinished(self, page: int = 1000) -> list[UUID]:
         """The actions started and not finished (running, killed mid-run or interrupted),
-        oldest first, read from the log's ``Started`` and ``Finished`` notifications."""
+        oldest first: the ``actions`` view's (its index on ``state``), then the log's
+        ``Started`` and ``Finished`` notifications after the view's position (the view's
+        lag, read by position: a whole log only while the view has not run)."""
         topics = [get_topic(Action.Started), get_topic(Action.Finished)]
-        started: dict[UUID, None] = {}
-        after = 0
+        after, in_view = self.read(_unfinished_in_view) or (0, [])
+        started: dict[UUID, None] = dict.fromkeys(in_view)
         while True:
             found = self.ledger.recorder.select_notifications(after + 1, page, topics=topics)
             for notification in found:

@@ -184,3 +184,9 @@ SELECT (SELECT count(*) FROM archive_segments) AS segments,
        (SELECT coalesce(sum(byte_count), 0) FROM archive_segments) AS archive_bytes,
        (SELECT coalesce(min(rowid), 0) FROM stored_events) AS oldest_hot_position,
        (SELECT coalesce(max(rowid), 0) FROM stored_events) AS head;
+
+-- name: actions.unfinished
+-- The bulk actions to resume at start-up (ADR 100), from actions_state_idx.
+SELECT action_id FROM actions
+WHERE state IN ('running', 'interrupted')
+ORDER BY started_at, action_id;

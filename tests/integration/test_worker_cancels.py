@@ -82,6 +82,9 @@ def test_the_route_names_cancelled_attempts_of_the_keys_customer(container: Cont
         assert too_many.status_code in (400, 422), too_many.text
         assert ask(http, worker, []).status_code in (400, 422)
         assert container.ledger.recorder.max_notification_id() == head  # asking appends nothing
+        documented = http.get("/schema/openapi.json").json()["paths"]["/workers/cancels"]
+        assert set(documented) == {"post"}
+        assert "200" in documented["post"]["responses"]
 
 
 def test_a_worker_over_http_stops_a_cancelled_handler_long_before_its_heartbeat(
