@@ -55,8 +55,7 @@ def test_find_a_dead_letter_read_its_timeline_redrive_it_and_see_it_complete(
     page.locator("#retry-reason").fill("upstream is back")
     with page.expect_navigation():
         press_by_keyboard(page, page.get_by_test_id("retry-button"))
-    expect(page.get_by_test_id("job-status")).not_to_have_text("dead_lettered")
-    reload_until_status(page, "completed")
+    reload_until_status(page, "completed")  # the page after the redirect may lag the view
     expect(timeline).to_contain_text("Redriven")
     expect(timeline).to_contain_text("upstream is back")
     expect(page.get_by_test_id("operator-actions")).to_contain_text("upstream is back")
