@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.flows import csrf_token, log_head, post_from_page, sign_in
 from tests.support.browser import assert_accessible
-from tests.support.console_server import Console
+from tests.support.console_server import Console, wait_until
 
 
 def quiet_head(console: Console) -> int:
@@ -53,4 +53,4 @@ def test_a_post_without_the_csrf_token_is_refused(page: Page, console: Console) 
     answer = post_from_page(page, f"/ui/jobs/{job_id}/cancel",
                             {"csrf": csrf_token(page), "reason": "with the token"})
     assert answer["status"] in (200, 303, 0), answer  # 0: an opaque redirect (manual)
-    assert console.job(job_id)["status"] == "cancelled"
+    wait_until(lambda: console.job(job_id)["status"] == "cancelled")
