@@ -244,7 +244,7 @@ class JobLedger(Application[UUID]):
     ) -> list[Result]:
         jobs, absent = self._jobs.prefetch(commands, fresh)
         from_cache: set[UUID] = set()
-        slots = QueueSlots(self._queues.load)
+        slots = QueueSlots(self._queues.load, self._queues.confirm)
         order = DecisionOrder()
         results: list[Result] = []
         for c in commands:

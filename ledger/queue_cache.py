@@ -5,9 +5,18 @@ A capped (or paused) queue takes a slot per claim, so a batch of claims loaded i
 a queue with many running slots cost more to load than the claims themselves. The cache
 keeps each queue as this process last saved it; :meth:`QueueCache.load` hands out a
 private copy when the store's version of the queue still equals the held one (one index
-lookup), else loads it afresh. The cap stays exact: every decision is taken on the
-queue as stored now, and a save conflicts on its version if another process wrote to
-the queue in between. Pure: loading and the version lookup are callables.
+lookup), else loads it afresh.
+
+The first copy lent after a save is not even checked (no query): a decision that appends
+to the queue (a slot taken or freed) is saved with a version check, so it conflicts if
+another process wrote to the queue meanwhile; the decisions that append nothing (a claim
+refused, an end that frees no slot) call :meth:`QueueCache.confirm` first, which checks
+the version then. A copy lent again without a save in between (the batch appended
+nothing to it, or its save conflicted) is checked when lent, and so is every copy of a
+queue found stale once (another process writes to it too), until a check finds it
+current again: under contention no save is spent on a doomed guess. So every decision
+stands on the queue as stored, and a queue one process claims from costs a batch of
+claims no extra read. Pure: loading and the version lookup are callables.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import copy
 from collections.abc import Callable, Sequence
 
 from ledger.job_cache import StreamLoader
-from ledger.queue import Queue, queue_id
+from ledger.queue import Queue
 
 QueueLoader = Callable[[str], Queue | None]
 
@@ -30,24 +39,64 @@ class QueueCache:
         self._load = load
         self._versions = recorder.select_versions if isinstance(recorder, StreamLoader) else None
         self._held: dict[str, Queue] = {}
+        self._saved: set[str] = set()
+        """Held queues saved since last lent: the next copy is lent unchecked."""
+        self._unchecked: set[str] = set()
+        """Queues lent unchecked: :meth:`confirm` checks them."""
+        self._contended: set[str] = set()
+        """Queues found stale since last found current: always checked."""
 
     def load(self, name: str) -> Queue | None:
-        """A private copy of the queue as stored now; ``None`` if never controlled."""
+        """A private copy of the queue as this process saved it (unchecked right after a
+        save, else checked against the store's version), or as stored now; ``None`` if
+        never controlled."""
         held = self._held.get(name)
         if held is not None and self._versions is not None:
-            if self._versions([queue_id(name)]).get(held.id) == held.version:
+            if name in self._saved and name not in self._contended:
+                self._saved.discard(name)
+                self._unchecked.add(name)
                 return private_copy(held)
-            self._held.pop(name, None)
+            self._saved.discard(name)
+            self._unchecked.discard(name)
+            if self._current(held):
+                self._contended.discard(name)
+                return private_copy(held)
+            self._stale(name)
         return self._load(name)
+
+    def confirm(self, name: str) -> bool:
+        """Is the copy of the queue lent last still the stored queue? Checked (one
+        lookup) only when it was lent unchecked; ``False`` drops it from the cache."""
+        if name not in self._unchecked:
+            return True
+        self._unchecked.discard(name)
+        held = self._held.get(name)
+        if held is not None and self._current(held):
+            return True
+        self._stale(name)
+        return False
+
+    def _stale(self, name: str) -> None:
+        self._held.pop(name, None)
+        self._contended.add(name)
+
+    def _current(self, held: Queue) -> bool:
+        assert self._versions is not None
+        return self._versions([held.id]).get(held.id) == held.version
 
     def remember(self, queues: Sequence[Queue]) -> None:
         """Hold the queues just saved (their events collected)."""
         for queue in queues:
             if not queue.pending_events:
                 self._held[queue.name] = queue
+                self._saved.add(queue.name)
+                self._unchecked.discard(queue.name)
 
     def forget(self) -> None:
         self._held.clear()
+        self._saved.clear()
+        self._unchecked.clear()
+        self._contended.clear()
 
 
 def private_copy(queue: Queue) -> Queue:

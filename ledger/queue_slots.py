@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from eventsourcing.persistence import RecordConflictError
+
 from ledger.commands import AnyQueueCommand, PauseQueue, ResumeQueue
 from ledger.errors import LedgerError, QueueAtCapacity, QueuePaused
 from ledger.job import Job
@@ -25,6 +27,13 @@ from ledger.status import Status
 
 QueueLoader = Callable[[str], Queue | None]
 """The stored queue aggregate of a queue name, ``None`` when it was never controlled."""
+QueueConfirm = Callable[[str], bool]
+"""Is the queue handed out by the loader still the stored one? (``QueueCache.confirm``)"""
+
+
+class StaleQueue(RecordConflictError):
+    """A decision that appends nothing was taken on a queue another process has written
+    to since: the batch is decided again, as after a version conflict."""
 
 
 class Before(NamedTuple):
@@ -39,8 +48,9 @@ class Before(NamedTuple):
 class QueueSlots:
     """The queues of one decision round, each loaded at most once."""
 
-    def __init__(self, load: QueueLoader) -> None:
+    def __init__(self, load: QueueLoader, confirm: QueueConfirm = lambda _: True) -> None:
         self._load = load
+        self._confirm = confirm
         self._queues: dict[str, Queue | None] = {}
         self._taking: dict[str, dict[str, int]] = {}
         """Slots taken by this batch, not yet recorded: the attempt by job id, by queue."""
@@ -64,8 +74,14 @@ class QueueSlots:
         try:
             queue.check_claim(self._added.get(job.queue, 0))
         except (QueuePaused, QueueAtCapacity) as error:
+            self._confirmed(job.queue)
             return error
         return None
+
+    def _confirmed(self, name: str) -> None:
+        """Raise :class:`StaleQueue` unless the queue decided on is the stored one."""
+        if not self._confirm(name):
+            raise StaleQueue(name)
 
     @staticmethod
     def before(job: Job) -> Before:
@@ -89,7 +105,8 @@ class QueueSlots:
             if key in self._taking.get(job.queue, ()):
                 self._record(job.queue, queue, now)  # its slot first, then the free
             why = type(job.pending_events[before.checkpoint]).__name__
-            queue.free_slot(job.id, before.attempt, why, now)
+            if not queue.free_slot(job.id, before.attempt, why, now):
+                self._confirmed(job.queue)  # holds no slot, or another process took it
         if started:
             taking = self._taking.setdefault(job.queue, {})
             if key not in taking and key not in queue.running:

@@ -1,5 +1,6 @@
 """The queue cache: a queue saved by this process is reused while the store's version
-agrees, as a private copy; a queue another process wrote to is loaded afresh."""
+agrees, as a private copy (the first copy after a save unchecked, until a decision that
+appends nothing asks ``confirm``); a queue another process wrote to is loaded afresh."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ class Store:
         self.queue = queue
         self.version = queue.version
         self.loads = 0
+        self.lookups = 0
 
     def load(self, name: str) -> Queue | None:
         self.loads += 1
         return self.queue if name == self.queue.name else None
 
     def select_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
+        self.lookups += 1
         return {i: self.version for i in ids if i == self.queue.id}
 
     def select_streams(self, ids: Sequence[UUID], table: str | None) -> dict[UUID, list[object]]:
@@ -61,7 +64,33 @@ def test_a_queue_another_process_wrote_to_is_loaded_afresh() -> None:
     store = Store(saved_queue())
     cache = QueueCache(store.load, store)
     cache.remember([store.queue])
+    cache.load("emails")  # lent unchecked, appended nothing
     store.version += 1  # another process took a slot
+    assert cache.load("emails") is store.queue  # lent again: checked, stale, loaded
+    assert store.loads == 1
+
+
+def test_the_first_copy_after_a_save_is_lent_without_a_lookup_and_confirmed_on_demand(
+) -> None:
+    store = Store(saved_queue())
+    cache = QueueCache(store.load, store)
+    cache.remember([store.queue])
+    lent = cache.load("emails")
+    assert lent is not None
+    assert lent is not store.queue
+    assert (store.loads, store.lookups) == (0, 0)
+    assert cache.confirm("emails")  # the store agrees: one lookup
+    assert cache.confirm("emails")  # confirmed already: none
+    assert store.lookups == 1
+
+
+def test_a_stale_unchecked_copy_is_not_confirmed_and_the_queue_is_loaded_afresh() -> None:
+    store = Store(saved_queue())
+    cache = QueueCache(store.load, store)
+    cache.remember([store.queue])
+    assert cache.load("emails") is not store.queue
+    store.version += 1  # another process paused the queue, or took a slot
+    assert not cache.confirm("emails")
     assert cache.load("emails") is store.queue
     assert store.loads == 1
 
@@ -73,3 +102,20 @@ def test_without_version_lookups_every_load_reads_the_store() -> None:
     cache.load("emails")
     cache.load("emails")
     assert store.loads == 2
+
+
+def test_a_queue_found_stale_is_checked_on_every_lend_until_found_current() -> None:
+    store = Store(saved_queue())
+    cache = QueueCache(store.load, store)
+    cache.remember([store.queue])
+    cache.load("emails")
+    store.version += 1  # another process writes to the queue too
+    assert not cache.confirm("emails")
+    store.version = store.queue.version  # this process saved it again: the store agrees
+    cache.remember([store.queue])
+    lookups = store.lookups
+    cache.load("emails")  # contended: checked although just saved
+    assert store.lookups == lookups + 1
+    cache.remember([store.queue])
+    cache.load("emails")  # found current last time: lent unchecked again
+    assert store.lookups == lookups + 1
