@@ -2,14 +2,16 @@
 
 :func:`enqueue_in` decides the enqueue with the ledger's own model (``Job.enqueue``),
 maps its event with the ledger's mapper, and appends it on the application's psycopg
-connection through the ledger's append function (the same statement the recorder runs:
-``LOCK TABLE ... IN EXCLUSIVE MODE``, ``NOTIFY``, ``INSERT``). Nothing is committed here:
-the job exists if and only if the application's transaction commits, and the dispatcher,
-which reads the log, sends it once it is committed.
+connection through the ledger's append function (the same statement the recorder runs).
+Nothing is committed here: the job exists if and only if the application's transaction
+commits, and the dispatcher, which reads the log, sends it once it is committed.
 
-The table lock is what keeps the log's readers exact (notification ids commit in the
-order they were issued), and it is held until the application commits: every other
-append to the ledger waits for it. Enqueue last, just before the commit.
+Readers of the log stop before any transaction still running (ADR 150), so the open
+transaction holds the views and the dispatcher back until it ends. When the application's
+transaction already had its transaction id (it wrote before enqueueing), or the enqueue
+has an idempotency key, the events table's EXCLUSIVE lock is taken and held until the
+application commits: every other append to the ledger waits for it. Enqueue first in a
+transaction for other appends not to wait, and keep the transaction short.
 """
 
 from __future__ import annotations

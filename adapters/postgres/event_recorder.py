@@ -1,4 +1,4 @@
-"""The ledger's event recorder on PostgreSQL: one round trip per append.
+"""The ledger's event recorder on PostgreSQL: one statement per append.
 
 eventsourcing's ``PostgresApplicationRecorder`` appends in an explicit transaction:
 ``BEGIN``, ``SET LOCAL lock_timeout``, ``LOCK TABLE ... IN EXCLUSIVE MODE``, ``NOTIFY``,
@@ -6,13 +6,13 @@ the ``INSERT``, a pipeline sync, then ``COMMIT``: several round trips to the ser
 every ``save()``. On the ledger's hot single-command paths (an enqueue, a claim, a
 completion) those round trips cost more than the durable commit itself.
 
-This recorder does the same work in one statement: a PL/pgSQL function that takes the
-table lock, notifies listeners and inserts the events from four arrays, called on an
-autocommit connection, so the statement is its own transaction and the lock is held
-until its commit. What readers rely on is unchanged: notification ids are handed out
-under the EXCLUSIVE table lock, so they commit in the order they were issued and a
-reader tailing the log never passes over a gap that is filled later. A duplicate
-``(originator_id, originator_version)`` still fails the whole append with an
+This recorder does the same work in one statement: a PL/pgSQL function that orders the
+append and inserts the events from four arrays, called on an autocommit connection, so
+the statement is its own transaction; listeners are notified by a statement after it.
+Appends no longer wait for each other's commits: each row carries its transaction id,
+ids are handed out in transaction-id order, and readers stop at the settled head, so a
+reader tailing the log never passes over an id committed later (:mod:`adapters.postgres.log_order`, ADR 150).
+A duplicate ``(originator_id, originator_version)`` still fails the whole append with an
 ``IntegrityError`` (a ``RecordConflictError``), as before.
 
 The function is created (``CREATE OR REPLACE``) with the table, under a transaction-level
@@ -33,27 +33,22 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from adapters.postgres.log_order import (
+    ADD_COLUMN,
+    APPEND_FUNCTION,
+    HEAD_FUNCTION,
+    NOTIFY,
+    NOTIFY_IN_FUNCTION,
+    head_function_name,
+    section_key,
+)
 from adapters.postgres.recording import CatalogCheckedTypes, LedgerSnapshotRecorder, reconnecting
 
-APPEND_FUNCTION = sql.SQL(
-    "CREATE OR REPLACE FUNCTION {schema}.{function}("
-    "ids {id_type}[], versions bigint[], topics text[], states bytea[]) "
-    "RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$ "
-    "BEGIN "
-    "SET LOCAL lock_timeout = {lock_timeout}; "
-    "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-    "NOTIFY {channel}; "
-    "RETURN QUERY INSERT INTO {schema}.{table} "
-    "(originator_id, originator_version, topic, state) "
-    "SELECT * FROM unnest(ids, versions, topics, states) "
-    "RETURNING notification_id; "
-    "END $fn$"
-)
 CREATE_UNDER_LOCK = sql.SQL(
     "DO $do$ BEGIN PERFORM pg_advisory_xact_lock(hashtext({key})); {create}; END $do$"
 )
@@ -92,14 +87,22 @@ about 0.5 s of JIT for a batch of 1,000 jobs whose lookups take 10 ms."""
 CALL_APPEND = sql.SQL(
     "SELECT * FROM {schema}.{function}(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[])"
 )
+SELECT_SETTLED = sql.SQL(
+    "SELECT notification_id, originator_id, originator_version, topic, state "
+    "FROM {schema}.{table} WHERE notification_id >= %(start)s "
+    "AND notification_id <= least(%(stop)s, (SELECT {schema}.{head}())) "
+    "AND (%(any_topic)s OR topic = ANY(%(topics)s)) "
+    "ORDER BY notification_id LIMIT %(limit)s"
+)
+"""eventsourcing's ``select_notifications``, up to the settled head (ADR 150)."""
+MAX_POSITION = 2**63 - 1
+SETTLED_HEAD = sql.SQL("SELECT {schema}.{head}()")
 
 
 class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
     """``PostgresApplicationRecorder`` whose appends are one statement, one round trip."""
 
     select_events = reconnecting(PostgresApplicationRecorder.select_events)
-    select_notifications = reconnecting(PostgresApplicationRecorder.select_notifications)
-    max_notification_id = reconnecting(PostgresApplicationRecorder.max_notification_id)
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
@@ -109,20 +112,54 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         function = sql.Identifier(self.append_function_name)
         id_type = sql.Identifier(self.datastore.originator_id_type)
         table = sql.Identifier(self.events_table_name)
-        create = APPEND_FUNCTION.format(
-            schema=schema,
-            function=function,
-            id_type=id_type,
-            lock_timeout=sql.Literal(f"{int(self.datastore.lock_timeout)}s"),
-            table=table,
-            channel=sql.Identifier(self.channel_name),
+        head = sql.Identifier(head_function_name(self.events_table_name))
+        self.check_identifier_length(head_function_name(self.events_table_name))
+        qualified = f'"{self.datastore.schema}"."{self.events_table_name}"'
+        self.sql_create_statements.append(ADD_COLUMN.format(
+            schema=schema, table=table, qualified=sql.Literal(qualified),
+            index=sql.Identifier(f"{self.events_table_name}_transaction_id"),
+            index_qualified=sql.Literal(
+                f'"{self.datastore.schema}"."{self.events_table_name}_transaction_id"'
+            ),
+        ))
+        self.quiet_append_function_name = f"{self.events_table_name}_append_quiet"
+        self.check_identifier_length(self.quiet_append_function_name)
+        channel = sql.Identifier(self.channel_name)
+        for name, notify in (
+            (self.append_function_name, NOTIFY_IN_FUNCTION.format(channel=channel)),
+            (self.quiet_append_function_name, sql.SQL("")),
+        ):
+            create = APPEND_FUNCTION.format(
+                schema=schema,
+                function=sql.Identifier(name),
+                id_type=id_type,
+                lock_timeout=sql.Literal(f"{int(self.datastore.lock_timeout)}s"),
+                table=table,
+                notify=notify,
+                section=sql.Literal(section_key(self.events_table_name)),
+                sequence=sql.Literal(
+                    f'"{self.datastore.schema}"."{self.events_table_name}_notification_id_seq"'
+                ),
+            )
+            self.sql_create_statements.append(
+                CREATE_UNDER_LOCK.format(key=sql.Literal(self.append_function_name), create=create)
+            )
+        self.sql_create_statements.append(CREATE_UNDER_LOCK.format(
+            key=sql.Literal(self.append_function_name),
+            create=HEAD_FUNCTION.format(schema=schema, function=head, table=table),
+        ))
+        self.select_settled_statement = SELECT_SETTLED.format(
+            schema=schema, table=table, head=head
         )
-        self.sql_create_statements.append(
-            CREATE_UNDER_LOCK.format(key=sql.Literal(self.append_function_name), create=create)
-        )
+        self.settled_head_statement = SETTLED_HEAD.format(schema=schema, head=head)
         self.append_statement = CALL_APPEND.format(
             schema=schema, function=function, id_type=id_type
         )
+        self.quiet_append_statement = CALL_APPEND.format(
+            schema=schema, function=sql.Identifier(self.quiet_append_function_name),
+            id_type=id_type,
+        )
+        self.notify_statement = NOTIFY.format(channel=channel)
         self.select_versions_statement = SELECT_VERSIONS.format(
             schema=schema, table=table, id_type=id_type
         )
@@ -176,6 +213,34 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             }
 
     @reconnecting
+    def select_notifications(
+        self, start: int | None, limit: int, stop: int | None = None,
+        topics: Sequence[str] = (), *, inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """eventsourcing's query, up to the settled head: a reader that follows the log
+        with it never passes over an event committed later (ADR 150)."""
+        first = 0 if start is None else start if inclusive_of_start else start + 1
+        params = {
+            "start": first, "stop": MAX_POSITION if stop is None else stop,
+            "any_topic": not topics, "topics": list(topics), "limit": limit,
+        }
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self.select_settled_statement, params, prepare=True)
+            return [
+                Notification(id=row[0], originator_id=row[1], originator_version=row[2],
+                             topic=row[3], state=bytes(row[4]))
+                for row in curs.fetchall()
+            ]
+
+    @reconnecting
+    def max_notification_id(self) -> int | None:
+        """The settled head: the last id a reader may read (``None`` for an empty log)."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self.settled_head_statement, prepare=True)
+            row = curs.fetchone()
+        return int(row[0]) or None if row else None
+
+    @reconnecting
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -188,8 +253,10 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             [e.state for e in stored_events],
         )
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.append_statement, params, prepare=True)
-            return [row[self.append_function_name] for row in curs.fetchall()]
+            curs.execute(self.quiet_append_statement, params, prepare=True)
+            ids = [row[self.quiet_append_function_name] for row in curs.fetchall()]
+            curs.execute(self.notify_statement)  # after the commit: see log_order.NOTIFY
+            return ids
 
 
 class LedgerPostgresFactory(PostgresFactory):

@@ -21,6 +21,7 @@ from psycopg.types.string import TextLoader
 
 from adapters.postgres import ddl
 from adapters.postgres.errors import translated
+from adapters.postgres.log_order import head_function_name
 from adapters.sql.sqlfile import load_sections
 from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
@@ -31,14 +32,20 @@ QUERIES = load_sections("adapters.postgres", "queries.sql")
 
 READ_EVENTS = sql.SQL(
     "SELECT notification_id, originator_id::text, originator_version, topic, state "
-    "FROM {events} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+    "FROM {events} WHERE notification_id > %s AND notification_id <= (SELECT {head}()) "
+    "ORDER BY notification_id LIMIT %s"
 )
 READ_EVENTS_UPTO = sql.SQL(
     "SELECT notification_id, originator_id::text, originator_version, topic, state "
-    "FROM {events} WHERE notification_id > %s AND notification_id <= %s "
+    "FROM {events} WHERE notification_id > %s "
+    "AND notification_id <= least(%s, (SELECT {head}())) "
     "ORDER BY notification_id LIMIT %s"
 )
-HEAD = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {events}")
+HEAD = sql.SQL("SELECT {head}()")
+HELD_BACK = sql.SQL("SELECT count(*) FROM {events} WHERE notification_id > (SELECT {head}())")
+"""The log is read up to its settled head, the function the event recorder creates
+(adapters/postgres/log_order.py, ADR 150): no event commits later below it. Called in a
+scalar subquery, so it runs once per statement (an init plan), not once per row."""
 STREAM_VERSION_AT = sql.SQL(
     "SELECT originator_version FROM {events} WHERE originator_id = %s "
     "AND notification_id <= %s ORDER BY originator_version DESC LIMIT 1"
@@ -119,9 +126,11 @@ class PostgresViewStore:
         self._control: psycopg.Connection[Any] | None = None
         self._locks: set[str] = set()
         events = sql.Identifier(events_table)
-        self._read = READ_EVENTS.format(events=events)
-        self._read_upto = READ_EVENTS_UPTO.format(events=events)
-        self._head = HEAD.format(events=events)
+        head = sql.Identifier(head_function_name(events_table))
+        self._read = READ_EVENTS.format(events=events, head=head)
+        self._read_upto = READ_EVENTS_UPTO.format(events=events, head=head)
+        self._head = HEAD.format(head=head)
+        self._held_back = HELD_BACK.format(events=events, head=head)
         self._stream_version_at = STREAM_VERSION_AT.format(events=events)
         self._channel = events_table.replace(".", "_")
 
@@ -145,6 +154,12 @@ class PostgresViewStore:
     @translated()
     def head(self) -> int:
         row = self.conn.execute(self._head).fetchone()
+        return int(row[0]) if row else 0
+
+    @translated()
+    def held_back(self) -> int:
+        """Committed events past the settled head (an older transaction still runs)."""
+        row = self.conn.execute(self._held_back).fetchone()
         return int(row[0]) if row else 0
 
     @translated()
