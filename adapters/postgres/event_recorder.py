@@ -11,7 +11,8 @@ append and inserts the events from four arrays, called on an autocommit connecti
 the statement is its own transaction; listeners are notified by a statement after it.
 Appends no longer wait for each other's commits: each row carries its transaction id,
 ids are handed out in transaction-id order, and readers stop at the settled head, so a
-reader tailing the log never passes over an id committed later (:mod:`adapters.postgres.log_order`, ADR 150).
+reader tailing the log never passes over an id committed later
+(:mod:`adapters.postgres.log_order`, ADR 150).
 A duplicate ``(originator_id, originator_version)`` still fails the whole append with an
 ``IntegrityError`` (a ``RecordConflictError``), as before.
 
