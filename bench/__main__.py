@@ -44,6 +44,7 @@ from typing import Any
 
 from bench import archive as archive_bench
 from bench import (
+    burn_down,
     controls,
     end_to_end,
     enqueue,
@@ -676,6 +677,7 @@ def run_workloads(
         "schedules": lambda: run_schedules_bench(server, SCHEDULES[mode.name], doc),  # 130
         "tracing": lambda: run_tracing(  # tracing on against off, end to end (ADR 125)
             server, [] if mode.name == "full" else ["--quick"], doc),
+        "burn_down": lambda: burn_down.run_in_suite(server, mode.name, doc),  # issue 19
     }
     for name, run in owning_sections.items():
         if name not in skip:
@@ -691,7 +693,7 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
                         "beside the output)")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
                         "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
-                        "view_asof,tracing,archive,schedules")  # fmt: skip
+                        "view_asof,tracing,archive,schedules,burn_down")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
