@@ -8,9 +8,10 @@ that submits one ``ClaimJob`` and waits for its answer, through one
 workers' claims over HTTP or in-process). R rounds alternate which queue goes first
 (free, capped; capped, free; ...) in the same process on the same database; the figure is
 the median capped rate against the median free one, so a burst of load from other work
-on the machine weighs on both. The process is tuned as ``ledger serve`` tunes itself
-(``tune_for_serving``: GIL switch interval, GC thresholds). ``--profile FILE`` writes a
-cProfile of the writer thread's CPU time (``time.thread_time``) during the capped runs.
+on the machine weighs on both (``paired_cost``: the median of each round's own cost).
+The process is tuned as ``ledger serve`` tunes itself (``tune_for_serving``: GIL switch
+interval, GC thresholds). ``--profile FILE`` writes a cProfile of the writer thread's
+CPU time (``time.thread_time``) during the capped runs.
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ def time_claims(url: str, count: int, workers: int = WORKERS, rounds: int = ROUN
             "capped": capped_rate, "cost": 1 - capped_rate / free,
             "batch": statistics.mean(r["batch"] for r in runs["capped"]),
             "free_batch": statistics.mean(r["batch"] for r in runs["free"]),
+            "paired_cost": statistics.median(
+                1 - c["rate"] / f["rate"] for f, c in zip(runs["free"], runs["capped"],
+                                                          strict=True)),
             "free_runs": [round(r["rate"]) for r in runs["free"]],
             "capped_runs": [round(r["rate"]) for r in runs["capped"]]}
 
