@@ -37,6 +37,7 @@ from projections.events import (
     QueuePaused,
     QueueResumed,
     RawRow,
+    ScheduleBody,
     decode_page,
 )
 from projections.job_status import JOB_STATUS
@@ -194,7 +195,7 @@ def audit_log(
             if isinstance(event.body, QueueBody):
                 if queues is not None:
                     feed_queue(queues, event)
-            elif not isinstance(event.body, ActionBody) and (
+            elif not isinstance(event.body, ActionBody | ScheduleBody) and (
                 type(event.body).__name__ != "RequestsTallied"
             ):
                 feed_job(audits, queues, event, upto)

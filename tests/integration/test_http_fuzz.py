@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,9 @@ from projections.queries.dead_letter_alerts import DeadLetterAlertQueries
 from projections.registry import VIEWS
 from tests.support.http import projections_running, serve_in_thread, wait_for
 
+FAILED_CASES = re.compile(r"\b\d+ failed\b")
+"""The summary's count of failed cases ("Authentication failed" is a warning about which
+operations only met 401/403, random under the invalid-key limiter, not a failure)."""
 CHECKS = ",".join((
     "not_a_server_error",
     "status_code_conformance",
@@ -89,7 +93,7 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert " passed" in output
-    assert "failed" not in output.split("SUMMARY")[-1], output[-6000:]
+    assert not FAILED_CASES.search(output.split("SUMMARY")[-1]), output[-6000:]
 
 
 # -- bad input at scale on PostgreSQL, then the audit ----------------------------------------
@@ -438,7 +442,7 @@ def test_bad_input_at_scale_on_postgres_no_5xx_refusals_append_nothing_and_audit
     assert len(events) == (figures.appended_by_accepted + figures.refused_recorded
                            + figures.background)
     assert result.returncode == 0, output[-6000:]
-    assert "failed" not in output.split("SUMMARY")[-1], output[-6000:]
+    assert not FAILED_CASES.search(output.split("SUMMARY")[-1]), output[-6000:]
     for method, path, status, topics in refused_by_hand:
         assert 400 <= status < 500, (method, path, status)
         assert topics == [], (method, path, status, topics)

@@ -34,6 +34,8 @@ def test_a_schedule_through_its_life_from_the_cli(tmp_path: Path) -> None:
     one_error(ledger(tmp_path, "schedules", "add", "nightly", "--cron", "* * * * *"),
               "exists")
     assert ledger(tmp_path, "schedules", "pause", "nightly", "--reason", "audit").returncode == 0
+    audit = ledger(tmp_path, "audit")  # a schedule's events are not a job's
+    assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr
     listed = json.loads(ledger(tmp_path, "schedules", "list", "--json").stdout)
     assert [(r["name"], r["state"], r["missed"], r["payload"], r["changed_reason"])
             for r in listed] == [("nightly", "paused", "skip", {"kind": "daily"}, "audit")]
