@@ -88,7 +88,10 @@ def parse_moment(text: str) -> Moment:
         raise InvalidMoment(text, "not a time") from None
     if value.tzinfo is None:
         raise InvalidMoment(text, "a time needs a zone (Z or +HH:MM)")
-    return Moment(text, time=parse_time(value.isoformat()))
+    try:
+        return Moment(text, time=parse_time(value.isoformat()))
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last representable UTC time
+        raise InvalidMoment(text, "out of the representable range of times") from None
 
 
 def recorded_at(raw: RawRow) -> datetime:
@@ -113,12 +116,19 @@ def position_at(store: ViewStore, when: datetime, head: int | None = None) -> in
     return _scan_forward(store, low, when, top)
 
 
+def _plus_skew(when: datetime) -> datetime:
+    """``when + SKEW``, clamped at the last representable time (9999-12-31T23:59:59Z
+    is a valid moment: the whole log)."""
+    last = datetime.max.replace(tzinfo=when.tzinfo)
+    return when + SKEW if when <= last - SKEW else last
+
+
 def _scan_forward(store: ViewStore, low: int, when: datetime, top: int) -> int:
     """The last event after ``low`` recorded at or before ``when``, among the next
     :data:`SCAN_PAGE` events at most (read in two steps, the first short), stopped at the
     first event recorded more than :data:`SKEW` after ``when``: every event committed
     after that one was stamped at most :data:`SKEW` before its commit, so after ``when``."""
-    after, late = low, when + SKEW
+    after, late = low, _plus_skew(when)
     for size in (SCAN_STEP, SCAN_PAGE - SCAN_STEP):
         page = store.read_events(after, size, top)
         for raw in page:

@@ -27,6 +27,11 @@ def test_a_job_as_of_a_moment_and_replays_from_the_command_line(tmp_path: Path) 
     assert (body["position"], body["version"], body["job"]["status"]) == (1, 1, "pending")
     table = run(tmp_path, "jobs", "show", short, "--as-of", "@3")
     assert "in_progress" in table.stdout
+    last = run(tmp_path, "jobs", "show", short, "--as-of", "9999-12-31T23:59:59Z", "--json")
+    assert last.returncode == 0, last.stderr  # the whole log, not an overflow's traceback
+    assert json.loads(last.stdout)["job"]["status"] == "in_progress"
+    one_error_line(run(tmp_path, "jobs", "show", short, "--as-of", "9999-12-31T23:59-01:00"),
+                   "representable")
     one_error_line(run(tmp_path, "jobs", "show", short, "--as-of", "@4"), "beyond the head")
     one_error_line(run(tmp_path, "jobs", "show", short, "--as-of", "noon"), "not a time")
     one_error_line(run(tmp_path, "jobs", "show", short, "--as-of", "2000-01-01T00:00Z"),

@@ -89,6 +89,10 @@ def test_another_customer_and_odd_moments(world: World) -> None:
     assert (beyond.status_code, beyond.json()["code"]) == (400, "beyond_head")
     before = get(world, path, "acme", as_of="2000-01-01T00:00Z")
     assert (before.status_code, before.json()["code"]) == (404, "job_not_yet_enqueued")
+    last = get(world, path, "acme", as_of="9999-12-31T23:59:59Z")  # no overflow: the job now
+    assert (last.status_code, last.json()["job"]["status"]) == (200, "in_progress"), last.text
+    past = get(world, path, "acme", as_of="9999-12-31T23:59:59-01:00")
+    assert (past.status_code, past.json()["code"]) == (400, "invalid_moment"), past.text
     assert get(world, f"{path}/states", "acme", after=-1).status_code == 400
     assert get(world, f"{path}/states", "acme", limit=10_000).status_code == 400
 

@@ -148,6 +148,19 @@ def test_odd_moments_are_refused(text: str) -> None:
         parse_moment(text)
 
 
+def test_the_last_representable_time_is_the_whole_log() -> None:
+    """9999-12-31T23:59:59Z is a valid moment: adding the skew bound to it must not
+    overflow (it was a traceback in the CLI and a 500 in the console)."""
+    log = _log([10, 20, 30], [0])
+    assert position_at(log, parse_moment("9999-12-31T23:59:59.999999Z").time) == log.head()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00+01:00"])
+def test_times_that_overflow_utc_are_refused(text: str) -> None:
+    with pytest.raises(InvalidMoment, match="representable"):
+        parse_moment(text)
+
+
 def test_a_position_beyond_the_head_is_refused() -> None:
     log = _log([1, 2, 3], [0])
     assert resolve(log, parse_moment("@3")) == 3  # type: ignore[arg-type]
