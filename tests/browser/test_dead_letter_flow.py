@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.flows import reload_until_status, sign_in
@@ -64,7 +63,6 @@ def test_find_a_dead_letter_read_its_timeline_redrive_it_and_see_it_complete(
     screenshot(page, "job")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: the job page does not update itself yet")
 def test_a_redriven_job_completes_on_the_open_page(page: Page, console: Console) -> None:
     job_id = dead_letter(console, f"live-{uuid4().hex[:8]}")
     sign_in(page, console.admin_key, then=f"/ui/jobs/{job_id}")
