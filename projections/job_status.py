@@ -58,6 +58,7 @@ JOB_STATUS = Table(
         Index("dead_lettered_idx", ("finished_at", "job_id"), where=("status", "dead_lettered")),
         Index("status_idx", ("status", "enqueued_at", "job_id")),
         Index("scheduled_idx", ("not_before",), where=("status", "scheduled")),  # the scheduler
+        Index("errors_idx", ("job_id",), where=("last_error", None)),  # error text, id order
     ),
 )
 

@@ -48,8 +48,9 @@ class Index:
 
     name: str
     columns: tuple[str, ...]
-    where: tuple[str, str] | None = None
-    """Only the rows whose column (first) holds this text (second)."""
+    where: tuple[str, str | None] | None = None
+    """Only the rows whose column (first) holds this text (second), or, when the second
+    is ``None``, whose column is not null."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ NOT_NULL = sql.SQL(" NOT NULL")
 DEFAULT_ZERO = sql.SQL(" DEFAULT 0")
 CREATE_INDEX = sql.SQL("CREATE INDEX {index} ON {table} ({columns})")
 WHERE_EQUALS = sql.SQL(" WHERE {column} = {value}")
+WHERE_NOT_NULL = sql.SQL(" WHERE {column} IS NOT NULL")
 UPSERT = sql.SQL(
     "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
     "ON CONFLICT ({key}) DO UPDATE SET {assignments}"
@@ -103,7 +104,8 @@ def _index(table: Table, suffix: str, index: Index) -> sql.Composed:
     if index.where is None:
         return statement
     column, value = index.where
-    where = WHERE_EQUALS.format(column=sql.Identifier(column), value=sql.Literal(value))
+    where = (WHERE_NOT_NULL.format(column=sql.Identifier(column)) if value is None else
+             WHERE_EQUALS.format(column=sql.Identifier(column), value=sql.Literal(value)))
     return sql.Composed([statement, where])
 
 

@@ -49,6 +49,21 @@ WHERE status = 'dead_lettered' AND (%(customer_id)s::text IS NULL OR customer_id
 ORDER BY finished_at, job_id
 LIMIT %(limit)s;
 
+-- name: job_status.count_dead_lettered
+-- The dead letters' total, from the partial index job_status_dead_lettered_idx.
+SELECT count(*) AS count FROM job_status WHERE status = 'dead_lettered';
+
+-- name: dead_letter_alerts.of_oldest_dead_letters
+-- The last alert status of each of the oldest dead letters (job_status.dead_lettered's
+-- order): one query instead of one per job (the console's dead letters page).
+SELECT j.job_id AS job_id,
+  (SELECT a.alert_status FROM dead_letter_alerts a WHERE a.job_id = j.job_id
+   ORDER BY a.dead_letter_version DESC LIMIT 1) AS alert_status
+FROM job_status j
+WHERE j.status = 'dead_lettered'
+ORDER BY j.finished_at, j.job_id
+LIMIT %(limit)s;
+
 -- name: job_status.counts
 SELECT status, count(*) AS count FROM job_status
 WHERE (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
@@ -76,6 +91,19 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(since)s::timestamptz IS NULL OR enqueued_at >= %(since)s)
   AND (%(until)s::timestamptz IS NULL OR enqueued_at < %(until)s)
   AND (%(error_contains)s::text IS NULL OR strpos(last_error, %(error_contains)s) > 0);
+
+-- name: job_status.action_count_upto
+-- How many jobs match, counted up to a limit (the console's jobs page: its work is bounded
+-- by the limit, not by the number of jobs; the confirmation counts them all).
+SELECT count(*) AS count FROM (
+SELECT 1 FROM job_status
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(customer_id)s::text IS NULL OR customer_id = %(customer_id)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(since)s::timestamptz IS NULL OR enqueued_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR enqueued_at < %(until)s)
+  AND (%(error_contains)s::text IS NULL OR strpos(last_error, %(error_contains)s) > 0)
+LIMIT %(limit)s) AS matching;
 
 -- name: queue_history.for_job
 SELECT * FROM queue_history WHERE job_id = %(job_id)s ORDER BY position;

@@ -40,6 +40,7 @@ INLINE_PRIMARY_KEY = sql.SQL(" PRIMARY KEY")
 PRIMARY_KEY = sql.SQL("PRIMARY KEY ({key})")
 CREATE_INDEX = sql.SQL("CREATE INDEX {index} ON {table} ({columns})")
 WHERE_EQUALS = sql.SQL(" WHERE {column} = {value}")
+WHERE_NOT_NULL = sql.SQL(" WHERE {column} IS NOT NULL")
 UPSERT = sql.SQL(
     "INSERT INTO {table} ({columns}) VALUES ({marks}) "
     "ON CONFLICT ({key}) DO UPDATE SET {assignments}"
@@ -95,7 +96,8 @@ def _index(table: Table, suffix: str, index: Index) -> str:
     if index.where is None:
         return render(statement)
     column, value = index.where
-    where = WHERE_EQUALS.format(column=sql.Identifier(column), value=sql.Literal(value))
+    where = (WHERE_NOT_NULL.format(column=sql.Identifier(column)) if value is None else
+             WHERE_EQUALS.format(column=sql.Identifier(column), value=sql.Literal(value)))
     return render(sql.Composed([statement, where]))
 
 

@@ -28,6 +28,12 @@ class ActionTargets:
         rows = self.db.query("job_status.action_count", _params(job_filter))
         return int(rows[0]["count"])
 
+    def count_upto(self, job_filter: ActionFilter, limit: int) -> int:
+        """How many jobs match the filter now, counted up to ``limit``."""
+        params = _params(job_filter) | {"limit": limit}
+        rows = self.db.query("job_status.action_count_upto", params)
+        return int(rows[0]["count"])
+
     def page(self, job_filter: ActionFilter, after: UUID | None, limit: int) -> list[JobStatus]:
         """At most ``limit`` matching jobs with an id after ``after``, in id order."""
         params = _params(job_filter) | {"after": after, "limit": limit}

@@ -44,6 +44,13 @@ class DeadLetterAlertQueries:
         rows = self.db.query("dead_letter_alerts.for_job", {"job_id": job_id})
         return ROWS.decode_all(rows)
 
+    def of_oldest_dead_letters(self, limit: int) -> dict[str, str]:
+        """The last alert status of each of the ``limit`` oldest dead letters, by job id
+        (text); a dead letter with no alert row is left out."""
+        rows = self.db.query("dead_letter_alerts.of_oldest_dead_letters", {"limit": limit})
+        return {str(row["job_id"]): str(row["alert_status"]) for row in rows
+                if row["alert_status"] is not None}
+
     def counts(self) -> dict[str, int]:
         """Dead letters by alert status: pending, sent, failed."""
         counts = {"pending": 0, "sent": 0, "failed": 0}

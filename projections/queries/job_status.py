@@ -133,6 +133,10 @@ class JobStatusQueries:
         )
         return ROWS.decode_all(rows)
 
+    def count_dead_lettered(self) -> int:
+        """How many jobs are dead-lettered (from the partial index, not a scan)."""
+        return int(self.db.query("job_status.count_dead_lettered", {})[0]["count"])
+
     def counts(self, *, customer_id: str | None = None) -> dict[str, int]:
         """How many jobs are in each status."""
         rows = self.db.query("job_status.counts", {"customer_id": customer_id})

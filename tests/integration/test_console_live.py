@@ -7,16 +7,20 @@ already shows it, and an "as of" at the last representable time is the job now (
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
 
+from adapters.http.console import jobs as jobs_module
+from adapters.http.console.dead_letters import grouped
 from adapters.service.bootstrap import utc_now
 from ledger.commands import ClaimJob, EnqueueJob, RecordHeartbeat
+from projections.queries.dead_letter_alerts import DeadLetterAlertQueries
 from tests.integration.test_console_pages import dead_letter, seen
 from tests.support.console import ConsoleApi, console_api, csrf_of
 from tests.support.http import wait_for
@@ -103,3 +107,58 @@ def test_a_page_of_the_past_does_not_poll_and_the_last_time_is_now(api: ConsoleA
         odd = client.get(f"/ui/jobs/{job_id}", params={"as_of": "9999-12-31T23:59:59-01:00"})
         assert odd.status_code == 400, odd.text
         assert "representable" in odd.text
+
+
+class Counted:
+    """A view store that counts the named queries asked of it."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.names: list[str] = []
+
+    def query(self, name: str, params: Mapping[str, Any]) -> list[Any]:
+        self.names.append(name)
+        return list(self.store.query(name, params))
+
+
+def test_the_dead_letters_page_reads_three_queries_not_one_per_job(api: ConsoleApi) -> None:
+    made = [dead_letter(api, error=f"boom {n % 2}") for n in range(4)]
+    for job_id in made:
+        seen(api, job_id, "dead_lettered")
+    store = api.container.backend.open_views()
+    try:
+        counted = Counted(store)
+        groups, total = grouped(counted)  # type: ignore[arg-type]
+        assert total == 4
+        assert len(counted.names) == 3, counted.names
+        expected = {}
+        for job_id in made:
+            alerts = DeadLetterAlertQueries(store).for_job(job_id)
+            expected[job_id] = alerts[-1].alert_status if alerts else "none"
+        for group in groups:
+            want: dict[str, int] = {}
+            for job in group.jobs:
+                want[expected[job.job_id]] = want.get(expected[job.job_id], 0) + 1
+            assert group.alerts == want
+        assert sorted(len(g.jobs) for g in groups) == [2, 2]
+    finally:
+        store.close()
+
+
+def test_the_jobs_page_counts_matching_jobs_up_to_a_cap(
+    api: ConsoleApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its time does not grow with the ledger: past the cap it says "More than"."""
+    ledger = api.container.ledger
+    made = [ledger.execute(EnqueueJob(customer_id="capped"), utc_now()).job_id
+            for _ in range(5)]
+    seen(api, made[-1], "pending")
+    monkeypatch.setattr(jobs_module, "COUNT_CAP", 3)
+    with api.signed_in("staff") as client:
+        capped = client.get("/ui/jobs", params={"customer_id": "capped"}).text
+        assert 'More than <span data-testid="jobs-total">3<' in capped
+        assert capped.count('data-testid="job-row"') == 5
+        few = client.get("/ui/jobs", params={"customer_id": "capped", "after": str(max(made))})
+        assert few.status_code == 200
+        exact = client.get("/ui/jobs", params={"customer_id": "nobody"}).text
+        assert '<p><span data-testid="jobs-total">0<' in exact

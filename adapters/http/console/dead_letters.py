@@ -32,14 +32,13 @@ def grouped(store: ViewStore) -> tuple[list[Group], int]:
     """The oldest dead letters grouped by error text (largest group first), and how many
     dead letters there are in all."""
     queries = JobStatusQueries(store)
-    total = queries.counts().get("dead_lettered", 0)
-    alerts = DeadLetterAlertQueries(store)
+    total = queries.count_dead_lettered()
+    alerts = DeadLetterAlertQueries(store).of_oldest_dead_letters(SHOWN)
     groups: dict[str, Group] = {}
     for job in queries.dead_lettered(limit=SHOWN):
         group = groups.setdefault(job.last_error or "", Group(job.last_error or ""))
         group.jobs.append(job)
-        found = alerts.for_job(job.job_id)
-        status = found[-1].alert_status if found else "none"
+        status = alerts.get(str(job.job_id), "none")
         group.alerts[status] = group.alerts.get(status, 0) + 1
     return sorted(groups.values(), key=lambda g: (-len(g.jobs), g.error)), total
 

@@ -27,6 +27,9 @@ from ledger.status import Status
 from projections.queries.action_targets import ActionTargets
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000
+"""The jobs page counts matching jobs up to this many ("more than 10,000" beyond), so its
+time does not grow with the ledger; the confirmation of "all matching" counts them all."""
 MAX_SELECTED = 1000
 FIELDS = ("status", "queue", "customer_id", "since", "until", "error_contains")
 
@@ -74,14 +77,16 @@ async def jobs_page(
 
     def read(store: Any) -> tuple[list[Any], int]:
         targets = ActionTargets(store)
-        return targets.page(job_filter, after, PAGE_SIZE + 1), targets.count(job_filter)
+        return (targets.page(job_filter, after, PAGE_SIZE + 1),
+                targets.count_upto(job_filter, COUNT_CAP + 1))
 
     rows, total = await jobs.views.read(read)
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     template = "jobs_table.html" if request.headers.get("hx-request") else "jobs.html"
     return page(
-        request, viewer, template, rows=rows, total=total, filter=_query(job_filter),
+        request, viewer, template, rows=rows, total=min(total, COUNT_CAP),
+        more_than=total > COUNT_CAP, filter=_query(job_filter),
         statuses=[s.value for s in Status], after=after,
         next_after=str(rows[-1].job_id) if more and rows else None,
     )
