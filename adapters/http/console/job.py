@@ -27,10 +27,13 @@ from projections.queries.job_status import JobStatus, status_of_job
 
 MAX_VERSION = 2**31 - 1
 """The largest event version ``?at=`` asks for (beyond, the drivers overflow)."""
+
+
 async def _state(
     jobs: JobReads, job_id: UUID, at: int | None, as_of: str | None
-) -> tuple[JobStatus, str | None]:
-    """The job now, after its event ``at``, or as of a moment (time or ``@position``)."""
+) -> tuple[JobStatus | None, str | None]:
+    """The job after its event ``at``, or as of a moment (time or ``@position``), else
+    ``None`` (the job now, read once by the page)."""
     if at is not None:
         version = min(max(at, 1), MAX_VERSION)  # a huge ?at= is the job now, not a 500
         job = await anyio.to_thread.run_sync(job_at, jobs.ledger, job_id, version)
@@ -39,7 +42,7 @@ async def _state(
         moment = parse_moment(as_of)
         found = await jobs.views.read(lambda s: job_as_of(s, jobs.ledger, job_id, moment))
         return found.job, f"as of {found.as_of} (log position {found.position})"
-    return await jobs.job_status(job_id), None
+    return None, None
 
 
 @get("/jobs/{job_id:uuid}", include_in_schema=False)
@@ -56,7 +59,7 @@ async def job_page(  # noqa: PLR0917 - Litestar passes them by name
     current = await jobs.job_status(job_id)
     context = await job_now(jobs, current)
     return page(
-        request, viewer, "job.html", job=state, shown_as=shown_as, live=shown_as is None,
+        request, viewer, "job.html", job=state or current, shown_as=shown_as, live=shown_as is None,
         updating=version is not None and current.version < version, oob=False,
         acts_changed=False, **context,
     )
