@@ -37,6 +37,7 @@ MAX_PAYLOAD_BYTES: Final = 64 * 1024
 MAX_PAYLOAD_DEPTH: Final = 32
 GRACE: Final = timedelta(minutes=1)
 """A tick fired at most this late is on time; later, it was missed (the missed policy)."""
+NO_LEAD: Final = timedelta(0)
 
 
 class ScheduleNotFound(LedgerError):
@@ -269,13 +270,24 @@ class Schedule(Aggregate):
         self._check_exists()
         self.trigger_event(self.Removed, timestamp=now, actor=actor, reason=reason)
 
-    def due(self, now: datetime) -> bool:
-        return not (self.paused or self.removed or self.next_tick is None or self.next_tick > now)
+    def due(self, now: datetime, lead: timedelta = NO_LEAD) -> bool:
+        """Whether the next tick is to be fired at ``now``: it is at most ``lead`` ahead
+        (a tick fired ahead enqueues its job scheduled for the tick's time)."""
+        return not (self.paused or self.removed or self.next_tick is None
+                    or self.next_tick > now + lead)
 
-    def decide_tick(self, now: datetime, actor: str) -> datetime | None:
-        """Which tick to fire now (``None``: nothing; the missed ticks were skipped, which
-        this records). The caller enqueues the tick's job and calls :meth:`fired`."""
-        if not self.due(now):
+    def fired_ahead(self, now: datetime) -> datetime | None:
+        """The tick fired ahead whose time has not come at ``now`` (its job is still
+        scheduled): pausing or removing the schedule cancels that job."""
+        return self.last_tick if self.last_tick is not None and self.last_tick > now else None
+
+    def decide_tick(
+        self, now: datetime, actor: str, lead: timedelta = NO_LEAD
+    ) -> datetime | None:
+        """Which tick to fire now, up to ``lead`` ahead of its time (``None``: nothing; the
+        missed ticks were skipped, which this records). The caller enqueues the tick's job
+        (scheduled for the tick when it is ahead) and calls :meth:`fired`."""
+        if not self.due(now, lead):
             return None
         assert self.next_tick is not None
         spec = self.settings
@@ -290,6 +302,8 @@ class Schedule(Aggregate):
         return tick
 
     def fired(self, tick: datetime, job_id: UUID, now: datetime, actor: str) -> None:
+        """Record the tick's job (``late`` is 0 for a tick fired ahead: the event's
+        timestamp says how far ahead)."""
         spec = self.settings
         self.trigger_event(
             self.TickEnqueued, timestamp=now, tick=tick, job_id=job_id,

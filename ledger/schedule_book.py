@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
@@ -26,7 +26,14 @@ from ledger.errors import ConcurrencyExhausted, JobNotFound
 from ledger.job import Job
 from ledger.job_ids import idempotent_job_id
 from ledger.policies.cron import InvalidSchedule
-from ledger.schedule import Schedule, ScheduleNotFound, ScheduleSpec, schedule_id, tick_key
+from ledger.schedule import (
+    NO_LEAD,
+    Schedule,
+    ScheduleNotFound,
+    ScheduleSpec,
+    schedule_id,
+    tick_key,
+)
 from ledger.text import MAX_NAME_CHARS, name_problem
 
 SNAPSHOT_EVERY = 100
@@ -37,8 +44,10 @@ ROUNDS = 8
 class ScheduleBook:
     """Operators' commands on schedules and the schedulers' firing of ticks."""
 
-    def __init__(self, ledger: JobLedger) -> None:
+    def __init__(self, ledger: JobLedger, lead: timedelta = NO_LEAD) -> None:
         self._ledger = ledger
+        self._lead = lead
+        """How far ahead of its time a tick is fired (its job scheduled for the tick)."""
         self._held: dict[UUID, Schedule] = {}
         """Schedules as this process last saved or loaded them (a conflict reloads)."""
 
@@ -74,7 +83,7 @@ class ScheduleBook:
 
     def pause(self, name: str, actor: str, reason: str | None, now: datetime) -> Schedule:
         why = _who(actor, reason)
-        return self._control(name, lambda s: s.pause(actor, why, now))
+        return self._control(name, lambda s: s.pause(actor, why, now), (actor, why, now))
 
     def resume(self, name: str, actor: str, reason: str | None, now: datetime) -> Schedule:
         why = _who(actor, reason)
@@ -82,19 +91,46 @@ class ScheduleBook:
 
     def remove(self, name: str, actor: str, reason: str | None, now: datetime) -> Schedule:
         why = _who(actor, reason)
-        return self._control(name, lambda s: s.remove(actor, why, now))
+        return self._control(name, lambda s: s.remove(actor, why, now), (actor, why, now))
 
-    def _control(self, name: str, decide: Callable[[Schedule], object]) -> Schedule:
+    def _control(
+        self, name: str, decide: Callable[[Schedule], object],
+        cancel_ahead: tuple[str, str | None, datetime] | None = None,
+    ) -> Schedule:
+        """Decide on the stored schedule and save; with ``cancel_ahead`` (pause, remove),
+        in the same transaction cancel the job of a tick fired ahead whose time has not
+        come (it is still scheduled)."""
         for _ in range(ROUNDS):
             schedule = self.get(name)
             decide(schedule)
+            jobs = self._cancel_ahead(schedule, *cancel_ahead) if cancel_ahead else []
             try:
                 if schedule.pending_events:
-                    self._save([schedule])
+                    self._save([schedule], jobs)
             except RecordConflictError:  # a tick fired meanwhile: decide again
                 continue
             return schedule
         raise ConcurrencyExhausted()
+
+    def _cancel_ahead(
+        self, schedule: Schedule, actor: str, reason: str | None, now: datetime
+    ) -> list[Job]:
+        tick = schedule.fired_ahead(now) if schedule.pending_events else None
+        if tick is None:
+            return []
+        spec = schedule.settings
+        job = self._load_job(idempotent_job_id(spec.customer_id, tick_key(spec.name, tick)))
+        if job is None:
+            return []
+        job.cancel(actor, now, reason or f"schedule {spec.name} {_word(schedule)}")
+        return [job] if job.pending_events else []
+
+    def _load_job(self, job_id: UUID) -> Job | None:
+        try:
+            job: Job = self._ledger.repository.get(job_id)
+        except AggregateNotFoundError:
+            return None
+        return job
 
     # -- schedulers ---------------------------------------------------------------------
 
@@ -103,7 +139,7 @@ class ScheduleBook:
         ``now`` (a view row behind what this process fired: nothing to decide)."""
         held = self._held.get(sid)
         return (held is not None and version is not None and held.version > version
-                and not held.due(now))
+                and not held.due(now, self._lead))
 
     def fire(
         self, candidates: Sequence[Schedule], now: datetime, actor: str
@@ -162,7 +198,7 @@ class ScheduleBook:
         changed: list[Schedule] = []
         jobs: list[Job] = []
         for schedule in schedules:
-            tick = schedule.decide_tick(now, actor)
+            tick = schedule.decide_tick(now, actor, self._lead)
             if tick is not None:
                 job = self._job_of(schedule, tick, now, look=look)
                 schedule.fired(tick, job.id, now, actor)
@@ -180,8 +216,9 @@ class ScheduleBook:
         return [job.id for job in jobs]
 
     def _job_of(self, schedule: Schedule, tick: datetime, now: datetime, *, look: bool) -> Job:
-        """The tick's job: a new one, or (``look``, after a conflict) the one already
-        stored under its key (enqueued by a client with the same key)."""
+        """The tick's job: a new one (scheduled for the tick when fired ahead of it), or
+        (``look``, after a conflict) the one already stored under its key (enqueued by a
+        client with the same key)."""
         spec = schedule.settings
         key = tick_key(spec.name, tick)
         job_id = idempotent_job_id(spec.customer_id, key)
@@ -191,7 +228,7 @@ class ScheduleBook:
         return Job.enqueue(
             job_id=job_id, customer_id=spec.customer_id, queue=spec.queue,
             payload=spec.payload, max_attempts=spec.max_attempts, idempotency_key=key,
-            now=now, priority=spec.priority,
+            now=now, priority=spec.priority, run_at=tick if tick > now else None,
         )
 
     def _save(self, schedules: Sequence[Schedule], jobs: Sequence[Job] = ()) -> None:
@@ -219,6 +256,10 @@ def _who(actor: str, reason: str | None) -> str | None:
     if problem is not None:
         raise InvalidSchedule("actor", problem)
     return checked_reason(reason)
+
+
+def _word(schedule: Schedule) -> str:
+    return "removed" if schedule.removed else "paused"
 
 
 def _snapshot_due(schedule: Schedule) -> bool:

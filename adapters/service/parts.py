@@ -165,6 +165,7 @@ def schedules_part(container: Container) -> Part:
             ticker = ScheduleTicker(
                 store, container.ledger, clock=utc_now, actor=owner_name("schedules"),
                 reopen=container.backend.open_views,
+                lead=container.settings.schedule_lead_seconds,
             )
             await _run_worker(ticker, store, task_status)
 

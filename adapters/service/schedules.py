@@ -1,10 +1,12 @@
 """The schedule ticker: fires the due ticks of cron schedules (docs/adr/0130-schedules.md).
 
 Not the scheduler of delayed jobs (``adapters/service/scheduler.py``). Every ``interval``
-it reads the active schedules whose next tick is due from the ``schedules`` view's
-partial index, and fires them through :class:`~ledger.schedule_book.ScheduleBook`: each
-tick appends the schedule's ``TickEnqueued`` and its job's ``Enqueued`` in one
-transaction, so any number of tickers (one per ``ledger serve``) fire each tick once.
+it reads the active schedules whose next tick is due within ``lead`` seconds from the
+``schedules`` view's partial index, and fires them (a tick ahead of its time enqueues its
+job scheduled for the tick, which that scheduler releases when due) through
+:class:`~ledger.schedule_book.ScheduleBook`: each tick appends the schedule's
+``TickEnqueued`` and its job's ``Enqueued`` in one transaction, so any number of
+tickers (one per ``ledger serve``) fire each tick once.
 One ticker fires at a time (the ``policy:schedules`` lock, as the dispatcher's): that is
 not what makes ticks fire once, it only spares the others the wasted, conflicting work;
 a ticker whose session dies loses the lock and another takes over.
@@ -19,7 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import anyio
@@ -34,6 +36,10 @@ from projections.store import ViewStore
 
 log = logging.getLogger(__name__)
 
+LEAD = 10.0
+"""Seconds ahead of its time a tick is fired (``SCHEDULE_LEAD_SECONDS``): its job is
+enqueued ``scheduled`` for the tick's time and the scheduler of delayed jobs releases it
+then, so a minute with many ticks is enqueued before it begins (ADR 130)."""
 INTERVAL = 0.5
 """Seconds between rounds: a tick is fired at most about this long after it is due."""
 BATCH = 1000
@@ -64,9 +70,11 @@ class ScheduleTicker(SessionWorker):
         batch: int = BATCH,
         chunk: int = CHUNK,
         reopen: Callable[[], ViewStore] | None = None,
+        lead: float = LEAD,
     ) -> None:
         super().__init__(store, "schedule ticker", reopen)
-        self._book = ScheduleBook(ledger)
+        self._lead = timedelta(seconds=lead)
+        self._book = ScheduleBook(ledger, self._lead)
         self._clock = clock
         self._actor = actor
         self._interval = interval
@@ -135,7 +143,7 @@ class ScheduleTicker(SessionWorker):
         return len(rows)
 
     def _due(self, now: datetime, pivot: UUID) -> list[ScheduleRow]:
-        return ScheduleQueries(self._store).due(now, self._batch, pivot)
+        return ScheduleQueries(self._store).due(now + self._lead, self._batch, pivot)
 
     def _fire(self, rows: list[ScheduleRow]) -> int:
         """Fire a chunk as the view has it (no reads). A row whose firing conflicted is

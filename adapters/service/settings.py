@@ -45,6 +45,9 @@ class Settings:
     retry_base_delay_seconds: float = 10.0
     retry_max_delay_seconds: float = 3600.0
     alert_group_wait_seconds: float = 30.0
+    schedule_lead_seconds: float = 10.0
+    """How far ahead of its time the schedule ticker fires a tick, enqueueing its job
+    scheduled for the tick's time (ADR 130); 0 fires ticks when due."""
     ledger_data_dir: Path = Path("ledger-data")
     ledger_snapshot_interval: int = 100
     ledger_batch_max: int = 500
@@ -188,6 +191,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "sqs_queue_urls": _queue_urls,
     "sqs_priority_queue_urls": _priority_urls,
     "retry_base_delay_seconds": _non_negative_number,
+    "schedule_lead_seconds": _non_negative_number,
     "retry_max_delay_seconds": _non_negative_number,
     "alert_group_wait_seconds": _non_negative_number,
     "ledger_data_dir": _path,

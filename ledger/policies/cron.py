@@ -127,7 +127,8 @@ def tick_to_fire(
     grace: timedelta,
 ) -> datetime | None:
     """Which tick a scheduler fires now for a schedule whose next tick is ``due``
-    (``due <= now``): ``due`` itself when it is at most ``grace`` late (a tick on time);
+    (``due <= now``, or ahead of it: then ``due``): ``due`` itself when it is at most
+    ``grace`` late (a tick on time);
     else ticks were missed, and ``run_once`` fires the latest of them, ``skip`` none."""
     if now - due <= grace:
         return due

@@ -28,6 +28,7 @@ from adapters.service.settings import Settings
 from ledger.job_ids import idempotent_job_id
 from ledger.schedule import Schedule, ScheduleSpec, schedule_id, tick_key
 from ledger.schedule_book import ScheduleBook
+from ledger.status import Status
 from projections.queries.job_status import JobStatusQueries
 from projections.queries.schedules import ScheduleQueries
 from projections.registry import VIEWS
@@ -95,10 +96,14 @@ def test_three_tickers_through_100_ticks_enqueue_each_tick_exactly_once(
 
     async def rounds() -> None:
         for minute in range(1, 101):
-            clock["now"] = T0 + timedelta(minutes=minute, seconds=minute % 20)
-            async with anyio.create_task_group() as group:
-                for ticker in tickers:
-                    group.start_soon(ticker.round)
+            # every third minute a second round at :5x fires the next tick ahead (the
+            # default lead is 10 s), as a job scheduled for it
+            seconds = [minute % 20] + ([50 + minute % 10] if minute % 3 == 0 else [])
+            for second in seconds:
+                clock["now"] = T0.replace(second=second) + timedelta(minutes=minute)
+                async with anyio.create_task_group() as group:
+                    for ticker in tickers:
+                        group.start_soon(ticker.round)
             if minute % 10 == 0:
                 await anyio.to_thread.run_sync(feed_views, containers[minute % 3])
 
@@ -109,13 +114,18 @@ def test_three_tickers_through_100_ticks_enqueue_each_tick_exactly_once(
             session.close()
     expected = [T0.replace(second=0) + timedelta(minutes=m) for m in range(1, 101)]
     for name in SCHEDULES:
-        ticks = [e.tick for e in tick_events(containers[1], name)]
+        events = tick_events(containers[1], name)
+        ticks = [e.tick for e in events]
         assert ticks == expected, name  # each minute once, in order, none missing
+        ahead = [e.tick for e in events if e.timestamp < e.tick]
+        assert ahead == expected[3::3], name  # ticks 4, 7, ... 100 fired ahead
         for tick in ticks:
             job = containers[2].ledger.get_job(
                 idempotent_job_id("schedules", tick_key(name, tick))
             )
             assert job.payload == {"schedule": name}
+            if tick in ahead:  # visible as scheduled for its tick until released
+                assert (job.status, job.not_before) == (Status.SCHEDULED, tick)
     assert sum(t.enqueued for t in tickers) == 100 * len(SCHEDULES)
     feed_views(containers[0])
     store = containers[0].backend.open_views()

@@ -8,8 +8,9 @@ from itertools import pairwise
 
 import pytest
 
+from adapters.service.settings import Settings
 from ledger.application import JobLedger
-from ledger.errors import InvalidText
+from ledger.errors import ConfigurationError, InvalidText
 from ledger.job_ids import idempotent_job_id
 from ledger.policies.cron import (
     InvalidSchedule,
@@ -20,6 +21,7 @@ from ledger.policies.cron import (
 )
 from ledger.schedule import Schedule, ScheduleExists, ScheduleNotFound, ScheduleSpec, tick_key
 from ledger.schedule_book import ScheduleBook
+from ledger.status import Status
 
 
 def utc(*parts: int) -> datetime:
@@ -191,3 +193,54 @@ def test_a_name_is_added_once_until_removed() -> None:
     again = book.add(spec, "cli:you", None, utc(2026, 1, 1, 0, 3))
     assert isinstance(again, Schedule)
     assert not again.removed
+
+
+def test_a_tick_fired_ahead_enqueues_its_job_scheduled_for_the_tick_once() -> None:
+    ledger = JobLedger()
+    lead = timedelta(seconds=10)
+    first, second = ScheduleBook(ledger, lead), ScheduleBook(ledger, lead)
+    schedule = first.add(ScheduleSpec(name="a", cron="* * * * *"), "cli:me", None, utc(2026, 1, 1))
+    assert first.fire_due([schedule.id], utc(2026, 1, 1, 0, 0, 49), "t1") == []  # 11 s ahead
+    now = utc(2026, 1, 1, 0, 0, 52)
+    fired = first.fire_due([schedule.id], now, "t1") + second.fire_due([schedule.id], now, "t2")
+    assert fired == [idempotent_job_id("schedules", tick_key("a", utc(2026, 1, 1, 0, 1)))]
+    job = ledger.get_job(fired[0])
+    assert (job.status, job.not_before) == (Status.SCHEDULED, utc(2026, 1, 1, 0, 1))
+    stored = second.get("a")
+    assert (stored.last_tick, stored.next_tick, stored.last_late) == (
+        utc(2026, 1, 1, 0, 1), utc(2026, 1, 1, 0, 2), 0.0
+    )
+    assert second.fire_due([schedule.id], utc(2026, 1, 1, 0, 1, 3), "t2") == []
+    on_time = ScheduleBook(ledger).fire_due([schedule.id], utc(2026, 1, 1, 0, 2), "t3")
+    assert ledger.get_job(on_time[0]).status == Status.PENDING  # no lead: enqueued pending
+
+
+@pytest.mark.parametrize("control", ["pause", "remove"])
+def test_pausing_or_removing_cancels_the_tick_fired_ahead(control: str) -> None:
+    ledger = JobLedger()
+    book = ScheduleBook(ledger, timedelta(seconds=10))
+    schedule = book.add(ScheduleSpec(name="c", cron="* * * * *"), "cli:me", None, utc(2026, 1, 1))
+    [job_id] = book.fire_due([schedule.id], utc(2026, 1, 1, 0, 0, 55), "t")
+    getattr(book, control)("c", "cli:me", None, utc(2026, 1, 1, 0, 0, 58))
+    job = ledger.get_job(job_id)
+    assert job.status == Status.CANCELLED
+    if control == "pause":  # resuming does not fire the cancelled tick again
+        assert book.resume("c", "cli:me", None, utc(2026, 1, 1, 0, 0, 59)).next_tick == utc(
+            2026, 1, 1, 0, 2
+        )
+
+
+def test_a_tick_whose_time_came_stands_when_the_schedule_is_paused() -> None:
+    ledger = JobLedger()
+    book = ScheduleBook(ledger, timedelta(seconds=10))
+    schedule = book.add(ScheduleSpec(name="s", cron="* * * * *"), "cli:me", None, utc(2026, 1, 1))
+    [job_id] = book.fire_due([schedule.id], utc(2026, 1, 1, 0, 0, 55), "t")
+    book.pause("s", "cli:me", None, utc(2026, 1, 1, 0, 1, 1))
+    assert ledger.get_job(job_id).status == Status.SCHEDULED  # released when the scheduler runs
+
+
+def test_the_lead_is_a_setting_of_zero_or_more_seconds() -> None:
+    assert Settings().schedule_lead_seconds == 10.0
+    assert Settings.from_env({"SCHEDULE_LEAD_SECONDS": "0"}).schedule_lead_seconds == 0.0
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"SCHEDULE_LEAD_SECONDS": "-1"})
