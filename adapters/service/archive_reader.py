@@ -6,6 +6,8 @@ Reading one job is one index lookup and one ranged read of one frame of its segm
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Sequence
 from uuid import UUID
@@ -16,7 +18,10 @@ from adapters.archive.segment import read_frame
 from adapters.archive.stores import DirectoryStore, SegmentStore
 from adapters.service.backend import Backend
 from adapters.service.settings import Settings
-from ledger.ports.archive import ArchiveTables, RawEvent
+from ledger.errors import LedgerError, StoreUnavailable
+from ledger.ports.archive import ArchivedJob, ArchiveTables, RawEvent
+
+log = logging.getLogger(__name__)
 
 FRAMES_KEPT = 8
 """Decoded frames a reader keeps (segments never change, so they never go stale)."""
@@ -53,11 +58,29 @@ class ArchiveReader:
                 self._tables = self._backend.archive()
             return self._tables
 
+    def _locate(self, job_id: UUID) -> ArchivedJob | None:
+        """The job's place in a segment. A session that died (a database restart) is
+        discarded and the lookup runs once more on a new one (ADR 75); without this the
+        reader kept its dead session and every enqueue answered 503 until a restart."""
+        try:
+            return self._index().locate(job_id)
+        except StoreUnavailable as error:
+            log.info("archive index: %s; opening a new session, trying once more", error)
+            self._discard()
+        return self._index().locate(job_id)
+
+    def _discard(self) -> None:
+        with self._lock:
+            tables, self._tables = self._tables, None
+        if tables is not None:
+            with contextlib.suppress(LedgerError):
+                tables.close()
+
     def is_archived(self, job_id: UUID) -> bool:
-        return self._index().locate(job_id) is not None
+        return self._locate(job_id) is not None
 
     def _rows(self, job_id: UUID) -> list[RawEvent]:
-        where = self._index().locate(job_id)
+        where = self._locate(job_id)
         if where is None:
             return []
         key = (where.segment, where.offset)
