@@ -1,8 +1,9 @@
 """The segment file: archived jobs' events, zstd frames per block of jobs, and an index.
 
 Layout: ``frame 0 | frame 1 | ... | index frame | index length (8 bytes) | MAGIC``.
-A frame is one zstd frame of the MessagePack list of a block of jobs' events, each
-``[position, originator_id, version, topic, state]``, in log-position order; jobs are
+A frame is one zstd frame of a block of jobs' events, each
+``[position, originator_id, version, topic, state]``, in log-position order, encoded as a
+MessagePack list or as PostgreSQL's binary COPY output (``copy_frames``); jobs are
 blocked in the order of their first event, so reading one job decompresses one frame
 (its offset and length are in the index and in the ``archived_jobs`` table). The index
 frame names the segment (seq, the previous segment's SHA-256: the chain), its positions
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import msgspec
 import zstandard
 
+from adapters.archive import copy_frames
 from ledger.errors import LedgerError
 
 MAGIC = b"JLSEG01\n"
@@ -65,11 +67,17 @@ _index = msgspec.msgpack.Decoder(Index)
 
 
 def _blocks(jobs: Mapping[str, Sequence[RawEvent]], size: int) -> Iterator[list[str]]:
+    return blocked(((j, e[0][0], len(e)) for j, e in jobs.items()), size)
+
+
+def blocked(jobs: Iterable[tuple[str, int, int]], size: int) -> Iterator[list[str]]:
+    """Jobs ``(id, first position, events)`` in blocks of about ``size`` events, in the
+    order of their first event."""
     block: list[str] = []
     count = 0
-    for job_id in sorted(jobs, key=lambda j: jobs[j][0][0]):
+    for job_id, _, events in sorted(jobs, key=lambda j: j[1]):
         block.append(job_id)
-        count += len(jobs[job_id])
+        count += events
         if count >= size:
             yield block
             block, count = [], 0
@@ -77,28 +85,48 @@ def _blocks(jobs: Mapping[str, Sequence[RawEvent]], size: int) -> Iterator[list[
         yield block
 
 
+@dataclass(frozen=True)
+class Block:
+    """One frame's content before compression: its jobs, its encoded events (MessagePack,
+    or PostgreSQL's binary COPY output: ``copy_frames``), their count and positions."""
+
+    jobs: Sequence[str]
+    payload: bytes
+    events: int
+    first: int
+    last: int
+
+
 def build(
     seq: int, previous_sha256: str, jobs: Mapping[str, Sequence[RawEvent]],
     *, frame_events: int = FRAME_EVENTS,
 ) -> Built:
     """The segment of ``jobs`` (each job's events, in version order; none empty)."""
-    compress = zstandard.ZstdCompressor(level=LEVEL).compress
+    def block(ids: list[str]) -> Block:
+        rows = list(heapq.merge(*(jobs[j] for j in ids)))
+        return Block(ids, _encode(rows), len(rows), rows[0][0], rows[-1][0])
+
+    return assemble(seq, previous_sha256, (block(b) for b in _blocks(jobs, frame_events)))
+
+
+def assemble(seq: int, previous_sha256: str, blocks: Iterable[Block]) -> Built:
+    """The segment of ``blocks``: each compressed as one frame, then the index."""
+    compress = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True).compress
     parts: list[bytes] = []
     frames: list[tuple[int, int]] = []
     where: dict[str, int] = {}
     offset = events = 0
     first, last = None, 0
-    for block in _blocks(jobs, frame_events):
-        rows = list(heapq.merge(*(jobs[j] for j in block)))
-        frame = compress(_encode(rows))
-        for job_id in block:
+    for block in blocks:
+        frame = compress(block.payload)
+        for job_id in block.jobs:
             where[job_id] = len(frames)
         frames.append((offset, len(frame)))
         parts.append(frame)
         offset += len(frame)
-        events += len(rows)
-        first = rows[0][0] if first is None else min(first, rows[0][0])
-        last = max(last, rows[-1][0])
+        events += block.events
+        first = block.first if first is None else min(first, block.first)
+        last = max(last, block.last)
     index = Index(seq, previous_sha256, first or 0, last, len(where), events, frames, where)
     tail = compress(_encode(index))
     parts += [tail, len(tail).to_bytes(8, "big"), MAGIC]
@@ -110,8 +138,10 @@ def read_frame(frame: bytes) -> list[RawEvent]:
     """The events of one frame."""
     try:
         raw = zstandard.ZstdDecompressor().decompress(frame)
+        if raw.startswith(copy_frames.SIGNATURE):
+            return copy_frames.decode(raw)
         return _events.decode(raw)
-    except (zstandard.ZstdError, msgspec.DecodeError) as error:
+    except (zstandard.ZstdError, msgspec.DecodeError, copy_frames.CopyFrameError) as error:
         raise SegmentCorrupt(f"a frame does not decode: {error}") from None
 
 
@@ -154,6 +184,21 @@ def verify(data: bytes, sha256: str, *, deep: bool = False) -> Index:
             index.event_count, index.first_position, index.last_position
         ):
             raise SegmentCorrupt("its frames do not add up to its index")
+    return index
+
+
+def verify_frames(data: bytes, sha256: str) -> Index:
+    """:func:`verify` without decoding the events: the hash, the index, and every frame
+    decompresses (zstd's own checksum) to a whole MessagePack list or COPY output."""
+    index = verify(data, sha256)
+    decompress = zstandard.ZstdDecompressor().decompress
+    for offset, length in index.frames:
+        try:
+            raw = decompress(data[offset:offset + length])
+        except zstandard.ZstdError as error:
+            raise SegmentCorrupt(f"a frame does not decompress: {error}") from None
+        if raw.startswith(copy_frames.SIGNATURE) and not raw.endswith(b"\xff\xff"):
+            raise SegmentCorrupt("a frame's COPY output has no trailer")
     return index
 
 

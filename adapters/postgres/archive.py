@@ -10,7 +10,8 @@ and records the segment and the jobs, or changes nothing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,7 +19,14 @@ from uuid import UUID
 from adapters.postgres.errors import translated
 from adapters.postgres.store import connect
 from adapters.sql.sqlfile import load_sections
-from ledger.ports.archive import ArchivedJob, ArchiveRaced, RawEvent, SegmentRecord
+from ledger.errors import StoreError
+from ledger.ports.archive import (
+    ArchivedJob,
+    ArchiveRaced,
+    RawEvent,
+    SegmentRecord,
+    StreamShape,
+)
 
 SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.postgres", "archive.sql"
@@ -52,6 +60,36 @@ class PostgresArchive:
             UUID(job): sorted(events, key=_version) for job, events in by_text.items()
         }
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read-only snapshot for :meth:`shapes` and :meth:`copy_events` (they are
+        called inside it only), so the frames copied agree with the shapes read."""
+        with translated(), self._lock, self.conn.transaction():
+            self.conn.execute(SQL["snapshot"])
+            yield
+
+    @translated()
+    def shapes(self, ids: Sequence[UUID]) -> dict[UUID, StreamShape]:
+        """Each job's hot stream: event count, lowest and highest version and position."""
+        rows = self.conn.execute(SQL["shapes"], {"ids": _array(ids)}).fetchall()
+        return {UUID(job): StreamShape(*shape) for job, *shape in rows}
+
+    @translated()
+    def copy_events(self, blocks: Sequence[Sequence[UUID]]) -> list[bytes]:
+        """Each block's events in position order as binary COPY output, built by the
+        server in one query (no Python object per event)."""
+        ids = [job for block in blocks for job in block]
+        numbers = [n for n, block in enumerate(blocks) for _ in block]
+        with self.conn.cursor() as cur:
+            cur.execute(SQL["frames"], {"ids": _array(ids), "blocks": _array(numbers)},
+                        binary=True)
+            rows = cur.fetchall()
+        if [row[0] for row in rows] != list(range(len(blocks))):
+            raise ArchiveRaced("a block's jobs have no events any more; run it again")
+        if any(row[1] for row in rows):
+            raise StoreError("an event to archive has no topic or state")
+        return [row[2] for row in rows]
+
     @translated()
     def head(self) -> int:
         with self._lock:
@@ -65,29 +103,25 @@ class PostgresArchive:
         ids = [job.job_id for job in jobs]
         with self._lock, self.conn.transaction():
             self.conn.execute(SQL["lock_events"])
-            self._check(segment, versions)
-            self.conn.execute(SQL["delete_events"], {"ids": ids})
+            self._check_chain(segment)
+            wrong = self.conn.execute(SQL["delete_checked"], {  # deletes and checks: one pass
+                "ids": _array(versions), "versions": _array(versions.values()),
+            }).fetchone()
+            if wrong is None or wrong[0]:
+                raise ArchiveRaced(f"{wrong and wrong[0]} job(s) changed meanwhile; run it again")
             self.conn.execute(SQL["delete_snapshots"], {"ids": ids})
             self.conn.execute(SQL["insert_jobs"], {
-                "ids": ids, "segments": [j.segment for j in jobs],
-                "offsets": [j.offset for j in jobs], "lengths": [j.length for j in jobs],
+                "ids": _array(ids), "segments": _array(j.segment for j in jobs),
+                "offsets": _array(j.offset for j in jobs),
+                "lengths": _array(j.length for j in jobs),
             })
             self.conn.execute(SQL["insert_segment"], _params(segment))
 
-    def _check(self, segment: SegmentRecord, versions: dict[UUID, int]) -> None:
+    def _check_chain(self, segment: SegmentRecord) -> None:
         latest = self._segments()[-1:]
         expected = (latest[0].seq + 1, latest[0].sha256) if latest else (1, "")
         if (segment.seq, segment.previous_sha256) != expected:
             raise ArchiveRaced("another archive recorded a segment meanwhile; run it again")
-        shapes = {
-            UUID(job): (count, low, high)
-            for job, count, low, high in self.conn.execute(
-                SQL["stream_shapes"], {"ids": list(versions)}
-            ).fetchall()
-        }
-        for job_id, version in versions.items():
-            if shapes.get(job_id) != (version, 1, version):
-                raise ArchiveRaced(f"job {job_id} changed meanwhile; run it again")
 
     @translated()
     def segments(self) -> list[SegmentRecord]:
@@ -116,6 +150,12 @@ class PostgresArchive:
     @translated()
     def close(self) -> None:
         self.conn.close()
+
+
+def _array(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal of uuids or integers: one text parameter, not a list
+    psycopg dumps element by element."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _version(event: RawEvent) -> int:

@@ -27,7 +27,14 @@ from adapters.archive.stores import SegmentStore
 from adapters.service.archive_reader import segment_name
 from adapters.service.backend import Backend
 from ledger.errors import LedgerError
-from ledger.ports.archive import ArchivedJob, ArchiveTables, RawEvent, SegmentRecord
+from ledger.ports.archive import (
+    ArchivedJob,
+    ArchiveTables,
+    CopiedEvents,
+    RawEvent,
+    SegmentRecord,
+    StreamShape,
+)
 from projections.checkpoints import take
 from projections.rebuild import maintenance_lock
 from projections.registry import VIEWS
@@ -125,17 +132,22 @@ def _batch(
     *, now: datetime, fault: Fault,
 ) -> None:
     head = tables.head()
-    streams = {
-        job_id: events for job_id, events in tables.events_of(ids).items()
-        if events[-1][0] <= report.horizon and all(e[0] < head for e in events)
-    }
-    report.skipped += len(ids) - len(streams)
-    if not streams or report.dry_run:
-        report.jobs += len(streams)
-        report.events += sum(len(e) for e in streams.values())
+    latest = tables.segments()[-1:]
+    seq, previous = (latest[0].seq + 1, latest[0].sha256) if latest else (1, "")
+    if isinstance(tables, CopiedEvents):
+        versions, built = _copied(tables, ids, report, head=head, seq=seq, previous=previous)
+    else:
+        streams = _decoded(tables, ids, report, head)
+        versions = {j: len(e) for j, e in streams.items()}
+        built = None if report.dry_run or not streams else segments.build(
+            seq, previous, {str(j): e for j, e in streams.items()})
+    if built is None:
+        report.jobs += len(versions)
+        report.events += sum(versions.values())
         return
-    record, jobs = _write(tables, store, streams, now, fault)
-    tables.record(record, jobs, {j: len(e) for j, e in streams.items()})
+    record = _write(store, built, now, fault)
+    jobs = [ArchivedJob(j, seq, *built.job_frame(str(j))) for j in versions]
+    tables.record(record, jobs, versions)
     fault("recorded")
     report.segments.append(record)
     report.jobs += record.job_count
@@ -143,22 +155,63 @@ def _batch(
     report.bytes += record.byte_count
 
 
-def _write(
-    tables: ArchiveTables, store: SegmentStore, streams: dict[UUID, list[RawEvent]],
-    now: datetime, fault: Fault,
-) -> tuple[SegmentRecord, list[ArchivedJob]]:
-    """Build, write, re-read and verify the next segment of the chain."""
-    latest = tables.segments()[-1:]
-    seq, previous = (latest[0].seq + 1, latest[0].sha256) if latest else (1, "")
-    built = segments.build(seq, previous, {str(j): e for j, e in streams.items()})
-    name = segment_name(seq)
+def _archivable(last_position: int, horizon: int, head: int) -> bool:
+    """Every event at or below the horizon and none the log's last."""
+    return last_position <= horizon and last_position < head
+
+
+def _decoded(
+    tables: ArchiveTables, ids: Sequence[UUID], report: ArchiveReport, head: int,
+) -> dict[UUID, list[RawEvent]]:
+    streams = {
+        job_id: events for job_id, events in tables.events_of(ids).items()
+        if _archivable(events[-1][0], report.horizon, head)
+    }
+    report.skipped += len(ids) - len(streams)
+    return streams
+
+
+def _copied(
+    tables: CopiedEvents, ids: Sequence[UUID], report: ArchiveReport, *, head: int,
+    seq: int, previous: str,
+) -> tuple[dict[UUID, int], segments.Built | None]:
+    """The jobs' event counts and their segment, each frame the database's COPY output of
+    a block of jobs (no Python object per event), read in one snapshot with the shapes
+    (the deleting transaction checks the streams again under the appenders' lock)."""
+    with tables.snapshot():
+        shapes = {j: s for j, s in tables.shapes(ids).items()
+                  if _archivable(s.last_position, report.horizon, head)}
+        report.skipped += len(ids) - len(shapes)
+        versions = {j: s.events for j, s in shapes.items()}
+        if not shapes or report.dry_run:
+            return versions, None
+        by_text = {str(j): j for j in shapes}
+        order = ((str(j), s.first_position, s.events) for j, s in shapes.items())
+        blocks = list(segments.blocked(order, segments.FRAME_EVENTS))
+        payloads = tables.copy_events([[by_text[j] for j in block] for block in blocks])
+    return versions, segments.assemble(seq, previous, (
+        _block(block, payload, [shapes[by_text[j]] for j in block])
+        for block, payload in zip(blocks, payloads, strict=True)
+    ))
+
+
+def _block(jobs: list[str], payload: bytes, shapes: list[StreamShape]) -> segments.Block:
+    return segments.Block(
+        jobs, payload, sum(s.events for s in shapes), min(s.first_position for s in shapes),
+        max(s.last_position for s in shapes),
+    )
+
+
+def _write(store: SegmentStore, built: segments.Built, now: datetime, fault: Fault,
+           ) -> SegmentRecord:
+    """Write the segment, read it back and verify it (the hash, every frame whole)."""
+    index = built.index
+    name = segment_name(index.seq)
     store.put(name, built.data)
     fault("written")
-    index = segments.verify(store.get(name), built.sha256, deep=True)
+    segments.verify_frames(store.get(name), built.sha256)
     fault("verified")
-    record = SegmentRecord(
-        seq, name, index.first_position, index.last_position, index.job_count,
-        index.event_count, len(built.data), built.sha256, previous, now,
+    return SegmentRecord(
+        index.seq, name, index.first_position, index.last_position, index.job_count,
+        index.event_count, len(built.data), built.sha256, index.previous_sha256, now,
     )
-    jobs = [ArchivedJob(j, seq, *built.job_frame(str(j))) for j in streams]
-    return record, jobs

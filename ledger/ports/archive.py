@@ -10,9 +10,10 @@ tombstone that keeps its id).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -73,6 +74,28 @@ class ArchiveRaced(LedgerError):
 
 RawEvent = tuple[int, str, int, str, bytes]
 """(position, originator_id, version, topic, state): one row of the log."""
+
+
+class StreamShape(NamedTuple):
+    """One job's hot stream: its event count, versions and positions."""
+
+    events: int
+    low_version: int
+    high_version: int
+    first_position: int
+    last_position: int
+
+
+@runtime_checkable
+class CopiedEvents(Protocol):
+    """Archive tables that give a block of jobs' events as the database's own bytes
+    (PostgreSQL's binary COPY), read in one snapshot with their shapes."""
+
+    def snapshot(self) -> AbstractContextManager[None]: ...
+
+    def shapes(self, ids: Sequence[UUID]) -> dict[UUID, StreamShape]: ...
+
+    def copy_events(self, blocks: Sequence[Sequence[UUID]]) -> list[bytes]: ...
 
 
 class ArchiveTables(Protocol):
