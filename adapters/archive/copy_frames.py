@@ -35,8 +35,10 @@ def _field(raw: bytes, at: int) -> tuple[bytes, int]:
     return raw[at + 4:end], end
 
 
-def decode(raw: bytes) -> list[RawEvent]:
-    """The rows of one frame's binary COPY output."""
+def decode(raw: bytes, job: str | None = None) -> list[RawEvent]:
+    """The rows of one frame's binary COPY output (only ``job``'s when given: the other
+    rows' fields are skipped, not decoded)."""
+    wanted = None if job is None else job.encode()
     if not raw.startswith(SIGNATURE):
         raise CopyFrameError("no COPY signature")
     try:
@@ -56,6 +58,8 @@ def decode(raw: bytes) -> list[RawEvent]:
             version, at = _field(raw, at)
             topic, at = _field(raw, at)
             state, at = _field(raw, at)
+            if wanted is not None and name != wanted:
+                continue
             job = names.get(name) or names.setdefault(name, name.decode())
             rows.append((_long(position)[0], job, _long(version)[0], topic.decode(), state))
     except (struct.error, UnicodeDecodeError) as error:

@@ -134,13 +134,14 @@ def assemble(seq: int, previous_sha256: str, blocks: Iterable[Block]) -> Built:
     return Built(data, hashlib.sha256(data).hexdigest(), index)
 
 
-def read_frame(frame: bytes) -> list[RawEvent]:
-    """The events of one frame."""
+def read_frame(frame: bytes, job: str | None = None) -> list[RawEvent]:
+    """The events of one frame (only ``job``'s when given)."""
     try:
         raw = zstandard.ZstdDecompressor().decompress(frame)
         if raw.startswith(copy_frames.SIGNATURE):
-            return copy_frames.decode(raw)
-        return _events.decode(raw)
+            return copy_frames.decode(raw, job)
+        rows = _events.decode(raw)
+        return rows if job is None else [row for row in rows if row[1] == job]
     except (zstandard.ZstdError, msgspec.DecodeError, copy_frames.CopyFrameError) as error:
         raise SegmentCorrupt(f"a frame does not decode: {error}") from None
 

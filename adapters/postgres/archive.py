@@ -91,6 +91,16 @@ class PostgresArchive:
         return [row[2] for row in rows]
 
     @translated()
+    def reclaim(self) -> None:
+        """VACUUM the events and snapshots tables after an archive: the events table's
+        autovacuum threshold (eventsourcing's, 100 million rows) would otherwise leave the
+        archived rows' dead tuples in place, the table's size unbounded and every lookup
+        of an archived job's id wading through them."""
+        with self._lock:
+            for table in ("jobledger_events", "jobledger_snapshots"):
+                self.conn.execute(SQL["vacuum"].format(table=table))
+
+    @translated()
     def head(self) -> int:
         with self._lock:
             return int(self.conn.execute(SQL["head"]).fetchone()[0])  # type: ignore[index]

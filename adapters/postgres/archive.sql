@@ -84,3 +84,6 @@ SELECT * FROM unnest(%(ids)s::uuid[], %(segments)s::bigint[],
 
 -- name: snapshot
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+
+-- name: vacuum
+VACUUM (ANALYZE) {table};

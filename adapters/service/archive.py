@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 from adapters.archive import segment as segments
@@ -48,6 +49,13 @@ FAULT_ENV = "LEDGER_ARCHIVE_FAULT"
 process kills itself with SIGKILL."""
 
 Fault = Callable[[str], None]
+
+
+@runtime_checkable
+class Reclaims(Protocol):
+    """Archive tables whose deleted rows need reclaiming after an archive (PostgreSQL)."""
+
+    def reclaim(self) -> None: ...
 
 
 class ArchiveBusy(LedgerError):
@@ -108,6 +116,8 @@ def run_archive(
             report.candidates = len(ids)
             for start in range(0, len(ids), batch_jobs):
                 _batch(tables, store, ids[start:start + batch_jobs], report, now=now, fault=fault)
+            if report.segments and isinstance(tables, Reclaims):
+                tables.reclaim()
             return report
     finally:
         tables.close()

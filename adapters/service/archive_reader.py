@@ -23,8 +23,8 @@ from ledger.ports.archive import ArchivedJob, ArchiveTables, RawEvent
 
 log = logging.getLogger(__name__)
 
-FRAMES_KEPT = 8
-"""Decoded frames a reader keeps (segments never change, so they never go stale)."""
+FRAMES_KEPT = 64
+"""Jobs' decoded rows a reader keeps (segments never change, so they never go stale)."""
 
 
 def segment_store(settings: Settings) -> SegmentStore:
@@ -49,7 +49,7 @@ class ArchiveReader:
         self.store = store
         self._tables: ArchiveTables | None = None
         self._lock = threading.Lock()
-        self._frames: dict[tuple[int, int], list[RawEvent]] = {}
+        self._frames: dict[tuple[int, int, str], list[RawEvent]] = {}
         self._frames_lock = threading.Lock()
 
     def _index(self) -> ArchiveTables:
@@ -83,19 +83,19 @@ class ArchiveReader:
         where = self._locate(job_id)
         if where is None:
             return []
-        key = (where.segment, where.offset)
+        wanted = str(job_id)
+        key = (where.segment, where.offset, wanted)
         with self._frames_lock:
             rows = self._frames.get(key)
         if rows is None:  # jobs show reads a job twice (state, history): one frame read
             frame = self.store.get_range(segment_name(where.segment), where.offset,
                                          where.length)
-            rows = read_frame(frame)
+            rows = read_frame(frame, wanted)  # only this job's rows are decoded
             with self._frames_lock:
                 self._frames[key] = rows
                 while len(self._frames) > FRAMES_KEPT:
                     self._frames.pop(next(iter(self._frames)))
-        wanted = str(job_id)
-        return [row for row in rows if row[1] == wanted]
+        return rows
 
     def events(self, job_id: UUID) -> Sequence[StoredEvent]:
         return [

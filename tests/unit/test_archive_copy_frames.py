@@ -36,3 +36,11 @@ def test_a_truncated_copy_frame_is_refused(cut: int) -> None:
     built = segment.assemble(1, "", [segment.Block(["j"], data[:cut], 3, 3, 12)])
     with pytest.raises(segment.SegmentCorrupt):
         segment.read_frame(built.data[built.index.frames[0][0]:][:built.index.frames[0][1]])
+
+
+def test_one_jobs_rows_are_read_without_decoding_the_others() -> None:
+    job = ROWS[0][1]
+    assert copy_frames.decode(copy_frames.encode(ROWS), job) == [ROWS[0], ROWS[2]]
+    built = segment.build(1, "", {job: [ROWS[0], ROWS[2]], ROWS[1][1]: [ROWS[1]]})
+    offset, length = built.job_frame(job)
+    assert segment.read_frame(built.data[offset:offset + length], job) == [ROWS[0], ROWS[2]]
