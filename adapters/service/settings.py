@@ -126,6 +126,14 @@ def _non_negative_number(name: str, raw: str) -> float:
     return value
 
 
+def _lead_seconds(name: str, raw: str) -> float:
+    """A schedule's lead: 0 to 300 s (a longer one would fire minutes of ticks ahead)."""
+    value = _non_negative_number(name, raw)
+    if value > 300:
+        raise ConfigurationError(name, raw, "must be at most 300 seconds")
+    return value
+
+
 def _positive_whole(name: str, raw: str) -> int:
     value = _positive_number(name, raw)
     if value != int(value):
@@ -191,7 +199,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "sqs_queue_urls": _queue_urls,
     "sqs_priority_queue_urls": _priority_urls,
     "retry_base_delay_seconds": _non_negative_number,
-    "schedule_lead_seconds": _non_negative_number,
+    "schedule_lead_seconds": _lead_seconds,
     "retry_max_delay_seconds": _non_negative_number,
     "alert_group_wait_seconds": _non_negative_number,
     "ledger_data_dir": _path,

@@ -242,5 +242,6 @@ def test_a_tick_whose_time_came_stands_when_the_schedule_is_paused() -> None:
 def test_the_lead_is_a_setting_of_zero_or_more_seconds() -> None:
     assert Settings().schedule_lead_seconds == 10.0
     assert Settings.from_env({"SCHEDULE_LEAD_SECONDS": "0"}).schedule_lead_seconds == 0.0
-    with pytest.raises(ConfigurationError):
-        Settings.from_env({"SCHEDULE_LEAD_SECONDS": "-1"})
+    for bad in ("-1", "301", "1e12", "nan"):
+        with pytest.raises(ConfigurationError):
+            Settings.from_env({"SCHEDULE_LEAD_SECONDS": bad})
