@@ -204,7 +204,8 @@ def dead_letter_part(
     async def part(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         async with _session(container) as store, _session(container) as alerts_store, \
                 anyio.create_task_group() as group:
-            alerts = ViewAlerts(alerts_store, sink, list(VIEWS), owner_name("view-alerts"))
+            alerts = ViewAlerts(alerts_store, sink, list(VIEWS), owner_name("view-alerts"),
+                                reopen=container.backend.open_views)
             await group.start(alerts)
             monitor = DeadLetterMonitor(
                 store, container.ledger, transport, sink, container.settings,

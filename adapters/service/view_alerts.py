@@ -12,8 +12,9 @@ is harmless, and never loses it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from adapters.slack.webhook import AlertSink
+from ledger.errors import LedgerError, StoreUnavailable
 from ledger.policies.alerts import Delivered, PermanentFailure
 from projections.store import Tracking, ViewStore
 
@@ -68,6 +70,10 @@ class ViewAlerts:
     views: Iterable[str]
     owner: str = "view-alerts"
     attempts: dict[str, int] = field(default_factory=dict)
+    reopen: Callable[[], ViewStore] | None = None
+    """Opens a new session when the store's is lost (a database restart, ADR 75); the
+    sessions it opens are this part's to close, the first one its caller's."""
+    opened: list[ViewStore] = field(default_factory=list)
 
     def due(self) -> list[Tracking]:
         """The stopped views whose stop is not yet alerted (holding the lock: one sender)."""
@@ -110,9 +116,38 @@ class ViewAlerts:
     ) -> None:
         """Check every ``interval`` seconds until cancelled; a failed round is retried."""
         task_status.started()
-        while True:
-            try:
-                await self.check()
-            except Exception as error:  # the database restarting: the next round retries
-                log.warning("view alerts: %s", error)
-            await anyio.sleep(interval)
+        try:
+            while True:
+                await self.round()
+                await anyio.sleep(interval)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for store in self.opened:
+                    with contextlib.suppress(LedgerError):
+                        await anyio.to_thread.run_sync(store.close)
+
+    async def round(self) -> None:
+        """One check; a failed one is logged and retried at the next round, on a new
+        session if the server did not answer (the old one may be dead for good)."""
+        try:
+            await self.check()
+        except StoreUnavailable as error:
+            log.warning("view alerts: %s", error)
+            await anyio.to_thread.run_sync(self._new_session)
+        except Exception as error:
+            log.warning("view alerts: %s", error)
+
+    def _new_session(self) -> None:
+        if self.reopen is None:
+            return
+        try:
+            fresh = self.reopen()
+        except LedgerError as error:  # still down: the next round tries again
+            log.warning("view alerts: reconnect failed: %s", error)
+            return
+        if self.store in self.opened:
+            self.opened.remove(self.store)
+            with contextlib.suppress(LedgerError):
+                self.store.close()
+        self.store = fresh
+        self.opened.append(fresh)
