@@ -71,11 +71,14 @@ class HealthAsOf:
 
     def __init__(
         self, views: ReadPool, checkpoints: Callable[[], CheckpointStore],
-        settings: HealthSettings,
+        settings: HealthSettings, horizon: Callable[[], int] = lambda: 0,
     ) -> None:
         self.views = views
         self.checkpoints = checkpoints
         self.settings = settings
+        self.horizon = horizon
+        """The archive's horizon (ADR 110): a moment below it is refused, since the hot log
+        alone no longer holds the events before it."""
 
     async def body(self, as_of: str) -> HealthAsOfBody:
         moment = parse_moment(as_of)
@@ -86,6 +89,12 @@ class HealthAsOf:
     def _read(self, store: ViewStore, as_of: str) -> HealthAsOfBody:
         moment = parse_moment(as_of)
         position = resolve(store, moment)
+        horizon = self.horizon()
+        if position < horizon:
+            raise InvalidMoment(as_of, (
+                f"it is @{position}, before the archive's horizon @{horizon}: /health folds "
+                "the hot log only; ledger projections show health_metrics --as-of reads "
+                "the archived events too"))
         at = moment.time or _recorded(store, position)
         checkpoints = self.checkpoints()
         try:

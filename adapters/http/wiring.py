@@ -29,6 +29,7 @@ from adapters.http.metrics import OTHER_QUEUES
 from adapters.http.ratelimit import CounterStore, Limiter, default_presets
 from adapters.http.services import HealthSettings, JobReads, ReadPool, Uptime, Writer
 from adapters.http.tallies import TallyReporter
+from adapters.service.archive_replay import archive_horizon
 from adapters.service.backend import Backend
 from adapters.service.batching import BatchWriter
 from adapters.service.bootstrap import Container, utc_now
@@ -134,6 +135,7 @@ def build_http(
         access=access,
         monitor=HealthMonitor(health_views, limiter, utc_now, judged_by, Uptime()),
         tallies=TallyReporter(limiter, container.ledger, utc_now),
-        health_as_of=HealthAsOf(views, container.backend.checkpoints, judged_by),
+        health_as_of=HealthAsOf(views, container.backend.checkpoints, judged_by,
+                                lambda: archive_horizon(container.backend)),
         console=console_of(container, keys, access, http.console_secret) if ui else None,
     )

@@ -144,3 +144,8 @@ def with_archive(store: ViewStore, backend: Backend, segments: SegmentStore) -> 
     """``store`` whose log reads include archived events (as-is while nothing is archived)."""
     log_store = ArchiveAwareLog(store, backend, segments)
     return store if not log_store._records else cast(ViewStore, log_store)
+
+
+def archive_horizon(backend: Backend) -> int:
+    """The highest log position archived (0 while nothing is)."""
+    return max((r.last_position for r in archived_segments(backend)), default=0)
