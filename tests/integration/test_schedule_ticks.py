@@ -253,3 +253,21 @@ def test_one_ticker_fires_at_a_time_and_another_takes_over(containers: list[Cont
         for session in sessions:
             session.close()
     assert [e.actor for e in tick_events(containers[0], "lock")] == ["t0", "t1"]
+
+
+@stores
+def test_pausing_cancels_the_tick_fired_ahead_in_the_same_transaction(
+    containers: list[Container],
+) -> None:
+    add(containers[0], {"early": "UTC"}, T0)
+    ahead = ScheduleBook(containers[0].ledger, timedelta(seconds=10))
+    [job_id] = ahead.fire_due([schedule_id("early")], T0 + timedelta(seconds=22), "t")
+    assert containers[1].ledger.get_job(job_id).status is Status.SCHEDULED
+    pause_at = T0 + timedelta(seconds=25)  # 5 s before the tick
+    ScheduleBook(containers[1].ledger).pause("early", "cli:op", "freeze", pause_at)
+    job = containers[2].ledger.get_job(job_id)
+    tick = T0.replace(second=0) + timedelta(minutes=1)
+    assert (job.status, job.not_before) == (Status.CANCELLED, tick)
+    assert [type(e).__name__ for e in tick_events(containers[2], "early")] == ["TickEnqueued"]
+    paused = containers[2].ledger.events.get(schedule_id("early"))
+    assert [type(e).__name__ for e in paused][-2:] == ["TickEnqueued", "Paused"]
