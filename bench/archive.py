@@ -115,8 +115,9 @@ def show_ms(container: Any, ids: list[UUID], shows: int) -> list[float]:
 
 
 def server_cpu(url: str) -> float:
-    """CPU seconds used so far by the PostgreSQL server at ``url`` (its postmaster and
-    every child), when it runs on this machine; else 0."""
+    """CPU seconds used so far by the PostgreSQL server at ``url`` (its postmaster, every
+    live child, and the children it has reaped: a closed session's backend), when it runs
+    on this machine; else 0."""
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT current_setting('data_directory')").fetchone()
     try:
@@ -129,7 +130,9 @@ def server_cpu(url: str) -> float:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+        if int(stat.parent.name) == pid:  # with its reaped children (closed sessions)
+            ticks += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == pid:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
 
