@@ -3,6 +3,7 @@ server, repeated measurements summarised as median (min-max), percentiles."""
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -64,3 +65,11 @@ def pct(values: Sequence[float], q: float) -> float:
 
 def mark(ok: bool) -> str:
     return "met" if ok else "MISSED"
+
+
+def load_note() -> str:
+    """The one-minute load average, and what it says about the machine during the run."""
+    load = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    state = "other work was running too" if load > cores * 0.75 else "the machine was quiet"
+    return f"load average {load:.1f} at the end: {state}"

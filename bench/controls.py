@@ -45,6 +45,7 @@ from adapters.service.parts import dispatcher_part, projection_part
 from adapters.service.settings import Settings
 from adapters.worker import InProcessLedger, JobContext, Worker, WorkerConfig
 from bench import controls_cap, projection_rebuild
+from bench.common import load_note
 from bench.projection_rebuild import database
 from ledger.application import JobLedger
 from ledger.commands import AnyCommand, CancelJob, EnqueueJob
@@ -357,8 +358,8 @@ def section(command: str, f: dict[str, dict[str, Any]]) -> str:
         SECTION, "",
         f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} "
-        "CPUs, a throwaway PostgreSQL on the same machine (load average "
-        f"{os.getloadavg()[0]:.1f} at the end: other work was running too).", "",
+        "CPUs, a throwaway PostgreSQL on the same machine ("
+        f"{load_note()}).", "",
         "| measure | figure | bar or baseline | met |", "|---|---:|---:|---|",
         f"| cancel of a running job, {c['count']} handlers, heartbeat answer only "
         f"({HEARTBEAT:g} s beats): p50 / p99 / max | {c['p50']:.2f} / **{c['p99']:.2f}** / "

@@ -43,6 +43,7 @@ from psycopg import sql
 from adapters.postgres.backend import EVENTS_TABLE, postgres_env
 from adapters.postgres.migrate import migrate
 from adapters.postgres.store import PostgresViewStore
+from bench.common import load_note
 from ledger.application import JobLedger
 from ledger.job import Job
 from projections.job_status import JobStatusView
@@ -292,8 +293,8 @@ def _section(
         f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.python_implementation()} {platform.python_version()}, {cpus} CPUs, "
         f"PostgreSQL with {', '.join(f'{k}={v}' for k, v in settings.items())}; the "
-        "benchmark and the server share the machine (load average "
-        f"{os.getloadavg()[0]:.1f} at the end of the run: other work was running too).", "",
+        "benchmark and the server share the machine ("
+        f"{load_note()}).", "",
         f"The log: {total:,} job events (enqueue, claim, heartbeats, failures and requeues, "
         f"completion; {WAVE:,} jobs alive at a time), written with COPY.", "",
         "| path | events | seconds | events/s |",

@@ -46,7 +46,7 @@ from eventsourcing.application import project_aggregate
 from adapters.postgres.backend import EVENTS_TABLE, postgres_env
 from adapters.postgres.migrate import migrate
 from adapters.postgres.store import PostgresViewStore
-from bench.common import mark
+from bench.common import load_note, mark
 from bench.projection_rebuild import COPY_EVENTS, DOC, JOB_TOPIC, TOPIC, VACUUM_EVENTS
 from ledger.application import JobLedger
 from ledger.commands import ClaimJob, EnqueueJob, RecordHeartbeat
@@ -276,8 +276,8 @@ def section(command: str, figures: dict[str, Any]) -> str:
         SECTION, "",
         f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} "
-        "CPUs, a throwaway PostgreSQL on the same machine (load average "
-        f"{os.getloadavg()[0]:.1f} at the end: other work was running too).", "",
+        "CPUs, a throwaway PostgreSQL on the same machine ("
+        f"{load_note()}).", "",
         "| measure | p50 ms | p99 ms | max ms |", "|---|---:|---:|---:|",
         f"| a job of {asof['events']:,} events as of `@P` ({samples:,} random events) | "
         f"{pos['p50']:.2f} | **{pos['p99']:.2f}** | {pos['max']:.2f} |",
