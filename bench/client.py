@@ -31,6 +31,7 @@ from typing import Any
 from adapters.service.bootstrap import build, utc_now
 from adapters.service.settings import Settings
 from bench import peer
+from bench.common import load_note
 from bench.projection_rebuild import database
 from job_ledger import Client, JobRequest
 from ledger.access import Role, new_key
@@ -175,9 +176,8 @@ def section(command: str, f: dict[str, float], calls: int, per_call: int, thread
         f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} "
         "CPUs; `ledger serve --api-only` in its own process and the clients in this one, on a "
-        "throwaway PostgreSQL on the same machine (load average "
-        f"{os.getloadavg()[0]:.1f} at the end: other engineers' work was running too, so "
-        "read the ratios more than the rates).", "",
+        f"throwaway PostgreSQL on the same machine ({load_note()}; read the ratios more "
+        "than the rates).", "",
         "| measure | figure | bar or baseline | met |", "|---|---:|---:|---|",
         f"| `Client.enqueue_many`, {per_call:,} jobs per call, {calls} calls, one thread | "
         f"**{f['http_batch']:,.0f} jobs/s** | 10,000 jobs/s; the same batches in process "
