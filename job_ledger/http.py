@@ -46,6 +46,27 @@ def _failed(call: Call, error: Exception) -> Exception:
     return unavailable(f"{call.method} {call.path}: {type(error).__name__}: {error}")
 
 
+def _delay_after_failure(call: Call, backoff: Backoff, retry: int, error: Exception) -> float:
+    """The wait before trying ``call`` again after a connection error; raises the
+    ledger's error when the call may not be retried or this was its last try."""
+    if retry == backoff.tries - 1 or not calls.retryable(call, None):
+        raise _failed(call, error) from None
+    return backoff.delay(retry, None)
+
+
+def _delay_after_refusal(
+    call: Call, backoff: Backoff, retry: int, response: httpx.Response
+) -> float:
+    """The wait before trying ``call`` again after an answer of 300 or more; raises the
+    answer's error when the call may not be retried or this was its last try."""
+    refused = calls.answer_error(
+        call, response.status_code, response.content, response.headers.get("Retry-After")
+    )
+    if retry == backoff.tries - 1 or not calls.retryable(call, response.status_code):
+        raise refused
+    return backoff.delay(retry, getattr(refused, "retry_after", None))
+
+
 class Client:
     """The ledger over HTTP, synchronously. ``customer_id`` is the default customer of
     the jobs it enqueues (a service key scoped to a customer may only enqueue its own)."""
@@ -103,24 +124,16 @@ class Client:
 
     def _send(self, call: Call) -> bytes:
         for retry in range(self.backoff.tries):
-            last = retry == self.backoff.tries - 1
             try:
                 response = self._http.request(
                     call.method, call.path, content=call.body, headers=call.headers
                 )
             except httpx.TransportError as error:
-                if last or not calls.retryable(call, None):
-                    raise _failed(call, error) from None
-                time.sleep(self.backoff.delay(retry, None))
+                time.sleep(_delay_after_failure(call, self.backoff, retry, error))
                 continue
             if response.status_code < 300:
                 return response.content
-            refused = calls.answer_error(
-                call, response.status_code, response.content, response.headers.get("Retry-After")
-            )
-            if last or not calls.retryable(call, response.status_code):
-                raise refused
-            time.sleep(self.backoff.delay(retry, getattr(refused, "retry_after", None)))
+            time.sleep(_delay_after_refusal(call, self.backoff, retry, response))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
@@ -189,24 +202,16 @@ class AsyncClient:
 
     async def _send(self, call: Call) -> bytes:
         for retry in range(self.backoff.tries):
-            last = retry == self.backoff.tries - 1
             try:
                 response = await self._http.request(
                     call.method, call.path, content=call.body, headers=call.headers
                 )
             except httpx.TransportError as error:
-                if last or not calls.retryable(call, None):
-                    raise _failed(call, error) from None
-                await anyio.sleep(self.backoff.delay(retry, None))
+                await anyio.sleep(_delay_after_failure(call, self.backoff, retry, error))
                 continue
             if response.status_code < 300:
                 return response.content
-            refused = calls.answer_error(
-                call, response.status_code, response.content, response.headers.get("Retry-After")
-            )
-            if last or not calls.retryable(call, response.status_code):
-                raise refused
-            await anyio.sleep(self.backoff.delay(retry, getattr(refused, "retry_after", None)))
+            await anyio.sleep(_delay_after_refusal(call, self.backoff, retry, response))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
