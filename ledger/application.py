@@ -32,21 +32,14 @@ from ledger.command_checks import validate_all
 from ledger.commands import (
     AnyCommand,
     AnyQueueCommand,
-    CancelJob,
     ClaimJob,
     CompleteJob,
-    DetectStale,
     EnqueueJob,
     FailJob,
     Outcome,
     QueueOutcome,
-    RecordAlert,
     RecordHeartbeat,
-    RecordQueueDeadLetter,
-    RedriveJob,
-    ReleaseJob,
     ReportCancelled,
-    RequeueJob,
     tag_of,
     validated,
 )
@@ -60,7 +53,7 @@ from ledger.errors import (
 )
 from ledger.job import Job
 from ledger.job_cache import JobCache
-from ledger.job_controls import apply_job_control
+from ledger.job_commands import apply_command, outcome_of
 from ledger.job_ids import idempotent_job_id
 from ledger.policies.controls import scheduled_until
 from ledger.policies.retry import RetryPolicy
@@ -294,7 +287,10 @@ class JobLedger(Application[UUID]):
         before = slots.before(job)
         checkpoint = before.checkpoint
         try:
-            outcome = self._apply(job, command, now)
+            outcome = apply_command(
+                job, command, now, retry_policy=self.retry_policy, draw=self._draw,
+                stale_threshold=self.stale_threshold,
+            )
         except LedgerError as error:
             del job.pending_events[checkpoint:]  # defensive: a refusal appends nothing
             if job_id in from_cache:
@@ -327,7 +323,7 @@ class JobLedger(Application[UUID]):
                     command.queue, command.payload, command.max_attempts
                 ):
                     return IdempotencyConflict(command.customer_id, command.idempotency_key)
-                return _outcome(existing)
+                return outcome_of(existing)
         job = Job.enqueue(
             job_id=job_id,
             customer_id=command.customer_id,
@@ -341,48 +337,7 @@ class JobLedger(Application[UUID]):
             traceparent=command.traceparent,
         )
         jobs[job_id] = job
-        return _outcome(job, created=True)
-
-    def _apply(self, job: Job, command: AnyCommand, now: datetime) -> Outcome:
-        match command:
-            case ClaimJob():
-                job.claim(command.worker_id, now, command.worker_time)
-            case RecordHeartbeat():
-                job.heartbeat(command.attempt, command.worker_id, now, command.worker_time)
-            case CompleteJob():
-                job.complete(
-                    command.attempt, command.worker_id, command.result, now, command.worker_time
-                )
-            case FailJob():
-                job.check_report(command.attempt, command.worker_id, "fail")
-                delay = self.retry_policy.delay(job.attempts_used, job.max_attempts, self._draw())
-                job.fail(
-                    command.attempt, command.worker_id, command.error, now, delay,
-                    worker_time=command.worker_time, error_normalised=command.error_normalised,
-                )
-            case DetectStale():
-                delay = self.retry_policy.delay(job.attempts_used, job.max_attempts, self._draw())
-                job.detect_stale(
-                    command.attempt, self.stale_threshold, now,
-                    delay, command.detected_by,
-                )
-            case RedriveJob():
-                job.redrive(command.actor, now, command.reason, command.action_id)
-            case RecordQueueDeadLetter():
-                job.dead_letter_from_queue(
-                    command.message_id, command.receive_count, now, command.message_attempt,
-                    max_receives=command.max_receives,
-                )
-            case CancelJob() | ReportCancelled() | ReleaseJob() | RequeueJob():
-                apply_job_control(job, command, now)
-            case RecordAlert():
-                job.record_alert(
-                    command.dead_letter_version, command.channel, now,
-                    delivery_id=command.delivery_id, failure=command.failure,
-                )
-            case _:  # pragma: no cover - the union is exhaustive
-                raise InvalidCommand(f"unknown command {command!r}")
-        return _outcome(job)
+        return outcome_of(job, created=True)
 
     def _append(
         self, jobs: Sequence[Job], queues: Sequence[Queue] = (),
@@ -405,13 +360,6 @@ class JobLedger(Application[UUID]):
             with contextlib.suppress(RecordConflictError):  # another process took it
                 self.snapshots.put([Snapshot.take(q) for q in snapshot])
         self._notify(recordings)
-
-
-def _outcome(job: Job, *, created: bool = False) -> Outcome:
-    return Outcome(
-        job_id=job.id, status=str(job.status), attempt=job.attempt, version=job.version,
-        created=created, cancel_requested=job.cancel_requested, traceparent=job.traceparent,
-    )
 
 
 class _StaleCache(Exception):
