@@ -6,53 +6,23 @@ a 4xx problem naming what is wrong with nothing appended, and ``/health`` and
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from adapters.http.wiring import build_http
-from adapters.service.bootstrap import Container, utc_now
-from ledger.access import Role, new_key
 from ledger.schedule import Schedule, schedule_id
-from tests.support.http import projections_running, serve_in_thread, wait_for
-from tests.support.projection_env import BACKENDS, make_backend
+from tests.support.http import wait_for
+from tests.support.keyed_api import Api, keyed_api
+from tests.support.projection_env import BACKENDS
 
 DAILY = {"name": "daily-report", "cron": "30 2 * * *", "queue": "reports",
          "timezone": "Europe/Paris", "payload": {"kind": "daily"}, "missed": "skip"}
 
 
-@dataclass
-class Api:
-    container: Container
-    http: httpx.Client
-    keys: dict[str, tuple[str, str]]
-
-    def as_(self, name: str) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.keys[name][0]}"}
-
-    def head(self) -> int:
-        return int(self.container.ledger.recorder.max_notification_id() or 0)
-
-
 @pytest.fixture(params=BACKENDS)
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    backend = make_backend(request, tmp_path)
-    container = backend.ledger()
-    store = container.backend.key_store()
-    keys = {}
-    for name, role, customer in [("staff", Role.STAFF, None), ("admin", Role.ADMIN, None),
-                                 ("acme", Role.SERVICE, "acme"), ("worker", Role.WORKER, None)]:
-        secret, record = new_key(role, customer, None, utc_now())
-        store.add(record)
-        keys[name] = (secret, record.key_id)
-    try:
-        with projections_running(container), serve_in_thread(build_http(container)) as running, \
-                httpx.Client(base_url=running.base_url, timeout=60) as http:
-            yield Api(container, http, keys)
-    finally:
-        backend.close()
+    with keyed_api(request, tmp_path) as running:
+        yield running
 
 
 def test_staff_add_pause_resume_and_remove_a_schedule_as_themselves(api: Api) -> None:
