@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from bench import archive as archive_bench
 from bench import (
@@ -178,14 +178,30 @@ CONTROLS = {
 """``bench.controls``'s arguments per mode."""
 
 
-def run_controls(server: PostgresServer, argv: list[str], output: Path) -> None:
-    saved = controls.DOC
-    controls.DOC = output  # its main writes to the module's DOC
+class OwningBench(Protocol):
+    """A benchmark module whose ``main`` writes its own section to its ``DOC``."""
+
+    DOC: Path
+
+    def main(self, argv: list[str]) -> object: ...
+
+
+def run_owning(
+    module: OwningBench, name: str, server: PostgresServer, argv: list[str], output: Path
+) -> None:
+    """Run a benchmark module whose ``main`` writes its own section to the module's
+    ``DOC``, on ``server``, writing to ``output`` instead."""
+    saved = module.DOC
+    module.DOC = output
     try:
-        with on_server(server, "controls", argv):
-            controls.main(argv)
+        with on_server(server, name, argv):
+            module.main(argv)
     finally:
-        controls.DOC = saved
+        module.DOC = saved
+
+
+def run_controls(server: PostgresServer, argv: list[str], output: Path) -> None:
+    run_owning(controls, "controls", server, argv, output)
 
 
 ARCHIVE = {
@@ -197,13 +213,7 @@ ARCHIVE = {
 
 
 def run_archive_bench(server: PostgresServer, argv: list[str], output: Path) -> None:
-    saved = archive_bench.DOC
-    archive_bench.DOC = output  # its main writes to the module's DOC
-    try:
-        with on_server(server, "archive", argv):
-            archive_bench.main(argv)
-    finally:
-        archive_bench.DOC = saved
+    run_owning(archive_bench, "archive", server, argv, output)
 
 
 SCHEDULES = {
@@ -215,23 +225,11 @@ SCHEDULES = {
 
 
 def run_schedules_bench(server: PostgresServer, argv: list[str], output: Path) -> None:
-    saved = schedules_bench.DOC
-    schedules_bench.DOC = output  # its main writes to the module's DOC
-    try:
-        with on_server(server, "schedules", argv):
-            schedules_bench.main(argv)
-    finally:
-        schedules_bench.DOC = saved
+    run_owning(schedules_bench, "schedules", server, argv, output)
 
 
 def run_tracing(server: PostgresServer, argv: list[str], output: Path) -> None:
-    saved = tracing_bench.DOC
-    tracing_bench.DOC = output  # its main writes to the module's DOC
-    try:
-        with on_server(server, "tracing", argv):
-            tracing_bench.main(argv)
-    finally:
-        tracing_bench.DOC = saved
+    run_owning(tracing_bench, "tracing", server, argv, output)
 
 
 def run_rebuild(server: PostgresServer, argv: list[str], output: Path) -> dict[str, Any] | None:
