@@ -95,8 +95,8 @@ HEAD_FUNCTION = sql.SQL(
     "LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $fn$ "
     "DECLARE horizon xid8 := pg_snapshot_xmin(pg_current_snapshot()); unsettled bigint; "
     "BEGIN "
-    "SELECT min(notification_id) INTO unsettled FROM {schema}.{table} "
-    "WHERE transaction_id >= horizon; "
+    "SELECT min(notification_id) INTO unsettled FROM (SELECT notification_id "
+    "FROM {schema}.{table} WHERE transaction_id >= horizon OFFSET 0) AS running; "
     "IF unsettled IS NULL THEN "
     "RETURN coalesce((SELECT max(notification_id) FROM {schema}.{table}), 0); "
     "END IF; "
@@ -108,7 +108,13 @@ HEAD_FUNCTION = sql.SQL(
 own): the last notification id before the first visible row of a transaction that is not
 below the oldest one running. Every row up to it is final: no row that commits later can
 take an id below it. Planned for each call's horizon (a generic plan guesses a third of
-the table at or above it and scans it all)."""
+the table at or above it and scans it all). The rows at or above the horizon are found by
+the ``transaction_id`` index inside a fenced subquery (``OFFSET 0``): written as a plain
+``min(notification_id) ... WHERE``, the planner may take the min/max shortcut instead,
+walking the notification id index from the start until a row passes the filter, which
+is every row of the log when none does (the usual case); until the table's statistics
+were refreshed that walked the whole log on every read, a third of PostgreSQL's time per job end
+to end (issue 19, docs/benchmarks.md)."""
 
 
 def head_function_name(events_table: str) -> str:
