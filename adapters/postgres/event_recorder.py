@@ -30,11 +30,14 @@ these recorders for the events and the snapshots.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+import psycopg
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import sql
 from psycopg.rows import tuple_row
@@ -241,6 +244,29 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             row = curs.fetchone()
         return int(row[0]) or None if row else None
 
+    _joined = threading.local()
+
+    @contextmanager
+    def joined(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """Appends made by this thread meanwhile run on ``conn``, inside the caller's open
+        transaction (a savepoint each, so a version conflict undoes only the append);
+        the caller commits, then sends :attr:`notify_statement` (ADR 155)."""
+        self._joined.conn = conn
+        try:
+            yield
+        finally:
+            self._joined.conn = None
+
+    def _insert_joined(
+        self, conn: psycopg.Connection[Any], params: tuple[list[Any], ...]
+    ) -> list[int]:
+        try:
+            with conn.transaction(), conn.cursor(row_factory=tuple_row) as curs:
+                curs.execute(self.quiet_append_statement, params, prepare=True)
+                return [row[0] for row in curs.fetchall()]
+        except psycopg.IntegrityError as error:
+            raise IntegrityError(str(error)) from error
+
     @reconnecting
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -253,6 +279,9 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
         )
+        joined = getattr(self._joined, "conn", None)
+        if joined is not None:
+            return self._insert_joined(joined, params)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.quiet_append_statement, params, prepare=True)
             ids = [row[self.quiet_append_function_name] for row in curs.fetchall()]

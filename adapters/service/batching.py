@@ -14,7 +14,9 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from adapters.tracing import observe
 from ledger.application import JobLedger, Result
@@ -23,6 +25,14 @@ from ledger.commands import AnyCommand
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A function to run on the writer's thread, between two batches (ADR 155)."""
+
+    function: Callable[[], Any]
+    future: Future[Any]
 
 
 class BatchWriter:
@@ -34,7 +44,7 @@ class BatchWriter:
         self._ledger = ledger
         self._clock = clock
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[AnyCommand, Future[Result]] | object] = (
+        self._queue: queue.SimpleQueue[tuple[AnyCommand, Future[Result]] | _Call | object] = (
             queue.SimpleQueue()
         )
         self._thread = threading.Thread(target=self._run, name="ledger-batch-writer", daemon=True)
@@ -61,6 +71,19 @@ class BatchWriter:
         self._queue.put((command, future))
         return future
 
+    def call(self, function: Callable[[], Any]) -> Future[Any]:
+        """Run ``function`` on the writer's thread, after the commands queued before it,
+        as its own transaction (claims and reports that settle local queue rows with
+        their appends: ``adapters/postgres/claims.py``); the future holds what it
+        returned or raised."""
+        if self._closed:
+            raise RuntimeError("the batch writer is closed")
+        if not self._started:
+            self.start()
+        future: Future[Any] = Future()
+        self._queue.put(_Call(function, future))
+        return future
+
     def close(self, timeout: float = 10.0) -> None:
         """Finish what is queued, then stop the writer thread."""
         self._closed = True
@@ -79,9 +102,13 @@ class BatchWriter:
         while not stopping:
             item = self._queue.get()
             batch: list[tuple[AnyCommand, Future[Result]]] = []
+            call: _Call | None = None
             while True:
                 if item is _STOP:
                     stopping = True
+                elif isinstance(item, _Call):
+                    call = item
+                    break
                 else:
                     assert isinstance(item, tuple)
                     batch.append(item)
@@ -93,6 +120,8 @@ class BatchWriter:
                     break
             if batch:
                 self._commit(batch)
+            if call is not None:
+                _run_call(call)
 
     def _commit(self, batch: list[tuple[AnyCommand, Future[Result]]]) -> None:
         live = [(c, f) for c, f in batch if f.set_running_or_notify_cancel()]
@@ -110,3 +139,14 @@ class BatchWriter:
         for (_, future), result in zip(live, results, strict=True):
             future.set_result(result)
         observe([c for c, _ in live], results)  # after the answers: callers never wait on it
+
+
+def _run_call(call: _Call) -> None:
+    if not call.future.set_running_or_notify_cancel():
+        return
+    try:
+        result = call.function()
+    except BaseException as error:  # handed to the caller, as a batch's failure is
+        call.future.set_exception(error)
+    else:
+        call.future.set_result(result)

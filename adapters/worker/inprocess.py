@@ -19,8 +19,10 @@ from uuid import UUID
 import anyio
 import anyio.to_thread
 
+from adapters.local_queue.claims import ClaimedMessage, ClaimRequest
 from adapters.service.batching import BatchWriter
-from adapters.worker.port import Beat, ClaimedJob, LedgerUnavailable
+from adapters.service.queue_claims import QueueClaims, queue_claims_for
+from adapters.worker.port import BatchClaimsUnsupported, Beat, ClaimedJob, LedgerUnavailable
 from ledger.application import JobLedger, Result
 from ledger.commands import (
     AnyCommand,
@@ -58,6 +60,8 @@ class InProcessLedger:
         self.ledger = ledger
         self.writer = writer
         self.call_timeout = call_timeout
+        self._clock = clock
+        self._claims: QueueClaims | bool | None = False  # False: not looked up yet
 
     async def claim(self, job_id: UUID, worker_id: str) -> ClaimedJob:
         outcome = _raise_error(await self._one(ClaimJob(job_id=job_id, worker_id=worker_id)))
@@ -68,6 +72,27 @@ class InProcessLedger:
             job_id=job_id, attempt=outcome.attempt, payload=payload,
             traceparent=outcome.traceparent,
         )
+
+    async def claim_batch(self, request: ClaimRequest) -> list[ClaimedMessage]:
+        """Claim up to ``request.limit`` jobs of the local queue in one transaction
+        (ADR 155); :class:`BatchClaimsUnsupported` when the ledger is not on PostgreSQL."""
+        if self._claims is False:
+            from adapters.service.bootstrap import utc_now
+
+            self._claims = queue_claims_for(self.ledger, self.writer, self._clock or utc_now)
+        if not isinstance(self._claims, QueueClaims):
+            raise BatchClaimsUnsupported()
+        try:
+            with anyio.fail_after(self.call_timeout):
+                return await self._claims.claim(request)
+        except TimeoutError:
+            raise LedgerUnavailable(
+                f"the ledger did not answer within {self.call_timeout:g}s"
+            ) from None
+        except LedgerError:
+            raise
+        except Exception as error:
+            raise LedgerUnavailable(f"the ledger failed: {error}") from error
 
     async def heartbeats(
         self, worker_id: str, attempts: Sequence[tuple[UUID, int]]

@@ -65,6 +65,13 @@ class WorkerAccessDenied(LedgerError):
     code = "worker_access_denied"
 
 
+class BatchClaimsUnsupported(LedgerError):
+    """The ledger cannot claim from the local queue in one round trip (not on PostgreSQL,
+    or an API without ``POST /workers/claims``): receive, then claim (ADR 155)."""
+
+    code = "batch_claims_unsupported"
+
+
 class LedgerPort(Protocol):
     """How a worker talks to the ledger (async: workers are)."""
 

@@ -39,8 +39,10 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from adapters.local_queue.claims import MAX_CLAIMS, ClaimedMessage
 from adapters.tracing import start_attempt
 from adapters.worker.attempt import Attempt, HandlerCaller
+from adapters.worker.batch_claims import BatchClaimer
 from adapters.worker.config import WorkerConfig
 from adapters.worker.context import Handler, JobContext, check_handler, is_async
 from adapters.worker.heartbeats import Heartbeats
@@ -86,6 +88,7 @@ class Worker:
         self._reporter = Reporter(
             ledger, self.config, self._heartbeats, self._messages, self.stats
         )
+        self._claimer = BatchClaimer.for_worker(transport, ledger, self.config)
 
     @property
     def worker_id(self) -> str:
@@ -162,23 +165,51 @@ class Worker:
                 if pause:
                     await anyio.sleep(pause)
                 await anyio.sleep(self._queue_waits.all_waiting(self.config.queues))
+                if self._claimer is not None and self._claimer.enabled:
+                    claimed, pause = await self._claim_some()
+                    for received, job in claimed:
+                        jobs.start_soon(self._process, received, job)
+                    continue
                 batch, pause = await self._receive_some()
                 for received in batch:
                     jobs.start_soon(self._process, received)
             self._receive_scope = None
 
-    async def _receive_some(self) -> tuple[list[Received], float]:
-        """Wait for a free slot, take what else is free, receive that many messages;
-        return them (each holding a slot) and how long to pause before the next try."""
+    async def _take_slots(self, most: int) -> int:
+        """Wait for a free slot, take what else is free (up to ``most``); how many."""
         assert self._slots is not None
         await self._slots.acquire()
         taken = 1
-        while taken < min(self.config.concurrency, MAX_RECEIVE_MESSAGES):
+        while taken < min(self.config.concurrency, most):
             try:
                 self._slots.acquire_nowait()
             except anyio.WouldBlock:
                 break
             taken += 1
+        return taken
+
+    async def _claim_some(self) -> tuple[list[tuple[Received, ClaimedMessage]], float]:
+        """Claim as many jobs as slots are free in one call (ADR 155); each holds a slot."""
+        assert self._slots is not None
+        assert self._claimer is not None
+        taken = await self._take_slots(MAX_CLAIMS)
+        claimed: list[tuple[Received, ClaimedMessage]] = []
+        try:
+            claimed, pause = await self._claimer.claim(taken, self._draining)
+            if self._claimer.fatal is not None:
+                self.fatal = self._claimer.fatal
+                self.drain()
+        finally:
+            for _ in range(taken - len(claimed)):
+                self._slots.release()
+        self.stats.received += len(claimed)
+        return claimed, pause
+
+    async def _receive_some(self) -> tuple[list[Received], float]:
+        """Wait for a free slot, take what else is free, receive that many messages;
+        return them (each holding a slot) and how long to pause before the next try."""
+        assert self._slots is not None
+        taken = await self._take_slots(MAX_RECEIVE_MESSAGES)
         batch: list[Received] = []
         pause = 0.0
         try:
@@ -195,9 +226,9 @@ class Worker:
         self.stats.received += len(batch)
         return batch, pause
 
-    async def _process(self, received: Received) -> None:
+    async def _process(self, received: Received, claimed: ClaimedMessage | None = None) -> None:
         try:
-            await self._handle(received)
+            await self._handle(received, claimed)
         except Exception:
             log.exception("message %s of job %s", received.message_id, received.message.job_id)
         finally:
@@ -206,8 +237,14 @@ class Worker:
 
     # -- one job ----------------------------------------------------------------------------
 
-    async def _handle(self, received: Received) -> None:
-        run = await self._claim(received)
+    async def _handle(self, received: Received, claimed: ClaimedMessage | None) -> None:
+        run: Attempt | None
+        if claimed is not None:
+            self.stats.claimed += 1
+            run = _attempt(received, claimed.attempt, claimed.payload, claimed.traceparent,
+                           self.worker_id)
+        else:
+            run = await self._claim(received)
         if run is None:
             return
         key = (run.ctx.job_id, run.ctx.attempt)
@@ -242,17 +279,8 @@ class Worker:
             await self._claim_refused(received, error)
             return None
         self.stats.claimed += 1
-        return Attempt(
-            JobContext(
-                job_id=message.job_id, attempt=claimed.attempt, payload=claimed.payload,
-                customer_id=message.customer_id, queue=message.queue, worker_id=self.worker_id,
-                receive_count=received.receive_count,
-            ),
-            received,
-            traceparent=claimed.traceparent,
-            trace=start_attempt(message.job_id, claimed.attempt, claimed.traceparent,
-                                self.worker_id, message.queue),
-        )
+        return _attempt(received, claimed.attempt, claimed.payload, claimed.traceparent,
+                        self.worker_id)
 
     async def _claim_refused(self, received: Received, error: LedgerError) -> None:
         job_id = received.message.job_id
@@ -279,6 +307,22 @@ class Worker:
             delay = error.retry_after if isinstance(error, LedgerUnavailable) else None
             log.warning("claim of job %s failed: %s", job_id, error)
             await self._messages.hand_back(received, delay if delay is not None else 1.0)
+
+
+def _attempt(
+    received: Received, attempt: int, payload: Any, traceparent: str | None, worker_id: str
+) -> Attempt:
+    message = received.message
+    return Attempt(
+        JobContext(
+            job_id=message.job_id, attempt=attempt, payload=payload,
+            customer_id=message.customer_id, queue=message.queue, worker_id=worker_id,
+            receive_count=received.receive_count,
+        ),
+        received,
+        traceparent=traceparent,
+        trace=start_attempt(message.job_id, attempt, traceparent, worker_id, message.queue),
+    )
 
 
 def _seconds_until(iso: str) -> float:

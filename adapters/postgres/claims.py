@@ -1,0 +1,180 @@
+"""Claims and reports in one transaction with the local queue's rows (ADR 155).
+
+:meth:`PostgresClaims.claim` receives up to N visible messages of the local queue
+(``FOR UPDATE SKIP LOCKED``, priority order), decides their jobs' claims with the ledger
+(:meth:`JobLedger.execute_batch`: the ``Queue`` aggregate still refuses a paused queue's
+or a full one's, and a batch's claims take their slots in one ``SlotsTaken``), appends the
+``Claimed`` events and settles each refused message (deleted when obsolete, handed back
+uncounted otherwise) in ONE transaction on the ledger's database. A server killed before
+the commit leaves every message visible as it was and no ``Claimed``; after it, the jobs
+are running with a heartbeat deadline and the stale policy recovers an abandoned one.
+
+:meth:`PostgresClaims.report` appends a batch of reports (complete, fail, cancelled) and
+deletes the messages of the ones the ledger answered in the same transaction.
+
+Both run on the thread of the ledger's batch writer (the one thread that decides and
+appends for this process: :meth:`BatchWriter.call`), so they are never decided
+concurrently with another batch of this process. The appends join the transaction
+through :meth:`LedgerEventRecorder.joined`; a transaction that already holds row locks
+appends under the events table's EXCLUSIVE lock until it commits (ADR 150, rule 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import class_row
+
+from adapters.local_queue.claims import ClaimedMessage, ClaimRequest, fate_of_refusal
+from adapters.postgres.errors import translated
+from adapters.postgres.event_recorder import LedgerEventRecorder
+from adapters.sql.queue_rows import QueueRow, sweep_claims
+from adapters.sql.sqlfile import load_sections
+from ledger.application import JobLedger, Result
+from ledger.commands import AnyCommand, ClaimJob
+from ledger.errors import AttemptSuperseded, LedgerError, MalformedMessage
+from ledger.ports.queue_store import StoredMessage
+from ledger.ports.transport import JobMessage, decode_message
+
+SQL = {name: statements[0] for name, statements in load_sections(
+    "adapters.postgres", "claims.sql"
+).items()}
+
+
+class PostgresClaims:
+    """Claims of several messages, and reports that delete theirs, in one transaction."""
+
+    def __init__(self, ledger: JobLedger, recorder: LedgerEventRecorder) -> None:
+        self.ledger = ledger
+        self.recorder = recorder
+
+    def claim(self, request: ClaimRequest, now: datetime, epoch: float) -> list[ClaimedMessage]:
+        """Claim up to ``request.limit`` jobs (``now``: the ledger's clock; ``epoch``: the
+        queue's, in seconds)."""
+        params: dict[str, Any] = {
+            "queue": request.queue_name, "now": epoch,
+            "visible_until": epoch + request.visibility,
+            "max_receives": request.max_receives, "any_queue": request.queues is None,
+            "job_queues": list(request.queues or ()), "customer": request.customer_id,
+        }
+        job_ids: list[UUID] = []
+        try:
+            with self._transaction() as conn:
+                with conn.cursor(row_factory=class_row(QueueRow)) as cur:
+                    rows = sweep_claims(
+                        lambda n: cur.execute(SQL["receive"], {**params, "limit": n}).fetchall(),
+                        request.limit,
+                    )
+                received = _decoded(rows)
+                job_ids = [message.job_id for _, message in received]
+                commands: list[AnyCommand] = [
+                    ClaimJob(job_id=job_id, worker_id=request.worker_id) for job_id in job_ids
+                ]
+                with self.recorder.joined(conn):
+                    results = self.ledger.execute_batch(commands, now)
+                decided = list(zip(received, results, strict=True))
+                claimed = self._settle_claims(conn, request, decided, now, epoch)
+        except BaseException:
+            for job_id in job_ids:  # the cache may hold claims that never committed
+                self.ledger.forget(job_id)
+            raise
+        self._notify()
+        return claimed
+
+    def report(
+        self, commands: Sequence[AnyCommand], receipts: Sequence[tuple[int, str] | None],
+        queue_name: str, now: datetime,
+    ) -> list[Result]:
+        """Execute the reports; delete the message (``(seq, token)``) of each the ledger
+        answered (recorded, or refused as superseded), in the same transaction."""
+        try:
+            with self._transaction() as conn:
+                with self.recorder.joined(conn):
+                    results = self.ledger.execute_batch(commands, now)
+                done = [
+                    receipt for receipt, result in zip(receipts, results, strict=True)
+                    if receipt is not None
+                    and (not isinstance(result, LedgerError)
+                         or isinstance(result, AttemptSuperseded))
+                ]
+                if done:
+                    conn.execute(SQL["delete"], {
+                        "queue": queue_name, "seqs": [seq for seq, _ in done],
+                        "receipts": [token for _, token in done],
+                    })
+        except BaseException:
+            for command in commands:
+                if hasattr(command, "job_id"):
+                    self.ledger.forget(command.job_id)
+            raise
+        self._notify()
+        return results
+
+    def _settle_claims(
+        self, conn: psycopg.Connection[Any], request: ClaimRequest,
+        decided: list[tuple[tuple[StoredMessage, JobMessage], Result]], now: datetime,
+        epoch: float,
+    ) -> list[ClaimedMessage]:
+        claimed: list[ClaimedMessage] = []
+        obsolete: list[StoredMessage] = []
+        later: list[tuple[int, float]] = []
+        for (row, message), result in decided:
+            if isinstance(result, LedgerError):
+                delay = fate_of_refusal(result, now)
+                if delay is None:
+                    obsolete.append(row)
+                else:
+                    later.append((row.seq, epoch + delay))
+                continue
+            held, payload = self.ledger.held_payload(message.job_id)
+            claimed.append(ClaimedMessage(
+                job_id=str(message.job_id), attempt=result.attempt,
+                customer_id=message.customer_id, queue=message.queue, seq=row.seq,
+                receipt=f"{row.seq}:{row.receipt}", message_id=row.message_id, body=row.body,
+                message_attempt=row.attempt, receive_count=row.receive_count,
+                sent_at=row.sent_at, traceparent=result.traceparent,
+                payload=payload if held else self.ledger.payload_of(message.job_id),
+            ))
+        if obsolete:
+            conn.execute(SQL["delete"], {
+                "queue": request.queue_name, "seqs": [row.seq for row in obsolete],
+                "receipts": [row.receipt for row in obsolete],
+            })
+        if later:
+            conn.execute(SQL["hand_back"], {
+                "queue": request.queue_name, "seqs": [seq for seq, _ in later],
+                "visible_at": [at for _, at in later],
+            })
+        return claimed
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with translated(), self.recorder.datastore.pool.connection() as conn, \
+                conn.transaction():
+            yield conn
+
+    def _notify(self) -> None:
+        """Wake the log's listeners once the appends committed (as the recorder does)."""
+        try:
+            with translated(), self.recorder.datastore.pool.connection() as conn:
+                conn.execute(self.recorder.notify_statement)
+        except LedgerError:
+            pass  # listeners also poll: a lost wake-up only delays them
+
+
+def _decoded(rows: Sequence[StoredMessage]) -> list[tuple[StoredMessage, JobMessage]]:
+    """The rows with their messages; a malformed one stays received (invisible) and is
+    dead-lettered once received too often, as the local queue does."""
+    decoded: list[tuple[StoredMessage, JobMessage]] = []
+    for row in rows:
+        try:
+            message = decode_message(row.body)
+        except MalformedMessage:
+            continue
+        decoded.append((row, message))
+    return decoded

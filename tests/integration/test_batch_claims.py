@@ -1,0 +1,184 @@
+"""Claims in one round trip on the local queue in PostgreSQL (issue 19, ADR 155): up to N
+visible messages received, their jobs' ``Claimed`` appended and the refused ones settled
+in one transaction, in priority order, with the ``Queue`` aggregate still deciding
+(paused, capped), a customer's scope kept, N bounded; a worker on it runs its jobs; a
+claim whose worker dies before its handler leaves the job to the stale policy."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import anyio
+import psycopg
+import pytest
+
+from adapters.local_queue.claims import ClaimRequest
+from adapters.local_queue.queue import LocalQueue
+from adapters.service.backend import backend_for
+from adapters.service.batching import BatchWriter
+from adapters.service.queue_claims import QueueClaims, queue_claims_for
+from adapters.worker import InProcessLedger, JobContext, Worker, WorkerConfig
+from ledger.application import JobLedger
+from ledger.commands import CancelJob, DetectStale, EnqueueJob, PauseQueue, SetQueueLimit
+from ledger.errors import InvalidCommand
+from ledger.ports.transport import JobMessage
+from ledger.status import Status
+from tests.support.ledgers import make_ledger, settings_for
+from tests.support.workers import running
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Fixture:
+    ledger: JobLedger
+    queue: LocalQueue
+    claims: QueueClaims
+    url: str
+
+    async def job(self, customer: str = "acme", queue: str = "default", priority: int = 0) -> UUID:
+        job_id = self.ledger.execute(
+            EnqueueJob(customer_id=customer, queue=queue, priority=priority), now()
+        ).job_id
+        await self.queue.send(JobMessage(
+            job_id=job_id, attempt=0, customer_id=customer, queue=queue,
+            dedup_key=str(uuid.uuid4()), priority=priority,
+        ))
+        return job_id
+
+    def request(self, limit: int, **fields: object) -> ClaimRequest:
+        return ClaimRequest(worker_id="w1", limit=limit, visibility=30.0,
+                            queue_name=self.queue.name, **fields)  # type: ignore[arg-type]
+
+    def rows(self) -> list[tuple[str, int, bool]]:
+        """(job id, receive count, visible now) of every message."""
+        with psycopg.connect(self.url) as conn:
+            return [(str(j), c, v) for j, c, v in conn.execute(
+                "SELECT job_id, receive_count, visible_at <= extract(epoch from now()) "
+                "FROM local_queue_messages ORDER BY seq").fetchall()]
+
+
+@pytest.fixture
+async def pg(tmp_path: Path, postgres_url: str) -> AsyncIterator[Fixture]:
+    backend = backend_for(settings_for("postgres", tmp_path, postgres_url))
+    backend.migrate()
+    ledger = make_ledger("postgres", tmp_path, postgres_url)
+    writer = BatchWriter(ledger, now).start()
+    claims = queue_claims_for(ledger, writer, now)
+    assert claims is not None
+    queue = LocalQueue(backend.queue_store())
+    try:
+        yield Fixture(ledger, queue, claims, postgres_url)
+    finally:
+        await queue.aclose()
+        writer.close()
+
+
+async def test_claims_up_to_n_in_priority_order_in_one_call(pg: Fixture) -> None:
+    low = [await pg.job(priority=0) for _ in range(3)]
+    high = [await pg.job(priority=5) for _ in range(2)]
+    first = await pg.claims.claim(pg.request(3))
+    assert [UUID(c.job_id) for c in first] == [*high, low[0]]
+    assert all(c.attempt == 1 for c in first)
+    assert {pg.ledger.get_job(UUID(c.job_id)).status for c in first} == {Status.IN_PROGRESS}
+    second = await pg.claims.claim(pg.request(3))
+    assert [UUID(c.job_id) for c in second] == low[1:]
+    assert await pg.claims.claim(pg.request(3)) == []
+    assert all(count == 1 and not visible for _, count, visible in pg.rows())
+
+
+async def test_a_paused_queue_is_refused_and_its_messages_handed_back_uncounted(
+    pg: Fixture,
+) -> None:
+    pg.ledger.control_queue(PauseQueue(queue="emails", actor="cli:ana"), now())
+    paused = await pg.job(queue="emails", priority=9)
+    other = await pg.job(queue="default")
+    claimed = await pg.claims.claim(pg.request(5))
+    assert [UUID(c.job_id) for c in claimed] == [other]
+    assert pg.ledger.get_job(paused).status == Status.PENDING
+    row = next(r for r in pg.rows() if r[0] == str(paused))
+    assert row[1] == 0  # the refused receive was undone: never dead-letters the job
+
+
+async def test_a_capped_queue_gives_only_its_free_slots(pg: Fixture) -> None:
+    pg.ledger.control_queue(SetQueueLimit(queue="emails", actor="cli:ana", max_running=2), now())
+    for _ in range(4):
+        await pg.job(queue="emails")
+    claimed = await pg.claims.claim(pg.request(4))
+    assert len(claimed) == 2
+    assert sorted(count for _, count, _ in pg.rows()) == [0, 0, 1, 1]
+
+
+async def test_an_obsolete_message_is_deleted_in_the_claims_transaction(pg: Fixture) -> None:
+    cancelled = await pg.job()
+    pg.ledger.execute(CancelJob(job_id=cancelled, actor="cli:ana"), now())
+    kept = await pg.job()
+    claimed = await pg.claims.claim(pg.request(5))
+    assert [UUID(c.job_id) for c in claimed] == [kept]
+    assert [job for job, _, _ in pg.rows()] == [str(kept)]
+
+
+async def test_a_scoped_request_claims_only_its_customers_jobs(pg: Fixture) -> None:
+    others = [await pg.job(customer="globex", priority=9) for _ in range(3)]
+    mine = await pg.job(customer="acme")
+    claimed = await pg.claims.claim(pg.request(10, customer_id="acme"))
+    assert [UUID(c.job_id) for c in claimed] == [mine]
+    assert all(pg.ledger.get_job(j).status == Status.PENDING for j in others)
+    assert all(count == 0 for job, count, _ in pg.rows() if job != str(mine))
+
+
+@pytest.mark.parametrize("limit", [0, 101, -1])
+async def test_n_is_one_to_a_hundred(pg: Fixture, limit: int) -> None:
+    with pytest.raises(InvalidCommand):
+        await pg.claims.claim(pg.request(limit))
+
+
+async def test_a_claimed_job_whose_worker_died_before_its_handler_goes_stale(
+    pg: Fixture,
+) -> None:
+    job = await pg.job()
+    (claimed,) = await pg.claims.claim(pg.request(1))  # and the worker is gone
+    running_job = pg.ledger.get_job(job)
+    assert running_job.status == Status.IN_PROGRESS
+    later = now() + pg.ledger.stale_threshold + timedelta(seconds=1)
+    pg.ledger.execute(DetectStale(job_id=job, attempt=claimed.attempt, detected_by="t"), later)
+    assert pg.ledger.get_job(job).status == Status.PENDING
+
+
+async def test_a_worker_claims_in_batches_and_runs_every_job(pg: Fixture) -> None:
+    jobs = {await pg.job() for _ in range(12)}
+    done: set[UUID] = set()
+
+    async def handler(ctx: JobContext) -> str:
+        done.add(ctx.job_id)
+        return "ok"
+
+    port = InProcessLedger(pg.ledger, clock=now)
+    worker = Worker(handler, pg.queue, port, WorkerConfig(concurrency=4, worker_id="w-batch"))
+    async with running(worker):
+        await until(lambda: done == jobs and worker.stats.completed == len(jobs))
+    await port.aclose()
+    assert worker._claimer is not None
+    assert worker._claimer.enabled
+    assert {pg.ledger.get_job(j).status for j in jobs} == {Status.COMPLETED}
+    await until(lambda: pg.rows() == [])
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.02)
