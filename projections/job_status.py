@@ -24,6 +24,7 @@ from projections.events import (
     Requeued,
     StaleDetected,
 )
+from projections.job_errors import ERROR_TEXTS, JOB_ERRORS, index_error
 from projections.model import Column, Index, Key, Kind, PageState, Table, View
 
 JOB_STATUS = Table(
@@ -70,7 +71,7 @@ def _stamp(row: dict[str, object], event: Event) -> None:
 
 class JobStatusView(View):
     name = "job_status"
-    tables = (JOB_STATUS,)
+    tables = (JOB_STATUS, JOB_ERRORS, ERROR_TEXTS)
 
     def keys(self, events: Iterable[Event]) -> dict[str, set[Key]]:
         updates = self.updates
@@ -124,6 +125,7 @@ class JobStatusView(View):
         row = state.get(JOB_STATUS, (event.originator_id,))
         row["status"] = "pending"
         row["last_error"] = body.error
+        index_error(state, event.originator_id, body.error)
         _stamp(row, event)
 
     def stale(self, event: Event, state: PageState) -> None:
@@ -135,6 +137,7 @@ class JobStatusView(View):
             f"stale: no heartbeat from {body.worker_id} since "
             f"{body.last_heartbeat_at.at.isoformat()}"
         )
+        index_error(state, event.originator_id, row["last_error"])
         _stamp(row, event)
 
     def requeued(self, event: Event, state: PageState) -> None:

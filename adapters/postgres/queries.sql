@@ -105,6 +105,46 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(error_contains)s::text IS NULL OR strpos(last_error, %(error_contains)s) > 0)
 LIMIT %(limit)s) AS matching;
 
+-- name: job_status.error_page
+-- job_status.action_page with an error text (ADR 141): the distinct texts that hold it
+-- (error_texts, a scan of the texts, not of the jobs), and for each the jobs after
+-- ``after`` in id order through job_errors' (error_id, job_id) index; the first ``limit``.
+SELECT m.* FROM error_texts t
+CROSS JOIN LATERAL (
+  SELECT s.* FROM job_errors e JOIN job_status s ON s.job_id = e.job_id
+  WHERE e.error_id = t.error_id
+    AND (%(after)s::uuid IS NULL OR e.job_id > %(after)s::uuid)
+    AND (%(status)s::text IS NULL OR s.status = %(status)s)
+    AND (%(customer_id)s::text IS NULL OR s.customer_id = %(customer_id)s)
+    AND (%(queue)s::text IS NULL OR s.queue = %(queue)s)
+    AND (%(since)s::timestamptz IS NULL OR s.enqueued_at >= %(since)s)
+    AND (%(until)s::timestamptz IS NULL OR s.enqueued_at < %(until)s)
+  ORDER BY e.job_id
+  LIMIT %(limit)s) AS m
+WHERE strpos(t.error_text, %(error_contains)s) > 0
+ORDER BY m.job_id
+LIMIT %(limit)s;
+
+-- name: job_status.error_count_upto
+-- job_status.action_count_upto with an error text (ADR 141); job_status is read only when
+-- another filter is given (else the error index alone counts).
+SELECT count(*) AS count FROM (
+SELECT 1 FROM error_texts t
+CROSS JOIN LATERAL (
+  SELECT 1 FROM job_errors e
+  WHERE e.error_id = t.error_id
+    AND ((%(status)s::text IS NULL AND %(customer_id)s::text IS NULL AND %(queue)s::text IS NULL
+          AND %(since)s::timestamptz IS NULL AND %(until)s::timestamptz IS NULL)
+         OR EXISTS (SELECT 1 FROM job_status s WHERE s.job_id = e.job_id
+    AND (%(status)s::text IS NULL OR s.status = %(status)s)
+    AND (%(customer_id)s::text IS NULL OR s.customer_id = %(customer_id)s)
+    AND (%(queue)s::text IS NULL OR s.queue = %(queue)s)
+    AND (%(since)s::timestamptz IS NULL OR s.enqueued_at >= %(since)s)
+    AND (%(until)s::timestamptz IS NULL OR s.enqueued_at < %(until)s)))
+  LIMIT %(limit)s) AS m
+WHERE strpos(t.error_text, %(error_contains)s) > 0
+LIMIT %(limit)s) AS matching;
+
 -- name: queue_history.for_job
 SELECT * FROM queue_history WHERE job_id = %(job_id)s ORDER BY position;
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from adapters.sql.sqlfile import Migration, load_migrations
 from adapters.sqlite.store import connect
+from projections.job_errors import error_id
 
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -28,6 +29,7 @@ def migrate(path: Path) -> list[Migration]:
     """Apply the migrations the database lacks; return those applied."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
+    conn.create_function("ledger_error_id", 1, error_id, deterministic=True)  # 0066
     applied: list[Migration] = []
     try:
         conn.execute("BEGIN IMMEDIATE")

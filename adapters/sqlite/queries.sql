@@ -105,6 +105,35 @@ WHERE (:status IS NULL OR status = :status)
   AND (:error_contains IS NULL OR instr(last_error, :error_contains) > 0)
 LIMIT :limit) AS matching;
 
+-- name: job_status.error_page
+-- job_status.action_page with an error text (ADR 141): the jobs of the distinct texts
+-- that hold it (error_texts, a scan of the texts, not of the jobs), through job_errors'
+-- (error_id, job_id) index, after ``after`` in id order.
+SELECT s.* FROM job_errors e JOIN job_status s ON s.job_id = e.job_id
+WHERE e.error_id IN (SELECT t.error_id FROM error_texts t
+                     WHERE instr(t.error_text, :error_contains) > 0)
+  AND (:after IS NULL OR e.job_id > :after)
+  AND (:status IS NULL OR s.status = :status)
+  AND (:customer_id IS NULL OR s.customer_id = :customer_id)
+  AND (:queue IS NULL OR s.queue = :queue)
+  AND (:since IS NULL OR s.enqueued_at >= :since)
+  AND (:until IS NULL OR s.enqueued_at < :until)
+ORDER BY e.job_id
+LIMIT :limit;
+
+-- name: job_status.error_count_upto
+-- job_status.action_count_upto with an error text (ADR 141).
+SELECT count(*) AS count FROM (
+SELECT 1 FROM job_errors e JOIN job_status s ON s.job_id = e.job_id
+WHERE e.error_id IN (SELECT t.error_id FROM error_texts t
+                     WHERE instr(t.error_text, :error_contains) > 0)
+  AND (:status IS NULL OR s.status = :status)
+  AND (:customer_id IS NULL OR s.customer_id = :customer_id)
+  AND (:queue IS NULL OR s.queue = :queue)
+  AND (:since IS NULL OR s.enqueued_at >= :since)
+  AND (:until IS NULL OR s.enqueued_at < :until)
+LIMIT :limit) AS matching;
+
 -- name: queue_history.for_job
 SELECT * FROM queue_history WHERE job_id = :job_id ORDER BY position;
 
