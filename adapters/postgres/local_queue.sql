@@ -67,9 +67,24 @@ WHERE seq = %(seq)s AND queue_name = %(queue)s AND receipt = %(receipt)s AND dea
 
 -- name: delete_many
 -- Several deletes at once (concurrent jobs finishing together); returns the rows deleted.
+-- Each (seq, receipt) is looked up by the primary key, one by one (LATERAL). Written as a
+-- join on queue_name and dead_at IS NULL, the planner (whose statistics of this table are
+-- always stale: it empties and fills in seconds) walked every waiting message of the
+-- queue through a ready index for each delete, 10,000 entries in a burn-down; the queue
+-- and dead-letter checks are spelled with IS NOT DISTINCT FROM so that no ready index
+-- matches them. The outer WHERE repeats the receipt and dead_at checks, which PostgreSQL
+-- re-checks on a row another transaction changed meanwhile (a receive after the timeout).
 DELETE FROM local_queue_messages AS m
-USING unnest(%(seqs)s::bigint[], %(receipts)s::text[]) AS d(seq, receipt)
-WHERE m.seq = d.seq AND m.queue_name = %(queue)s AND m.receipt = d.receipt AND m.dead_at IS NULL
+WHERE m.seq = ANY(ARRAY(
+    SELECT found.seq FROM unnest(%(seqs)s::bigint[], %(receipts)s::text[]) AS d(seq, receipt)
+    CROSS JOIN LATERAL (
+        SELECT q.seq FROM local_queue_messages AS q
+        WHERE q.seq = d.seq AND q.receipt = d.receipt
+          AND (q.queue_name, q.dead_at) IS NOT DISTINCT FROM (%(queue)s, NULL::double precision)
+    ) AS found
+))
+  AND m.receipt = ANY(%(receipts)s::text[])
+  AND m.dead_at IS NOT DISTINCT FROM NULL::double precision
 RETURNING m.seq;
 
 -- name: dead_letters
