@@ -1,0 +1,129 @@
+"""The section ``bench.archive_year`` writes: the simulated year's figures against the
+issue's bars (issue 17), placed right after the archive throughput section."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import archive as archive_bench
+from bench.common import load_note
+
+SECTION = "## Archive segments: a simulated year"
+ISSUE_JOBS_PER_DAY = 100_000
+BAR = 1.20
+"""Each figure at the year's end within 20% of the fresh ledger's."""
+
+
+def bound(f: Any) -> int:
+    """The hot events table's most rows: the jobs of the cut plus the days between two
+    archive runs, every unresolved dead letter of the year, the running jobs."""
+    plan, per = f.plan, f.per_job
+    completed, resolved, unresolved = plan.mix.counts()
+    days = plan.older_than + plan.every
+    return int(days * (completed * per["completed"] + resolved * per["resolved"])
+            + plan.days * unresolved * per["unresolved"] + plan.running * per["running"]
+            + sum(per.values()))
+
+
+def ratio(year: float, fresh: float) -> str:
+    value = year / fresh if fresh else float("inf")
+    return f"{value:.2f}x | {'met' if value <= BAR else '**missed**'}"
+
+
+def summary(f: Any) -> str:
+    y, n = f.year, f.fresh
+    return (f"year: rebuild {y.rebuild_seconds:.2f} s audit {y.audit_seconds:.2f} s "
+            f"(ok {y.audit_ok} {y.audit_note}) beat p99 {y.beat_p99_ms:.1f} ms; fresh: "
+            f"rebuild {n.rebuild_seconds:.2f} s audit {n.audit_seconds:.2f} s (ok "
+            f"{n.audit_ok} {n.audit_note}) beat p99 {n.beat_p99_ms:.1f} ms; hot max "
+            f"{max(s.rows_before for s in f.samples):,} bound {bound(f):,}")
+
+
+def _scale(f: Any) -> str:
+    plan = f.plan
+    per_day = plan.mix.jobs
+    return (f"{plan.days} simulated days x {per_day:,} jobs a day ({f.written_events:,} "
+            f"events written with COPY: completed jobs of {f.per_job['completed']} events, "
+            f"{plan.mix.resolved:.0%} dead letters redriven then completed "
+            f"({f.per_job['resolved']}), {plan.mix.unresolved:.1%} left unresolved "
+            f"({f.per_job['unresolved']}); {plan.running} jobs running at the end): "
+            f"1/{ISSUE_JOBS_PER_DAY // per_day:,} of the issue's 100,000 jobs a day. "
+            f"The archive policy ran every {plan.every} simulated days with "
+            f"`--older-than {plan.older_than}d` ({len(f.samples)} runs)")
+
+
+def _table(f: Any) -> list[str]:
+    y, n, samples = f.year, f.fresh, f.samples
+    most = max(samples, key=lambda s: s.rows_before)
+    late = samples[len(samples) // 2:]
+    status = f.status
+    return [
+        "| measure | at the year's end | fresh ledger, same hot window | ratio | bar (20%) |",
+        "|---|---:|---:|---:|---|",
+        f"| `ledger projections rebuild job_status` (from the newest checkpoint, then a "
+        f"checkpoint) | {y.rebuild_seconds:.2f} s | {n.rebuild_seconds:.2f} s | "
+        f"{ratio(y.rebuild_seconds, n.rebuild_seconds)} |",
+        f"| `ledger audit` (every view verified; the archive's chain and indexes) | "
+        f"{y.audit_seconds:.2f} s | {n.audit_seconds:.2f} s | "
+        f"{ratio(y.audit_seconds, n.audit_seconds)} |",
+        f"| a heartbeat through the batch path, p99 ({f.plan.heartbeats:,} from "
+        f"{f.plan.threads} threads; p50 {y.beat_p50_ms:.1f} / {n.beat_p50_ms:.1f} ms) | "
+        f"{y.beat_p99_ms:.1f} ms | {n.beat_p99_ms:.1f} ms | "
+        f"{ratio(y.beat_p99_ms, n.beat_p99_ms)} |",
+        "",
+        "| the year's archive | figure |", "|---|---:|",
+        f"| hot events, most before an archive (day {most.day}) / the bound | "
+        f"**{most.rows_before:,}** / {bound(f):,} |",
+        f"| hot events after the last archive / on the fresh ledger | {y.hot_rows:,} / "
+        f"{n.hot_rows:,} |",
+        f"| hot events table, bytes (most / at the end) | "
+        f"{max(s.hot_bytes for s in samples) / 1e6:,.1f} MB / {y.hot_bytes / 1e6:,.1f} MB |",
+        f"| segments, bytes, bytes per event | {status['segments']} / "
+        f"{status['archive_bytes'] / 1e6:,.1f} MB / "
+        f"{status['archive_bytes'] / max(status['archived_events'], 1):.1f} B |",
+        f"| archived jobs / their index (archived_jobs + manifest) | "
+        f"{status['archived_jobs']:,} / {samples[-1].index_bytes / 1e6:,.1f} MB |",
+        f"| view checkpoints kept / their bytes (first run, last run) | {f.checkpoints} / "
+        f"{samples[0].checkpoint_bytes / 1e6:,.1f} MB, "
+        f"{samples[-1].checkpoint_bytes / 1e6:,.1f} MB |",
+        f"| one archive run, seconds (first, median of the second half, last) | "
+        f"{samples[0].archive_seconds:.2f}, "
+        f"{sorted(s.archive_seconds for s in late)[len(late) // 2]:.2f}, "
+        f"{samples[-1].archive_seconds:.2f} |",
+        f"| `job_status` rows at the end (views keep archived jobs) / fresh | "
+        f"{y.job_status_rows:,} / {n.job_status_rows:,} |",
+        f"| audit passed (year / fresh) | {y.audit_ok} {y.audit_note} / {n.audit_ok} "
+        f"{n.audit_note} |",
+    ]
+
+
+def section(command: str, f: Any) -> str:
+    return "\n".join([
+        SECTION, "",
+        f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"({f.seconds / 60:.1f} minutes), {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs, a throwaway PostgreSQL on "
+        f"the same machine; {load_note()}. Scale: {_scale(f)}.", "",
+        *_table(f), "",
+    ])
+
+
+def write(doc: Path, text_section: str) -> None:
+    """Replace this section of ``doc``; a new one goes right after the archive's."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    body = text_section.rstrip("\n") + "\n\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    after = re.compile(rf"^{re.escape(archive_bench.SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: body, text, count=1)
+    elif (found := after.search(text)) is not None:
+        end = found.end()
+        text = text[:end].rstrip("\n") + "\n\n" + body + text[end:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    doc.write_text(text.rstrip("\n") + "\n")
