@@ -36,6 +36,8 @@ class Attempt:
     """The producer's trace context (ADR 125), for the attempt's log lines."""
     trace: AttemptTrace = NO_TRACE
     """The attempt's span (claim to report): the handler runs inside it."""
+    claimed_in_batch: bool = False
+    """Claimed in one round trip (ADR 155): its report deletes its message (ledger side)."""
 
     def stop(self) -> None:
         """Tell the handler to stop (``ctx.cancelled``) and cancel its scope."""

@@ -94,6 +94,28 @@ class InProcessLedger:
         except Exception as error:
             raise LedgerUnavailable(f"the ledger failed: {error}") from error
 
+    async def report_batch(
+        self, reports: Sequence[tuple[AnyCommand, tuple[int, str] | None]], queue_name: str
+    ) -> list[Result]:
+        """Execute the reports in one transaction that also deletes the message of each
+        one answered (ADR 155); one result per report."""
+        claims = self._claims
+        if not isinstance(claims, QueueClaims):
+            raise BatchClaimsUnsupported()
+        try:
+            with anyio.fail_after(self.call_timeout):
+                return await claims.report(
+                    [c for c, _ in reports], [r for _, r in reports], queue_name
+                )
+        except TimeoutError:
+            raise LedgerUnavailable(
+                f"the ledger did not answer within {self.call_timeout:g}s"
+            ) from None
+        except LedgerError:
+            raise
+        except Exception as error:
+            raise LedgerUnavailable(f"the ledger failed: {error}") from error
+
     async def heartbeats(
         self, worker_id: str, attempts: Sequence[tuple[UUID, int]]
     ) -> dict[UUID, Beat]:

@@ -23,6 +23,7 @@ from adapters.worker.config import WorkerConfig
 from adapters.worker.heartbeats import Heartbeats
 from adapters.worker.messages import Messages
 from adapters.worker.port import LedgerPort, LedgerUnavailable
+from adapters.worker.settled_reports import SettledReports
 from adapters.worker.stats import WorkerStats
 from ledger.errors import AttemptSuperseded, InvalidCommand
 from ledger.text import MAX_ERROR_CHARS, normalise
@@ -43,7 +44,11 @@ class Reporter:
         heartbeats: Heartbeats,
         messages: Messages,
         stats: WorkerStats,
+        *,
+        settled: SettledReports | None = None,
     ) -> None:
+        self.settled = settled
+        """Reports of batch-claimed jobs, which delete their messages (ADR 155)."""
         self.ledger = ledger
         self.config = config
         self.heartbeats = heartbeats
@@ -69,8 +74,12 @@ class Reporter:
             reported = await self._failure(run, _error_text(outcome.error))
         else:
             reported = await self._success(run, outcome.result, elapsed)
-        if reported:
+        if reported and not self._settles(run):
             await self.messages.delete(run.received)
+
+    def _settles(self, run: Attempt) -> bool:
+        """True when the report itself deletes the message (ADR 155)."""
+        return run.claimed_in_batch and self.settled is not None
 
     async def _success(self, run: Attempt, result: Any, elapsed: float) -> bool:
         try:
@@ -79,7 +88,10 @@ class Reporter:
             return await self._failure(run, f"the result is not JSON: {error}")
         ctx = run.ctx
         try:
-            status = await self._report(run, self.ledger.complete, result)
+            complete: Any = self.ledger.complete
+            if self.settled is not None and self._settles(run):
+                complete = self.settled.complete(run.received)
+            status = await self._report(run, complete, result)
         except InvalidCommand as error:
             return await self._failure(run, f"the result was refused: {error}")
         if status is None:
@@ -92,7 +104,10 @@ class Reporter:
 
     async def _cancelled(self, run: Attempt, elapsed: float) -> bool:
         ctx = run.ctx
-        status = await self._report(run, _report_cancelled(self.ledger), None)
+        call = _report_cancelled(self.ledger)
+        if self.settled is not None and self._settles(run):
+            call = self.settled.cancelled(run.received)
+        status = await self._report(run, call, None)
         if status is None:
             return False
         if status != "superseded":
@@ -106,7 +121,9 @@ class Reporter:
         # A handler's error is whatever it says: made storable (and cut to
         # MAX_ERROR_CHARS) rather than refused, and marked so, so the failure is recorded.
         text, normalised = normalise(error, MAX_ERROR_CHARS)
-        fail = partial(self.ledger.fail, normalised=normalised)
+        fail: Any = partial(self.ledger.fail, normalised=normalised)
+        if self.settled is not None and self._settles(run):
+            fail = self.settled.fail(run.received, normalised=normalised)
         status = await self._report(run, fail, text)
         if status is None:
             return False

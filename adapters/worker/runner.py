@@ -50,6 +50,7 @@ from adapters.worker.messages import Messages
 from adapters.worker.port import LedgerPort, LedgerUnavailable, WorkerAccessDenied
 from adapters.worker.queue_waits import QueueWaits, wait_for
 from adapters.worker.report import Reporter
+from adapters.worker.settled_reports import SettledReports
 from adapters.worker.stats import WorkerStats
 from ledger.errors import IllegalTransition, JobNotDue, JobNotFound, LedgerError, TransportError
 from ledger.ports.transport import MAX_RECEIVE_MESSAGES, Received, Transport
@@ -86,7 +87,8 @@ class Worker:
             ledger, self.config, self._running, self._messages, self.stats
         )
         self._reporter = Reporter(
-            ledger, self.config, self._heartbeats, self._messages, self.stats
+            ledger, self.config, self._heartbeats, self._messages, self.stats,
+            settled=SettledReports.for_worker(transport, ledger),
         )
         self._claimer = BatchClaimer.for_worker(transport, ledger, self.config)
 
@@ -243,6 +245,7 @@ class Worker:
             self.stats.claimed += 1
             run = _attempt(received, claimed.attempt, claimed.payload, claimed.traceparent,
                            self.worker_id)
+            run.claimed_in_batch = True
         else:
             run = await self._claim(received)
         if run is None:

@@ -24,7 +24,16 @@ from adapters.service.batching import BatchWriter
 from adapters.service.queue_claims import QueueClaims, queue_claims_for
 from adapters.worker import InProcessLedger, JobContext, Worker, WorkerConfig
 from ledger.application import JobLedger
-from ledger.commands import CancelJob, DetectStale, EnqueueJob, PauseQueue, SetQueueLimit
+from ledger.commands import (
+    AnyCommand,
+    CancelJob,
+    CompleteJob,
+    DetectStale,
+    EnqueueJob,
+    FailJob,
+    PauseQueue,
+    SetQueueLimit,
+)
 from ledger.errors import InvalidCommand
 from ledger.ports.transport import JobMessage
 from ledger.status import Status
@@ -167,6 +176,14 @@ async def test_a_worker_claims_in_batches_and_runs_every_job(pg: Fixture) -> Non
         done.add(ctx.job_id)
         return "ok"
 
+    worker_deletes: list[object] = []
+    store_delete = pg.queue.store.delete_many
+
+    def counted(*args: object) -> list[bool]:
+        worker_deletes.append(args)
+        return store_delete(*args)  # type: ignore[arg-type]
+
+    pg.queue.store.delete_many = counted  # type: ignore[method-assign,assignment]
     port = InProcessLedger(pg.ledger, clock=now)
     worker = Worker(handler, pg.queue, port, WorkerConfig(concurrency=4, worker_id="w-batch"))
     async with running(worker):
@@ -176,6 +193,28 @@ async def test_a_worker_claims_in_batches_and_runs_every_job(pg: Fixture) -> Non
     assert worker._claimer.enabled
     assert {pg.ledger.get_job(j).status for j in jobs} == {Status.COMPLETED}
     await until(lambda: pg.rows() == [])
+    assert worker_deletes == []  # each message went with its Completed, in its transaction
+
+
+async def test_reports_in_one_call_delete_the_answered_ones_messages(pg: Fixture) -> None:
+    for _ in range(4):
+        await pg.job()
+    done, stale, bad, other = await pg.claims.claim(pg.request(4))
+    later = now() + pg.ledger.stale_threshold + timedelta(seconds=1)
+    pg.ledger.execute(DetectStale(job_id=UUID(stale.job_id), attempt=1, detected_by="t"), later)
+    reports: list[AnyCommand] = [
+        CompleteJob(job_id=UUID(done.job_id), attempt=1, worker_id="w1", result={"n": 1}),
+        CompleteJob(job_id=UUID(stale.job_id), attempt=1, worker_id="w1"),  # superseded
+        FailJob(job_id=UUID(bad.job_id), attempt=1, worker_id="w1", error="\x00"),  # invalid
+        FailJob(job_id=UUID(other.job_id), attempt=1, worker_id="w1", error="boom"),
+    ]
+    receipts = [(c.seq, c.receipt.partition(":")[2]) for c in (done, stale, bad, other)]
+    results = await pg.claims.report(reports, receipts, pg.queue.name)
+    assert [type(r).__name__ for r in results] == [
+        "Outcome", "AttemptSuperseded", "InvalidText", "Outcome",
+    ]
+    assert pg.ledger.get_job(UUID(done.job_id)).status == Status.COMPLETED
+    assert [job for job, _, _ in pg.rows()] == [bad.job_id]  # only the refused one's is kept
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
