@@ -41,6 +41,7 @@ from adapters.http.health_body import (
 )
 from adapters.http.health_queues import queues_health
 from adapters.http.health_schedules import schedules_health
+from adapters.http.process_info import process_of
 from adapters.http.ratelimit import Limiter
 from adapters.http.services import HealthSettings, ReadPool
 from adapters.service.metrics import REGISTRY
@@ -84,6 +85,7 @@ class HealthMonitor:
         self._wake = anyio.Event()
         self._alerts = _alert_counts()
         self._alerts_failing = False
+        self.process = process_of()
 
     async def run(self) -> None:
         """Check while someone is asking (start in the app's task group)."""
@@ -180,6 +182,7 @@ class HealthMonitor:
             queues=queues_health(check.queues),
             schedules=schedules,
             archive=check.archive,
+            process=self.process,
         )
 
 

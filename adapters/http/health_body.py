@@ -8,6 +8,7 @@ import msgspec
 
 from adapters.http.health_queues import QueuesHealth
 from adapters.http.health_schedules import SchedulesHealth
+from adapters.http.process_info import ProcessHealth
 from projections.queries.archive import ArchiveSummary
 from projections.queries.health_metrics import HealthMetrics
 from projections.queries.lag import ViewStatus
@@ -78,6 +79,8 @@ class Health(msgspec.Struct):
     """Cron schedules: how many, paused, the next tick, the last one's lateness."""
     archive: ArchiveSummary = msgspec.field(default_factory=ArchiveSummary)
     """Archive segments (ADR 110): segments, archived jobs, events, bytes, the hot span."""
+    process: ProcessHealth | None = None
+    """The API process that answered (``ledger serve --processes N``: one of N)."""
 
 
 class Check(msgspec.Struct):

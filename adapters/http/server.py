@@ -12,7 +12,9 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
@@ -22,12 +24,17 @@ from anyio.abc import TaskStatus
 from litestar import Litestar
 from uvicorn.config import LOGGING_CONFIG
 
+from adapters.http.process_info import process_of
 from adapters.tracing.logs import json_logging
 
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL_SECONDS = 0.0005
 GC_THRESHOLDS = (10_000, 10, 1_000)
+REPEAT_SECONDS = 1.0
+"""A signal repeated within this long is the same request to stop."""
+SERVED_BY = "X-Served-By"
+"""The header naming the API process that answered (``--processes N`` only)."""
 
 Part = Callable[..., Coroutine[Any, Any, Any]]
 """A part of the service: ``async def part(*, task_status)`` that calls
@@ -75,17 +82,21 @@ async def run_api(
     port: int,
     *,
     log_level: str = "warning",
+    sock: socket.socket | None = None,
     task_status: TaskStatus[uvicorn.Server] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` until asked to stop (``server.should_exit``) or cancelled."""
+    """Serve ``app`` until asked to stop (``server.should_exit``) or cancelled; on
+    ``sock`` (a listening socket shared by several processes) instead of binding
+    ``host:port``."""
     config = uvicorn.Config(
         app, host=host, port=port, lifespan="on", log_level=log_level, access_log=False,
         server_header=False, proxy_headers=True, timeout_graceful_shutdown=10,
         backlog=2048, log_config=None if json_logging() else LOGGING_CONFIG,  # ADR 125
+        headers=[] if sock is None else [(SERVED_BY, str(process_of().pid))],
     )
     server = ApiServer(config)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
+        tg.start_soon(server.serve, None if sock is None else [sock])
         while not server.started:
             if server.should_exit:
                 raise RuntimeError(f"the API could not start on {host}:{port}")
@@ -103,15 +114,17 @@ async def serve(
     parts: Sequence[Part] = (),
     on_started: Callable[[str, int], None] | None = None,
     log_level: str = "warning",
+    sock: socket.socket | None = None,
 ) -> None:
-    """Run the API and ``parts`` until SIGINT or SIGTERM."""
+    """Run the API and ``parts`` until SIGINT or SIGTERM (on ``sock`` when given)."""
     async with anyio.create_task_group() as tg:
         for part in parts:
             await tg.start(part)
         server: uvicorn.Server | None = None
 
         async def api(*, task_status: TaskStatus[uvicorn.Server]) -> None:
-            await run_api(app, host, port, log_level=log_level, task_status=task_status)
+            await run_api(app, host, port, log_level=log_level, sock=sock,
+                          task_status=task_status)
             tg.cancel_scope.cancel()  # the API has stopped: so does everything else
 
         server = await tg.start(api)
@@ -122,8 +135,13 @@ async def serve(
 
 async def _stop_on_signals(server: uvicorn.Server) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        first = 0.0
         async for received in signals:
             if server.should_exit:
+                if time.monotonic() - first < REPEAT_SECONDS:
+                    continue  # the same stop said twice (a parent's death signal repeats)
                 server.force_exit = True  # a second signal: do not wait for requests
+            else:
+                first = time.monotonic()
             log.warning("received %s: stopping", signal.Signals(received).name)
             server.should_exit = True

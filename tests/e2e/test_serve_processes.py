@@ -1,0 +1,188 @@
+"""``ledger serve --processes 2`` as an operator runs it: one port, two API processes, the
+limiter exact across them, a killed child replaced, SIGTERM ending them all (ADR 160)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.test_serve import environment, ledger
+from tests.support.console import csrf_of
+
+LEDGER = shutil.which("ledger")
+LIMIT = 40
+SERVED_BY = "x-served-by"
+
+
+@dataclass
+class Fleet:
+    url: str
+    pids: list[int]
+    parent: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def said(self, pattern: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if re.search(pattern, line):
+                    return line
+            time.sleep(0.1)
+        pytest.fail(f"ledger serve never said {pattern!r}: {self.lines}")
+
+
+def fresh(url: str) -> httpx.Client:
+    """A client that opens a new connection per request (so either process may answer)."""
+    return httpx.Client(base_url=url, timeout=30,
+                        limits=httpx.Limits(max_keepalive_connections=0))
+
+
+@pytest.fixture
+def keys(tmp_path: Path, postgres_url: str) -> dict[str, str]:
+    made = {}
+    for role, extra in (("service", ["--customer", "acme"]), ("admin", [])):
+        result = ledger(tmp_path, "keys", "create", "--role", role, *extra,
+                        env={"DATABASE_URL": postgres_url})
+        assert result.returncode == 0, result.stderr
+        made[role] = result.stdout.splitlines()[-1]
+    return made
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, postgres_url: str, keys: dict[str, str]) -> Iterator[Fleet]:
+    assert LEDGER is not None
+    env = environment({"DATABASE_URL": postgres_url, "RATE_LIMIT_SERVICE_PER_MINUTE": str(LIMIT)})
+    env.pop("CONSOLE_SECRET", None)
+    parent = subprocess.Popen(
+        [LEDGER, "serve", "--processes", "2", "--port", "0", "--log-level", "warning"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )
+    stderr = parent.stderr
+    assert stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(
+        line.rstrip("\n") for line in iter(stderr.readline, "")), daemon=True)
+    reader.start()
+    fleet = Fleet("", [], parent, lines)
+    try:
+        fleet.url = re.search(r"API on (http://\S+)", fleet.said("API on")).group(1)  # type: ignore[union-attr]
+        pids = re.search(r"pids (\d+), (\d+)\)", fleet.said("2 API processes"))
+        assert pids is not None
+        fleet.pids = [int(pids.group(1)), int(pids.group(2))]
+        yield fleet
+    finally:
+        if parent.poll() is None:
+            parent.send_signal(signal.SIGTERM)
+            parent.wait(60)
+        reader.join(10)
+        stderr.close()
+
+
+def answering(url: str, tries: int = 200) -> set[int]:
+    """The pids ``/health`` names over ``tries`` fresh connections (stops at two)."""
+    seen: set[int] = set()
+    with fresh(url) as http:
+        for _ in range(tries):
+            answer = http.get("/health")
+            assert answer.status_code in {200, 503}
+            body = answer.json()["process"]
+            assert body["processes"] == 2
+            assert answer.headers[SERVED_BY] == str(body["pid"])
+            seen.add(body["pid"])
+            if len(seen) == 2:
+                break
+    return seen
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_processes_answer_and_sigterm_ends_them_all(fleet: Fleet) -> None:
+    assert answering(fleet.url) == set(fleet.pids)
+    assert "the background parts run once" in fleet.said("background parts")
+    fleet.parent.send_signal(signal.SIGTERM)
+    assert fleet.parent.wait(60) == 0
+    time.sleep(0.5)
+    assert fleet.lines[-1] == "ledger serve: stopped", fleet.lines
+    assert not [pid for pid in fleet.pids if alive(pid)]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_limiter_is_exact_across_both_processes(
+    fleet: Fleet, keys: dict[str, str]
+) -> None:
+    if time.time() % 60 > 45:  # one fixed window for the whole burst
+        time.sleep(61 - time.time() % 60)
+    auth = {"authorization": f"Bearer {keys['service']}"}
+
+    def one(_: int) -> tuple[int, str]:
+        with fresh(fleet.url) as http:
+            answer = http.get(f"/jobs/{uuid.uuid4()}", headers=auth)
+            return answer.status_code, answer.headers[SERVED_BY]
+
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(one, range(3 * LIMIT)))
+    statuses = Counter(status for status, _ in answers)
+    assert statuses == {404: LIMIT, 429: 2 * LIMIT}, statuses
+    assert {int(pid) for _, pid in answers} == set(fleet.pids)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_killed_child_is_replaced_and_sessions_cross_processes(
+    fleet: Fleet, keys: dict[str, str]
+) -> None:
+    victim, survivor = fleet.pids
+    os.kill(victim, signal.SIGKILL)
+    fleet.said(rf"API process \d \(pid {victim}\) exited with -9; restarting it")
+    deadline = time.monotonic() + 60
+    seen = answering(fleet.url)
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        seen = answering(fleet.url)
+    assert survivor in seen
+    assert victim not in seen
+    assert len(seen) == 2
+
+    with fresh(fleet.url) as http:  # signed in on one process, seen by both
+        token = csrf_of(http.get("/ui/login").text)
+        signed = http.post("/ui/login", data={"csrf": token, "api_key": keys["admin"]})
+        assert signed.status_code == 303, signed.text
+        served = set()
+        for _ in range(100):
+            page = http.get("/ui/jobs")
+            assert page.status_code == 200, page.status_code
+            served.add(page.headers[SERVED_BY])
+            if len(served) == 2:
+                break
+        assert len(served) == 2
+
+
+def test_sqlite_refuses_more_processes_in_one_line(tmp_path: Path) -> None:
+    refused = ledger(tmp_path, "serve", "--processes", "2", "--port", "0")
+    assert refused.returncode == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("ledger serve: error: --processes above 1 needs PostgreSQL")
