@@ -23,7 +23,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Snapshot
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import Mapper, RecordConflictError
 from eventsourcing.utils import EnvType
 
 from ledger.archived import archived_history, archived_job, not_in_hot_log
@@ -51,6 +51,7 @@ from ledger.errors import (
     JobNotFound,
     LedgerError,
 )
+from ledger.event_mapper import LedgerMapper
 from ledger.job import Job
 from ledger.job_cache import JobCache
 from ledger.job_commands import apply_command, outcome_of
@@ -102,6 +103,11 @@ class JobLedger(Application[UUID]):
             size=cache_size, snapshot_interval=snapshot_interval,
         )
         self._queues = QueueCache(self.get_queue, self.recorder)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """eventsourcing's mapper with ``Enqueued`` events encoded directly
+        (``ledger/event_mapper.py``)."""
+        return self.factory.mapper(self.construct_transcoder(), mapper_class=LedgerMapper)
 
     # -- reading ------------------------------------------------------------------------
 

@@ -11,13 +11,14 @@ retry or dead letter, alerts) are pure functions in :mod:`ledger.policies`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import AttemptSuperseded
 from ledger.job_controls import JobControls
+from ledger.job_creation import enqueued_job, job_from_enqueued
 from ledger.policies.controls import claim_releases, status_after_requeue
 from ledger.policies.fencing import check_report, refusal_reason
 from ledger.policies.retry import Requeue, next_step
@@ -46,6 +47,9 @@ class Job(Aggregate, JobControls):
         """When the job becomes due (set only when after the recording time: scheduled)."""
         traceparent: str | None = None
         """The producer's W3C trace context, as data (ADR 125)."""
+
+        def mutate(self, aggregate: Any) -> Any:
+            return job_from_enqueued(self) if aggregate is None else super().mutate(aggregate)
 
     class Claimed(Aggregate.Event):
         """A worker claimed the job, opening a new attempt."""
@@ -305,12 +309,12 @@ class Job(Aggregate, JobControls):
         run_at: datetime | None = None, traceparent: str | None = None,
     ) -> Job:
         """``run_at`` (due time, from :func:`~ledger.policies.controls.scheduled_until`)
-        makes the job scheduled until then."""
-        return cls._create(
-            cls.Enqueued, id=job_id, timestamp=now, customer_id=customer_id, queue=queue,
-            payload=payload, max_attempts=max_attempts, idempotency_key=idempotency_key,
-            priority=priority, run_at=run_at, traceparent=traceparent,
-        )
+        makes the job scheduled until then. Built directly: ``ledger/job_creation.py``."""
+        return cast(Job, enqueued_job(
+            cls, job_id=job_id, now=now, customer_id=customer_id, queue=queue, payload=payload,
+            max_attempts=max_attempts, idempotency_key=idempotency_key, priority=priority,
+            run_at=run_at, traceparent=traceparent,
+        ))
 
     def claim(self, worker_id: str, now: datetime, worker_time: datetime | None = None) -> int:
         """Open attempt ``n + 1`` for ``worker_id`` (releasing a due scheduled job first)."""
