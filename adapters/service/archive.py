@@ -25,6 +25,7 @@ from uuid import UUID
 
 from adapters.archive import segment as segments
 from adapters.archive.stores import SegmentStore
+from adapters.service.archive_checkpoints import archive_checkpoint
 from adapters.service.archive_reader import segment_name
 from adapters.service.backend import Backend
 from ledger.errors import LedgerError
@@ -36,7 +37,6 @@ from ledger.ports.archive import (
     SegmentRecord,
     StreamShape,
 )
-from projections.checkpoints import take
 from projections.rebuild import maintenance_lock
 from projections.registry import VIEWS
 from projections.store import ViewStore
@@ -110,7 +110,8 @@ def run_archive(
     views, tables = backend.open_views(), backend.archive()
     try:
         with _locked(views):
-            horizon = _horizon(backend, views, now, checkpoint=not dry_run)
+            horizon = _horizon(backend, views, now, checkpoint=not dry_run,
+                               cut=now - older_than)
             report = ArchiveReport(now - older_than, horizon, dry_run)
             ids = tables.candidates(report.cut, 10_000_000)
             report.candidates = len(ids)
@@ -124,14 +125,16 @@ def run_archive(
         views.close()
 
 
-def _horizon(backend: Backend, views: ViewStore, now: datetime, *, checkpoint: bool) -> int:
+def _horizon(backend: Backend, views: ViewStore, now: datetime, *, checkpoint: bool,
+             cut: datetime) -> int:
     """The highest position every view and tracked part has passed (and, when
-    ``checkpoint``, every view's new checkpoint holds)."""
+    ``checkpoint``, every view's checkpoint taken at or after ``cut`` holds: ADR 115)."""
     positions = [t.position for t in views.all_tracking()]
     if checkpoint:
         store = backend.checkpoints()
         try:
-            positions += [take(views, store, view, now).position for view in VIEWS.values()]
+            positions += [archive_checkpoint(views, store, view, now, cut).position
+                          for view in VIEWS.values()]
         finally:
             store.close()
     return min(positions, default=0)
