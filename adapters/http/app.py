@@ -37,6 +37,7 @@ from adapters.http import (
     timetravel,
     worker_cancel,
     worker_cancels,
+    worker_claims,
 )
 from adapters.http.access import Access, access_middleware
 from adapters.http.bodies import MAX_BODY_BYTES
@@ -51,6 +52,7 @@ from adapters.http.ratelimit import Limiter
 from adapters.http.services import JobReads, ReadPool, Writer
 from adapters.http.tallies import TallyReporter
 from adapters.service.action_runs import BackgroundActions
+from adapters.service.queue_claims import QueueClaims
 
 DESCRIPTION = (
     "Background jobs as an event-sourced ledger: enqueue, claim, heartbeat, complete, fail; "
@@ -78,6 +80,8 @@ class HttpParts:
     """``/health?as_of=``: the views folded to a past moment (ADR 90)."""
     console: Console | None = None
     """The web console at ``/ui`` (ADR 140); ``None``: no console (``--no-ui``)."""
+    claims: QueueClaims | None = None
+    """``POST /workers/claims`` and ``/workers/reports`` (ADR 155); ``None``: 404."""
 
 
 def create_app(parts: HttpParts) -> Litestar:
@@ -110,7 +114,7 @@ def create_app(parts: HttpParts) -> Litestar:
             *timetravel.ROUTES, *actions.ROUTES, *queue_controls.ROUTES,
             *schedules.ROUTES,
             *job_controls.ROUTES, *worker_cancel.ROUTES, *worker_cancels.ROUTES,
-            *job_batch.ROUTES,
+            *job_batch.ROUTES, *worker_claims.ROUTES,
             *(console_router(parts.console) if parts.console is not None else []),
         ],
         dependencies={
@@ -121,6 +125,7 @@ def create_app(parts: HttpParts) -> Litestar:
             "monitor": _given(parts.monitor),
             "health_as_of": _given(parts.health_as_of),
             "actions": _given(background),
+            "claims": _given(parts.claims),
         },
         middleware=[
             path_guard,

@@ -32,8 +32,9 @@ from adapters.http.tallies import TallyReporter
 from adapters.service.archive_replay import archive_horizon
 from adapters.service.backend import Backend
 from adapters.service.batching import BatchWriter
-from adapters.service.bootstrap import Container, utc_now
+from adapters.service.bootstrap import Container, sqs_config, utc_now
 from adapters.service.keys import KeyVerifier
+from adapters.service.queue_claims import queue_claims_for
 from ledger.access import KeyStore
 from ledger.errors import ConfigurationError
 from ledger.tally import TallyCounter
@@ -138,4 +139,6 @@ def build_http(
         health_as_of=HealthAsOf(views, container.backend.checkpoints, judged_by,
                                 lambda: archive_horizon(container.backend)),
         console=console_of(container, keys, access, http.console_secret) if ui else None,
+        claims=(queue_claims_for(container.ledger, batch, utc_now)
+                if sqs_config(settings, {}) is None else None),
     )

@@ -37,13 +37,23 @@ from adapters.sql.queue_rows import QueueRow, sweep_claims
 from adapters.sql.sqlfile import load_sections
 from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand, ClaimJob
-from ledger.errors import AttemptSuperseded, LedgerError, MalformedMessage
+from ledger.errors import (
+    AttemptSuperseded,
+    IllegalTransition,
+    LedgerError,
+    MalformedMessage,
+    UnknownAttempt,
+)
 from ledger.ports.queue_store import StoredMessage
 from ledger.ports.transport import JobMessage, decode_message
 
 SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.postgres", "claims.sql"
 ).items()}
+
+ANSWERED_REFUSALS = (AttemptSuperseded, UnknownAttempt, IllegalTransition)
+"""Refused reports whose message goes too: the attempt is over for this worker (the
+reports' 409s, which the worker settles by deleting the message)."""
 
 
 class PostgresClaims:
@@ -91,7 +101,8 @@ class PostgresClaims:
         queue_name: str, now: datetime,
     ) -> list[Result]:
         """Execute the reports; delete the message (``(seq, token)``) of each the ledger
-        answered (recorded, or refused as superseded), in the same transaction."""
+        answered (recorded, or refused as :data:`ANSWERED_REFUSALS`), in the same
+        transaction."""
         try:
             with self._transaction() as conn:
                 with self.recorder.joined(conn):
@@ -100,7 +111,7 @@ class PostgresClaims:
                     receipt for receipt, result in zip(receipts, results, strict=True)
                     if receipt is not None
                     and (not isinstance(result, LedgerError)
-                         or isinstance(result, AttemptSuperseded))
+                         or isinstance(result, ANSWERED_REFUSALS))
                 ]
                 if done:
                     conn.execute(SQL["delete"], {

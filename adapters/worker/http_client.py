@@ -24,8 +24,18 @@ import anyio
 import httpx
 import msgspec
 
+from adapters.local_queue.claims import ClaimedMessage, ClaimRequest
 from adapters.tracing import parse_traceparent
-from adapters.worker.port import Beat, ClaimedJob, LedgerUnavailable, WorkerAccessDenied
+from adapters.worker.port import (
+    BatchClaimsUnsupported,
+    Beat,
+    ClaimedJob,
+    LedgerUnavailable,
+    WorkerAccessDenied,
+)
+from adapters.worker.settled_reports import Report, ReportCommand
+from ledger.application import Result
+from ledger.commands import CompleteJob, FailJob, Outcome
 from ledger.errors import (
     AttemptSuperseded,
     IllegalTransition,
@@ -67,6 +77,21 @@ class _BeatResult(msgspec.Struct):
 
 class _BeatResults(msgspec.Struct):
     results: list[_BeatResult]
+
+
+class _Claims(msgspec.Struct):
+    jobs: list[ClaimedMessage]
+
+
+class _ReportResult(msgspec.Struct):
+    job_id: UUID
+    status: str | None = None
+    code: str | None = None
+    detail: str = ""
+
+
+class _ReportResults(msgspec.Struct):
+    results: list[_ReportResult]
 
 
 class _CancelRequested(msgspec.Struct):
@@ -134,6 +159,42 @@ class HttpLedger:
             job_id=body.job_id, attempt=body.attempt, payload=body.payload,
             traceparent=parse_traceparent(body.traceparent),
         )
+
+    async def claim_batch(self, request: ClaimRequest) -> list[ClaimedMessage]:
+        """``POST /workers/claims`` (ADR 155); an API without it (404) is
+        :class:`BatchClaimsUnsupported`."""
+        body: dict[str, object] = {"worker_id": request.worker_id, "max": request.limit,
+                                   "visibility_seconds": request.visibility}  # fmt: skip
+        if request.queues is not None:
+            body["queues"] = request.queues
+        try:
+            response = await self._post("/workers/claims", body)
+        except JobNotFound:
+            raise BatchClaimsUnsupported("the API has no POST /workers/claims") from None
+        return _decode(response, _Claims).jobs
+
+    async def report_batch(
+        self, reports: Sequence[Report], queue_name: str
+    ) -> list[Result]:
+        """``POST /workers/reports``: one result per report (a refusal as its error)."""
+        items = [_report_item(command, receipt) for command, receipt in reports]
+        worker_id = reports[0][0].worker_id
+        response = await self._post("/workers/reports", {"worker_id": worker_id,
+                                                         "reports": items})  # fmt: skip
+        results: list[Result] = []
+        for (command, _), answer in zip(reports, _decode(response, _ReportResults).results,
+                                        strict=True):  # fmt: skip
+            job_id, attempt = command.job_id, command.attempt
+            if answer.status is not None:
+                results.append(Outcome(job_id=job_id, status=answer.status, attempt=attempt,
+                                       version=0))  # fmt: skip
+            elif answer.code in ("attempt_superseded", "unknown_attempt", "illegal_transition"):
+                results.append(ReportSuperseded(job_id, attempt, answer.detail))
+            elif answer.code in ("invalid_command", "invalid_text"):
+                results.append(InvalidCommand(answer.detail))
+            else:
+                results.append(LedgerUnavailable(answer.detail or str(answer.code)))
+        return results
 
     async def heartbeats(
         self, worker_id: str, attempts: Sequence[tuple[UUID, int]]
@@ -254,6 +315,20 @@ def _queue_refusal(error: LedgerUnavailable) -> LedgerError | None:
         return QueuePaused(queue)
     limit = re.search(r"maximum of (\d+)", error.message)
     return QueueAtCapacity(queue, int(limit.group(1)) if limit else 0)
+
+
+def _report_item(command: ReportCommand, receipt: tuple[int, str] | None) -> dict[str, object]:
+    item: dict[str, object] = {"job_id": str(command.job_id), "attempt": command.attempt}
+    if isinstance(command, CompleteJob):
+        item.update(outcome="completed", result=command.result)
+    elif isinstance(command, FailJob):
+        item.update(outcome="failed", error=command.error,
+                    error_normalised=command.error_normalised)  # fmt: skip
+    else:
+        item["outcome"] = "cancelled"
+    if receipt is not None:
+        item["receipt"] = f"{receipt[0]}:{receipt[1]}"
+    return item
 
 
 def _problem(response: httpx.Response) -> _Problem:

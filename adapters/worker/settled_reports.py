@@ -18,11 +18,12 @@ from adapters.local_queue.queue import LocalQueue
 from adapters.worker.coalesce import Coalescer
 from adapters.worker.port import LedgerPort, LedgerUnavailable
 from ledger.application import Result
-from ledger.commands import AnyCommand, CompleteJob, FailJob, ReportCancelled
+from ledger.commands import CompleteJob, FailJob, ReportCancelled
 from ledger.errors import LedgerError, ReceiptInvalid
 from ledger.ports.transport import Received
 
-Report = tuple[AnyCommand, tuple[int, str] | None]
+ReportCommand = CompleteJob | FailJob | ReportCancelled
+Report = tuple[ReportCommand, tuple[int, str] | None]
 """A report and the ``(seq, token)`` of the message to delete with it."""
 ReportCall = Callable[[UUID, int, str, Any], Awaitable[str]]
 """``(job_id, attempt, worker_id, value) -> status``, as the reporter calls the port."""
@@ -65,7 +66,7 @@ class SettledReports:
 
         return call
 
-    async def _report(self, command: AnyCommand, received: Received) -> str:
+    async def _report(self, command: ReportCommand, received: Received) -> str:
         try:
             result = await self._batches.submit((command, _receipt(received)))
         except LedgerError:
