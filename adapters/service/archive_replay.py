@@ -8,13 +8,15 @@ read everything instead: every segment's events merged with the hot log, in log 
 
 from __future__ import annotations
 
-import bisect
+import functools
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import cast
 
 from adapters.archive import segment as segments
+from adapters.archive import stream
 from adapters.archive.stores import SegmentStore
 from adapters.service.backend import Backend
 from ledger.errors import LedgerError
@@ -74,13 +76,22 @@ def archive_start(backend: Backend) -> Start | None:
 
 
 def segment_rows(store: SegmentStore, records: list[SegmentRecord]) -> Iterator[RawRow]:
-    """Every archived event in log order (each segment verified as it is read)."""
-    frames: list[Iterable[RawRow]] = []
-    for record in records:
-        data = store.get(record.name)
-        index = segments.verify(data, record.sha256)
-        frames.extend(segments.events(data, index))
-    return heapq.merge(*frames)
+    """Every archived event in log order, a frame at a time (ADR 112): a segment is read
+    and verified when the merge reaches its first position, a frame decoded when it
+    reaches the frame's first event."""
+    merged = stream.InOrder(
+        stream.Source(record.first_position, functools.partial(_frames, store, record))
+        for record in records
+    )
+    try:
+        yield from merged
+    except stream.FramesOutOfOrder as error:
+        raise segments.SegmentCorrupt(f"a segment's frames are out of order: {error}") from None
+
+
+def _frames(store: SegmentStore, record: SegmentRecord) -> Iterator[list[RawRow]]:
+    data = store.get(record.name)
+    return segments.events(data, segments.verify(data, record.sha256))
 
 
 def whole_log(backend: Backend, store: SegmentStore, page: int = PAGE) -> Iterator[list[RawRow]]:
@@ -117,14 +128,18 @@ class ArchiveAwareLog:
     """A :class:`ViewStore` whose log includes the archived events (ADR 110): a read
     starting below the archive's horizon merges them in, so a view as of a position
     before an archive is folded from everything that happened; other calls go to
-    ``store``. The archived events are read (and each segment verified) on first need."""
+    ``store``. The archived events are streamed (ADR 112): a read after the previous
+    one's goes on where it stopped; one further back (a search by time) starts again
+    from the segments that reach past its position."""
 
     def __init__(self, store: ViewStore, backend: Backend, segments: SegmentStore) -> None:
         self._store = store
         self._records = archived_segments(backend)
         self._horizon = max((r.last_position for r in self._records), default=0)
         self._segments = segments
-        self._rows: list[RawRow] | None = None
+        self._cursor: _Cursor | None = None
+        self._passed = 0
+        """The archived rows at or before this position are gone from the cursor."""
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._store, name)
@@ -133,11 +148,40 @@ class ArchiveAwareLog:
         hot = self._store.read_events(after, limit, upto)
         if after >= self._horizon:
             return hot
-        if self._rows is None:
-            self._rows = list(segment_rows(self._segments, self._records))
-        start = bisect.bisect_right(self._rows, (after, "\uffff"))
-        archived = [r for r in self._rows[start:start + limit] if upto is None or r[0] <= upto]
-        return list(itertools.islice(heapq.merge(hot, archived), limit))
+        if self._cursor is None or after < self._passed:  # only segments past ``after``
+            later = [r for r in self._records if r.last_position > after]
+            self._cursor = _Cursor(segment_rows(self._segments, later))
+        archived = self._cursor.take(after, limit, upto)
+        page = list(itertools.islice(heapq.merge(hot, archived), limit))
+        self._cursor.put_back([r for r in archived if page and r[0] > page[-1][0]])
+        self._passed = max(after, page[-1][0]) if page else after
+        return page
+
+
+class _Cursor:
+    """Archived rows in order, read on demand, with the rows read but not used kept."""
+
+    def __init__(self, rows: Iterator[RawRow]) -> None:
+        self._rows = rows
+        self._kept: deque[RawRow] = deque()
+
+    def _next(self) -> RawRow | None:
+        return self._kept.popleft() if self._kept else next(self._rows, None)
+
+    def take(self, after: int, limit: int, upto: int | None) -> list[RawRow]:
+        """Up to ``limit`` rows after ``after`` and at or before ``upto`` (rows at or
+        before ``after`` are dropped for good)."""
+        taken: list[RawRow] = []
+        while len(taken) < limit and (row := self._next()) is not None:
+            if upto is not None and row[0] > upto:
+                self._kept.appendleft(row)
+                break
+            if row[0] > after:
+                taken.append(row)
+        return taken
+
+    def put_back(self, rows: list[RawRow]) -> None:
+        self._kept.extendleft(reversed(rows))
 
 
 def with_archive(store: ViewStore, backend: Backend, segments: SegmentStore) -> ViewStore:
