@@ -44,6 +44,7 @@ STATEMENTS = (
 )
 RESET = "SELECT pg_stat_statements_reset()"
 ENQUEUE_BATCH = 500
+DEADLINE_SECONDS = 180.0
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,10 @@ def measure(jobs: int, idle: float) -> tuple[list[Statement], list[Statement], f
                 batch = [EnqueueJob(customer_id="bench", payload={"n": n})
                          for n in range(first, min(jobs, first + ENQUEUE_BATCH))]  # fmt: skip
                 ledger.execute_batch(batch, utc_now())
-            while completed_after(poll, head) < jobs:
+            deadline = time.monotonic() + DEADLINE_SECONDS
+            while (done := completed_after(poll, head)) < jobs:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {done} of {jobs} jobs completed")
                 time.sleep(0.05)
             seconds = time.perf_counter() - started
             busy = snapshot(admin, database)
