@@ -50,13 +50,15 @@ ORDER BY finished_at, job_id
 LIMIT :limit;
 
 -- name: job_status.count_dead_lettered
--- The dead letters' total, from the partial index job_status_dead_lettered_idx.
-SELECT count(*) AS count FROM job_status WHERE status = 'dead_lettered';
+-- The dead letters' total up to a limit, from the partial index
+-- job_status_dead_lettered_idx (the console says "more than" beyond it).
+SELECT count(*) AS count FROM (
+SELECT 1 FROM job_status WHERE status = 'dead_lettered' LIMIT :limit) AS dead;
 
 -- name: dead_letter_alerts.of_oldest_dead_letters
--- The last alert status of each of the oldest dead letters (job_status.dead_lettered's
--- order): one query instead of one per job (the console's dead letters page).
-SELECT j.job_id AS job_id,
+-- The oldest dead letters (job_status.dead_lettered's order), each with the last status
+-- of its alert: one query for the console's dead letters page (ADR 140).
+SELECT j.*,
   (SELECT a.alert_status FROM dead_letter_alerts a WHERE a.job_id = j.job_id
    ORDER BY a.dead_letter_version DESC LIMIT 1) AS alert_status
 FROM job_status j

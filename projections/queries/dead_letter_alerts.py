@@ -9,6 +9,8 @@ import msgspec
 
 from projections.dead_letter_alerts import DEAD_LETTER_ALERTS
 from projections.queries import ReadDatabase, RowShape
+from projections.queries.job_status import ROWS as JOBS
+from projections.queries.job_status import JobStatus
 
 
 class DeadLetterAlert(msgspec.Struct, frozen=True):
@@ -44,12 +46,11 @@ class DeadLetterAlertQueries:
         rows = self.db.query("dead_letter_alerts.for_job", {"job_id": job_id})
         return ROWS.decode_all(rows)
 
-    def of_oldest_dead_letters(self, limit: int) -> dict[str, str]:
-        """The last alert status of each of the ``limit`` oldest dead letters, by job id
-        (text); a dead letter with no alert row is left out."""
+    def of_oldest_dead_letters(self, limit: int) -> list[tuple[JobStatus, str]]:
+        """The ``limit`` oldest dead letters, each with the last status of its alert
+        (``none`` when it has no alert row), in one query."""
         rows = self.db.query("dead_letter_alerts.of_oldest_dead_letters", {"limit": limit})
-        return {str(row["job_id"]): str(row["alert_status"]) for row in rows
-                if row["alert_status"] is not None}
+        return [(JOBS.decode(row), str(row["alert_status"] or "none")) for row in rows]
 
     def counts(self) -> dict[str, int]:
         """Dead letters by alert status: pending, sent, failed."""

@@ -133,9 +133,11 @@ class JobStatusQueries:
         )
         return ROWS.decode_all(rows)
 
-    def count_dead_lettered(self) -> int:
-        """How many jobs are dead-lettered (from the partial index, not a scan)."""
-        return int(self.db.query("job_status.count_dead_lettered", {})[0]["count"])
+    def count_dead_lettered(self, upto: int) -> int:
+        """How many jobs are dead-lettered, counted up to ``upto`` (from the partial index,
+        not a scan)."""
+        rows = self.db.query("job_status.count_dead_lettered", {"limit": upto})
+        return int(rows[0]["count"])
 
     def counts(self, *, customer_id: str | None = None) -> dict[str, int]:
         """How many jobs are in each status."""

@@ -1,5 +1,9 @@
 """Dead letters grouped by their error text, each group's alert status; redrive one (the
-job's page), the selected or a whole group (through the jobs' confirmation page)."""
+job's page), the selected or a whole group (through the jobs' confirmation page).
+
+One query reads the oldest 300 dead letters with their alerts' status, another counts
+them all up to 10,000 (from the partial index); each group lists its first 20 jobs (the
+group's redrive link names all of them), so the page stays small with many dead letters."""
 
 from __future__ import annotations
 
@@ -18,6 +22,10 @@ from projections.store import ViewStore
 
 SHOWN = 300
 """Dead letters grouped on the page, oldest first (the jobs page filters all of them)."""
+LISTED = 20
+"""Jobs listed in a group's table (the rest are counted, and in the redrive link)."""
+COUNT_CAP = 10_000
+"""The total is counted up to this many ("more than 10,000" beyond)."""
 
 
 @dataclass
@@ -30,15 +38,12 @@ class Group:
 
 def grouped(store: ViewStore) -> tuple[list[Group], int]:
     """The oldest dead letters grouped by error text (largest group first), and how many
-    dead letters there are in all."""
-    queries = JobStatusQueries(store)
-    total = queries.count_dead_lettered()
-    alerts = DeadLetterAlertQueries(store).of_oldest_dead_letters(SHOWN)
+    dead letters there are in all (up to ``COUNT_CAP`` + 1)."""
+    total = JobStatusQueries(store).count_dead_lettered(COUNT_CAP + 1)
     groups: dict[str, Group] = {}
-    for job in queries.dead_lettered(limit=SHOWN):
+    for job, status in DeadLetterAlertQueries(store).of_oldest_dead_letters(SHOWN):
         group = groups.setdefault(job.last_error or "", Group(job.last_error or ""))
         group.jobs.append(job)
-        status = alerts.get(str(job.job_id), "none")
         group.alerts[status] = group.alerts.get(status, 0) + 1
     return sorted(groups.values(), key=lambda g: (-len(g.jobs), g.error)), total
 
@@ -50,7 +55,9 @@ async def dead_letters_page(
 ) -> Response[str]:
     viewer = await reader(request, console)
     groups, total = await jobs.views.read(grouped)
-    return page(request, viewer, "dead_letters.html", groups=groups, total=total, shown=SHOWN)
+    return page(request, viewer, "dead_letters.html", groups=groups,
+                total=min(total, COUNT_CAP), more_than=total > COUNT_CAP, shown=SHOWN,
+                listed=LISTED)
 
 
 ROUTES = [dead_letters_page]
