@@ -61,9 +61,12 @@ class Step(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class Violation:
     job_id: str
+    """The job whose history breaks the invariant (an archive's: the segment's name)."""
     invariant: str
     detail: str
     version: int | None = None
+    queue: str | None = None
+    """The queue a queue-level invariant (a pause, a cap) is about; else ``None``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ class QueueAudit:
                 queue.running.discard(job_id)
             return
         if queue.paused:
-            self._violate(job_id, "claimed_while_paused",
+            self._violate(job_id, queue.name, "claimed_while_paused",
                           f"attempt {step.attempt} claimed at position {step.position} while "
                           f"queue {queue.name!r} is paused", step)
         if in_progress:
@@ -85,9 +85,10 @@ class QueueAudit:
         queue.most = max(queue.most, len(queue.running))
         cap = queue.max_running
         if cap is not None and len(queue.running) > cap:
-            self._violate(job_id, "cap_exceeded",
+            self._violate(job_id, queue.name, "cap_exceeded",
                           f"{len(queue.running)} jobs of queue {queue.name!r} in progress at "
                           f"position {step.position}, over its cap of {cap}", step)
 
-    def _violate(self, job_id: str, invariant: str, detail: str, step: Step) -> None:
-        self.violations.append(Violation(job_id, invariant, detail, step.version))
+    def _violate(self, job_id: str, queue: str, invariant: str, detail: str,
+                 step: Step) -> None:
+        self.violations.append(Violation(job_id, invariant, detail, step.version, queue))

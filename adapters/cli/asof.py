@@ -25,12 +25,12 @@ from adapters.cli.console import make_console
 from adapters.cli.errors import user_errors
 from adapters.service.archive_reader import segment_store
 from adapters.service.archive_replay import with_archive
-from adapters.service.backend import Backend
 from adapters.service.bootstrap import Container, build, utc_now
+from adapters.service.view_rebuild import take_and_prune
 from ledger.errors import LedgerError
 from projections.asof import InvalidMoment, ViewAsOf, parse_moment, resolve, view_as_of
 from projections.asof_reads import Touches, diff, jobs, touches
-from projections.checkpoints import Checkpoint, CheckpointStore, prune, take
+from projections.checkpoints import Checkpoint, CheckpointStore
 from projections.model import View
 from projections.registry import VIEWS, get_view
 from projections.runner import catch_up_unfed
@@ -82,16 +82,6 @@ def checkpoint_record(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
         {"id": checkpoint.id, "position": checkpoint.position, "taken_at": checkpoint.taken_at,
          "rows": checkpoint.row_count, "bytes": checkpoint.byte_count}
     )
-
-
-def take_and_prune(backend: Backend, store: ViewStore, view: View, keep: int) -> Checkpoint:
-    checkpoints = backend.checkpoints()
-    try:
-        made = take(store, checkpoints, view, utc_now())
-        prune(checkpoints, view.name, keep)
-        return made
-    finally:
-        checkpoints.close()
 
 
 def checkpoint_command(

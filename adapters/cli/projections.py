@@ -27,17 +27,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from adapters.cli.asof import take_and_prune
 from adapters.cli.console import make_console
 from adapters.cli.errors import PROGRAM, reported, user_errors
-from adapters.service.archive_replay import archive_options, archive_start
+from adapters.service.archive_replay import archive_start
 from adapters.service.backend import Backend, backend_for
 from adapters.service.bootstrap import Container, build, load_settings
+from adapters.service.view_rebuild import rebuild_view
 from adapters.tracing import configure_logging
 from ledger.errors import LedgerError
 from projections.queries.job_status import JobStatus, JobStatusQueries
 from projections.queries.lag import view_status
-from projections.rebuild import REBUILD_PAGE, VerifyResult, rebuild, verify
+from projections.rebuild import REBUILD_PAGE, VerifyResult, verify
 from projections.registry import VIEWS, get_view, select
 from projections.runner import PAGE_SIZE, Runner, ViewsStopped, catch_up_unfed
 from projections.store import ViewStore
@@ -174,19 +174,9 @@ def rebuild_command(
         def advance(position: int, head: int) -> None:
             progress.update(task, completed=position, total=head)
 
-        reader = backend.open_views()  # reads the next pages while this one is folded
-        start, log = archive_options(backend, from_archive)
-        try:
-            result = rebuild(store, view, page_size=page_size, progress=advance, reader=reader,
-                             start=start, log=log)
-        finally:
-            reader.close()
-        keep = load_settings().checkpoint_keep
-        made = take_and_prune(backend, store, view, keep)  # ADR 90: a checkpoint after it
-    console.print(
-        f"rebuilt {name} from {result.events} events; swapped in at position "
-        f"{result.position} (generation {result.generation}); checkpoint at {made.position}"
-    )
+        done = rebuild_view(backend, store, view, keep=load_settings().checkpoint_keep,
+                            page_size=page_size, progress=advance, from_archive=from_archive)
+    console.print(f"rebuilt {name} {done.summary()}")
 
 
 @projections_app.command("verify")

@@ -112,7 +112,7 @@ class AuditReport:
             "offending_jobs": self.offending_jobs,
             "violations": [
                 {"job_id": v.job_id, "invariant": v.invariant, "detail": v.detail,
-                 "version": v.version}
+                 "version": v.version, "queue": v.queue}
                 for v in self.violations
             ],
             "pending": [

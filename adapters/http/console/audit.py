@@ -1,10 +1,13 @@
 """Audit: run ``ledger audit``'s checks (:func:`adapters.service.audit.run_audit`) and show
-the result, each violation linked to its job. It reads the whole log, so it runs when
+the result, each violation linked to what it is about: a queue-level one (a pause, a cap)
+to the queue's row on the queues page, one of a job to the job's page, an archive
+segment's named as text. It reads the whole log, so it runs when
 asked (a POST with the CSRF token; staff may run it: it changes nothing), one at a time."""
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import anyio
 import anyio.to_thread
@@ -43,8 +46,19 @@ async def run(
 
     async with _running:
         report = await anyio.to_thread.run_sync(audit)
-    return page(request, viewer, "audit.html", report=report.to_dict(),
-                seconds=round(report.seconds, 2))
+    data = report.to_dict()
+    for violation in data["violations"]:
+        violation["is_job"] = _is_job_id(str(violation["job_id"]))
+    return page(request, viewer, "audit.html", report=data, seconds=round(report.seconds, 2))
+
+
+def _is_job_id(text: str) -> bool:
+    """Whether a violation's subject is a job (an id), not an archive segment's name."""
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 ROUTES = [audit_page, run]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from adapters.http.access import Access
 from adapters.http.console.tasks import ViewTasks
+from adapters.service.view_rebuild import Rebuilds
 from ledger.access import OPEN, KeyStore, Principal, Role
 from ledger.errors import LedgerError
 from projections.store import ViewStore
@@ -65,6 +66,8 @@ class Console:
     alert_grace: timedelta
     tasks: ViewTasks = field(default_factory=ViewTasks)
     """Rebuilds and verifies started from the console."""
+    rebuilds: Rebuilds | None = None
+    """How they run: as the CLI's (the archive's checkpoint, a checkpoint after)."""
 
 
 @dataclass(frozen=True)

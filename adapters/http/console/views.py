@@ -42,7 +42,7 @@ async def start_task(
     view = get_view(name)
     if kind not in ("rebuild", "verify"):
         kind = "verify"
-    console.tasks.start(console.open_views, view, kind, actor_name(viewer))
+    console.tasks.start(console.open_views, view, kind, actor_name(viewer), console.rebuilds)
     return Redirect("/ui/views", status_code=303)
 
 

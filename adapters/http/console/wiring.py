@@ -8,6 +8,7 @@ from adapters.http.access import Access
 from adapters.http.console.session import Console, secret_from
 from adapters.service.audit import ALERT_MARGIN_SECONDS
 from adapters.service.bootstrap import Container
+from adapters.service.view_rebuild import Rebuilds
 from ledger.access import KeyStore
 
 
@@ -24,4 +25,5 @@ def console_of(
         secret=secret_from(secret, data_dir), keys=keys, access=access,
         open_views=container.backend.open_views, stale_threshold=settings.stale_threshold,
         alert_grace=timedelta(seconds=grace),
+        rebuilds=Rebuilds(container.backend, settings.checkpoint_keep),
     )
