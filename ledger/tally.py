@@ -113,13 +113,15 @@ class TallyCounter:
     _flushes: int = 0
     _unsaved: list[RequestTally] = field(default_factory=list)
 
-    def count(self, subject: str, preset: str, *, admitted: bool, at: datetime) -> None:
-        """Count one decision of the limiter (under ``subject`` made a name)."""
+    def count(
+        self, subject: str, preset: str, *, admitted: bool, at: datetime, times: int = 1
+    ) -> None:
+        """Count ``times`` decisions of the limiter (under ``subject`` made a name)."""
         key = (normalise_name(subject), preset, window_start(at, self.window_seconds))
         tally = self._counts.get(key)
         if tally is None:
             tally = self._counts[key] = [0, 0]
-        tally[0 if admitted else 1] += 1
+        tally[0 if admitted else 1] += times
 
     @property
     def pending(self) -> int:

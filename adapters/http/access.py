@@ -101,18 +101,34 @@ def access_middleware(app: ASGIApp, access: Access, limiter: Limiter) -> ASGIApp
             found = opt.get("access") or _rule_for_query(scope, opt)
             if isinstance(found, Rule):
                 decision = await _admit(scope, found, access, limiter)
-                extra.extend((k.encode(), v.encode()) for k, v in decision.headers().items())
+                extra.extend(decision.header_pairs())
             await app(scope, receive, send_with_headers)
         except ApiError as error:
             status[0] = error.status
             raise
         finally:
             route = scope.get("path_template") or "unmatched"
-            REQUEST_LATENCY.labels(scope.get("method", "-"), route, str(status[0])).observe(
+            _latency(scope.get("method", "-"), route, status[0]).observe(
                 time.perf_counter() - started
             )
 
     return middleware
+
+
+_LATENCIES: dict[tuple[str, str, int], Any] = {}
+MAX_LATENCY_SERIES = 2_000
+
+
+def _latency(method: str, route: str, status: int) -> Any:
+    """The latency histogram's child for these labels, looked up once per label set (route
+    templates and statuses are a bounded few; past ``MAX_LATENCY_SERIES``, no caching)."""
+    key = (method, route, status)
+    found = _LATENCIES.get(key)
+    if found is None:
+        found = REQUEST_LATENCY.labels(method, route, str(status))
+        if len(_LATENCIES) < MAX_LATENCY_SERIES:
+            _LATENCIES[key] = found
+    return found
 
 
 def _rule_for_query(scope: Scope, opt: dict[str, Any]) -> Rule | None:

@@ -16,6 +16,7 @@ the database every ``retry_interval`` seconds until it answers again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -23,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -83,6 +85,11 @@ class Decision:
         """Whole seconds until the window ends (at least 1 while it has not)."""
         return max(1, math.ceil(self.reset_at - self.decided_at))
 
+    def header_pairs(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` as ASGI header pairs."""
+        return [(name, value.encode()) for name, value in zip(
+            _HEADER_NAMES, self.headers().values(), strict=False)]
+
     def headers(self) -> dict[str, str]:
         preset = self.preset
         headers = {
@@ -95,6 +102,11 @@ class Decision:
         if not self.allowed:
             headers["Retry-After"] = str(self.reset_after)
         return headers
+
+
+_HEADER_NAMES = (b"X-RateLimit-Limit", b"X-RateLimit-Remaining", b"X-RateLimit-Reset",
+                 b"RateLimit-Policy", b"RateLimit", b"Retry-After")
+"""The names :meth:`Decision.headers` gives, in its order, encoded once."""
 
 
 @dataclass(eq=False)
@@ -179,12 +191,14 @@ class Limiter:
 
     def _settle(self, batch: Sequence[_Waiting], counted: Sequence[Counted], source: str) -> None:
         """Hand each waiting request its decision (the first ``admitted_now`` of a bucket
-        in arrival order are admitted)."""
+        in arrival order are admitted); the metrics and tallies are counted once per
+        bucket and outcome, not once per request."""
         by_bucket: dict[tuple[str, int], list[_Waiting]] = {}
         for waiting in batch:
             by_bucket.setdefault((waiting.hit_bucket, waiting.window_start), []).append(waiting)
         now = self._clock()
         at = datetime.fromtimestamp(now, UTC)
+        counts: dict[tuple[str, str, bool], int] = {}
         for group, result in zip(by_bucket.values(), counted, strict=True):
             first = result.admitted - result.admitted_now
             for index, waiting in enumerate(group):
@@ -199,12 +213,13 @@ class Limiter:
                     decided_at=now,
                     source=source,
                 )
-                RATE_LIMIT_DECISIONS.labels(
-                    preset.name, "admitted" if allowed else "refused", source
-                ).inc()
-                if self.tallies is not None:
-                    self.tallies.count(waiting.tally_subject, preset.name, admitted=allowed, at=at)
+                key = (waiting.tally_subject, preset.name, allowed)
+                counts[key] = counts.get(key, 0) + 1
                 waiting.done.set()
+        for (subject, preset_name, allowed), times in counts.items():
+            _decided(preset_name, allowed, source).inc(times)
+            if self.tallies is not None:
+                self.tallies.count(subject, preset_name, admitted=allowed, at=at, times=times)
         self.decisions += len(batch)
 
     # -- running ----------------------------------------------------------------------
@@ -316,6 +331,13 @@ class Limiter:
                     await self._store.cleanup(now)
             except Exception as error:
                 log.info("rate limiter: cleanup of old windows failed: %s", error)
+
+
+@functools.cache
+def _decided(preset: str, allowed: bool, source: str) -> Any:
+    """The decisions counter's child for these labels (looked up once, not per request;
+    presets and sources are a fixed few)."""
+    return RATE_LIMIT_DECISIONS.labels(preset, "admitted" if allowed else "refused", source)
 
 
 def _hits(batch: Sequence[_Waiting]) -> list[Hit]:
