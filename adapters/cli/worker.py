@@ -82,6 +82,10 @@ def worker_command(
     log_level: Annotated[
         str, typer.Option(help="Log level: debug, info, warning, error.")
     ] = "info",
+    batch_claims: Annotated[
+        bool, typer.Option(help="On the local queue, claim several jobs and report several "
+                           "in one call when the ledger can (ADR 155).")
+    ] = True,
 ) -> None:
     """Run a worker: receive jobs, run the handler with heartbeats, report the outcome."""
     with reported(PROGRAM):  # LOG_FORMAT=json: one JSON object per line (ADR 125)
@@ -97,7 +101,7 @@ def worker_command(
             stats = _run(
                 handler, queues=queue, concurrency=concurrency, api=api, api_key=api_key,
                 grace=grace, heartbeat_interval=heartbeat_interval, worker_id=worker_id,
-                health_file=health_file,
+                health_file=health_file, batch_claims=batch_claims,
             )
     except KeyboardInterrupt:
         _say("interrupted before it started")
@@ -127,6 +131,7 @@ def _run(
     heartbeat_interval: float | None,
     worker_id: str | None,
     health_file: Path | None,
+    batch_claims: bool = True,
 ) -> WorkerStats:
     from adapters.service.bootstrap import load_settings
     from adapters.worker import Wiring, Worker, WorkerConfig, load_handler, run_worker
@@ -137,7 +142,7 @@ def _run(
         config = WorkerConfig.for_settings(
             settings, concurrency=concurrency, grace=grace,
             heartbeat_interval=heartbeat_interval, queues=frozenset(queues) if queues else None,
-            worker_id=worker_id,
+            worker_id=worker_id, batch_claims=batch_claims,
         )
     except ValueError as error:
         raise InvalidOptions(str(error)) from None

@@ -51,6 +51,16 @@ class ClaimRequest(msgspec.Struct, frozen=True):
     """A scoped worker key's customer: only that customer's jobs are claimed."""
 
 
+class ReportBatch(msgspec.Struct, frozen=True):
+    """Reports of attempts' ends, each with the ``(seq, token)`` of the message to delete
+    with it (``None``: none)."""
+
+    commands: list[Any]
+    """``CompleteJob``, ``FailJob`` or ``ReportCancelled`` commands."""
+    receipts: list[tuple[int, str] | None]
+    queue_name: str = "jobs"
+
+
 class ClaimedMessage(msgspec.Struct, frozen=True):
     """A job claimed for the worker, with the message that holds it."""
 

@@ -30,13 +30,18 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import class_row
 
-from adapters.local_queue.claims import ClaimedMessage, ClaimRequest, fate_of_refusal
+from adapters.local_queue.claims import (
+    ClaimedMessage,
+    ClaimRequest,
+    ReportBatch,
+    fate_of_refusal,
+)
 from adapters.postgres.errors import translated
 from adapters.postgres.event_recorder import LedgerEventRecorder
 from adapters.sql.queue_rows import QueueRow, sweep_claims
 from adapters.sql.sqlfile import load_sections
 from ledger.application import JobLedger, Result
-from ledger.commands import AnyCommand, ClaimJob
+from ledger.commands import AnyCommand, ClaimJob, Outcome
 from ledger.errors import (
     AttemptSuperseded,
     IllegalTransition,
@@ -66,35 +71,7 @@ class PostgresClaims:
     def claim(self, request: ClaimRequest, now: datetime, epoch: float) -> list[ClaimedMessage]:
         """Claim up to ``request.limit`` jobs (``now``: the ledger's clock; ``epoch``: the
         queue's, in seconds)."""
-        params: dict[str, Any] = {
-            "queue": request.queue_name, "now": epoch,
-            "visible_until": epoch + request.visibility,
-            "max_receives": request.max_receives, "any_queue": request.queues is None,
-            "job_queues": list(request.queues or ()), "customer": request.customer_id,
-        }
-        job_ids: list[UUID] = []
-        try:
-            with self._transaction() as conn:
-                with conn.cursor(row_factory=class_row(QueueRow)) as cur:
-                    rows = sweep_claims(
-                        lambda n: cur.execute(SQL["receive"], {**params, "limit": n}).fetchall(),
-                        request.limit,
-                    )
-                received = _decoded(rows)
-                job_ids = [message.job_id for _, message in received]
-                commands: list[AnyCommand] = [
-                    ClaimJob(job_id=job_id, worker_id=request.worker_id) for job_id in job_ids
-                ]
-                with self.recorder.joined(conn):
-                    results = self.ledger.execute_batch(commands, now)
-                decided = list(zip(received, results, strict=True))
-                claimed = self._settle_claims(conn, request, decided, now, epoch)
-        except BaseException:
-            for job_id in job_ids:  # the cache may hold claims that never committed
-                self.ledger.forget(job_id)
-            raise
-        self._notify()
-        return claimed
+        return self.run([], [request], now, epoch)[1][0]
 
     def report(
         self, commands: Sequence[AnyCommand], receipts: Sequence[tuple[int, str] | None],
@@ -103,65 +80,105 @@ class PostgresClaims:
         """Execute the reports; delete the message (``(seq, token)``) of each the ledger
         answered (recorded, or refused as :data:`ANSWERED_REFUSALS`), in the same
         transaction."""
+        batch = ReportBatch(list(commands), list(receipts), queue_name)
+        return self.run([batch], [], now, 0.0)[0][0]
+
+    def run(
+        self, reports: Sequence[ReportBatch], claims: Sequence[ClaimRequest], now: datetime,
+        epoch: float,
+    ) -> tuple[list[list[Result]], list[list[ClaimedMessage]]]:
+        """Several callers' reports and claims in ONE transaction and one append: the
+        claims' messages received, then every report and claim decided in one batch (the
+        reports first, so a slot they free serves a claim), the reported messages deleted
+        and the refused claims' settled. Each caller's results, in order."""
+        touched: list[UUID] = [c.job_id for b in reports for c in b.commands]
         try:
             with self._transaction() as conn:
-                with self.recorder.joined(conn):
-                    results = self.ledger.execute_batch(commands, now)
-                done = [
-                    receipt for receipt, result in zip(receipts, results, strict=True)
-                    if receipt is not None
-                    and (not isinstance(result, LedgerError)
-                         or isinstance(result, ANSWERED_REFUSALS))
+                received = [_decoded(self._receive(conn, request, epoch)) for request in claims]
+                claim_commands = [
+                    ClaimJob(job_id=message.job_id, worker_id=request.worker_id)
+                    for request, rows in zip(claims, received, strict=True)
+                    for _, message in rows
                 ]
-                if done:
-                    conn.execute(SQL["delete"], {
-                        "queue": queue_name, "seqs": [seq for seq, _ in done],
-                        "receipts": [token for _, token in done],
-                    })
+                touched += [c.job_id for c in claim_commands]
+                commands = [c for b in reports for c in b.commands] + claim_commands
+                with self.recorder.joined(conn):
+                    results = iter(self.ledger.execute_batch(commands, now))
+                reported = [[next(results) for _ in b.commands] for b in reports]
+                self._delete_reported(conn, reports, reported)
+                decided = [[(row, next(results)) for row in rows] for rows in received]
+                claimed = self._settle_claims(conn, claims, decided, now, epoch)
         except BaseException:
-            for command in commands:
-                if hasattr(command, "job_id"):
-                    self.ledger.forget(command.job_id)
+            for job_id in touched:  # the cache may hold decisions that never committed
+                self.ledger.forget(job_id)
             raise
         self._notify()
-        return results
+        return reported, claimed
+
+    def _receive(
+        self, conn: psycopg.Connection[Any], request: ClaimRequest, epoch: float
+    ) -> list[StoredMessage]:
+        params: dict[str, Any] = {
+            "queue": request.queue_name, "now": epoch,
+            "visible_until": epoch + request.visibility,
+            "max_receives": request.max_receives, "any_queue": request.queues is None,
+            "job_queues": list(request.queues or ()), "customer": request.customer_id,
+        }
+        with conn.cursor(row_factory=class_row(QueueRow)) as cur:
+            return sweep_claims(
+                lambda n: cur.execute(SQL["receive"], {**params, "limit": n}).fetchall(),
+                request.limit,
+            )
+
+    def _delete_reported(
+        self, conn: psycopg.Connection[Any], reports: Sequence[ReportBatch],
+        results: list[list[Result]],
+    ) -> None:
+        for batch, answers in zip(reports, results, strict=True):
+            done = [
+                receipt for receipt, result in zip(batch.receipts, answers, strict=True)
+                if receipt is not None
+                and (not isinstance(result, LedgerError) or isinstance(result, ANSWERED_REFUSALS))
+            ]
+            if done:
+                conn.execute(SQL["delete"], {
+                    "queue": batch.queue_name, "seqs": [seq for seq, _ in done],
+                    "receipts": [token for _, token in done],
+                })
 
     def _settle_claims(
-        self, conn: psycopg.Connection[Any], request: ClaimRequest,
-        decided: list[tuple[tuple[StoredMessage, JobMessage], Result]], now: datetime,
+        self, conn: psycopg.Connection[Any], requests: Sequence[ClaimRequest],
+        decided: list[list[tuple[tuple[StoredMessage, JobMessage], Result]]], now: datetime,
         epoch: float,
-    ) -> list[ClaimedMessage]:
-        claimed: list[ClaimedMessage] = []
-        obsolete: list[StoredMessage] = []
-        later: list[tuple[int, float]] = []
-        for (row, message), result in decided:
-            if isinstance(result, LedgerError):
-                delay = fate_of_refusal(result, now)
-                if delay is None:
-                    obsolete.append(row)
+    ) -> list[list[ClaimedMessage]]:
+        claimed: list[list[ClaimedMessage]] = []
+        for request, pairs in zip(requests, decided, strict=True):
+            obsolete: list[StoredMessage] = []
+            later: list[tuple[int, float]] = []
+            mine: list[ClaimedMessage] = []
+            for (row, message), result in pairs:
+                if isinstance(result, LedgerError):
+                    delay = fate_of_refusal(result, now)
+                    if delay is None:
+                        obsolete.append(row)
+                    else:
+                        later.append((row.seq, epoch + delay))
                 else:
-                    later.append((row.seq, epoch + delay))
-                continue
-            held, payload = self.ledger.held_payload(message.job_id)
-            claimed.append(ClaimedMessage(
-                job_id=str(message.job_id), attempt=result.attempt,
-                customer_id=message.customer_id, queue=message.queue, seq=row.seq,
-                receipt=f"{row.seq}:{row.receipt}", message_id=row.message_id, body=row.body,
-                message_attempt=row.attempt, receive_count=row.receive_count,
-                sent_at=row.sent_at, traceparent=result.traceparent,
-                payload=payload if held else self.ledger.payload_of(message.job_id),
-            ))
-        if obsolete:
-            conn.execute(SQL["delete"], {
-                "queue": request.queue_name, "seqs": [row.seq for row in obsolete],
-                "receipts": [row.receipt for row in obsolete],
-            })
-        if later:
-            conn.execute(SQL["hand_back"], {
-                "queue": request.queue_name, "seqs": [seq for seq, _ in later],
-                "visible_at": [at for _, at in later],
-            })
+                    mine.append(self._claimed(row, message, result))
+            _settle_refused(conn, request.queue_name, obsolete, later)
+            claimed.append(mine)
         return claimed
+
+    def _claimed(self, row: StoredMessage, message: JobMessage, result: Outcome) -> ClaimedMessage:
+        held, payload = self.ledger.held_payload(message.job_id)
+        return ClaimedMessage(
+            job_id=str(message.job_id), attempt=result.attempt,
+            customer_id=message.customer_id, queue=message.queue, seq=row.seq,
+            receipt=f"{row.seq}:{row.receipt}", message_id=row.message_id, body=row.body,
+            message_attempt=row.attempt, receive_count=row.receive_count,
+            sent_at=row.sent_at, traceparent=result.traceparent,
+            payload=payload if held else self.ledger.payload_of(message.job_id),
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
@@ -176,6 +193,23 @@ class PostgresClaims:
                 conn.execute(self.recorder.notify_statement)
         except LedgerError:
             pass  # listeners also poll: a lost wake-up only delays them
+
+
+def _settle_refused(
+    conn: psycopg.Connection[Any], queue_name: str, obsolete: list[StoredMessage],
+    later: list[tuple[int, float]],
+) -> None:
+    """Delete the obsolete messages, hand the others back uncounted after their delay."""
+    if obsolete:
+        conn.execute(SQL["delete"], {
+            "queue": queue_name, "seqs": [row.seq for row in obsolete],
+            "receipts": [row.receipt for row in obsolete],
+        })
+    if later:
+        conn.execute(SQL["hand_back"], {
+            "queue": queue_name, "seqs": [seq for seq, _ in later],
+            "visible_at": [at for _, at in later],
+        })
 
 
 def _decoded(rows: Sequence[StoredMessage]) -> list[tuple[StoredMessage, JobMessage]]:

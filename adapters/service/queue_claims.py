@@ -9,12 +9,14 @@ PostgreSQL recorder): callers then fall back to receive-then-claim.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from adapters.local_queue.claims import MAX_CLAIMS, ClaimedMessage, ClaimRequest
+from adapters.local_queue.claims import MAX_CLAIMS, ClaimedMessage, ClaimRequest, ReportBatch
 from adapters.service.batching import BatchWriter
 from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 
 
 class QueueClaims:
-    """Claims and settling reports of one ledger, through its batch writer."""
+    """Claims and settling reports of one ledger, through its batch writer: the requests
+    that wait while the writer is busy go in one transaction together (group commit)."""
 
     def __init__(
         self, claims: PostgresClaims, writer: BatchWriter, clock: Callable[[], datetime],
@@ -35,27 +38,51 @@ class QueueClaims:
         self.writer = writer
         self.clock = clock
         self.epoch = epoch
+        self._pending: list[tuple[ReportBatch | ClaimRequest, Future[Any]]] = []
+        self._lock = threading.Lock()
 
     async def claim(self, request: ClaimRequest) -> list[ClaimedMessage]:
         """Up to ``request.limit`` jobs claimed (1 to :data:`MAX_CLAIMS`)."""
         if not 1 <= request.limit <= MAX_CLAIMS:
             raise InvalidCommand(f"max must be 1 to {MAX_CLAIMS}, got {request.limit}")
-        future = self.writer.call(
-            lambda: self.claims.claim(request, self.clock(), self.epoch())
-        )
-        result: list[ClaimedMessage] = await asyncio.wrap_future(future)
-        return result
+        claimed: list[ClaimedMessage] = await self._submit(request)
+        return claimed
 
     async def report(
         self, commands: Sequence[AnyCommand], receipts: Sequence[tuple[int, str] | None],
         queue_name: str,
     ) -> list[Result]:
         """The reports' results; the messages of the answered ones are deleted with them."""
-        future = self.writer.call(
-            lambda: self.claims.report(commands, receipts, queue_name, self.clock())
+        results: list[Result] = await self._submit(
+            ReportBatch(list(commands), list(receipts), queue_name)
         )
-        result: list[Result] = await asyncio.wrap_future(future)
-        return result
+        return results
+
+    async def _submit(self, item: ReportBatch | ClaimRequest) -> Any:
+        future: Future[Any] = Future()
+        with self._lock:
+            self._pending.append((item, future))
+        self.writer.call(self._drain)
+        return await asyncio.wrap_future(future)
+
+    def _drain(self) -> None:
+        """On the writer's thread: every request waiting, in one transaction."""
+        with self._lock:
+            items, self._pending = self._pending, []
+        if not items:
+            return  # an earlier drain took them
+        reports = [(i, f) for i, f in items if isinstance(i, ReportBatch)]
+        claims = [(i, f) for i, f in items if isinstance(i, ClaimRequest)]
+        try:
+            reported, claimed = self.claims.run(
+                [i for i, _ in reports], [i for i, _ in claims], self.clock(), self.epoch()
+            )
+        except Exception as error:  # every caller of the transaction hears of it
+            for _, future in items:
+                future.set_exception(error)
+            return
+        for (_, future), answer in zip([*reports, *claims], [*reported, *claimed], strict=True):
+            future.set_result(answer)
 
 
 def queue_claims_for(

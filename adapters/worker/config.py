@@ -57,6 +57,9 @@ class WorkerConfig:
     mismatch_delay: float = 5.0
     """Seconds a message of another queue is hidden before others may receive it."""
     worker_id: str = field(default_factory=default_worker_id)
+    batch_claims: bool = True
+    """On the local queue, claim up to N jobs in one call and report them in batches when
+    the ledger can (ADR 155); ``False``: receive, claim, report, delete one by one."""
 
     def __post_init__(self) -> None:
         _check(self.concurrency >= 1, "concurrency must be at least 1")

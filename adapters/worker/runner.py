@@ -88,9 +88,11 @@ class Worker:
         )
         self._reporter = Reporter(
             ledger, self.config, self._heartbeats, self._messages, self.stats,
-            settled=SettledReports.for_worker(transport, ledger),
+            settled=SettledReports.for_worker(transport, ledger)
+            if self.config.batch_claims else None,
         )
-        self._claimer = BatchClaimer.for_worker(transport, ledger, self.config)
+        self._claimer = (BatchClaimer.for_worker(transport, ledger, self.config)
+                         if self.config.batch_claims else None)  # fmt: skip
 
     @property
     def worker_id(self) -> str:

@@ -6,6 +6,8 @@ claim whose worker dies before its handler leaves the job to the stale policy.""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import anyio
 import psycopg
 import pytest
 
-from adapters.local_queue.claims import ClaimRequest
+from adapters.local_queue.claims import FULL_DELAY, ClaimRequest
 from adapters.local_queue.queue import LocalQueue
 from adapters.service.backend import backend_for
 from adapters.service.batching import BatchWriter
@@ -34,7 +36,7 @@ from ledger.commands import (
     PauseQueue,
     SetQueueLimit,
 )
-from ledger.errors import InvalidCommand
+from ledger.errors import InvalidCommand, LedgerError
 from ledger.ports.transport import JobMessage
 from ledger.status import Status
 from tests.support.ledgers import make_ledger, settings_for
@@ -215,6 +217,29 @@ async def test_reports_in_one_call_delete_the_answered_ones_messages(pg: Fixture
     ]
     assert pg.ledger.get_job(UUID(done.job_id)).status == Status.COMPLETED
     assert [job for job, _, _ in pg.rows()] == [bad.job_id]  # only the refused one's is kept
+
+
+async def test_a_report_and_a_claim_waiting_together_share_one_transaction(
+    pg: Fixture,
+) -> None:
+    pg.ledger.control_queue(SetQueueLimit(queue="emails", actor="cli:ana", max_running=1), now())
+    first, second = [await pg.job(queue="emails") for _ in range(2)]
+    (claimed,) = await pg.claims.claim(pg.request(2))
+    assert UUID(claimed.job_id) == first  # the cap: one at a time
+    pg.claims.writer.call(lambda: time.sleep(FULL_DELAY + 0.3))  # both requests queue up
+    report = CompleteJob(job_id=first, attempt=1, worker_id="w1")
+    receipt = (claimed.seq, claimed.receipt.partition(":")[2])
+    before = pg.claims.claims.ledger.recorder.max_notification_id()
+    (result,), taken = await asyncio.gather(
+        pg.claims.report([report], [receipt], pg.queue.name), pg.claims.claim(pg.request(2))
+    )
+    assert not isinstance(result, LedgerError)
+    assert [UUID(c.job_id) for c in taken] == [second]  # the slot the report freed
+    with psycopg.connect(pg.url) as conn:
+        (transactions,) = conn.execute(  # type: ignore[misc]
+            "SELECT count(DISTINCT transaction_id) FROM jobledger_events "
+            "WHERE notification_id > %s", (before,)).fetchone()
+    assert transactions == 1
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
