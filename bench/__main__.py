@@ -85,10 +85,11 @@ class Mode:
     profile: bool
 
 
-FULL = Mode("full", [], [], [], enqueue.Size((1, 4, 16), 100, 1.5, 200_000, 3),
+FULL = Mode("full", [], ["--processes", "2"], [],  # 2 API processes: ADR 160
+            enqueue.Size((1, 4, 16), 100, 1.5, 200_000, 3),
             stale_scan.FULL, limiter.FULL, end_to_end.FULL, True)  # fmt: skip
 QUICK = Mode(
-    "quick", None, ["--quick", "--no-profile"],
+    "quick", None, ["--quick", "--no-profile", "--processes", "2"],
     ["--events", "100000", "--baseline-events", "2000", "--baseline-seconds", "10"],
     enqueue.QUICK, stale_scan.QUICK, limiter.QUICK, end_to_end.QUICK, False,
 )
@@ -480,7 +481,9 @@ def summary_section(outcome: Outcome, mode: Mode, info: list[str], began: dateti
             f"| heartbeats >= 5,000/s through HTTP, p99 < 50 ms | {closed.rate:,.0f}/s "
             f"(closed loop, {closed.heartbeats // max(closed.requests, 1)} per request); at "
             f"5,000/s offered p99 {p99:.1f} ms; 1 per request {single.rate:,.0f}/s | one "
-            f"save() per heartbeat {base_load.rate:,.0f}/s | {closed.rate / base_load.rate:.1f}x "
+            f"save() per heartbeat {base_load.rate:,.0f}/s; "
+            f"`ledger serve --processes {http.processes}` | "
+            f"{closed.rate / base_load.rate:.1f}x "
             f"(bar 10x) | "
             f"{mark(closed.rate >= 5000 and p99 < 50 and closed.rate / base_load.rate >= 10)}"
             " |"

@@ -1,9 +1,10 @@
 """HTTP API benchmark (issue 5): heartbeats through the real server, /health under load,
 and the rate limiter, on PostgreSQL with durable commits.
 
-``python -m bench.http_api [--quick] [--no-profile]`` starts a throwaway PostgreSQL (or
-uses ``DATABASE_URL``), runs ``ledger serve`` as its own process on 127.0.0.1, and loads
-it from this process (``bench.http_load``) while a third process polls ``/health``.
+``python -m bench.http_api [--quick] [--no-profile] [--processes N]`` starts a throwaway
+PostgreSQL (or uses ``DATABASE_URL``), runs ``ledger serve --api-only [--processes N]`` as
+its own process on 127.0.0.1, and loads it from this process (``bench.http_load``) while
+a third process polls ``/health``.
 Baselines run in the same run: one ``save()`` per heartbeat (``JobLedger.execute`` of
 one command, sequentially).
 Figures go into docs/benchmarks.md under "## HTTP API (issue 5)", leaving the file's
@@ -97,6 +98,22 @@ class Served:
     key: str
     process: subprocess.Popen[bytes]
     jobs: list[UUID]
+    processes: int = 1
+
+    @property
+    def api_pids(self) -> list[int]:
+        """The processes that answer requests (the children under ``--processes N``)."""
+        return _children(self.process.pid) if self.processes > 1 else [self.process.pid]
+
+
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in found.read_text().split()] if found.exists() else []
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants (a parent and its API children)."""
+    return server_cpu_seconds(pid) + sum(tree_cpu_seconds(c) for c in _children(pid))
 
 
 def free_port() -> int:
@@ -107,7 +124,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(server: PostgresServer, size: Size, with_runner: bool) -> Iterator[Served]:
+def serving(
+    server: PostgresServer, size: Size, with_runner: bool, processes: int = 1
+) -> Iterator[Served]:
     name = f"bench_http_{uuid4().hex[:10]}"
     url = server.create_database(name)
     data = Path(tempfile.mkdtemp(prefix="bench-http-"))
@@ -126,7 +145,7 @@ def serving(server: PostgresServer, size: Size, with_runner: bool) -> Iterator[S
         ledger = shutil.which("ledger") or "ledger"
         process = subprocess.Popen(
             [ledger, "serve", "--api-only", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
+             "--log-level", "warning", "--processes", str(processes)],
             env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )  # fmt: skip
@@ -136,7 +155,7 @@ def serving(server: PostgresServer, size: Size, with_runner: bool) -> Iterator[S
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         wait_ready(port, process)
-        served = Served(url, "127.0.0.1", port, key, process, jobs)
+        served = Served(url, "127.0.0.1", port, key, process, jobs, processes)
         warm_up(served, size)
         yield served
     finally:
@@ -177,10 +196,12 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60)
 
 def warm_up(served: Served, size: Size) -> None:
     """One heartbeat for every job, so the server's ledger holds the jobs in its cache as
-    it does in steady state (a worker heartbeats the same jobs again and again)."""
+    it does in steady state (a worker heartbeats the same jobs again and again); with
+    several API processes, over several connections so that each process's cache is warm
+    (each connection stays with the process that accepted it)."""
     make = batch_requests(served, size.batch)
 
-    async def run() -> None:
+    async def one() -> None:
         conn = await Connection.open(served.host, served.port)
         try:
             for n in range(0, len(served.jobs), size.batch):
@@ -189,6 +210,11 @@ def warm_up(served: Served, size: Size) -> None:
                     raise RuntimeError(f"warm-up heartbeats answered {status}: {body[:200]!r}")
         finally:
             conn.close()
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(1 if served.processes == 1 else 4 * served.processes):
+                tg.start_soon(one)
 
     anyio.run(run)
 
@@ -220,14 +246,14 @@ def measure_load(served: Served, size: Size, phase: Phase) -> Load:
         target=health_prober, args=(served.port, size.seconds, 0.01, results)
     )
     prober.start()
-    cpu = server_cpu_seconds(served.process.pid)
+    cpu = tree_cpu_seconds(served.process.pid)
     own = time.process_time()
     machine_busy = busy_cpu_seconds()
     limits = Limits(size.connections, size.seconds, size.max_requests)
     pauses = gc_pauses(served.port)
     anyio.run(drive, (served.host, served.port), phase, load, limits)
     load.gc = gc_summary(pauses, gc_pauses(served.port))
-    load.server_cpu = (server_cpu_seconds(served.process.pid) - cpu) / load.seconds
+    load.server_cpu = (tree_cpu_seconds(served.process.pid) - cpu) / load.seconds
     load.client_cpu = (time.process_time() - own) / load.seconds
     load.machine_cpu = (busy_cpu_seconds() - machine_busy) / load.seconds
     latencies, statuses = results.get(timeout=size.seconds + 60)
@@ -463,6 +489,7 @@ class Results:
     limiter: LimiterRun
     hot: list[tuple[str, float]]
     with_runner: bool = False
+    processes: int = 1
 
 
 def report(results: Results, size: Size) -> str:
@@ -473,7 +500,9 @@ def report(results: Results, size: Size) -> str:
     lines = [
         SECTION, "",
         f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: `ledger serve "
-        "--api-only` (one process, as compose.yaml runs the API)"
+        + ("--api-only` (one process, as compose.yaml runs the API)" if results.processes == 1
+           else f"--api-only --processes {results.processes}` ({results.processes} API "
+           "processes on one port, ADR 160; the CPU column adds them up)")
         + (" beside `ledger projections run` (feeding the views /health reads, on the same "
            "2 CPUs)" if results.with_runner else
            " alone (no projection runner: /health reads views that lag; `--with-runner` "
@@ -503,13 +532,17 @@ def report(results: Results, size: Size) -> str:
         *_verdicts(results),
         "- Offered 5,000/s, an open-loop phase does 5,000/s; its \"vs\" column is that rate "
         "over the baseline, not a capacity. The closed-loop rows are the capacities.",
-        "- The server is one Python process: HTTP parsing, routing, the key check, the "
-        "limiter, body decoding (event loop thread) and the ledger's decisions and encoding "
-        "(batch writer thread) share one GIL. Requests of many heartbeats amortise the "
-        "per-request work; one heartbeat per request is bound by it (the server's CPU is at "
-        f"{single.server_cpu:.0%} of a core there). `/health` answers from memory (its check "
-        "runs in the background once a second), so its latency under load is the event loop "
-        "waiting for the GIL, not the database.",
+        ("- The server is one Python process: HTTP parsing, routing, the key check, the "
+         "limiter, body decoding (event loop thread) and the ledger's decisions and encoding "
+         "(batch writer thread) share one GIL. " if results.processes == 1 else
+         f"- The server is {results.processes} API processes on one port (ADR 160), each "
+         "with its own GIL, batch writer and limiter (the limiter's counters are shared in "
+         "the database, so its decisions stay exact). ")
+        + "Requests of many heartbeats amortise the per-request work; one heartbeat per "
+        f"request is bound by it (the server's CPU is at {single.server_cpu:.0%} of a core "
+        f"there, {_cpu_per_request(single)} per request). `/health` answers from memory "
+        "(its check runs in the background once a second), so its latency under load is the "
+        "event loop waiting for the GIL, not the database.",
         "- Garbage collector pauses per phase (from `jobledger_gc_pause_seconds`): "
         + "; ".join(f"{x.name.split(',')[0]}: {x.gc}" for x in loads) + ".",
     ]
@@ -520,6 +553,13 @@ def report(results: Results, size: Size) -> str:
             + "; ".join(name for name, _ in results.hot) + "."
         )
     return "\n".join([*lines, ""])
+
+
+def _cpu_per_request(load: Load) -> str:
+    """The server's CPU time per request: what more processes divide, not remove."""
+    if not load.requests:
+        return "n/a"
+    return f"{load.server_cpu * load.seconds / load.requests * 1000:.3f} ms of CPU"
 
 
 def _verdicts(results: Results) -> list[str]:
@@ -552,10 +592,10 @@ def _verdicts(results: Results) -> list[str]:
     ]
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or append it), leaving the rest."""
+def write_section(path: Path, section: str, title: str = SECTION) -> None:
+    """Replace the section ``title`` of ``path`` (or append it), leaving the rest."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
     else:
@@ -571,6 +611,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--with-runner", action="store_true",
         help="run `ledger projections run` beside the API (it shares the 2 CPUs)",
     )
+    parser.add_argument("--processes", type=int, default=1,
+                        help="API processes (ledger serve --processes N)")
     parser.add_argument("--output", type=Path, default=DOC, help="the markdown file to update")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
@@ -580,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with start_postgres() as server:
         info = machine(server)
         print(*info, sep="\n", flush=True)
-        with serving(server, size, args.with_runner) as served:
+        with serving(server, size, args.with_runner, args.processes) as served:
             phases = [
                 Phase("1 per request (POST /jobs/{id}/heartbeat), closed loop",
                       single_requests(served), 1),
@@ -611,7 +653,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"naive: {base.rate:,.0f}/s", flush=True)
             limiter = limiter_rate(served.url, size.limiter_seconds)
             print(f"limiter: {limiter.rate:,.0f}/s, admitted {limiter.admitted}", flush=True)
-    section = report(Results(info, loads, base, limiter, hot, args.with_runner), size)
+    section = report(
+        Results(info, loads, base, limiter, hot, args.with_runner, args.processes), size
+    )
     write_section(args.output, section)
     print(f"\n{section}\nwrote {args.output} in {time.perf_counter() - began:.0f} s")
 
@@ -630,7 +674,7 @@ def _with_profile(
 ) -> Load:
     found: list[list[tuple[str, float]]] = []
     thread = threading.Thread(
-        target=lambda: found.append(profile(served.process.pid, size.seconds * 0.8))
+        target=lambda: found.append(profile(served.api_pids[0], size.seconds * 0.8))
     )
     thread.start()
     load = measure_load(served, size, phase)
