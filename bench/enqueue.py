@@ -5,11 +5,18 @@ row (the floor of what any design can do), at several client counts.
 Each path runs in a fresh database, closed loop, bounded in count and time; clients are
 threads of this process (Procrastinate's: asyncio tasks, its native API), the server is a
 separate process on 127.0.0.1.
+
+``python -m bench`` runs it and writes its section of docs/benchmarks.md; alone,
+``python -m bench.enqueue [--quick] [--clients 1,4,16] [--only ledger,raw]`` prints the
+same table (each path's median with min-max, and its ratio to Procrastinate and to the
+raw INSERT of the same run) and writes nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +34,7 @@ from bench import peer
 from bench.common import Figure, fresh_database
 from ledger.application import JobLedger
 from ledger.commands import EnqueueJob
-from tests.support.pg import PostgresServer
+from tests.support.pg import PostgresServer, start_postgres
 
 RAW_TABLE = "raw_events"
 CREATE_RAW = sql.SQL(
@@ -184,8 +191,12 @@ def peer_rate(url: str, clients: int, batch: int, size: Size) -> float:
 Path = Callable[[str, int, int, Size], float]
 
 
-def run(server: PostgresServer, size: Size, log: Callable[[str], Any] = print) -> list[Figure]:
-    """Every path at every client count, ``size.repeats`` times each on fresh databases."""
+def run(
+    server: PostgresServer, size: Size, log: Callable[[str], Any] = print,
+    only: tuple[str, ...] = (),
+) -> list[Figure]:
+    """Every path at every client count, ``size.repeats`` times each on fresh databases
+    (only the paths whose name starts with one of ``only``, when given)."""
     b = size.batch
     paths: list[tuple[str, Path, int]] = [
         (LEDGER_ONE, ledger_rate, 1),
@@ -196,6 +207,8 @@ def run(server: PostgresServer, size: Size, log: Callable[[str], Any] = print) -
         (RAW_ONE, raw_rate, 1),
         (RAW_BATCH.format(b=b), raw_rate, b),
     ]
+    if only:
+        paths = [p for p in paths if p[0].lower().startswith(only)]
     figures: list[Figure] = []
     for clients in size.clients:
         for name, path, batch in paths:
@@ -213,3 +226,47 @@ def at(figures: list[Figure], name: str, clients: int) -> Figure:
         if figure.name == name and figure.notes["clients"] == str(clients):
             return figure
     raise KeyError((name, clients))
+
+
+def table(figures: list[Figure], batch: int) -> list[str]:
+    """Markdown rows: each figure with its ratio to Procrastinate's and to the raw INSERT's
+    rate at the same client count and batch size (when they ran)."""
+    lines = ["| path | clients | jobs/s | vs Procrastinate | vs raw INSERT |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for f in figures:
+        clients = int(f.notes["clients"])
+        batched = "batch" in f.name
+        ratios = []
+        for base in (PEER_BATCH.format(b=batch) if batched else PEER_ONE,
+                     RAW_BATCH.format(b=batch) if batched else RAW_ONE):  # fmt: skip
+            try:
+                ratios.append(f"{f.median / at(figures, base, clients).median:.2f}x")
+            except KeyError:
+                ratios.append("")
+        lines.append(f"| {f.name} | {clients} | {f.spread()} | {ratios[0]} | {ratios[1]} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Enqueue jobs/s: ledger, Procrastinate, raw")
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--clients", help="client counts, e.g. 1,4,16")
+    parser.add_argument("--seconds", type=float, help="closed loop per run")
+    parser.add_argument("--repeats", type=int, help="runs per figure")
+    parser.add_argument("--only", default="", help="path name prefixes, e.g. ledger,raw")
+    args = parser.parse_args(argv)
+    size = QUICK if args.quick else Size((1, 4, 16), 100, 1.5, 200_000, 3)
+    size = Size(
+        tuple(int(c) for c in args.clients.split(",")) if args.clients else size.clients,
+        size.batch, args.seconds or size.seconds, size.most, args.repeats or size.repeats,
+    )
+    only = tuple(p.strip().lower() for p in args.only.split(",") if p.strip())
+    with start_postgres() as server:
+        figures = run(server, size, only=only)
+    load = os.getloadavg()
+    print(f"\nload average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} on {os.cpu_count()} CPUs")
+    print("\n".join(table(figures, size.batch)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The log's listeners told of appends off the append's path (issue 19, ADR 165).
+
+After ADR 150 an append is one statement and its commit; the ``NOTIFY`` that wakes the
+log's listeners (the projection runner, ``LISTEN`` in ``store.py``) had to stay out of the
+appending transaction (PostgreSQL serialises the commits of notifying transactions), so
+every append paid a second round trip and a second server transaction for it. Here the
+append only pokes a :class:`Notifier`; one thread per process sends the ``NOTIFY``. A poke
+that comes while a ``NOTIFY`` is being sent asks for one more after it, so the last append
+is always followed by a ``NOTIFY`` sent after its commit, and a burst of appends from many
+threads costs one or two. Listeners poll as well (``poll_interval``): a ``NOTIFY`` that
+fails (the server is down) is only logged.
+
+The thread starts at the first poke of a process (again in a forked child, which inherits
+no threads) and ends after :data:`IDLE_SECONDS` without a poke, so a closed application
+leaves no thread behind for long.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 5.0
+
+
+class Notifier:
+    """Sends ``send()`` on its own thread after each :meth:`poke`, coalescing pokes."""
+
+    def __init__(self, send: Callable[[], object], idle_seconds: float = IDLE_SECONDS):
+        self._send = send
+        self._idle = idle_seconds
+        self._guard = threading.Lock()
+        self._wanted = threading.Event()
+        self._owner = os.getpid()  # the process whose locks these are
+        self._running = False
+        self.sent = 0
+
+    def poke(self) -> None:
+        """Ask for one ``send()`` that starts after now."""
+        if self._owner != os.getpid():  # a forked child: the parent's locks are not ours
+            self._guard, self._wanted = threading.Lock(), threading.Event()
+            self._owner, self._running = os.getpid(), False
+        self._wanted.set()
+        with self._guard:  # the same lock as an idle thread's decision to end (see _run)
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="ledger-log-notifier", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            if not self._wanted.wait(self._idle):
+                with self._guard:
+                    if not self._wanted.is_set():  # idle: end; the next poke starts another
+                        self._running = False
+                        return
+            self._wanted.clear()
+            try:
+                self._send()
+                self.sent += 1
+            except Exception as error:  # the listeners poll too: never let this thread die
+                log.info("NOTIFY after an append failed: %s", error)
