@@ -21,6 +21,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -37,6 +38,10 @@ from ledger.errors import StoreUnavailable
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+JOINED = threading.local()
+"""``JOINED.conn``: the connection of a caller's open transaction that this thread's
+appends join (``LedgerEventRecorder.joined``, ADR 155); ``None`` outside one."""
 
 SELECT_TYPE = (
     "SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
@@ -99,7 +104,16 @@ class CatalogCheckedTypes(PostgresAggregateRecorder):
 
 
 class LedgerSnapshotRecorder(CatalogCheckedTypes):
-    """The snapshots' recorder: eventsourcing's, with the additions above."""
+    """The snapshots' recorder: eventsourcing's, with the additions above. Within a
+    joined transaction (ADR 155) it writes nothing: a snapshot committed on its own
+    connection could outlive the events it folds if that transaction rolled back, and a
+    snapshot is only an optimisation (the next save past the interval takes it)."""
 
-    insert_events = reconnecting(PostgresAggregateRecorder.insert_events)
+    _insert = reconnecting(PostgresAggregateRecorder.insert_events)
+
+    def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+        if getattr(JOINED, "conn", None) is not None:
+            return []
+        return self._insert(stored_events, **kwargs)
+
     select_events = reconnecting(PostgresAggregateRecorder.select_events)

@@ -242,6 +242,42 @@ async def test_a_report_and_a_claim_waiting_together_share_one_transaction(
     assert transactions == 1
 
 
+async def test_a_claim_that_fails_before_its_commit_leaves_the_message_and_no_claimed(
+    pg: Fixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job = await pg.job()
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the server died here")
+
+    monkeypatch.setattr(pg.claims.claims, "_settle_claims", crash)  # after the append
+    with pytest.raises(RuntimeError):
+        await pg.claims.claim(pg.request(5))
+    monkeypatch.undo()
+    assert pg.rows() == [(str(job), 0, True)]  # visible, its receive undone
+    assert [type(e).__name__ for e in pg.ledger.history(job)] == ["Enqueued"]
+    (claimed,) = await pg.claims.claim(pg.request(5))  # and the next claim takes it
+    assert (UUID(claimed.job_id), claimed.attempt) == (job, 1)
+
+
+async def test_no_snapshot_is_written_inside_a_claims_transaction(
+    tmp_path: Path, postgres_url: str, pg: Fixture,
+) -> None:
+    ledger = make_ledger("postgres", tmp_path, postgres_url, snapshot_interval=2)
+    writer = BatchWriter(ledger, now).start()
+    claims = queue_claims_for(ledger, writer, now)
+    assert claims is not None
+    try:
+        job = await pg.job()  # Enqueued is version 1: the claim's version 2 is due
+        (claimed,) = await claims.claim(pg.request(1))
+        assert claimed.attempt == 1
+        assert ledger.snapshots is not None
+        assert list(ledger.snapshots.get(job)) == []
+        assert ledger.get_job(job).status == Status.IN_PROGRESS
+    finally:
+        writer.close()
+
+
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     with anyio.fail_after(timeout):
         while not predicate():
