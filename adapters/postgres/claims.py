@@ -1,13 +1,15 @@
 """Claims and reports in one transaction with the local queue's rows (ADR 155).
 
-:meth:`PostgresClaims.claim` receives up to N visible messages of the local queue
-(``FOR UPDATE SKIP LOCKED``, priority order), decides their jobs' claims with the ledger
-(:meth:`JobLedger.execute_batch`: the ``Queue`` aggregate still refuses a paused queue's
-or a full one's, and a batch's claims take their slots in one ``SlotsTaken``), appends the
-``Claimed`` events and settles each refused message (deleted when obsolete, handed back
-uncounted otherwise) in ONE transaction on the ledger's database. A server killed before
-the commit leaves every message visible as it was and no ``Claimed``; after it, the jobs
-are running with a heartbeat deadline and the stale policy recovers an abandoned one.
+:meth:`PostgresClaims.claim` takes up to N visible messages of the local queue (priority
+order, each under a transaction-level advisory lock tried in order, so concurrent claims
+skip each other's rows as ``SKIP LOCKED`` would), decides their jobs' claims with the
+ledger (:meth:`JobLedger.execute_batch`: the ``Queue`` aggregate still refuses a paused
+queue's or a full one's, and a batch's claims take their slots in one ``SlotsTaken``),
+appends the ``Claimed`` events, then receives the claimed messages and settles each
+refused one (deleted when obsolete, visible again later otherwise, never counted) in ONE
+transaction on the ledger's database. A server killed before the commit leaves every
+message visible as it was and no ``Claimed``; after it, the jobs are running with a
+heartbeat deadline and the stale policy recovers an abandoned one.
 
 :meth:`PostgresClaims.report` appends a batch of reports (complete, fail, cancelled) and
 deletes the messages of the ones the ledger answered in the same transaction.
@@ -15,8 +17,10 @@ deletes the messages of the ones the ledger answered in the same transaction.
 Both run on the thread of the ledger's batch writer (the one thread that decides and
 appends for this process: :meth:`BatchWriter.call`), so they are never decided
 concurrently with another batch of this process. The appends join the transaction
-through :meth:`LedgerEventRecorder.joined`; a transaction that already holds row locks
-appends under the events table's EXCLUSIVE lock until it commits (ADR 150, rule 2).
+through :meth:`LedgerEventRecorder.joined`. Nothing is written before the append (the
+advisory locks take no transaction id), so the append orders itself in ADR 150's section
+instead of taking the events table's EXCLUSIVE lock until the commit (rule 2), and other
+processes' appends do not wait for this transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, tuple_row
 
 from adapters.local_queue.claims import (
     ClaimedMessage,
@@ -38,7 +42,7 @@ from adapters.local_queue.claims import (
 )
 from adapters.postgres.errors import translated
 from adapters.postgres.event_recorder import LedgerEventRecorder
-from adapters.sql.queue_rows import QueueRow, sweep_claims
+from adapters.sql.queue_rows import QueueRow
 from adapters.sql.sqlfile import load_sections
 from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand, ClaimJob, Outcome
@@ -59,6 +63,9 @@ SQL = {name: statements[0] for name, statements in load_sections(
 ANSWERED_REFUSALS = (AttemptSuperseded, UnknownAttempt, IllegalTransition)
 """Refused reports whose message goes too: the attempt is over for this worker (the
 reports' 409s, which the worker settles by deleting the message)."""
+ADVISORY_LOCK = 0x6C715F63
+"""The first key of the advisory locks a claim holds on its messages until it commits
+(the second is the message's ``seq``), so concurrent claims skip each other's rows."""
 
 
 class PostgresClaims:
@@ -94,7 +101,8 @@ class PostgresClaims:
         touched: list[UUID] = [c.job_id for b in reports for c in b.commands]
         try:
             with self._transaction() as conn:
-                received = [_decoded(self._receive(conn, request, epoch)) for request in claims]
+                candidates = [self._candidates(conn, request, epoch) for request in claims]
+                received = [_decoded(due) for due, _ in candidates]
                 claim_commands = [
                     ClaimJob(job_id=message.job_id, worker_id=request.worker_id)
                     for request, rows in zip(claims, received, strict=True)
@@ -108,6 +116,8 @@ class PostgresClaims:
                 self._delete_reported(conn, reports, reported)
                 decided = [[(row, next(results)) for row in rows] for rows in received]
                 claimed = self._settle_claims(conn, claims, decided, now, epoch)
+                for request, (_, over) in zip(claims, candidates, strict=True):
+                    self._receive(conn, request, [row.seq for row in over], epoch)
         except BaseException:
             for job_id in touched:  # the cache may hold decisions that never committed
                 self.ledger.forget(job_id)
@@ -115,20 +125,36 @@ class PostgresClaims:
         self._notify()
         return reported, claimed
 
-    def _receive(
+    def _candidates(
         self, conn: psycopg.Connection[Any], request: ClaimRequest, epoch: float
-    ) -> list[StoredMessage]:
+    ) -> tuple[list[StoredMessage], list[StoredMessage]]:
+        """The messages this claim takes (advisory-locked, nothing written yet), and
+        those received too often already, to move to the dead-letter queue."""
         params: dict[str, Any] = {
-            "queue": request.queue_name, "now": epoch,
-            "visible_until": epoch + request.visibility,
-            "max_receives": request.max_receives, "any_queue": request.queues is None,
+            "queue": request.queue_name, "now": epoch, "any_queue": request.queues is None,
             "job_queues": list(request.queues or ()), "customer": request.customer_id,
+            "window": request.limit * 4 + 16, "limit": request.limit, "lock": ADVISORY_LOCK,
         }
         with conn.cursor(row_factory=class_row(QueueRow)) as cur:
-            return sweep_claims(
-                lambda n: cur.execute(SQL["receive"], {**params, "limit": n}).fetchall(),
-                request.limit,
-            )
+            rows = [row.message() for row in cur.execute(SQL["candidates"], params).fetchall()]
+        due = [row for row in rows if row.receive_count < request.max_receives]
+        return due, [row for row in rows if row.receive_count >= request.max_receives]
+
+    def _receive(
+        self, conn: psycopg.Connection[Any], request: ClaimRequest, seqs: list[int],
+        epoch: float,
+    ) -> dict[int, tuple[str, int]]:
+        """Receive the messages ``seqs`` (after the append); each one's new receipt and
+        receive count (a row taken meanwhile by a receive without the lock is absent)."""
+        if not seqs:
+            return {}
+        params: dict[str, Any] = {
+            "queue": request.queue_name, "now": epoch, "seqs": seqs,
+            "visible_until": epoch + request.visibility, "max_receives": request.max_receives,
+        }
+        with conn.cursor(row_factory=tuple_row) as cur:
+            rows = cur.execute(SQL["receive"], params).fetchall()
+        return {row[0]: (f"{row[0]}:{row[1]}", row[2]) for row in rows if row[3] is None}
 
     def _delete_reported(
         self, conn: psycopg.Connection[Any], reports: Sequence[ReportBatch],
@@ -155,27 +181,31 @@ class PostgresClaims:
         for request, pairs in zip(requests, decided, strict=True):
             obsolete: list[StoredMessage] = []
             later: list[tuple[int, float]] = []
-            mine: list[ClaimedMessage] = []
+            taken: list[tuple[StoredMessage, JobMessage, Outcome]] = []
             for (row, message), result in pairs:
-                if isinstance(result, LedgerError):
-                    delay = fate_of_refusal(result, now)
-                    if delay is None:
-                        obsolete.append(row)
-                    else:
-                        later.append((row.seq, epoch + delay))
+                if not isinstance(result, LedgerError):
+                    taken.append((row, message, result))
+                elif (delay := fate_of_refusal(result, now)) is None:
+                    obsolete.append(row)
                 else:
-                    mine.append(self._claimed(row, message, result))
+                    later.append((row.seq, epoch + delay))
             _settle_refused(conn, request.queue_name, obsolete, later)
-            claimed.append(mine)
+            receipts = self._receive(conn, request, [row.seq for row, _, _ in taken], epoch)
+            claimed.append([self._claimed(row, message, result, receipts.get(row.seq))
+                            for row, message, result in taken])  # fmt: skip
         return claimed
 
-    def _claimed(self, row: StoredMessage, message: JobMessage, result: Outcome) -> ClaimedMessage:
+    def _claimed(
+        self, row: StoredMessage, message: JobMessage, result: Outcome,
+        receipt: tuple[str, int] | None,
+    ) -> ClaimedMessage:
         held, payload = self.ledger.held_payload(message.job_id)
+        token, count = receipt or (f"{row.seq}:taken", row.receive_count)
         return ClaimedMessage(
             job_id=str(message.job_id), attempt=result.attempt,
             customer_id=message.customer_id, queue=message.queue, seq=row.seq,
-            receipt=f"{row.seq}:{row.receipt}", message_id=row.message_id, body=row.body,
-            message_attempt=row.attempt, receive_count=row.receive_count,
+            receipt=token, message_id=row.message_id, body=row.body,
+            message_attempt=row.attempt, receive_count=count,
             sent_at=row.sent_at, traceparent=result.traceparent,
             payload=payload if held else self.ledger.payload_of(message.job_id),
         )
@@ -201,9 +231,8 @@ def _settle_refused(
 ) -> None:
     """Delete the obsolete messages, hand the others back uncounted after their delay."""
     if obsolete:
-        conn.execute(SQL["delete"], {
+        conn.execute(SQL["delete_obsolete"], {
             "queue": queue_name, "seqs": [row.seq for row in obsolete],
-            "receipts": [row.receipt for row in obsolete],
         })
     if later:
         conn.execute(SQL["hand_back"], {

@@ -2,36 +2,52 @@
 -- Every statement runs inside the claim's (or the reports') transaction on the ledger's
 -- database, beside the append of the Claimed (or Completed) events.
 
--- name: receive
+-- name: candidates
 -- The visible messages, highest priority first, then the oldest (migration 0030's
--- index), of some logical queues or all, of one customer or all: those received
--- max_receives times already move to the dead-letter queue, the others are received
--- (a new receipt, invisible until visible_until), as the local queue's own claim.
-WITH due AS (
-    SELECT seq FROM local_queue_messages
+-- index), of some logical queues or all, of one customer or all, each taken with a
+-- transaction-level advisory lock tried in that order (a row another claim holds is
+-- skipped, as SKIP LOCKED would). No row is written, so the transaction has no id yet
+-- and its append orders itself without the table lock (ADR 150); the window is read
+-- first and the locks tried on it in order, so only the rows returned are locked.
+WITH due AS MATERIALIZED (
+    SELECT seq, message_id::text, job_id::text, attempt, body, sent_at, receive_count, receipt, dead_at, priority
+    FROM local_queue_messages
     WHERE queue_name = %(queue)s AND dead_at IS NULL AND visible_at <= %(now)s
       AND (%(any_queue)s OR job_queue = ANY(%(job_queues)s::text[]))
       AND (%(customer)s::text IS NULL OR (body::jsonb ->> 'customer_id') = %(customer)s::text)
     ORDER BY priority DESC, visible_at, seq
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    LIMIT %(window)s
 )
+SELECT * FROM due
+WHERE pg_try_advisory_xact_lock(%(lock)s, (seq %% 2147483647)::integer)
+LIMIT %(limit)s;
+
+-- name: receive
+-- The claimed messages received, after the append: receive count + 1, a new receipt,
+-- invisible until visible_until; those received max_receives times already move to the
+-- dead-letter queue. A row a receiver without the advisory lock took meanwhile is left
+-- alone (its claim will be refused and its message deleted).
 UPDATE local_queue_messages AS m SET
     receive_count = CASE WHEN m.receive_count >= %(max_receives)s THEN m.receive_count ELSE m.receive_count + 1 END,
     dead_at = CASE WHEN m.receive_count >= %(max_receives)s THEN %(now)s END,
     receipt = CASE WHEN m.receive_count >= %(max_receives)s THEN NULL ELSE gen_random_uuid()::text END,
     visible_at = CASE WHEN m.receive_count >= %(max_receives)s THEN m.visible_at ELSE %(visible_until)s END
-FROM due
-WHERE m.seq = due.seq
-RETURNING m.seq, m.message_id::text, m.job_id::text, m.attempt, m.body, m.sent_at, m.receive_count, m.receipt, m.dead_at, m.priority;
+WHERE m.seq = ANY(%(seqs)s::bigint[]) AND m.queue_name = %(queue)s AND m.dead_at IS NULL
+  AND m.visible_at <= %(now)s
+RETURNING m.seq, m.receipt, m.receive_count, m.dead_at;
 
 -- name: hand_back
--- Refused claims, undone in the same transaction: visible again after their delay,
--- receive count back (ADR 88), receipt spent.
+-- Refused claims: visible again after their delay; never received, so not counted
+-- (ADR 88).
 UPDATE local_queue_messages AS m
-SET visible_at = h.visible_at, receive_count = greatest(m.receive_count - 1, 0), receipt = NULL
+SET visible_at = h.visible_at
 FROM unnest(%(seqs)s::bigint[], %(visible_at)s::double precision[]) AS h(seq, visible_at)
-WHERE m.seq = h.seq AND m.queue_name = %(queue)s;
+WHERE m.seq = h.seq AND m.queue_name = %(queue)s AND m.dead_at IS NULL;
+
+-- name: delete_obsolete
+-- Messages whose claim was refused as obsolete (the job is not pending or not found).
+DELETE FROM local_queue_messages
+WHERE seq = ANY(%(seqs)s::bigint[]) AND queue_name = %(queue)s AND dead_at IS NULL;
 
 -- name: delete
 -- Messages whose job needs no more wake-up (claim refused as obsolete, or reported),

@@ -21,6 +21,7 @@ import pytest
 
 from adapters.local_queue.claims import FULL_DELAY, ClaimRequest
 from adapters.local_queue.queue import LocalQueue
+from adapters.postgres.claims import ADVISORY_LOCK
 from adapters.service.backend import backend_for
 from adapters.service.batching import BatchWriter
 from adapters.service.queue_claims import QueueClaims, queue_claims_for
@@ -65,6 +66,8 @@ class Fixture:
         job_id = self.ledger.execute(
             EnqueueJob(customer_id=customer, queue=queue, priority=priority), now()
         ).job_id
+        if any(row[0] == str(job_id) for row in self.rows()):
+            return job_id  # the enqueue wrote its message itself (the outbox, ADR 151)
         await self.queue.send(JobMessage(
             job_id=job_id, attempt=0, customer_id=customer, queue=queue,
             dedup_key=str(uuid.uuid4()), priority=priority,
@@ -276,6 +279,22 @@ async def test_no_snapshot_is_written_inside_a_claims_transaction(
         assert ledger.get_job(job).status == Status.IN_PROGRESS
     finally:
         writer.close()
+
+
+async def test_a_message_another_claim_holds_is_skipped_and_the_append_takes_no_table_lock(
+    pg: Fixture,
+) -> None:
+    held, free = await pg.job(), await pg.job()
+    with psycopg.connect(pg.url) as other:  # another claim's transaction, still open
+        (seq,) = other.execute("SELECT seq FROM local_queue_messages WHERE job_id = %s",
+                               (held,)).fetchone()  # type: ignore[misc]  # fmt: skip
+        other.execute("SELECT pg_advisory_xact_lock(%s, %s)", (ADVISORY_LOCK, seq))
+        other.execute("LOCK TABLE jobledger_events IN ROW EXCLUSIVE MODE")  # an append in flight
+        with anyio.fail_after(10):  # an EXCLUSIVE lock would wait for it
+            claimed = await pg.claims.claim(pg.request(5))
+        assert [UUID(c.job_id) for c in claimed] == [free]
+        other.rollback()
+    assert [UUID(c.job_id) for c in await pg.claims.claim(pg.request(5))] == [held]
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:

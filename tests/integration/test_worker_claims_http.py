@@ -51,6 +51,8 @@ class Served:
 
     def job(self, customer: str = "acme") -> UUID:
         job_id = self.container.ledger.execute(EnqueueJob(customer_id=customer), utc_now()).job_id
+        if self.messages(job_id):
+            return job_id  # the enqueue wrote its message itself (the outbox, ADR 151)
         queue = LocalQueue(self.container.backend.queue_store())
         try:
             anyio.run(queue.send, JobMessage(job_id=job_id, attempt=0, customer_id=customer,
@@ -59,10 +61,13 @@ class Served:
             anyio.run(queue.aclose)
         return job_id
 
-    def messages(self) -> int:
-        assert self.url is not None
+    def messages(self, job_id: UUID | None = None) -> int:
+        if self.url is None:
+            return 0
         with psycopg.connect(self.url) as conn:
-            row = conn.execute("SELECT count(*) FROM local_queue_messages").fetchone()
+            row = conn.execute("SELECT count(*) FROM local_queue_messages WHERE "
+                               "%s::uuid IS NULL OR job_id = %s::uuid",
+                               (job_id, job_id)).fetchone()  # fmt: skip
         return int(row[0]) if row else 0
 
 
