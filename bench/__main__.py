@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from bench import archive as archive_bench
 from bench import (
+    archive_year,
     burn_down,
     controls,
     end_to_end,
@@ -675,6 +676,8 @@ def run_workloads(
             server, mode.name, doc))
     owning_sections = {  # each writes its own section of the document
         "archive": lambda: run_archive_bench(server, ARCHIVE[mode.name], doc),  # ADR 110
+        "archive_year": lambda: run_owning(  # a simulated year with archiving (ADR 115)
+            archive_year, "archive_year", server, archive_year.SIZES[mode.name], doc),
         "schedules": lambda: run_schedules_bench(server, SCHEDULES[mode.name], doc),  # 130
         "tracing": lambda: run_tracing(  # tracing on against off, end to end (ADR 125)
             server, [] if mode.name == "full" else ["--quick"], doc),
@@ -694,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
                         "beside the output)")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
                         "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
-                        "view_asof,tracing,archive,schedules,burn_down")  # fmt: skip
+                        "view_asof,tracing,archive,archive_year,schedules,burn_down")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

@@ -22,6 +22,7 @@ the same run. The issue's bar: each within 20% of the fresh ledger's figure.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import threading
@@ -56,6 +57,7 @@ from bench.year_history import (
     project,
     table_bytes,
     templates,
+    view_rows,
     write_day,
 )
 from ledger.commands import RecordHeartbeat
@@ -72,7 +74,8 @@ SIZES = {
     "quick": ["--days", "60", "--jobs-per-day", "40", "--running", "40",
               "--heartbeats", "400"],
     "tiny": ["--days", "12", "--jobs-per-day", "5", "--beats", "3", "--every", "3",
-             "--older-than", "5", "--running", "5", "--heartbeats", "40", "--threads", "2"],
+             "--older-than", "5", "--running", "5", "--heartbeats", "40", "--threads", "2",
+             "--rounds", "1"],
 }  # fmt: skip
 """The arguments of each size of ``python -m bench`` (``--quick``, ``--tiny``)."""
 
@@ -87,6 +90,7 @@ class Plan:
     running: int
     heartbeats: int
     threads: int
+    rounds: int
 
 
 @dataclass
@@ -145,24 +149,32 @@ def day_at(day: int) -> datetime:
     return OLD + timedelta(days=day)
 
 
-def simulate(url: str, plan: Plan, figures: YearFigures) -> Templates:
-    """The year on the database at ``url``, archived as it goes, measured at its end."""
-    with ledger_on(url) as (container, settings):
-        kinds = templates(container, plan.beats)
-        running: list[UUID] = []
-        for day in range(plan.days):
-            last = day == plan.days - 1
-            running = write_day(url, kinds, plan.mix, day_at(day),
-                                running=plan.running if last else 0)
-            project(container.backend)
-            if (day + 1) % plan.every == 0 or last:
-                figures.samples.append(archive(container, settings, url, plan, day))
-                print(f"day {day + 1}: {figures.samples[-1]}", flush=True)
-        figures.written_events = events_written(url)
-        figures.status = archive_status(container.backend)
-        figures.checkpoints = checkpoints_kept(url)
-        figures.per_job = {name: len(events) for name, events in vars(kinds).items()}
-        figures.year = measure_end(container, settings, url, running, plan)
+@dataclass
+class Ledger:
+    """One ledger of the run: its database, its process's parts, its running jobs."""
+
+    url: str
+    container: Any
+    settings: Settings
+    running: list[UUID] = field(default_factory=list)
+
+
+def simulate(year: Ledger, plan: Plan, figures: YearFigures) -> Templates:
+    """The year on ``year``'s database, archived as it goes."""
+    container, settings, url = year.container, year.settings, year.url
+    kinds = templates(container, plan.beats)
+    for day in range(plan.days):
+        last = day == plan.days - 1
+        year.running = write_day(url, kinds, plan.mix, day_at(day),
+                                 running=plan.running if last else 0)
+        project(container.backend)
+        if (day + 1) % plan.every == 0 or last:
+            figures.samples.append(archive(container, settings, url, plan, day))
+            print(f"day {day + 1}: {figures.samples[-1]}", flush=True)
+    figures.written_events = events_written(url)
+    figures.status = archive_status(container.backend)
+    figures.checkpoints = checkpoints_kept(url)
+    figures.per_job = {name: len(events) for name, events in vars(kinds).items()}
     return kinds
 
 
@@ -179,40 +191,57 @@ def archive(container: Any, settings: Settings, url: str, plan: Plan, day: int) 
                   table_bytes(url, "archived_jobs", "archive_segments"), seconds)
 
 
-def fresh(url: str, plan: Plan, kinds: Templates) -> EndFigures:
-    """A ledger that was never archived holding the year's last hot window."""
+def fill_fresh(fresh: Ledger, plan: Plan, kinds: Templates) -> None:
+    """A ledger never archived holding the year's last hot window: the last
+    ``older_than`` days' jobs, every day's unresolved dead letters, the running jobs."""
     cut = plan.days - plan.older_than
-    with ledger_on(url) as (container, settings):
-        running: list[UUID] = []
-        for day in range(plan.days):
-            last = day == plan.days - 1
-            running = write_day(url, kinds, plan.mix, day_at(day), only_unresolved=day < cut,
-                                running=plan.running if last else 0)
-        project(container.backend)
-        autovacuum_stand_in(url)
-        return measure_end(container, settings, url, running, plan)
+    for day in range(plan.days):
+        last = day == plan.days - 1
+        fresh.running = write_day(fresh.url, kinds, plan.mix, day_at(day),
+                                  only_unresolved=day < cut,
+                                  running=plan.running if last else 0)
+    project(fresh.container.backend)
+    autovacuum_stand_in(fresh.url)
 
 
-def measure_end(container: Any, settings: Settings, url: str, running: list[UUID],
-                plan: Plan) -> EndFigures:
+def measure(ledgers: list[Ledger], plan: Plan) -> list[EndFigures]:
+    """The three measures on each ledger, taken in turns (the machine's load falls on
+    both alike): ``rounds`` of heartbeats and of rebuilds (medians), one audit each."""
     end = day_at(plan.days)
-    figures = EndFigures()
-    figures.hot_rows, figures.hot_bytes = hot_table(url)
-    figures.beat_p50_ms, figures.beat_p99_ms, figures.beat_errors = heartbeats(
-        container, running, plan, end)
-    project(container.backend)
-    figures.rebuild_seconds = rebuild_job_status(container, settings, end)
+    figures = [EndFigures() for _ in ledgers]
+    beats: list[list[tuple[float, float, int]]] = [[] for _ in ledgers]
+    rebuilds: list[list[float]] = [[] for _ in ledgers]
+    for f, ledger in zip(figures, ledgers, strict=True):
+        f.hot_rows, f.hot_bytes = hot_table(ledger.url)
+    for _ in range(plan.rounds):
+        for n, ledger in enumerate(ledgers):
+            beats[n].append(heartbeats(ledger.container, ledger.running, plan, end))
+    for _ in range(plan.rounds):
+        for n, ledger in enumerate(ledgers):
+            project(ledger.container.backend)
+            rebuilds[n].append(rebuild_job_status(ledger.container, ledger.settings, end))
+    for f, ledger, mine, rebuilt in zip(figures, ledgers, beats, rebuilds, strict=True):
+        f.beat_p50_ms = statistics.median(b[0] for b in mine)
+        f.beat_p99_ms = statistics.median(b[1] for b in mine)
+        f.beat_errors = sum(b[2] for b in mine)
+        f.rebuild_seconds = statistics.median(rebuilt)
+        audit(ledger, f, end)
+    return figures
+
+
+def audit(ledger: Ledger, figures: EndFigures, end: datetime) -> None:
+    """``ledger audit`` as the command runs it (the archive's checks included)."""
+    backend = ledger.container.backend
     started = time.perf_counter()
     report = run_audit(
-        container.backend.open_views, list(VIEWS.values()), now=lambda: end,
+        backend.open_views, list(VIEWS.values()), now=lambda: end,
         alert_grace=timedelta(minutes=10),
-        archive=archive_audit(container.backend, segment_store(settings), deep=False),
+        archive=archive_audit(backend, segment_store(ledger.settings), deep=False),
     )
     figures.audit_seconds = time.perf_counter() - started
     figures.audit_ok = report.ok
     figures.audit_note = "" if report.ok else str(report.to_dict()["violations_by_invariant"])
-    figures.job_status_rows = sum(report.statuses.values())
-    return figures
+    figures.job_status_rows = view_rows(ledger.url)
 
 
 def rebuild_job_status(container: Any, settings: Settings, end: datetime) -> float:
@@ -269,10 +298,12 @@ def heartbeats(container: Any, running: list[UUID], plan: Plan, end: datetime,
 def run(server: PostgresServer, plan: Plan) -> YearFigures:
     figures = YearFigures(plan)
     started = time.perf_counter()
-    with fresh_database(server, "year") as url:
-        kinds = simulate(url, plan, figures)
-    with fresh_database(server, "fresh") as url:
-        figures.fresh = fresh(url, plan, kinds)
+    with fresh_database(server, "year") as year_url, ledger_on(year_url) as year, \
+            fresh_database(server, "fresh") as fresh_url, ledger_on(fresh_url) as fresh:
+        ledgers = [Ledger(year_url, *year), Ledger(fresh_url, *fresh)]
+        kinds = simulate(ledgers[0], plan, figures)
+        fill_fresh(ledgers[1], plan, kinds)
+        figures.year, figures.fresh = measure(ledgers, plan)
     figures.seconds = time.perf_counter() - started
     return figures
 
@@ -280,13 +311,15 @@ def run(server: PostgresServer, plan: Plan) -> YearFigures:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--jobs-per-day", type=int, default=300)
+    parser.add_argument("--jobs-per-day", type=int, default=200)
     parser.add_argument("--beats", type=int, default=45, help="heartbeats per completed job")
     parser.add_argument("--every", type=int, default=7, help="days between archive runs")
     parser.add_argument("--older-than", type=int, default=30, help="the archive's cut, days")
     parser.add_argument("--running", type=int, default=200)
     parser.add_argument("--heartbeats", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="heartbeat and rebuild rounds per ledger, in turns (medians)")
     parser.add_argument("--quick", action="store_true", help="a small year (the suite's)")
     parser.add_argument("--no-doc", action="store_true", help="Do not write docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -299,7 +332,7 @@ def main(argv: list[str] | None = None) -> YearFigures:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(argv)
     plan = Plan(args.days, Mix(args.jobs_per_day), args.beats, args.every, args.older_than,
-                args.running, args.heartbeats, args.threads)
+                args.running, args.heartbeats, args.threads, args.rounds)
     with start_postgres() as server:
         figures = run(server, plan)
     print(archive_year_doc.summary(figures), flush=True)

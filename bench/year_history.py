@@ -197,3 +197,8 @@ def autovacuum_stand_in(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for table in ("jobledger_events", "jobledger_snapshots", "job_status"):
             conn.execute(f"VACUUM (ANALYZE) {table}")
+
+
+def view_rows(url: str) -> int:
+    """``job_status``'s rows: one per job ever run, archived ones included."""
+    return _one(url, "SELECT count(*) FROM job_status")

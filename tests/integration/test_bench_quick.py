@@ -13,6 +13,7 @@ pytest.importorskip("matplotlib", reason="the bench extra: pip install -e '.[ben
 
 from bench.__main__ import E2E, ENQUEUE, LIMITER, STALE, SUMMARY, main
 from bench.archive import SECTION as ARCHIVE_SECTION
+from bench.archive_year_doc import SECTION as YEAR_SECTION
 from bench.http_api import SECTION as HTTP
 from bench.projection_rebuild import SECTION as REBUILD
 from bench.schedules import SECTION as SCHEDULES_SECTION
@@ -42,6 +43,7 @@ def test_the_tiny_run_completes_and_writes_every_section(
                 "checkpoint every 1,000, < 2 s"):  # issue 16's bars in the summary
         assert bar in text.split(SUMMARY)[1].split("\n## ")[0], bar
     assert text.count(f"{ARCHIVE_SECTION}\n") == 1  # issue 17
+    assert text.count(f"{YEAR_SECTION}\n") == 1  # issue 17: a simulated year
     assert text.count(f"{SCHEDULES_SECTION}\n") == 1  # issue 18
     assert text.index(SUMMARY) < text.index("## Kept")  # the summary goes first
     assert "by someone else" in text
