@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -95,6 +96,21 @@ class Block:
     events: int
     first: int
     last: int
+    compressed: bool = False
+    """``payload`` is already the frame (:func:`compress_frame` of the events)."""
+
+
+_local = threading.local()
+
+
+def compress_frame(payload: bytes) -> bytes:
+    """One frame: ``payload`` as a zstd frame with its checksum (callable from any
+    thread: each thread keeps its own compressor)."""
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(
+            level=LEVEL, write_checksum=True)
+    return bytes(compressor.compress(payload))
 
 
 def build(
@@ -118,7 +134,7 @@ def assemble(seq: int, previous_sha256: str, blocks: Iterable[Block]) -> Built:
     offset = events = 0
     first, last = None, 0
     for block in blocks:
-        frame = compress(block.payload)
+        frame = block.payload if block.compressed else compress(block.payload)
         for job_id in block.jobs:
             where[job_id] = len(frames)
         frames.append((offset, len(frame)))

@@ -10,16 +10,16 @@ and records the segment and the jobs, or changes nothing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from adapters.postgres.archive_frames import SESSIONS, import_snapshot, read_frames
 from adapters.postgres.errors import translated
 from adapters.postgres.store import connect
 from adapters.sql.sqlfile import load_sections
-from ledger.errors import StoreError
 from ledger.ports.archive import (
     ArchivedJob,
     ArchiveRaced,
@@ -39,6 +39,7 @@ class PostgresArchive:
     def __init__(self, url: str) -> None:
         with translated():
             self.conn = connect(url)
+        self.url = url
         self._lock = threading.Lock()
 
     @translated()
@@ -75,30 +76,21 @@ class PostgresArchive:
         return {UUID(job): StreamShape(*shape) for job, *shape in rows}
 
     @translated()
-    def copy_events(self, blocks: Sequence[Sequence[UUID]]) -> list[bytes]:
-        """Each block's events in position order as binary COPY output, built by the
-        server in one query (no Python object per event)."""
-        ids = [job for block in blocks for job in block]
-        numbers = [n for n, block in enumerate(blocks) for _ in block]
-        with self.conn.cursor() as cur:
-            cur.execute(SQL["frames"], {"ids": _array(ids), "blocks": _array(numbers)},
-                        binary=True)
-            rows = cur.fetchall()
-        if [row[0] for row in rows] != list(range(len(blocks))):
-            raise ArchiveRaced("a block's jobs have no events any more; run it again")
-        if any(row[1] for row in rows):
-            raise StoreError("an event to archive has no topic or state")
-        return [row[2] for row in rows]
-
-    @translated()
-    def reclaim(self) -> None:
-        """VACUUM the events and snapshots tables after an archive: the events table's
-        autovacuum threshold (eventsourcing's, 100 million rows) would otherwise leave the
-        archived rows' dead tuples in place, the table's size unbounded and every lookup
-        of an archived job's id wading through them."""
-        with self._lock:
-            for table in ("jobledger_events", "jobledger_snapshots"):
-                self.conn.execute(SQL["vacuum"].format(table=table))
+    def copy_events(
+        self, blocks: Sequence[Sequence[UUID]], compress: Callable[[bytes], bytes],
+    ) -> list[bytes]:
+        """Each block's events in position order as binary COPY output built by the
+        server (no Python object per event), compressed with ``compress`` while the next
+        chunk is read (``archive_frames``; with ``SESSIONS`` > 1, helper sessions in this
+        snapshot share the chunks)."""
+        with ExitStack() as helpers:
+            sessions = [self.conn]
+            if SESSIONS > 1:
+                snapshot = str(self.conn.execute(SQL["export_snapshot"]).fetchone()[0])  # type: ignore[index]
+            for _ in range(1, SESSIONS):
+                sessions.append(helpers.enter_context(connect(self.url, autocommit=False)))
+                import_snapshot(sessions[-1], snapshot, SQL["snapshot"])
+            return read_frames(sessions, SQL["frames"], blocks, compress)
 
     @translated()
     def head(self) -> int:
@@ -114,11 +106,15 @@ class PostgresArchive:
         with self._lock, self.conn.transaction():
             self.conn.execute(SQL["lock_events"])
             self._check_chain(segment)
-            wrong = self.conn.execute(SQL["delete_checked"], {  # deletes and checks: one pass
-                "ids": _array(versions), "versions": _array(versions.values()),
-            }).fetchone()
-            if wrong is None or wrong[0]:
-                raise ArchiveRaced(f"{wrong and wrong[0]} job(s) changed meanwhile; run it again")
+            streams = {"ids": _array(versions), "versions": _array(versions.values())}
+            outside = self.conn.execute(SQL["outside_streams"], streams).fetchone()
+            if outside is None or outside[0]:
+                raise ArchiveRaced(f"{outside and outside[0]} job(s) changed meanwhile; "
+                                   "run it again")
+            deleted = self.conn.execute(SQL["delete_events"], streams).rowcount
+            if deleted != sum(versions.values()):  # a job lost events: exactly 1..n no more
+                raise ArchiveRaced(f"{deleted} events deleted, the segment holds "
+                                   f"{sum(versions.values())}; run it again")
             self.conn.execute(SQL["delete_snapshots"], {"ids": ids})
             self.conn.execute(SQL["insert_jobs"], {
                 "ids": _array(ids), "segments": _array(j.segment for j in jobs),

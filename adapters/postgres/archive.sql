@@ -63,19 +63,19 @@ FROM jobledger_events e
 JOIN unnest(%(ids)s::uuid[], %(blocks)s::int[]) AS b(id, block) ON e.originator_id = b.id
 GROUP BY b.block ORDER BY b.block;
 
--- name: delete_checked
-WITH gone AS (
-    DELETE FROM jobledger_events WHERE originator_id = ANY(%(ids)s::uuid[])
-    RETURNING originator_id, originator_version
-), shape AS (
-    SELECT originator_id, count(*) AS n, min(originator_version) AS low,
-        max(originator_version) AS high
-    FROM gone GROUP BY originator_id
-), wanted AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(versions)s::bigint[]) AS w(id, n)
-)
-SELECT count(*) FROM wanted w FULL JOIN shape s ON s.originator_id = w.id
-WHERE s.originator_id IS NULL OR w.id IS NULL OR s.n <> w.n OR s.low <> 1 OR s.high <> w.n;
+-- name: outside_streams
+-- The jobs' events outside the versions 1..n the segment holds: one index probe per job
+-- and bound (LATERAL ... LIMIT 1 keeps the planner from scanning the table). With the
+-- primary key (originator_id, originator_version), none outside and as many deleted as
+-- the segment holds mean each job's stream was exactly 1..n (ADR 111).
+SELECT count(*) FROM unnest(%(ids)s::uuid[], %(versions)s::bigint[]) AS w(id, n),
+LATERAL ((SELECT 1 FROM jobledger_events e
+          WHERE e.originator_id = w.id AND e.originator_version > w.n LIMIT 1)
+         UNION ALL (SELECT 1 FROM jobledger_events e
+          WHERE e.originator_id = w.id AND e.originator_version < 1 LIMIT 1)) AS outside;
+
+-- name: delete_events
+DELETE FROM jobledger_events WHERE originator_id = ANY(%(ids)s::uuid[]);
 
 -- name: insert_jobs
 INSERT INTO archived_jobs (job_id, segment, frame_offset, frame_length)
@@ -85,5 +85,5 @@ SELECT * FROM unnest(%(ids)s::uuid[], %(segments)s::bigint[],
 -- name: snapshot
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 
--- name: vacuum
-VACUUM (ANALYZE) {table};
+-- name: export_snapshot
+SELECT pg_export_snapshot();

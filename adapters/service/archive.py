@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 from adapters.archive import segment as segments
@@ -49,13 +48,6 @@ FAULT_ENV = "LEDGER_ARCHIVE_FAULT"
 process kills itself with SIGKILL."""
 
 Fault = Callable[[str], None]
-
-
-@runtime_checkable
-class Reclaims(Protocol):
-    """Archive tables whose deleted rows need reclaiming after an archive (PostgreSQL)."""
-
-    def reclaim(self) -> None: ...
 
 
 class ArchiveBusy(LedgerError):
@@ -117,8 +109,6 @@ def run_archive(
             report.candidates = len(ids)
             for start in range(0, len(ids), batch_jobs):
                 _batch(tables, store, ids[start:start + batch_jobs], report, now=now, fault=fault)
-            if report.segments and isinstance(tables, Reclaims):
-                tables.reclaim()
             return report
     finally:
         tables.close()
@@ -201,17 +191,18 @@ def _copied(
         by_text = {str(j): j for j in shapes}
         order = ((str(j), s.first_position, s.events) for j, s in shapes.items())
         blocks = list(segments.blocked(order, segments.FRAME_EVENTS))
-        payloads = tables.copy_events([[by_text[j] for j in block] for block in blocks])
+        frames = tables.copy_events([[by_text[j] for j in block] for block in blocks],
+                                    segments.compress_frame)
     return versions, segments.assemble(seq, previous, (
-        _block(block, payload, [shapes[by_text[j]] for j in block])
-        for block, payload in zip(blocks, payloads, strict=True)
+        _block(block, frame, [shapes[by_text[j]] for j in block])
+        for block, frame in zip(blocks, frames, strict=True)
     ))
 
 
-def _block(jobs: list[str], payload: bytes, shapes: list[StreamShape]) -> segments.Block:
+def _block(jobs: list[str], frame: bytes, shapes: list[StreamShape]) -> segments.Block:
     return segments.Block(
-        jobs, payload, sum(s.events for s in shapes), min(s.first_position for s in shapes),
-        max(s.last_position for s in shapes),
+        jobs, frame, sum(s.events for s in shapes), min(s.first_position for s in shapes),
+        max(s.last_position for s in shapes), compressed=True,
     )
 
 

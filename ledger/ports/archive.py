@@ -9,7 +9,7 @@ tombstone that keeps its id).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,7 +95,12 @@ class CopiedEvents(Protocol):
 
     def shapes(self, ids: Sequence[UUID]) -> dict[UUID, StreamShape]: ...
 
-    def copy_events(self, blocks: Sequence[Sequence[UUID]]) -> list[bytes]: ...
+    def copy_events(
+        self, blocks: Sequence[Sequence[UUID]], compress: Callable[[bytes], bytes],
+    ) -> list[bytes]:
+        """Each block's events in position order as the database's bytes, compressed
+        with ``compress`` (which may run on other threads), in block order."""
+        ...
 
 
 class ArchiveTables(Protocol):

@@ -1,0 +1,3 @@
+-- 0045: nothing on SQLite. PostgreSQL's 0045 lowers the events tables' autovacuum
+-- threshold so an archive's deleted rows are reclaimed in the background (ADR 111);
+-- SQLite puts a deleted row's pages on its free list and reuses them.
