@@ -58,12 +58,29 @@ class QueueClaims:
         )
         return results
 
+    async def report_and_claim(
+        self, commands: Sequence[AnyCommand], receipts: Sequence[tuple[int, str] | None],
+        queue_name: str, claim: ClaimRequest,
+    ) -> tuple[list[Result], list[ClaimedMessage]]:
+        """The reports and a claim for the slots they free, in the same transaction."""
+        if not 1 <= claim.limit <= MAX_CLAIMS:
+            raise InvalidCommand(f"max must be 1 to {MAX_CLAIMS}, got {claim.limit}")
+        futures = self._enqueue([ReportBatch(list(commands), list(receipts), queue_name), claim])
+        results: list[Result] = await asyncio.wrap_future(futures[0])
+        claimed: list[ClaimedMessage] = await asyncio.wrap_future(futures[1])
+        return results, claimed
+
     async def _submit(self, item: ReportBatch | ClaimRequest) -> Any:
-        future: Future[Any] = Future()
-        with self._lock:
-            self._pending.append((item, future))
-        self.writer.call(self._drain)
+        (future,) = self._enqueue([item])
         return await asyncio.wrap_future(future)
+
+    def _enqueue(self, items: list[ReportBatch | ClaimRequest]) -> list[Future[Any]]:
+        """Queue ``items`` together: one drain takes them all."""
+        futures: list[Future[Any]] = [Future() for _ in items]
+        with self._lock:
+            self._pending.extend(zip(items, futures, strict=True))
+        self.writer.call(self._drain)
+        return futures
 
     def _drain(self) -> None:
         """On the writer's thread: every request waiting, in one transaction."""

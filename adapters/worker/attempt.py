@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from adapters.local_queue.claims import ClaimedMessage
 from adapters.tracing import NO_TRACE, AttemptTrace
 from adapters.worker.context import Cancelled, Handler, JobContext
 from ledger.ports.transport import Received
@@ -38,6 +39,8 @@ class Attempt:
     """The attempt's span (claim to report): the handler runs inside it."""
     claimed_in_batch: bool = False
     """Claimed in one round trip (ADR 155): its report deletes its message (ledger side)."""
+    next_job: tuple[Received, ClaimedMessage] | None = None
+    """The job its report claimed next, to run in its slot (ADR 155)."""
 
     def stop(self) -> None:
         """Tell the handler to stop (``ctx.cancelled``) and cancel its scope."""

@@ -49,18 +49,22 @@ class BatchClaimer:
             return cls(port, transport, config)
         return None
 
+    def request(self, limit: int) -> ClaimRequest:
+        """A claim of up to ``limit`` jobs for this worker."""
+        queues = self.config.queues
+        return ClaimRequest(
+            worker_id=self.config.worker_id, limit=limit, visibility=self.config.visibility,
+            queues=None if queues is None else sorted(queues),
+            queue_name=self.transport.name, max_receives=self.transport.max_receives,
+        )
+
     async def claim(
         self, limit: int, draining: bool
     ) -> tuple[list[tuple[Received, ClaimedMessage]], float]:
         """Up to ``limit`` claimed jobs, and how long to pause before the next call."""
         if draining:
             return [], 0.0
-        queues = self.config.queues
-        request = ClaimRequest(
-            worker_id=self.config.worker_id, limit=limit, visibility=self.config.visibility,
-            queues=None if queues is None else sorted(queues),
-            queue_name=self.transport.name, max_receives=self.transport.max_receives,
-        )
+        request = self.request(limit)
         try:
             claimed: list[ClaimedMessage] = await self.port.claim_batch(request)  # type: ignore[attr-defined]
         except BatchClaimsUnsupported as error:

@@ -116,6 +116,29 @@ class InProcessLedger:
         except Exception as error:
             raise LedgerUnavailable(f"the ledger failed: {error}") from error
 
+    async def report_and_claim(
+        self, reports: Sequence[tuple[AnyCommand, tuple[int, str] | None]], queue_name: str,
+        claim: ClaimRequest,
+    ) -> tuple[list[Result], list[ClaimedMessage]]:
+        """The reports, and up to ``claim.limit`` jobs claimed for the slots they free, in
+        one transaction (ADR 155)."""
+        claims = self._claims
+        if not isinstance(claims, QueueClaims):
+            raise BatchClaimsUnsupported()
+        try:
+            with anyio.fail_after(self.call_timeout):
+                return await claims.report_and_claim(
+                    [c for c, _ in reports], [r for _, r in reports], queue_name, claim
+                )
+        except TimeoutError:
+            raise LedgerUnavailable(
+                f"the ledger did not answer within {self.call_timeout:g}s"
+            ) from None
+        except LedgerError:
+            raise
+        except Exception as error:
+            raise LedgerUnavailable(f"the ledger failed: {error}") from error
+
     async def heartbeats(
         self, worker_id: str, attempts: Sequence[tuple[UUID, int]]
     ) -> dict[UUID, Beat]:

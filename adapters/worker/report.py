@@ -90,7 +90,7 @@ class Reporter:
         try:
             complete: Any = self.ledger.complete
             if self.settled is not None and self._settles(run):
-                complete = self.settled.complete(run.received)
+                complete = self.settled.complete(run)
             status = await self._report(run, complete, result)
         except InvalidCommand as error:
             return await self._failure(run, f"the result was refused: {error}")
@@ -106,7 +106,7 @@ class Reporter:
         ctx = run.ctx
         call = _report_cancelled(self.ledger)
         if self.settled is not None and self._settles(run):
-            call = self.settled.cancelled(run.received)
+            call = self.settled.cancelled(run)
         status = await self._report(run, call, None)
         if status is None:
             return False
@@ -123,7 +123,7 @@ class Reporter:
         text, normalised = normalise(error, MAX_ERROR_CHARS)
         fail: Any = partial(self.ledger.fail, normalised=normalised)
         if self.settled is not None and self._settles(run):
-            fail = self.settled.fail(run.received, normalised=normalised)
+            fail = self.settled.fail(run, normalised=normalised)
         status = await self._report(run, fail, text)
         if status is None:
             return False

@@ -39,7 +39,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from adapters.local_queue.claims import MAX_CLAIMS, ClaimedMessage
+from adapters.local_queue.claims import MAX_CLAIMS, ClaimedMessage, ClaimRequest
 from adapters.tracing import start_attempt
 from adapters.worker.attempt import Attempt, HandlerCaller
 from adapters.worker.batch_claims import BatchClaimer
@@ -88,7 +88,7 @@ class Worker:
         )
         self._reporter = Reporter(
             ledger, self.config, self._heartbeats, self._messages, self.stats,
-            settled=SettledReports.for_worker(transport, ledger)
+            settled=SettledReports.for_worker(transport, ledger, self._next_request)
             if self.config.batch_claims else None,
         )
         self._claimer = (BatchClaimer.for_worker(transport, ledger, self.config)
@@ -179,6 +179,14 @@ class Worker:
                     jobs.start_soon(self._process, received)
             self._receive_scope = None
 
+    def _next_request(self, limit: int) -> ClaimRequest | None:
+        """What a batch of reports asks for next, for the slots it frees (none while
+        draining or once batch claims are off)."""
+        claimer = self._claimer
+        if self._draining or claimer is None or not claimer.enabled:
+            return None
+        return claimer.request(limit)
+
     async def _take_slots(self, most: int) -> int:
         """Wait for a free slot, take what else is free (up to ``most``); how many."""
         assert self._slots is not None
@@ -231,8 +239,13 @@ class Worker:
         return batch, pause
 
     async def _process(self, received: Received, claimed: ClaimedMessage | None = None) -> None:
+        """Run one job; then, in the same slot, the job its report claimed next (ADR 155)."""
         try:
-            await self._handle(received, claimed)
+            job: tuple[Received, ClaimedMessage | None] | None = (received, claimed)
+            while job is not None:
+                received, claimed = job
+                job = await self._handle(received, claimed)
+                self.stats.received += job is not None
         except Exception:
             log.exception("message %s of job %s", received.message_id, received.message.job_id)
         finally:
@@ -241,7 +254,9 @@ class Worker:
 
     # -- one job ----------------------------------------------------------------------------
 
-    async def _handle(self, received: Received, claimed: ClaimedMessage | None) -> None:
+    async def _handle(
+        self, received: Received, claimed: ClaimedMessage | None
+    ) -> tuple[Received, ClaimedMessage | None] | None:
         run: Attempt | None
         if claimed is not None:
             self.stats.claimed += 1
@@ -251,7 +266,7 @@ class Worker:
         else:
             run = await self._claim(received)
         if run is None:
-            return
+            return None
         key = (run.ctx.job_id, run.ctx.attempt)
         self._running[key] = run
         if self._interrupting:  # claimed as the grace period ended: report it at once
@@ -263,6 +278,7 @@ class Worker:
         finally:
             self._running.pop(key, None)
             run.trace.end()
+        return run.next_job
 
     async def _claim(self, received: Received) -> Attempt | None:
         """Claim the message's job; the attempt, or ``None`` once the message is settled."""
