@@ -56,6 +56,7 @@ from bench import (
     stale_scan,
     time_travel_suite,
 )
+from bench import console as console_bench
 from bench import schedules as schedules_bench
 from bench import tracing as tracing_bench
 from bench import write_path as write_path_bench
@@ -186,6 +187,10 @@ class OwningBench(Protocol):
     DOC: Path
 
     def main(self, argv: list[str]) -> object: ...
+
+
+CONSOLE = {"full": [], "quick": ["--quick"], "tiny": ["--quick", "--jobs", "1000"]}
+"""``bench.console``'s arguments per mode (issue 15): 1,000,000 jobs in the full run."""
 
 
 def run_owning(
@@ -682,6 +687,8 @@ def run_workloads(
         "tracing": lambda: run_tracing(  # tracing on against off, end to end (ADR 125)
             server, [] if mode.name == "full" else ["--quick"], doc),
         "burn_down": lambda: burn_down.run_in_suite(server, mode.name, doc),  # issue 19
+        "console": lambda: run_owning(  # the console's pages (issue 15, ADR 140)
+            console_bench, "console", server, CONSOLE[mode.name], doc),
     }
     for name, run in owning_sections.items():
         if name not in skip:
@@ -697,7 +704,8 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
                         "beside the output)")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
                         "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
-                        "view_asof,tracing,archive,archive_year,schedules,burn_down")  # fmt: skip
+                        "view_asof,tracing,archive,archive_year,schedules,burn_down,"
+                        "console")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

@@ -55,7 +55,8 @@ from ledger.event_mapper import LedgerMapper
 from ledger.job import Job
 from ledger.job_cache import JobCache
 from ledger.job_commands import apply_command, outcome_of
-from ledger.job_ids import idempotent_job_id
+from ledger.job_ids import idempotent_job_id, named_job
+from ledger.outbox import OUTBOX, outbox_batch
 from ledger.policies.controls import scheduled_until
 from ledger.policies.retry import RetryPolicy
 from ledger.ports.archive import ArchivedEvents
@@ -98,11 +99,19 @@ class JobLedger(Application[UUID]):
         self._new_id = new_id
         self.archive: ArchivedEvents | None = None
         """Where archived jobs are read from (ADR 110); set by the composition root."""
+        self.outbox: str | None = None
+        """The local queue whose rows the recorder writes with the events that ask for
+        them (ADR 151, ``ledger/outbox.py``); set by the composition root, else the
+        dispatcher sends every message from the log."""
         self._jobs = JobCache(
             self._stored_job, self.recorder, self.mapper, self.snapshots,
             size=cache_size, snapshot_interval=snapshot_interval,
         )
         self._queues = QueueCache(self.get_queue, self.recorder)
+
+    def _paused(self, name: str) -> bool:
+        queue = self._queues.load(name)
+        return queue is not None and queue.paused
 
     def construct_mapper(self) -> Mapper[UUID]:
         """eventsourcing's mapper with ``Enqueued`` events encoded directly
@@ -196,9 +205,9 @@ class JobLedger(Application[UUID]):
         """Decide and save the batch, again after each version conflict; after
         ``BATCH_ROUNDS`` conflicts, one command at a time."""
         fresh = False
-        for _ in range(BATCH_ROUNDS):
+        for round_ in range(BATCH_ROUNDS):
             try:
-                return self._decide_and_save(commands, now, fresh=fresh)
+                return self._decide_and_save(commands, now, fresh=fresh, guess=round_ == 0)
             except RecordConflictError:
                 # Another process appended to some of the batch's jobs: forget the cached
                 # jobs whose stored version moved on (all of them when the store cannot
@@ -239,9 +248,12 @@ class JobLedger(Application[UUID]):
         return ConcurrencyExhausted()
 
     def _decide_and_save(
-        self, commands: Sequence[AnyCommand], now: datetime, *, fresh: bool
+        self, commands: Sequence[AnyCommand], now: datetime, *, fresh: bool,
+        guess: bool = False,
     ) -> list[Result]:
         jobs, absent = self._jobs.prefetch(commands, fresh)
+        if guess:
+            absent |= self._keys_guessed_new(commands, jobs)
         from_cache: set[UUID] = set()
         slots = QueueSlots(self._queues.load, self._queues.confirm)
         order = DecisionOrder()
@@ -254,7 +266,7 @@ class JobLedger(Application[UUID]):
         changed = [job for job in jobs.values() if job.pending_events]
         if changed:
             queues = slots.changed()
-            self._append(changed, queues, order)
+            self._append(changed, queues, order, now=now)
             self._queues.remember(queues)
             for job in changed:
                 self._jobs.remember(job)
@@ -314,6 +326,20 @@ class JobLedger(Application[UUID]):
         slots.follow(job, before, now)
         return outcome
 
+    def _keys_guessed_new(
+        self, commands: Sequence[AnyCommand], jobs: dict[UUID, Job]
+    ) -> set[UUID]:
+        """The jobs of keyed enqueues that this process neither holds nor has just read,
+        taken as new in a batch's first round: a new key costs no read, and a key that
+        exists makes the append conflict on its first version, so the next round reads
+        it and answers as before (ADR 165). An archived job's key is still found (its
+        tombstone is checked whatever this says)."""
+        return {
+            job_id for command in commands
+            if isinstance(command, EnqueueJob) and (job_id := named_job(command)) is not None
+            and job_id not in jobs and self._jobs.held(job_id) is None
+        }
+
     def _decide_enqueue(
         self, command: EnqueueJob, now: datetime, jobs: dict[UUID, Job], absent: set[UUID]
     ) -> Result:
@@ -347,7 +373,7 @@ class JobLedger(Application[UUID]):
 
     def _append(
         self, jobs: Sequence[Job], queues: Sequence[Queue] = (),
-        order: DecisionOrder | None = None,
+        order: DecisionOrder | None = None, *, now: datetime | None = None,
     ) -> None:
         """``save(*jobs, *queues)`` for known aggregates: eventsourcing's
         ``collect_events`` tells events from aggregates with two runtime-protocol
@@ -360,6 +386,13 @@ class JobLedger(Application[UUID]):
             processing_event.events.extend(queue.collect_events())
         for aggregate in (*jobs, *queues):
             processing_event.aggregates[aggregate.id] = aggregate
+        if self.outbox is not None and now is not None:  # ADR 151: the queue rows with them
+            batch = outbox_batch(
+                processing_event.events, {job.id: job for job in jobs}, queue=self.outbox,
+                now=now, paused=self._paused, new_id=self._new_id,
+            )
+            if batch is not None:
+                processing_event.saved_kwargs[OUTBOX] = batch
         recordings = self._record(processing_event)
         self._jobs.take_snapshots(processing_event)
         if snapshot and self.snapshots is not None:

@@ -41,6 +41,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from adapters.postgres import outbox
 from adapters.postgres.log_order import (
     ADD_COLUMN,
     APPEND_FUNCTION,
@@ -57,6 +58,7 @@ from adapters.postgres.recording import (
     LedgerSnapshotRecorder,
     reconnecting,
 )
+from ledger.outbox import OUTBOX
 
 CREATE_UNDER_LOCK = sql.SQL(
     "DO $do$ BEGIN PERFORM pg_advisory_xact_lock(hashtext({key})); {create}; END $do$"
@@ -157,6 +159,17 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             key=sql.Literal(self.append_function_name),
             create=HEAD_FUNCTION.format(schema=schema, function=head, table=table),
         ))
+        self.check_identifier_length(outbox.function_name(self.events_table_name))
+        self.sql_create_statements.append(CREATE_UNDER_LOCK.format(  # ADR 151
+            key=sql.Literal(self.append_function_name), create=outbox.create_statement(
+                self.datastore.schema, self.events_table_name,
+                self.quiet_append_function_name, self.datastore.originator_id_type,
+            ),
+        ))
+        self.outbox_statement = outbox.call_statement(
+            self.datastore.schema, self.events_table_name, self.datastore.originator_id_type,
+            self.quiet_append_function_name,
+        )
         self.select_settled_statement = SELECT_SETTLED.format(
             schema=schema, table=table, head=head
         )
@@ -286,8 +299,11 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         joined = getattr(JOINED, "conn", None)
         if joined is not None:
             return self._insert_joined(joined, params)
+        statement = self.quiet_append_statement
+        if (batch := kwargs.get(OUTBOX)) is not None:  # the queue rows too: ADR 151
+            statement, params = self.outbox_statement, outbox.call_params(params, batch)
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.quiet_append_statement, params, prepare=True)
+            curs.execute(statement, params, prepare=True)
             ids = [row[self.quiet_append_function_name] for row in curs.fetchall()]
         self.notifier.poke()  # NOTIFY after the commit, off this path: notifier.py
         return ids

@@ -262,3 +262,12 @@ SELECT (SELECT count(*) FROM archive_segments) AS segments,
 SELECT action_id FROM actions
 WHERE state IN ('running', 'interrupted')
 ORDER BY started_at, action_id;
+
+-- name: outbox_positions.between
+-- The events of a dispatcher's page whose queue row the outbox wrote (ADR 151).
+SELECT position FROM outbox_positions
+WHERE position > %(after)s AND position <= %(upto)s ORDER BY position;
+
+-- name: outbox_positions.forget
+-- In the transaction that advances the dispatcher past them.
+DELETE FROM outbox_positions WHERE position <= %(upto)s RETURNING position;

@@ -125,3 +125,9 @@ CREATE TABLE archived_jobs (
     frame_length bigint NOT NULL,
     CONSTRAINT archived_jobs_pkey PRIMARY KEY (job_id)
 );
+
+-- name: outbox_positions
+CREATE TABLE outbox_positions (
+    position bigint NOT NULL,
+    CONSTRAINT outbox_positions_pkey PRIMARY KEY (position)
+);

@@ -21,6 +21,7 @@ from adapters.service.backend import Backend, backend_for
 from adapters.service.settings import Settings
 from ledger.application import JobLedger
 from ledger.errors import StoreError, StoreUnavailable
+from ledger.ports.queue_store import DEFAULT_QUEUE
 
 if TYPE_CHECKING:
     from adapters.sqs import SqsConfig
@@ -65,6 +66,8 @@ def build(settings: Settings | None = None, backend: Backend | None = None) -> C
         )
     backend.migrate()
     ledger.archive = ArchiveReader(backend, segment_store(settings))  # ADR 110
+    if backend.name == "postgres" and sqs_config(settings, {}) is None:
+        ledger.outbox = DEFAULT_QUEUE  # the local queue's rows with their events (ADR 151)
     return Container(settings=settings, backend=backend, ledger=ledger)
 
 

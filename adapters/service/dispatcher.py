@@ -15,6 +15,12 @@ One dispatcher sends at a time across processes (a named lock on the ledger's da
 another waits and takes over when the first dies. An event the dispatcher cannot read
 stops it there (it never skips one).
 
+With the local queue on PostgreSQL the recorder writes most messages in the transaction of
+the event that asks for them (the transactional outbox, ADR 151, ``ledger/outbox.py``);
+the dispatcher skips the events whose positions the outbox recorded and sends the rest:
+events of a queue paused when they were decided (held as below), and events appended by a
+process without the outbox (before an upgrade).
+
 A failed round (the database restarting, the transport down) does not end the dispatcher:
 it logs, backs off, opens a fresh session (the old one may be dead, and the lock died with
 it), retakes the lock and reads its position again, so a page whose position was not
@@ -177,7 +183,11 @@ class Dispatcher(SessionWorker):
         if not page:
             return 0
         events, error = decode_page(page)
-        outgoing = [m for m in [await self._message(e) for e in events] if m is not None]
+        queued = await self._sync(self._queued, tracking.position, events)
+        outgoing = [
+            m for m in [await self._message(e, e.position in queued) for e in events]
+            if m is not None
+        ]
         holds = await self._sync(sort_page, self._store, self._ledger, events, outgoing)
         outgoing = holds.send + [hold.outgoing() for hold in holds.release]
         if outgoing:
@@ -186,18 +196,29 @@ class Dispatcher(SessionWorker):
             dispatched(events, outgoing)
         self.held += len(holds.hold)
         if events:
-            await self._sync(self._advance, tracking, events[-1].position, holds)
+            await self._sync(self._advance, tracking, events[-1].position, holds, bool(queued))
         if error is not None:
             raise DispatchStopped(f"dispatcher stopped at {error}")
         return len(events)
 
-    async def _message(self, event: Event) -> Outgoing | None:
+    def _queued(self, after: int, events: list[Event]) -> set[int]:
+        """The page's events whose queue row was written with them (ADR 151)."""
+        if not events or self._ledger.outbox is None:
+            return set()
+        rows = self._store.query(
+            "outbox_positions.between", {"after": after, "upto": events[-1].position}
+        )
+        return {int(row["position"]) for row in rows}
+
+    async def _message(self, event: Event, queued: bool = False) -> Outgoing | None:
+        """The event's message; ``None`` when it asks for none or the outbox wrote it."""
         body, job_id = event.body, event.originator_id
         if isinstance(body, Enqueued):
             self._remember(job_id, (body.customer_id, body.queue, body.priority, 0))
         elif isinstance(body, Requeued) and job_id in self._jobs:
             self._remember(job_id, (*self._jobs[job_id][:3], body.attempt))
-        if not isinstance(body, Enqueued | Requeued | Redriven | Released) or held(event):
+        if queued or not isinstance(body, Enqueued | Requeued | Redriven | Released) \
+                or held(event):
             return None
         known = self._jobs.get(job_id)
         if known is None or isinstance(body, Redriven):  # the job itself says
@@ -218,10 +239,15 @@ class Dispatcher(SessionWorker):
         while len(self._jobs) > 100_000:
             self._jobs.popitem(last=False)
 
-    def _advance(self, expected: Tracking, position: int, holds: Sorted | None = None) -> None:
+    def _advance(
+        self, expected: Tracking, position: int, holds: Sorted | None = None,
+        queued: bool = False,
+    ) -> None:
         with self._store.transaction():
             if holds is not None:  # a paused queue's sends wait (adapters/service/dispatch_holds)
                 record(self._store, holds)
+            if queued:  # the outbox's positions passed (ADR 151)
+                self._store.query("outbox_positions.forget", {"upto": position})
             if not self._store.advance(expected, position, self._owner):
                 log.warning("dispatcher: position moved under %s", self._owner)
 

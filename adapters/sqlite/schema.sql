@@ -117,3 +117,8 @@ CREATE TABLE archived_jobs (
     frame_offset INTEGER NOT NULL,
     frame_length INTEGER NOT NULL
 );
+
+-- name: outbox_positions
+CREATE TABLE outbox_positions (
+    position INTEGER NOT NULL PRIMARY KEY
+);

@@ -1,0 +1,75 @@
+"""The local queue's transactional outbox on PostgreSQL (ADR 151): the events and the queue
+rows they ask for in one statement, one transaction.
+
+``{events}_append_outbox`` calls the recorder's quiet append first (so the transaction
+takes its id inside the append's ordering section, ADR 150, and not the table lock that a
+transaction with an id already must take), then inserts the rows into
+``local_queue_messages`` and the positions of the events they were asked for into
+``outbox_positions`` (the dispatcher skips those events and forgets the positions as it
+passes them). A failed append (a version conflict) writes no row; a committed one wrote
+them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from ledger.outbox import OutboxBatch
+
+FUNCTION = sql.SQL(
+    "CREATE OR REPLACE FUNCTION {schema}.{function}("
+    "ids {id_type}[], versions bigint[], topics text[], states bytea[], "
+    "queue text, indexes integer[], message_ids uuid[], job_ids uuid[], attempts integer[], "
+    "bodies text[], sent_ats double precision[], visible_ats double precision[], "
+    "job_queues text[], priorities integer[]) "
+    "RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$ "
+    "DECLARE positions bigint[]; "
+    "BEGIN "
+    "positions := ARRAY(SELECT * FROM {schema}.{append}(ids, versions, topics, states)); "
+    "INSERT INTO local_queue_messages (queue_name, message_id, job_id, attempt, body, "
+    "sent_at, visible_at, job_queue, priority) "
+    "SELECT queue, * FROM unnest(message_ids, job_ids, attempts, bodies, sent_ats, "
+    "visible_ats, job_queues, priorities); "
+    "INSERT INTO outbox_positions (position) "
+    "SELECT positions[i + 1] FROM unnest(indexes) AS i; "
+    "RETURN QUERY SELECT unnest(positions); "
+    "END $fn$"
+)
+CALL = sql.SQL(
+    "SELECT * FROM {schema}.{function}(%b::{id_type}[], %b::bigint[], %b::text[], "
+    "%b::bytea[], %b::text, %b::integer[], %b::uuid[], %b::uuid[], %b::integer[], %b::text[], "
+    "%b::double precision[], %b::double precision[], %b::text[], %b::integer[]) AS {column}"
+)
+
+
+def function_name(events_table: str) -> str:
+    return f"{events_table}_append_outbox"
+
+
+def create_statement(
+    schema: str, events_table: str, quiet_append: str, id_type: str
+) -> sql.Composed:
+    return FUNCTION.format(
+        schema=sql.Identifier(schema), function=sql.Identifier(function_name(events_table)),
+        append=sql.Identifier(quiet_append), id_type=sql.Identifier(id_type),
+    )
+
+
+def call_statement(schema: str, events_table: str, id_type: str, column: str) -> sql.Composed:
+    """The call, its one column named ``column`` (as the quiet append's rows are read)."""
+    return CALL.format(
+        schema=sql.Identifier(schema), function=sql.Identifier(function_name(events_table)),
+        id_type=sql.Identifier(id_type), column=sql.Identifier(column),
+    )
+
+
+def call_params(events: tuple[list[Any], ...], batch: OutboxBatch) -> tuple[Any, ...]:
+    rows = batch.rows
+    return (
+        *events, batch.queue, batch.indexes, [r.message_id for r in rows],
+        [r.job_id for r in rows], [r.attempt for r in rows], [r.body for r in rows],
+        [r.sent_at for r in rows], [r.visible_at for r in rows],
+        [r.job_queue for r in rows], [r.priority for r in rows],
+    )
