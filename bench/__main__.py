@@ -50,6 +50,7 @@ from bench import (
     end_to_end,
     enqueue,
     http_api,
+    http_processes,
     limiter,
     plots,
     projection_rebuild,
@@ -687,6 +688,9 @@ def run_workloads(
         "tracing": lambda: run_tracing(  # tracing on against off, end to end (ADR 125)
             server, [] if mode.name == "full" else ["--quick"], doc),
         "burn_down": lambda: burn_down.run_in_suite(server, mode.name, doc),  # issue 19
+        "http_processes": lambda: run_owning(  # 1 against 2 API processes (ADR 160)
+            http_processes, "http_processes", server,
+            [] if mode.name == "full" else [f"--{mode.name}"], doc),
         "console": lambda: run_owning(  # the console's pages (issue 15, ADR 140)
             console_bench, "console", server, CONSOLE[mode.name], doc),
     }
@@ -705,7 +709,8 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
                         "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
                         "view_asof,tracing,archive,archive_year,schedules,burn_down,"
-                        "console")  # fmt: skip
+                        "console,"
+                        "http_processes")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}

@@ -83,8 +83,9 @@ class Size:
     repeats: int
 
 
-FULL = Size(2000, 6.0, 400_000, 64, 100, 4.0, 5_000, 4.0, 3)
-QUICK = Size(1000, 2.5, 100_000, 32, 100, 1.0, 1_000, 1.0, 1)
+FULL = Size(6400, 6.0, 400_000, 64, 100, 4.0, 5_000, 4.0, 3)
+QUICK = Size(3200, 2.5, 100_000, 32, 100, 1.0, 1_000, 1.0, 1)
+"""Jobs: one batch of 100 per connection, so no two connections heartbeat one job."""
 
 
 # -- the server and its database -----------------------------------------------------------------
@@ -262,22 +263,38 @@ def measure_load(served: Served, size: Size, phase: Phase) -> Load:
     return load
 
 
-def single_requests(served: Served) -> Callable[[int], bytes]:
+def single_requests(served: Served, connections: int) -> Callable[[int], bytes]:
+    """One heartbeat per request; connection ``k`` (``n % connections``, see
+    :class:`Phase`) heartbeats its own slice of the jobs in turn, as a worker does."""
     body = b'{"worker_id":"bench","attempt":1}'
     encoded = [
         encode("POST", f"/jobs/{job}/heartbeat", body, served.key) for job in served.jobs
     ]
-    return lambda n: encoded[n % len(encoded)]
+    share = max(1, len(encoded) // connections)
+
+    def make(n: int) -> bytes:
+        k, turn = n % connections, n // connections
+        return encoded[(k * share + turn % share) % len(encoded)]
+
+    return make
 
 
-def batch_requests(served: Served, batch: int) -> Callable[[int], bytes]:
+def batch_requests(served: Served, batch: int, connections: int = 1) -> Callable[[int], bytes]:
+    """``batch`` heartbeats per request; connection ``k`` sends the batches of its own
+    slice of the jobs (whole batches when there are ``connections x batch`` jobs)."""
     jobs = served.jobs
     encoded = []
     for start in range(0, len(jobs), batch):
         chunk = [{"job_id": str(j), "attempt": 1} for j in jobs[start:start + batch]]
         body = msgspec.json.encode({"worker_id": "bench", "jobs": chunk})
         encoded.append(encode("POST", "/heartbeats", body, served.key))
-    return lambda n: encoded[n % len(encoded)]
+    share = max(1, len(encoded) // connections)
+
+    def make(n: int) -> bytes:
+        k, turn = n % connections, n // connections
+        return encoded[(k * share + turn % share) % len(encoded)]
+
+    return make
 
 
 # -- baselines -------------------------------------------------------------------------------
@@ -625,13 +642,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         with serving(server, size, args.with_runner, args.processes) as served:
             phases = [
                 Phase("1 per request (POST /jobs/{id}/heartbeat), closed loop",
-                      single_requests(served), 1),
+                      single_requests(served, size.connections), 1),
                 Phase(f"{size.batch} per request (POST /heartbeats), closed loop",
-                      batch_requests(served, size.batch), size.batch),
+                      batch_requests(served, size.batch, size.connections), size.batch),
                 Phase(f"{size.batch} per request, open loop at {target:,.0f} heartbeats/s",
-                      batch_requests(served, size.batch), size.batch, target / size.batch),
+                      batch_requests(served, size.batch, size.connections), size.batch,
+                      target / size.batch),
                 Phase(f"10 per request, open loop at {target:,.0f} heartbeats/s",
-                      batch_requests(served, 10), 10, target / 10),
+                      batch_requests(served, 10, size.connections), 10, target / 10),
             ]  # fmt: skip
             loads = []
             for phase in phases:

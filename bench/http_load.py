@@ -137,8 +137,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class Phase:
-    """One load: requests ``make(0), make(1), ...`` of ``per_request`` heartbeats each,
-    as fast as the connections go (``rate`` None) or due at ``rate`` requests/s."""
+    """One load: requests ``make(n)`` of ``per_request`` heartbeats each, as fast as the
+    connections go (``rate`` None) or due at ``rate`` requests/s. Connection ``k`` of
+    ``C`` sends ``make(k), make(k + C), make(k + 2C), ...``, so a maker can keep each
+    connection on its own jobs, as a worker keeps its own (with several API processes, a
+    job's heartbeats then stay with one process's cache)."""
 
     name: str
     make: Callable[[int], bytes]
@@ -160,9 +163,10 @@ async def drive(
     next_index = [0]
     start = time.perf_counter() + 0.05
 
-    async def connection() -> None:
+    async def connection(k: int) -> None:
         conn = await Connection.open(*address)
         try:
+            sent = 0
             while next_index[0] < total and time.monotonic() < end:
                 n = next_index[0]
                 next_index[0] += 1
@@ -171,7 +175,8 @@ async def drive(
                     due = start + n / phase.rate
                     if due > time.perf_counter():
                         await asyncio.sleep(due - time.perf_counter())
-                status, _ = await conn.send(phase.make(n))
+                status, _ = await conn.send(phase.make(k + limits.connections * sent))
+                sent += 1
                 load.latencies.append(time.perf_counter() - due)
                 load.statuses[status] += 1
                 load.requests += 1
@@ -181,8 +186,8 @@ async def drive(
             conn.close()
 
     async with anyio.create_task_group() as tg:
-        for _ in range(limits.connections):
-            tg.start_soon(connection)
+        for k in range(limits.connections):
+            tg.start_soon(connection, k)
     load.seconds = time.perf_counter() - start
 
 
