@@ -217,12 +217,9 @@ class PostgresClaims:
             yield conn
 
     def _notify(self) -> None:
-        """Wake the log's listeners once the appends committed (as the recorder does)."""
-        try:
-            with translated(), self.recorder.datastore.pool.connection() as conn:
-                conn.execute(self.recorder.notify_statement)
-        except LedgerError:
-            pass  # listeners also poll: a lost wake-up only delays them
+        """Wake the log's listeners once the appends committed, off this thread (the
+        recorder's notifier, as its own appends do)."""
+        self.recorder.notifier.poke()
 
 
 def _settle_refused(
