@@ -57,6 +57,7 @@ from bench import (
     stale_scan,
     time_travel_suite,
 )
+from bench import claims as claims_bench
 from bench import console as console_bench
 from bench import schedules as schedules_bench
 from bench import tracing as tracing_bench
@@ -688,6 +689,8 @@ def run_workloads(
         "tracing": lambda: run_tracing(  # tracing on against off, end to end (ADR 125)
             server, [] if mode.name == "full" else ["--quick"], doc),
         "burn_down": lambda: burn_down.run_in_suite(server, mode.name, doc),  # issue 19
+        "claims": lambda: claims_bench.run_in_suite(  # batches against one by one (ADR 155)
+            server, mode.name, doc),
         "http_processes": lambda: run_owning(  # 1 against 2 API processes (ADR 160)
             http_processes, "http_processes", server,
             [] if mode.name == "full" else [f"--{mode.name}"], doc),
@@ -708,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
                         "beside the output)")  # fmt: skip
     parser.add_argument("--skip", default="", help="comma-separated: write_path,http,"
                         "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
-                        "view_asof,tracing,archive,archive_year,schedules,burn_down,"
+                        "view_asof,tracing,archive,archive_year,schedules,burn_down,claims,"
                         "console,"
                         "http_processes")  # fmt: skip
     args = parser.parse_args(argv)
