@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -70,6 +71,10 @@ FULL = Size((1, 4, 16), 100, 2.0, 200_000, 3)
 QUICK = Size((1, 8), 100, 0.5, 20_000, 2)
 TINY = Size((1, 2), 10, 0.2, 200, 1)
 
+CLIENT_CPU = [0.0]
+"""CPU seconds per job of this process (every thread) in the last closed loop: where a
+path is bound by its client, rate x this is about one CPU (python -m bench.enqueue)."""
+
 Op = Callable[[int, int], None]
 """``op(client, count)``: enqueue ``count`` jobs (1, or a batch) from client ``client``."""
 
@@ -89,11 +94,12 @@ def closed_loop(clients: int, per_call: int, seconds: float, most: int, op: Op) 
             op(index, per_call)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    CLIENT_CPU[0] = (time.process_time() - cpu) / max(done[0], 1)
     return done[0] / (time.perf_counter() - started)
 
 
@@ -181,8 +187,9 @@ def peer_rate(url: str, clients: int, batch: int, size: Size) -> float:
                         jobs: list[dict[str, Any]] = [{"n": i} for i in range(batch)]
                         await task.batch_defer_async(*jobs)
 
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(client() for _ in range(clients)))
+            CLIENT_CPU[0] = (time.process_time() - cpu) / max(done[0], 1)
             return done[0] / (time.perf_counter() - started)
 
     return asyncio.run(run())
@@ -213,9 +220,12 @@ def run(
     for clients in size.clients:
         for name, path, batch in paths:
             figure = Figure(name, "jobs/s", notes={"clients": str(clients)})
+            cpu: list[float] = []
             for _ in range(size.repeats):
                 with fresh_database(server, "enqueue") as url:
                     figure.values.append(path(url, clients, batch, size))
+                cpu.append(CLIENT_CPU[0])
+            figure.notes["client_cpu_us"] = f"{statistics.median(cpu) * 1e6:.1f}"
             log(f"enqueue: {name}, {clients} clients: {figure.spread()} jobs/s")
             figures.append(figure)
     return figures
@@ -231,8 +241,8 @@ def at(figures: list[Figure], name: str, clients: int) -> Figure:
 def table(figures: list[Figure], batch: int) -> list[str]:
     """Markdown rows: each figure with its ratio to Procrastinate's and to the raw INSERT's
     rate at the same client count and batch size (when they ran)."""
-    lines = ["| path | clients | jobs/s | vs Procrastinate | vs raw INSERT |",
-             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| path | clients | jobs/s | vs Procrastinate | vs raw INSERT | client CPU per job |",
+             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for f in figures:
         clients = int(f.notes["clients"])
         batched = "batch" in f.name
@@ -243,7 +253,10 @@ def table(figures: list[Figure], batch: int) -> list[str]:
                 ratios.append(f"{f.median / at(figures, base, clients).median:.2f}x")
             except KeyError:
                 ratios.append("")
-        lines.append(f"| {f.name} | {clients} | {f.spread()} | {ratios[0]} | {ratios[1]} |")
+        cpu = f.notes.get("client_cpu_us", "")
+        lines.append(
+            f"| {f.name} | {clients} | {f.spread()} | {ratios[0]} | {ratios[1]} | {cpu} µs |"
+        )
     return lines
 
 
