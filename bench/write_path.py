@@ -85,10 +85,11 @@ class CountingLedger(JobLedger):
     rounds = 0
 
     def _decide_and_save(
-        self, commands: Sequence[AnyCommand], now: datetime, *, fresh: bool
+        self, commands: Sequence[AnyCommand], now: datetime, *, fresh: bool,
+        guess: bool = False,
     ) -> list[Result]:
         self.rounds += 1
-        return super()._decide_and_save(commands, now, fresh=fresh)
+        return super()._decide_and_save(commands, now, fresh=fresh, guess=guess)
 
 
 Jobs = list[tuple[UUID, str]]  # (job id, worker id): in progress at attempt 1
