@@ -20,9 +20,12 @@ from adapters.postgres.archive_frames import SESSIONS, import_snapshot, read_fra
 from adapters.postgres.errors import translated
 from adapters.postgres.store import connect
 from adapters.sql.sqlfile import load_sections
+from ledger.policies.archive_due import ArchiveDue
 from ledger.ports.archive import (
     ArchivedJob,
     ArchiveRaced,
+    ManifestCheck,
+    ManifestSummary,
     RawEvent,
     SegmentRecord,
     StreamShape,
@@ -124,8 +127,8 @@ class PostgresArchive:
             self.conn.execute(SQL["insert_segment"], _params(segment))
 
     def _check_chain(self, segment: SegmentRecord) -> None:
-        latest = self._segments()[-1:]
-        expected = (latest[0].seq + 1, latest[0].sha256) if latest else (1, "")
+        latest = self._latest()
+        expected = (latest.seq + 1, latest.sha256) if latest else (1, "")
         if (segment.seq, segment.previous_sha256) != expected:
             raise ArchiveRaced("another archive recorded a segment meanwhile; run it again")
 
@@ -137,6 +140,43 @@ class PostgresArchive:
     def _segments(self) -> list[SegmentRecord]:
         rows: list[tuple[Any, ...]] = self.conn.execute(SQL["segments"]).fetchall()
         return [SegmentRecord(*row) for row in rows]
+
+    def _latest(self) -> SegmentRecord | None:
+        row = self.conn.execute(SQL["latest_segment"]).fetchone()
+        return None if row is None else SegmentRecord(*row)
+
+    @translated()
+    def latest_segment(self) -> SegmentRecord | None:
+        with self._lock:
+            return self._latest()
+
+    @translated()
+    def summary(self) -> ManifestSummary:
+        with self._lock:
+            row = self.conn.execute(SQL["manifest_summary"]).fetchone()
+        assert row is not None
+        segments, jobs, events, size, last = (int(v) for v in row[:5])
+        return ManifestSummary(segments, jobs, events, size, last, row[5])
+
+    @translated()
+    def check_manifest(self) -> ManifestCheck:
+        with self._lock:
+            links = self.conn.execute(SQL["broken_links"]).fetchall()
+            orphans = self.conn.execute(SQL["orphans"]).fetchone()
+        return ManifestCheck([(int(a), b, c, d) for a, b, c, d in links],
+                             int(orphans[0]) if orphans else 0)
+
+    @translated()
+    def archived_ids(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(r[0] for r in self.conn.execute(SQL["archived_ids"]))
+
+    @translated()
+    def due(self, cut: datetime) -> ArchiveDue:
+        with self._lock:
+            row = self.conn.execute(SQL["due"], {"cut": cut}).fetchone()
+        assert row is not None
+        return ArchiveDue(int(row[0]), int(row[1]), row[2])
 
     @translated()
     def locate(self, job_id: UUID) -> ArchivedJob | None:

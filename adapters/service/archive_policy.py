@@ -1,5 +1,8 @@
 """The archive policy of ``ledger serve`` (``ARCHIVE_OLDER_THAN``, off by default; ADR 110):
-every round, archive the jobs that ended longer ago than the setting. A round another
+every round, archive the jobs that ended longer ago than the setting, when that is worth
+a segment (``ARCHIVE_MIN_EVENTS`` events would move, or the oldest job due ended
+``ARCHIVE_MAX_WAIT`` before the cut: :func:`~ledger.policies.archive_due.worth_a_segment`);
+else the round records nothing and takes no checkpoint. A round another
 process is running (:class:`ArchiveBusy`), one that raced an append
 (:class:`ArchiveRaced`) or a failed one (the database restarting) waits for the next."""
 
@@ -17,14 +20,29 @@ from adapters.service.archive import run_archive
 from adapters.service.archive_reader import segment_store
 from adapters.service.backend import Backend
 from adapters.service.settings import Settings
+from ledger.policies.archive_due import ArchiveDue, worth_a_segment
 
 log = logging.getLogger(__name__)
 
 ROUND_SECONDS = 300.0
 
 
+def archive_due(backend: Backend, cut: datetime) -> ArchiveDue:
+    tables = backend.archive()
+    try:
+        return tables.due(cut)
+    finally:
+        tables.close()
+
+
 def archive_round(backend: Backend, settings: Settings, older_than: timedelta,
                   now: datetime) -> str:
+    due = archive_due(backend, now - older_than)
+    if not worth_a_segment(due, cut=now - older_than, min_events=settings.archive_min_events,
+                           max_wait=settings.archive_max_wait):
+        return (f"archive: {due.jobs} job(s), {due.events} event(s) due, below "
+                f"{settings.archive_min_events} and none waiting "
+                f"{settings.archive_max_wait}; nothing recorded")
     store = segment_store(settings)
     try:
         report = run_archive(backend, store, older_than, now)

@@ -60,6 +60,11 @@ class Settings:
     (ADR 110); unset, it never archives."""
     archive_url: str | None = None
     """``s3://bucket/prefix``: where segments go; unset, ``LEDGER_DATA_DIR/archive``."""
+    archive_min_events: int = 50_000
+    """``ledger serve``'s archive round records a segment only when at least this many
+    events would move, or when the oldest job due waited ``ARCHIVE_MAX_WAIT`` past the
+    cut (segments that do not pile up; ADR 110)."""
+    archive_max_wait: timedelta = timedelta(days=1)
 
     @property
     def stale_threshold(self) -> timedelta:
@@ -209,4 +214,6 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "checkpoint_keep": _positive_whole,
     "archive_older_than": parse_age,
     "archive_url": _url(("s3",)),
+    "archive_min_events": _positive_whole,
+    "archive_max_wait": parse_age,
 }

@@ -19,7 +19,15 @@ from uuid import UUID
 from adapters.sql.sqlfile import load_sections
 from adapters.sqlite.errors import translated
 from adapters.sqlite.store import connect
-from ledger.ports.archive import ArchivedJob, ArchiveRaced, RawEvent, SegmentRecord
+from ledger.policies.archive_due import ArchiveDue
+from ledger.ports.archive import (
+    ArchivedJob,
+    ArchiveRaced,
+    ManifestCheck,
+    ManifestSummary,
+    RawEvent,
+    SegmentRecord,
+)
 
 SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.sqlite", "archive.sql"
@@ -79,8 +87,8 @@ class SqliteArchive:
             self.conn.execute("COMMIT")
 
     def _check(self, segment: SegmentRecord, versions: dict[UUID, int]) -> None:
-        latest = self._segments()[-1:]
-        expected = (latest[0].seq + 1, latest[0].sha256) if latest else (1, "")
+        latest = self._latest()
+        expected = (latest.seq + 1, latest.sha256) if latest else (1, "")
         if (segment.seq, segment.previous_sha256) != expected:
             raise ArchiveRaced("another archive recorded a segment meanwhile; run it again")
         if int(self.conn.execute(SQL["head"]).fetchone()[0]) <= segment.last_position:
@@ -102,6 +110,42 @@ class SqliteArchive:
             _segment(row)
             for row in self.conn.execute(SQL["segments"]).fetchall()
         ]
+
+    def _latest(self) -> SegmentRecord | None:
+        row = self.conn.execute(SQL["latest_segment"]).fetchone()
+        return None if row is None else _segment(row)
+
+    @translated()
+    def latest_segment(self) -> SegmentRecord | None:
+        with self._lock:
+            return self._latest()
+
+    @translated()
+    def summary(self) -> ManifestSummary:
+        with self._lock:
+            row = self.conn.execute(SQL["manifest_summary"]).fetchone()
+        segments, jobs, events, size, last = (int(v) for v in row[:5])
+        return ManifestSummary(segments, jobs, events, size, last, row[5])
+
+    @translated()
+    def check_manifest(self) -> ManifestCheck:
+        with self._lock:
+            links = self.conn.execute(SQL["broken_links"]).fetchall()
+            orphans = self.conn.execute(SQL["orphans"]).fetchone()
+        return ManifestCheck([(int(a), b, c, d) for a, b, c, d in links], int(orphans[0]))
+
+    @translated()
+    def archived_ids(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(str(r[0]) for r in self.conn.execute(SQL["archived_ids"]))
+
+    @translated()
+    def due(self, cut: datetime) -> ArchiveDue:
+        params = {"cut": cut.isoformat(timespec="microseconds")}
+        with self._lock:
+            count, events, oldest = self.conn.execute(SQL["due"], params).fetchone()
+        return ArchiveDue(int(count), int(events),
+                          None if oldest is None else datetime.fromisoformat(oldest))
 
     @translated()
     def locate(self, job_id: UUID) -> ArchivedJob | None:

@@ -19,6 +19,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from ledger.errors import LedgerError
+from ledger.policies.archive_due import ArchiveDue
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,31 @@ class SegmentRecord:
     sha256: str
     previous_sha256: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ManifestSummary:
+    """The manifest's totals in one query (``ledger archive status``, where rebuilds
+    start): no read of every row."""
+
+    segments: int
+    jobs: int
+    events: int
+    bytes: int
+    last_position: int
+    """The highest archived log position (0 while nothing is archived)."""
+    last_sha256: str | None
+
+
+@dataclass(frozen=True)
+class ManifestCheck:
+    """What the manifest table says of itself, in one query each (``ledger audit``):
+    the rows whose seq or predecessor hash does not follow the row before, and the
+    archived jobs whose segment has no manifest row."""
+
+    broken_links: list[tuple[int, str, str, str]]
+    """(seq, name, the predecessor it names, the predecessor's SHA-256 or '')."""
+    orphans: int
 
 
 @dataclass(frozen=True)
@@ -125,6 +151,23 @@ class ArchiveTables(Protocol):
         ...
 
     def segments(self) -> list[SegmentRecord]: ...
+
+    def latest_segment(self) -> SegmentRecord | None:
+        """The manifest's last row (one index probe)."""
+        ...
+
+    def summary(self) -> ManifestSummary: ...
+
+    def check_manifest(self) -> ManifestCheck: ...
+
+    def archived_ids(self) -> frozenset[str]:
+        """Every archived job's id (the tombstones), as text."""
+        ...
+
+    def due(self, cut: datetime) -> ArchiveDue:
+        """What :meth:`candidates` would select, counted (one aggregate of the same
+        scan)."""
+        ...
 
     def locate(self, job_id: UUID) -> ArchivedJob | None: ...
 
