@@ -135,8 +135,8 @@ def _batch(
     *, now: datetime, fault: Fault,
 ) -> None:
     head = tables.head()
-    latest = tables.segments()[-1:]
-    seq, previous = (latest[0].seq + 1, latest[0].sha256) if latest else (1, "")
+    latest = tables.latest_segment()
+    seq, previous = (latest.seq + 1, latest.sha256) if latest else (1, "")
     if isinstance(tables, CopiedEvents):
         versions, built = _copied(tables, ids, report, head=head, seq=seq, previous=previous)
     else:

@@ -54,10 +54,9 @@ def archived_segments(backend: Backend) -> list[SegmentRecord]:
 
 def archive_start(backend: Backend) -> Start | None:
     """Where rebuilds and verifies start: ``None`` while nothing is archived."""
-    records = archived_segments(backend)
-    if not records:
+    horizon = archive_horizon(backend)
+    if not horizon:
         return None
-    horizon = max(r.last_position for r in records)
 
     def start(view: View, upto: int) -> MemoryView:
         store = backend.checkpoints()
@@ -192,4 +191,8 @@ def with_archive(store: ViewStore, backend: Backend, segments: SegmentStore) -> 
 
 def archive_horizon(backend: Backend) -> int:
     """The highest log position archived (0 while nothing is)."""
-    return max((r.last_position for r in archived_segments(backend)), default=0)
+    tables = backend.archive()
+    try:
+        return tables.summary().last_position  # one aggregate, not every manifest row
+    finally:
+        tables.close()

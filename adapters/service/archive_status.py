@@ -13,7 +13,7 @@ def archive_status(backend: Backend) -> dict[str, Any]:
     tables = backend.archive()
     try:
         hot, oldest = tables.hot_stats()
-        segments = tables.segments()
+        manifest = tables.summary()  # one aggregate, not every manifest row
     finally:
         tables.close()
     oldest_at = None
@@ -26,9 +26,9 @@ def archive_status(backend: Backend) -> dict[str, Any]:
         "hot_events": hot,
         "oldest_hot_position": None if oldest is None else oldest[0],
         "oldest_hot_event_at": oldest_at,
-        "segments": len(segments),
-        "archived_jobs": sum(s.job_count for s in segments),
-        "archived_events": sum(s.event_count for s in segments),
-        "archive_bytes": sum(s.byte_count for s in segments),
-        "last_segment_sha256": segments[-1].sha256 if segments else None,
+        "segments": manifest.segments,
+        "archived_jobs": manifest.jobs,
+        "archived_events": manifest.events,
+        "archive_bytes": manifest.bytes,
+        "last_segment_sha256": manifest.last_sha256,
     }
