@@ -20,6 +20,7 @@ from adapters.postgres.archive_frames import SESSIONS, import_snapshot, read_fra
 from adapters.postgres.errors import translated
 from adapters.postgres.store import connect
 from adapters.sql.sqlfile import load_sections
+from ledger.errors import StoreError
 from ledger.policies.archive_due import ArchiveDue
 from ledger.ports.archive import (
     ArchivedJob,
@@ -76,7 +77,9 @@ class PostgresArchive:
     def shapes(self, ids: Sequence[UUID]) -> dict[UUID, StreamShape]:
         """Each job's hot stream: event count, lowest and highest version and position."""
         rows = self.conn.execute(SQL["shapes"], {"ids": _array(ids)}).fetchall()
-        return {UUID(job): StreamShape(*shape) for job, *shape in rows}
+        if any(row[-1] for row in rows):
+            raise StoreError("an event to archive has no topic or state")
+        return {UUID(job): StreamShape(*shape) for job, *shape, _ in rows}
 
     @translated()
     def copy_events(

@@ -42,26 +42,20 @@ SELECT notification_id, originator_id::text, originator_version, topic, state
 FROM jobledger_events WHERE notification_id = %(position)s;
 
 -- name: shapes
+-- Each job's event count, versions and positions, and how many of its events lack a
+-- topic or state (a frame cannot hold them: the archive refuses the batch).
 SELECT originator_id::text, count(*), min(originator_version), max(originator_version),
-    min(notification_id), max(notification_id)
+    min(notification_id), max(notification_id),
+    count(*) FILTER (WHERE topic IS NULL OR state IS NULL)
 FROM jobledger_events WHERE originator_id = ANY(%(ids)s::uuid[]) GROUP BY originator_id;
 
 -- name: frames
--- Each block's events in position order as a binary COPY's output (signature, flags,
--- no extension; then each row: field count,
--- each field's length and bytes: int8, text, int8, text, bytea), built by the server;
--- and the count of rows with a null field (string_agg would leave them out).
-SELECT b.block, count(*) FILTER (WHERE e.topic IS NULL OR e.state IS NULL),
-    '\x5047434f50590aff0d0a000000000000000000'::bytea || string_agg(
-    int2send(5::int2) || int4send(8) || int8send(e.notification_id)
-    || int4send(36) || convert_to(e.originator_id::text, 'UTF8')
-    || int4send(8) || int8send(e.originator_version)
-    || int4send(octet_length(convert_to(e.topic, 'UTF8'))) || convert_to(e.topic, 'UTF8')
-    || int4send(octet_length(e.state)) || e.state,
-    ''::bytea ORDER BY e.notification_id) || '\xffff'::bytea
-FROM jobledger_events e
-JOIN unnest(%(ids)s::uuid[], %(blocks)s::int[]) AS b(id, block) ON e.originator_id = b.id
-GROUP BY b.block ORDER BY b.block;
+-- A block's events in position order as a binary COPY's output: each frame's bytes as
+-- they are (signature, flags, no extension; each row: field count, each field's length
+-- and bytes: int8, text, int8, text, bytea; the trailer). shapes has refused nulls.
+COPY (SELECT notification_id, originator_id::text, originator_version, topic, state
+      FROM jobledger_events WHERE originator_id = ANY(%(ids)s::uuid[])
+      ORDER BY notification_id) TO STDOUT (FORMAT binary);
 
 -- name: outside_streams
 -- The jobs' events outside the versions 1..n the segment holds: one index probe per job

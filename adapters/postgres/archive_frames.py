@@ -1,12 +1,12 @@
-"""A segment's frames read by two PostgreSQL sessions at once, in one snapshot (ADR 111).
+"""A segment's frames read from PostgreSQL while the archive compresses (ADR 111).
 
-The server builds each frame's events as binary COPY output (``archive.sql``'s
-``frames``); that query is most of an archive's time and runs on one CPU per session.
-The archive's session exports its REPEATABLE READ snapshot, a second session imports it
-(both read exactly the same rows), and each takes every other chunk of blocks and
-compresses its frames itself (zstd releases the GIL), so the two sessions' queries and
-the compression overlap. Only compressed frames are kept: a chunk's uncompressed
-output is dropped once compressed.
+A frame is a block of jobs' events as PostgreSQL's binary COPY output (``archive.sql``'s
+``frames``: one ``COPY ... TO STDOUT (FORMAT binary)`` per block); reading them is most
+of an archive's server time. A session reads the blocks a chunk at a time on a thread
+of its own while the caller's thread compresses the chunks already read (zstd and
+psycopg release the GIL), so the server's work and the compression overlap; only
+compressed frames are kept. With ``SESSIONS`` > 1 more sessions, each in the snapshot
+the archive's session exported, take turns by chunk (off: measured slower here).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from ledger.errors import StoreError
 from ledger.ports.archive import ArchiveRaced
 
+COPY_EMPTY = b"PGCOPY\n\xff\r\n\x00" + bytes(8) + b"\xff\xff"
+"""A binary COPY's output without a row."""
 CHUNK_BLOCKS = 16
 """Blocks (frames) per query: about 16,000 events."""
 
@@ -108,17 +109,16 @@ class _Reader:
 def _chunk(
     session: Connection, query: str, blocks: Sequence[Sequence[UUID]], chunk: range,
 ) -> list[bytes]:
-    """The COPY output of the blocks numbered ``chunk``, one query."""
-    ids = [job for number in chunk for job in blocks[number]]
-    numbers = [number for number in chunk for _ in blocks[number]]
+    """The COPY output of the blocks numbered ``chunk``: one ``COPY ... TO STDOUT (FORMAT
+    binary)`` per block, whose output is the frame's bytes as they are."""
+    payloads = []
     with session.cursor() as cur:
-        cur.execute(query, {"ids": _array(ids), "blocks": _array(numbers)}, binary=True)
-        rows = cur.fetchall()
-    if [row[0] for row in rows] != list(chunk):
+        for number in chunk:
+            with cur.copy(query, {"ids": _array(blocks[number])}) as copy:
+                payloads.append(b"".join(bytes(data) for data in copy))
+    if any(len(p) <= len(COPY_EMPTY) for p in payloads):
         raise ArchiveRaced("a block's jobs have no events any more; run it again")
-    if any(row[1] for row in rows):
-        raise StoreError("an event to archive has no topic or state")
-    return [bytes(row[2]) for row in rows]
+    return payloads
 
 
 def _array(values: Sequence[object]) -> str:

@@ -18,49 +18,50 @@ from ledger.ports.archive import ArchiveRaced
 
 
 class Session:
-    """Answers the frames query as PostgreSQL would: (block, nulls, COPY bytes) rows."""
+    """Answers each block's COPY as PostgreSQL would: the block's events as bytes."""
 
-    def __init__(self, name: str, fail_on: int | None = None,
+    def __init__(self, name: str, numbers: dict[str, int], fail_on: int | None = None,
                  failed: threading.Event | None = None) -> None:
-        self.name, self.fail_on, self.failed = name, fail_on, failed
-        self.chunks: list[list[int]] = []
+        self.name, self.numbers = name, numbers
+        self.fail_on, self.failed = fail_on, failed
+        self.chunks: list[int] = []
         self.threads: set[str] = set()
-        self._rows: list[tuple[int, int, bytes]] = []
 
     @contextmanager
     def cursor(self) -> Iterator[Session]:
         yield self
 
-    def execute(self, query: str, params: dict[str, str], *, binary: bool) -> None:
-        assert binary
-        numbers = [int(n) for n in params["blocks"].strip("{}").split(",")]
-        chunk = sorted(set(numbers))
-        if self.fail_on in chunk:
+    @contextmanager
+    def copy(self, query: str, params: dict[str, str]) -> Iterator[list[bytes]]:
+        number = self.numbers[params["ids"].strip("{}").split(",")[0]]
+        if number == self.fail_on:
             assert self.failed is not None
             self.failed.set()
             raise ArchiveRaced("gone")
-        if self.failed is not None:  # the other session fails before this one's answer
-            assert self.failed.wait(timeout=30)
-        self.chunks.append(chunk)
+        if self.failed is not None and number % archive_frames.CHUNK_BLOCKS == 0:
+            assert self.failed.wait(timeout=30)  # the other session fails first
+        if number % archive_frames.CHUNK_BLOCKS == 0:
+            self.chunks.append(number)
         self.threads.add(threading.current_thread().name)
-        self._rows = [(n, 0, b"events of block %d" % n) for n in chunk]
-
-    def fetchall(self) -> list[tuple[int, int, bytes]]:
-        return self._rows
+        yield [archive_frames.COPY_EMPTY[:-2], b"events of block %d" % number, b"\xff\xff"]
 
 
-def blocks(count: int) -> list[list[UUID]]:
-    return [[uuid4(), uuid4()] for _ in range(count)]
+def blocks(count: int) -> tuple[list[list[UUID]], dict[str, int]]:
+    made = [[uuid4(), uuid4()] for _ in range(count)]
+    return made, {str(job): n for n, block in enumerate(made) for job in block}
 
 
 def test_two_sessions_share_the_chunks_and_the_frames_come_back_in_order() -> None:
-    first, second = Session("a"), Session("b")
+    made, numbers = blocks(100)
+    first, second = Session("a", numbers), Session("b", numbers)
     sessions: list[Any] = [first, second]
-    frames = archive_frames.read_frames(sessions, "frames", blocks(100), b"<%s>".__mod__)
-    assert frames == [b"<events of block %d>" % n for n in range(100)]
+    frames = archive_frames.read_frames(sessions, "frames", made, b"<%s>".__mod__)
+    empty = archive_frames.COPY_EMPTY
+    assert frames == [b"<%s>" % (empty[:-2] + b"events of block %d" % n + empty[-2:])
+                      for n in range(100)]
     size = archive_frames.CHUNK_BLOCKS
-    assert [c[0] for c in first.chunks] == list(range(0, 100, 2 * size))
-    assert [c[0] for c in second.chunks] == list(range(size, 100, 2 * size))
+    assert first.chunks == list(range(0, 100, 2 * size))
+    assert second.chunks == list(range(size, 100, 2 * size))
     assert first.threads.isdisjoint(second.threads)  # each on a thread of its own
     assert threading.main_thread().name not in first.threads | second.threads
 
@@ -68,8 +69,10 @@ def test_two_sessions_share_the_chunks_and_the_frames_come_back_in_order() -> No
 def test_a_failing_session_stops_the_read() -> None:
     size = archive_frames.CHUNK_BLOCKS
     failed = threading.Event()
-    first, second = Session("a", failed=failed), Session("b", fail_on=size, failed=failed)
+    made, numbers = blocks(40 * size)
+    first = Session("a", numbers, failed=failed)
+    second = Session("b", numbers, fail_on=size, failed=failed)
     sessions: list[Any] = [first, second]
     with pytest.raises(ArchiveRaced):
-        archive_frames.read_frames(sessions, "frames", blocks(40 * size), bytes)
+        archive_frames.read_frames(sessions, "frames", made, bytes)
     assert len(first.chunks) < 20  # stopped before reading all of its 20 chunks
