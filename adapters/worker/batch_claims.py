@@ -45,7 +45,7 @@ class BatchClaimer:
         cls, transport: Transport, port: LedgerPort, config: WorkerConfig
     ) -> BatchClaimer | None:
         """A claimer when ``transport`` is the local queue and ``port`` claims in batches."""
-        if isinstance(transport, LocalQueue) and hasattr(port, "claim_batch"):
+        if isinstance(transport, LocalQueue) and getattr(port, "batch_claims", False):
             return cls(port, transport, config)
         return None
 

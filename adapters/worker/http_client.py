@@ -128,7 +128,11 @@ class HttpLedger:
         *,
         call_timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
+        batch_claims: bool = False,
     ) -> None:
+        self.batch_claims = batch_claims
+        """Claim and report through ``/workers/claims`` and ``/workers/reports`` (ADR 155);
+        off by default over HTTP until a flaky cancel test on it is understood."""
         headers = {"User-Agent": USER_AGENT}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"

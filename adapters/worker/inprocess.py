@@ -60,6 +60,8 @@ class InProcessLedger:
         self.ledger = ledger
         self.writer = writer
         self.call_timeout = call_timeout
+        self.batch_claims = True
+        """Claims and reports in batches on the local queue when on PostgreSQL (ADR 155)."""
         self._clock = clock
         self._claims: QueueClaims | bool | None = False  # False: not looked up yet
 

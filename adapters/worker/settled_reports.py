@@ -49,7 +49,7 @@ class SettledReports:
     def for_worker(
         cls, transport: Any, port: LedgerPort, next_request: NextRequest | None = None
     ) -> SettledReports | None:
-        if isinstance(transport, LocalQueue) and hasattr(port, "report_batch"):
+        if isinstance(transport, LocalQueue) and getattr(port, "batch_claims", False):
             return cls(port, transport.name, next_request)
         return None
 

@@ -150,7 +150,7 @@ async def test_a_worker_over_http_claims_in_batches_or_falls_back(served: Served
         done.add(ctx.job_id)
         return "ok"
 
-    port = HttpLedger(served.base_url, served.keys["worker"])
+    port = HttpLedger(served.base_url, served.keys["worker"], batch_claims=True)
     queue = LocalQueue(served.container.backend.queue_store())
     worker = Worker(handler, queue, port, WorkerConfig(concurrency=4, worker_id="w-http"))
     async with running(worker):
