@@ -89,11 +89,13 @@ class Mode:
     profile: bool
 
 
-FULL = Mode("full", [], ["--processes", "2"], [],  # 2 API processes: ADR 160
+FULL = Mode("full", [], [], [],  # one API process: with 2 (ADR 160) the open-loop p99
+            # was 2.5 s at 5,000 heartbeats/s (docs/benchmarks.md, HTTP API); the
+            # http_processes section compares 1 and 2
             enqueue.Size((1, 4, 16), 100, 1.5, 200_000, 3),
             stale_scan.FULL, limiter.FULL, end_to_end.FULL, True)  # fmt: skip
 QUICK = Mode(
-    "quick", None, ["--quick", "--no-profile", "--processes", "2"],
+    "quick", None, ["--quick", "--no-profile"],
     ["--events", "100000", "--baseline-events", "2000", "--baseline-seconds", "10"],
     enqueue.QUICK, stale_scan.QUICK, limiter.QUICK, end_to_end.QUICK, False,
 )
