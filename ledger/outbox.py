@@ -66,7 +66,11 @@ def outbox_batch(
     new_id: Callable[[], UUID],
 ) -> OutboxBatch | None:
     """The rows ``events`` ask for (``None`` when none): a job's message carries its
-    attempt, customer, queue and priority as decided in this batch."""
+    attempt, customer, queue and priority as decided in this batch. ``paused`` is asked
+    once per queue of the batch: the application's answer may read the store (a queue
+    never controlled is looked up, a cached one has its version checked), and a batch of
+    the scheduler's releases or of enqueues is mostly one queue."""
+    pauses: dict[str, bool] = {}
     indexes: list[int] = []
     rows: list[NewMessage] = []
     sent_at = now.timestamp()
@@ -74,7 +78,11 @@ def outbox_batch(
         if not isinstance(event, Job.Enqueued | Job.Requeued | Job.Redriven | Job.Released):
             continue
         job = jobs.get(event.originator_id)
-        if job is None or held(event) or paused(job.queue):
+        if job is None or held(event):
+            continue
+        if job.queue not in pauses:
+            pauses[job.queue] = paused(job.queue)
+        if pauses[job.queue]:
             continue
         attempt = event.attempt if isinstance(event, Job.Requeued) else job.attempt
         message = JobMessage(
