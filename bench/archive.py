@@ -44,6 +44,7 @@ from adapters.service.archive_reader import segment_store
 from adapters.service.bootstrap import build
 from adapters.service.settings import Settings
 from bench import projection_rebuild
+from bench.common import load_note
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, RecordHeartbeat
 from projections.job_status import JOB_STATUS
 from projections.registry import VIEWS
@@ -276,8 +277,7 @@ def section(command: str, f: dict[str, Any]) -> str:
         SECTION, "",
         f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} "
-        "CPUs, a throwaway PostgreSQL on the same machine shared with seven other "
-        f"engineers' test runs (load average {os.getloadavg()[0]:.1f} at the end). A "
+        f"CPUs, a throwaway PostgreSQL on the same machine ({load_note()}). A "
         f"simulated history far smaller than the issue's year: {f['jobs']:,} ended jobs of "
         f"{f['per_job']} events each ({f['events']:,} events), written with COPY.", "",
         "| measure | figure | bar or baseline | met |", "|---|---:|---:|---|",
