@@ -10,10 +10,10 @@ on).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import anyio
@@ -34,6 +34,8 @@ from ledger.commands import (
     ReportCancelled,
 )
 from ledger.errors import AttemptSuperseded, JobNotFound, LedgerError, UnknownAttempt
+
+T = TypeVar("T")
 
 
 class InProcessLedger:
@@ -84,17 +86,7 @@ class InProcessLedger:
             self._claims = queue_claims_for(self.ledger, self.writer, self._clock or utc_now)
         if not isinstance(self._claims, QueueClaims):
             raise BatchClaimsUnsupported()
-        try:
-            with anyio.fail_after(self.call_timeout):
-                return await self._claims.claim(request)
-        except TimeoutError:
-            raise LedgerUnavailable(
-                f"the ledger did not answer within {self.call_timeout:g}s"
-            ) from None
-        except LedgerError:
-            raise
-        except Exception as error:
-            raise LedgerUnavailable(f"the ledger failed: {error}") from error
+        return await self._within_timeout(self._claims.claim(request))
 
     async def report_batch(
         self, reports: Sequence[tuple[AnyCommand, tuple[int, str] | None]], queue_name: str
@@ -104,19 +96,9 @@ class InProcessLedger:
         claims = self._claims
         if not isinstance(claims, QueueClaims):
             raise BatchClaimsUnsupported()
-        try:
-            with anyio.fail_after(self.call_timeout):
-                return await claims.report(
-                    [c for c, _ in reports], [r for _, r in reports], queue_name
-                )
-        except TimeoutError:
-            raise LedgerUnavailable(
-                f"the ledger did not answer within {self.call_timeout:g}s"
-            ) from None
-        except LedgerError:
-            raise
-        except Exception as error:
-            raise LedgerUnavailable(f"the ledger failed: {error}") from error
+        return await self._within_timeout(
+            claims.report([c for c, _ in reports], [r for _, r in reports], queue_name)
+        )
 
     async def report_and_claim(
         self, reports: Sequence[tuple[AnyCommand, tuple[int, str] | None]], queue_name: str,
@@ -127,19 +109,9 @@ class InProcessLedger:
         claims = self._claims
         if not isinstance(claims, QueueClaims):
             raise BatchClaimsUnsupported()
-        try:
-            with anyio.fail_after(self.call_timeout):
-                return await claims.report_and_claim(
-                    [c for c, _ in reports], [r for _, r in reports], queue_name, claim
-                )
-        except TimeoutError:
-            raise LedgerUnavailable(
-                f"the ledger did not answer within {self.call_timeout:g}s"
-            ) from None
-        except LedgerError:
-            raise
-        except Exception as error:
-            raise LedgerUnavailable(f"the ledger failed: {error}") from error
+        return await self._within_timeout(claims.report_and_claim(
+            [c for c, _ in reports], [r for _, r in reports], queue_name, claim
+        ))
 
     async def heartbeats(
         self, worker_id: str, attempts: Sequence[tuple[UUID, int]]
@@ -196,16 +168,24 @@ class InProcessLedger:
         if not commands:
             return []
         futures: list[Future[Result]] = [self.writer.submit(c) for c in commands]
+        return list(await self._within_timeout(
+            asyncio.gather(*map(asyncio.wrap_future, futures))
+        ))
+
+    async def _within_timeout(self, call: Awaitable[T]) -> T:
+        """``call``'s answer within ``call_timeout``; the ledger's errors as they are, any
+        other (the store failed: the writer hands its error to every caller) and a timeout
+        as :class:`LedgerUnavailable`."""
         try:
             with anyio.fail_after(self.call_timeout):
-                return list(await asyncio.gather(*map(asyncio.wrap_future, futures)))
+                return await call
         except TimeoutError:
             raise LedgerUnavailable(
                 f"the ledger did not answer within {self.call_timeout:g}s"
             ) from None
         except LedgerError:
             raise
-        except Exception as error:  # the store failed (the writer hands its error to all)
+        except Exception as error:
             raise LedgerUnavailable(f"the ledger failed: {error}") from error
 
 
