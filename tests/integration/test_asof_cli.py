@@ -93,11 +93,15 @@ def test_jobs_list_show_and_diff_as_of_a_position(backend: Backend) -> None:
     changed = json.loads(ledger(backend, "projections", "diff", "job_status", "--from",
                                 f"@{middle}", "--to", f"@{head}", "--json", "--limit",
                                 "100000").stdout)
-    after = folded_to(backend, "job_status", head).rows["job_status"]
+    tables = folded_to(backend, "job_status", head).rows  # job_status, error_texts, job_errors
+    after = tables["job_status"]
     moved = {k[0] for k, row in after.items() if expected.rows["job_status"].get(k) != row}
-    assert {r["key"][0] for r in changed["rows"]} == moved
-    assert changed["changed"] == len(moved)
-    some: dict[str, Any] = changed["rows"][0]
+    assert {r["key"][0] for r in changed["rows"] if r["table"] == "job_status"} == moved
+    assert changed["changed"] == sum(
+        1 for name, rows in tables.items() for k, row in rows.items()
+        if expected.rows[name].get(k) != row
+    )
+    some: dict[str, Any] = next(r for r in changed["rows"] if r["table"] == "job_status")
     assert some["events"]
     assert all(middle < e["position"] <= head for e in some["events"])
     assert all(e["job"] == some["key"][0] for e in some["events"])
