@@ -55,7 +55,7 @@ from ledger.event_mapper import LedgerMapper
 from ledger.job import Job
 from ledger.job_cache import JobCache
 from ledger.job_commands import apply_command, outcome_of
-from ledger.job_ids import idempotent_job_id, named_job
+from ledger.job_ids import idempotent_job_id
 from ledger.outbox import OUTBOX, outbox_batch
 from ledger.policies.controls import scheduled_until
 from ledger.policies.retry import RetryPolicy
@@ -253,7 +253,7 @@ class JobLedger(Application[UUID]):
     ) -> list[Result]:
         jobs, absent = self._jobs.prefetch(commands, fresh)
         if guess:
-            absent |= self._keys_guessed_new(commands, jobs)
+            absent |= self._jobs.keys_guessed_new(commands, jobs)
         from_cache: set[UUID] = set()
         slots = QueueSlots(self._queues.load, self._queues.confirm)
         order = DecisionOrder()
@@ -325,20 +325,6 @@ class JobLedger(Application[UUID]):
             return error
         slots.follow(job, before, now)
         return outcome
-
-    def _keys_guessed_new(
-        self, commands: Sequence[AnyCommand], jobs: dict[UUID, Job]
-    ) -> set[UUID]:
-        """The jobs of keyed enqueues that this process neither holds nor has just read,
-        taken as new in a batch's first round: a new key costs no read, and a key that
-        exists makes the append conflict on its first version, so the next round reads
-        it and answers as before (ADR 165). An archived job's key is still found (its
-        tombstone is checked whatever this says)."""
-        return {
-            job_id for command in commands
-            if isinstance(command, EnqueueJob) and (job_id := named_job(command)) is not None
-            and job_id not in jobs and self._jobs.held(job_id) is None
-        }
 
     def _decide_enqueue(
         self, command: EnqueueJob, now: datetime, jobs: dict[UUID, Job], absent: set[UUID]

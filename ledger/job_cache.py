@@ -21,7 +21,7 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import EventStore, Mapper, RecordConflictError, StoredEvent
 
-from ledger.commands import AnyCommand, JobCommand
+from ledger.commands import AnyCommand, EnqueueJob, JobCommand
 from ledger.errors import JobNotFound
 from ledger.job import Job
 from ledger.job_ids import named_job
@@ -68,6 +68,20 @@ class JobCache:
         self._jobs: OrderedDict[UUID, Job] = OrderedDict()
 
     # -- reading --------------------------------------------------------------------------
+
+    def keys_guessed_new(
+        self, commands: Sequence[AnyCommand], jobs: dict[UUID, Job]
+    ) -> set[UUID]:
+        """The jobs of keyed enqueues that this cache neither holds nor has just read
+        (``jobs``), taken as new in a batch's first round: a new key costs no read, and a
+        key that exists makes the append conflict on its first version, so the next round
+        reads it and answers as before (ADR 165). An archived job's key is still found
+        (its tombstone is checked whatever this says)."""
+        return {
+            job_id for command in commands
+            if isinstance(command, EnqueueJob) and (job_id := named_job(command)) is not None
+            and job_id not in jobs and self.held(job_id) is None
+        }
 
     def held(self, job_id: UUID) -> Job | None:
         """The cached job itself (not a copy: read it, never change it), or ``None``."""
