@@ -275,12 +275,8 @@ class Job(Aggregate, JobControls):
         self.refused_reports = 0
 
     def __deepcopy__(self, memo: dict[int, object]) -> Job:
-        """A private copy for deciding on: own pending events, shared immutable values.
-
-        Every attribute is an immutable value except ``payload`` and ``result`` (JSON the
-        ledger never mutates) and the pending-events list, which each copy gets afresh
-        (the generic deep copy is slow).
-        """
+        """A private copy to decide on: its own pending events, every other value shared
+        (immutable, or JSON the ledger never mutates); the generic deep copy is slow."""
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.__dict__["_pending_events"] = list(self._pending_events)
