@@ -13,9 +13,11 @@ an admin key GETs each page: the time is the client's, so it includes the loopba
 trip. Baselines, in the same run: ``GET /health/live`` (the HTTP floor: no database) and
 ``GET /health`` (the API's JSON health body, read from the same views as the overview).
 
-``python -m bench.console [--jobs N] [--quick] [--verify]``: writes its section of
-docs/benchmarks.md (``--verify``, the default with ``--quick``: ``job_status`` as seeded
-equals a rebuild from the whole log).
+``python -m bench.console [--jobs N] [--quick] [--verify] [--keep DIR | --reuse DIR]``:
+writes its section of docs/benchmarks.md (``--verify``, the default with ``--quick``:
+``job_status`` as seeded equals a rebuild from the whole log). ``--keep DIR`` seeds into a
+cluster left in DIR, ``--reuse DIR`` measures it again without seeding
+(``bench.console_cluster``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from adapters.http.wiring import build_http
 from adapters.service.bootstrap import Container, build, utc_now
 from adapters.service.settings import Settings
 from bench.common import fresh_database, pct
+from bench.console_cluster import new_kept, reused, write_seed
 from bench.console_seed import build_views, verify_job_status, write_and_fold
 from bench.projection_rebuild import COUNT_EVENTS
 from ledger.access import Role, new_key
@@ -183,24 +186,45 @@ def console_server(url: str) -> Iterator[tuple[Container, str, str]]:
         container.close()
 
 
-def measure(url: str, size: Size, log: Callable[[str], object],
-            check: bool = False) -> dict[str, Any]:
-    events, seeding = seed(url, size, log)
-    size_bytes = database_bytes(url)
-    log(f"seeded {events:,} events in {seeding:.0f} s; database {size_bytes / 1e9:.2f} GB")
-    verified = verify_job_status(url) if check else None
-    if check:
-        log(f"job_status equal to a rebuild from the log: {verified}")
+def measure(url: str, size: Size, log: Callable[[str], object], *,
+            check: bool = False, seeded: dict[str, Any] | None = None,
+            keep: Path | None = None) -> dict[str, Any]:
+    """Seed (unless ``seeded`` says what a kept cluster already holds), then time each page."""
+    if seeded is None:
+        events, seeding = seed(url, size, log)
+        size_bytes = database_bytes(url)
+        log(f"seeded {events:,} events in {seeding:.0f} s; database {size_bytes / 1e9:.2f} GB")
+        verified = verify_job_status(url) if check else None
+        if check:
+            log(f"job_status equal to a rebuild from the log: {verified}")
+        seeded = {"jobs": size.jobs, "dead_letters": size.dead_letters, "events": events,
+                  "seeding": seeding, "database": size_bytes, "verified": verified,
+                  "reused": False, "at": f"{datetime.now(UTC):%Y-%m-%d %H:%M}"}
+        if keep is not None:
+            write_seed(keep, seeded)
+    else:
+        migrate(url)
+        seeded = {**seeded, "database": database_bytes(url), "reused": True}
+        log(f"reusing a ledger seeded at {seeded['at']} UTC: {seeded['events']:,} events, "
+            f"{seeded['database'] / 1e9:.2f} GB; not seeded again")
     results: dict[str, list[float]] = {}
     with console_server(url) as (container, base_url, key), \
             contextlib.closing(signed_in(base_url, key)) as client:
         for name, path in pages(container, url).items():
             results[name] = timed(client, path, size.requests)
-            log(f"{name}: p95 {pct(results[name], 0.95) * 1000:.1f} ms")
+            log(f"{name}: p50 {pct(results[name], 0.5) * 1000:.1f} ms, "
+                f"p95 {pct(results[name], 0.95) * 1000:.1f} ms")
         transferred, responses = first_page_bytes(client)
-    return {"events": events, "seeding": seeding, "times": results,
-            "bytes": transferred, "responses": responses, "database": size_bytes,
-            "verified": verified, "load": os.getloadavg()}
+    return {**seeded, "times": results, "bytes": transferred, "responses": responses,
+            "load": os.getloadavg()}
+
+
+def migrate(url: str) -> None:
+    """The ledger's migrations on a kept database (a new one's indexes built here), and
+    fresh statistics."""
+    build(Settings.from_env({"DATABASE_URL": url})).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
 
 def section(command: str, size: Size, found: dict[str, Any]) -> str:
@@ -223,6 +247,9 @@ def section(command: str, size: Size, found: dict[str, Any]) -> str:
         f"{found['events']:,} events in the log, a {found['database'] / 1e9:.2f} GB database "
         f"(seeded in {found['seeding']:.0f} s: COPY with every view folded in memory in the "
         "same pass, then each view built by the real rebuild from there"
+        + (f"; seeded once at {found['at']} UTC into a kept cluster (`--keep DIR`) and "
+           "reused by this run (`--reuse DIR`: migrated, analysed, not seeded again)"
+           if found.get("reused") else "")
         + ("; `job_status` equal to a rebuild from the whole log" if found["verified"] else "")
         + "). The issue asks for 1,000,000 jobs and 20,000,000 events"
         + (": this run is that size." if size.jobs >= 1_000_000 else
@@ -257,13 +284,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
     parser.add_argument("--verify", action="store_true",
                         help="compare job_status with a rebuild from the log (with --quick)")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="seed into a new cluster in DIR and leave it there, stopped")
+    parser.add_argument("--reuse", type=Path, metavar="DIR",
+                        help="measure the cluster a --keep run left in DIR, without seeding")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
     if args.jobs:
         size = Size(args.jobs, size.dead_letters, size.requests)
-    with start_postgres() as server, fresh_database(server, "console") as url:
-        found = measure(url, size, print, check=args.verify or args.quick)
+    check = args.verify or args.quick
+    if args.reuse:
+        with reused(args.reuse) as (url, seeded):
+            size = Size(seeded["jobs"], seeded["dead_letters"], size.requests)
+            found = measure(url, size, print, seeded=seeded)
+    elif args.keep:
+        with new_kept(args.keep) as url:
+            found = measure(url, size, print, check=check, keep=args.keep)
+    else:
+        with start_postgres() as server, fresh_database(server, "console") as url:
+            found = measure(url, size, print, check=check)
     command = "python -m bench.console" + (f" --jobs {args.jobs}" if args.jobs else "")
+    command += " --reuse DIR" if args.reuse else " --keep DIR" if args.keep else ""
     text = section(command + (" --quick" if args.quick else ""), size, found)
     print(text)
     if not args.no_write:
