@@ -449,8 +449,6 @@ def e2e_section(outcome: Outcome, mode: Mode, doc: Path) -> str:
         ratio = ledger.median / peer.median
         lines.append(f"- At least 2x Procrastinate's worker rate: {mark(ratio >= 2)} "
                      f"({ratio:.2f}x).")
-    if ledger is not None and "cpu" in ledger.notes:
-        lines.append(f"- CPU {ledger.notes['cpu']}.")
     if ledger is not None and "profile" in ledger.notes:
         lines.append(f"- Where a worker's CPU goes (py-spy, 3 s of the first run, running "
                      f"frames by thread and code area): {ledger.notes['profile']}.")
@@ -462,9 +460,10 @@ def e2e_section(outcome: Outcome, mode: Mode, doc: Path) -> str:
         "asynchronously committed derived writes (ADR 6): three events folded into five "
         "views, the dispatcher's position, the queue's receive and delete (deletes of jobs "
         "finishing together share one statement). Every event is also read by the "
-        "projection runner and the dispatcher. The CPU split above shows where the machine "
+        "projection runner and the dispatcher. The CPU table below shows where the machine "
         "goes: with two CPUs, the workers, `ledger serve` and PostgreSQL compete for them."
     )
+    lines += burn_down.cpu_lines([f for f in (ledger, peer) if f is not None])
     if kill is not None:
         bar = 3.5
         lines += [

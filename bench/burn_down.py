@@ -31,7 +31,7 @@ import psycopg
 
 from adapters.postgres.backend import postgres_env
 from adapters.service.bootstrap import utc_now
-from bench import end_to_end
+from bench import cpu_split, end_to_end
 from bench.common import Figure
 from bench.end_to_end import Fleet, completed_after, environment, head_of, ledger_database
 from ledger.application import JobLedger
@@ -74,19 +74,22 @@ def backlog(ledger: JobLedger, poll: psycopg.Connection[Any], size: Size) -> Non
 
 def ledger_runs(server: PostgresServer, size: Size) -> Figure:
     figure = Figure(LEDGER_BURN, "jobs/s")
+    split = cpu_split.Split()
     for _ in range(size.repeats):
         with ledger_database(server) as (url, data), \
                 Fleet(environment(url, data), data) as fleet, \
                 psycopg.connect(url, autocommit=True) as poll:
-            fleet.serve()
+            served = fleet.serve()
             workers = [fleet.worker("adapters.worker.examples:noop", size.concurrency)
                        for _ in range(size.workers)]  # fmt: skip
+            window = cpu_split.Window(end_to_end.ledger_probes(url, served, workers))
             for worker in workers:
                 os.kill(worker.pid, signal.SIGSTOP)
             ledger = JobLedger(postgres_env(url))
             try:
                 head = head_of(poll)
                 backlog(ledger, poll, size)
+                window.start()
                 started = time.perf_counter()
                 for worker in workers:
                     os.kill(worker.pid, signal.SIGCONT)
@@ -95,9 +98,12 @@ def ledger_runs(server: PostgresServer, size: Size) -> Figure:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"only {done} of {size.jobs} jobs completed")
                     time.sleep(end_to_end.POLL_SECONDS)
-                figure.values.append(size.jobs / (time.perf_counter() - started))
+                wall = time.perf_counter() - started
+                split.add(window.stop(size.jobs, wall))
+                figure.values.append(size.jobs / wall)
             finally:
                 ledger.close()
+    figure.notes[cpu_split.NOTE] = split.note()
     return figure
 
 
@@ -141,7 +147,19 @@ def section(figures: list[Figure], size: Size, load: str) -> str:
         times = ledger.median / peer.median
         lines += ["", f"- Burn-down at least 3x Procrastinate's worker: "
                       f"{'met' if times >= 3 else 'MISSED'} ({times:.2f}x)."]
+    lines += cpu_lines(figures)
     return "\n".join(lines)
+
+
+def cpu_lines(figures: list[Figure]) -> list[str]:
+    """Where each side's CPU went per job, in the same run (``bench.cpu_split``)."""
+    splits = {f.name: cpu_split.Split.from_note(f.notes[cpu_split.NOTE])
+              for f in figures if cpu_split.NOTE in f.notes}  # fmt: skip
+    if not splits:
+        return []
+    return ["", "CPU per job over the timed windows, by process group (/proc; \"other work\" "
+            "is the rest of the machine's busy time: other people's work on a shared machine):",
+            "", *cpu_split.table(splits)]
 
 
 def load() -> str:

@@ -40,10 +40,9 @@ from psycopg import sql
 from adapters.postgres.backend import EVENTS_TABLE, postgres_env
 from adapters.postgres.migrate import migrate
 from adapters.service.bootstrap import utc_now
-from bench import peer
+from bench import cpu_split, peer
 from bench.common import Figure, fresh_database
 from bench.http_api import free_port, profile, wait_ready
-from bench.http_load import busy_cpu_seconds, server_cpu_seconds
 from ledger.application import JobLedger
 from ledger.commands import EnqueueJob
 from ledger.job import Job
@@ -176,9 +175,8 @@ def ledger_runs(server: PostgresServer, size: Size, profiled: bool = False) -> F
         workers = [fleet.worker("adapters.worker.examples:noop", size.concurrency)
                    for _ in range(size.workers)]  # fmt: skip
         ledger = JobLedger(postgres_env(url))
-        cpu = {"serve": server_cpu_seconds(served.pid),
-               "workers": sum(server_cpu_seconds(w.pid) for w in workers)}  # fmt: skip
-        machine, wall = busy_cpu_seconds(), time.perf_counter()
+        window = cpu_split.Window(ledger_probes(url, served, workers))
+        split = cpu_split.Split()
         hot: list[list[tuple[str, float]]] = []
         if profiled:
             spy = threading.Thread(target=lambda: hot.append(profile(workers[0].pid, 3.0)))
@@ -186,6 +184,7 @@ def ledger_runs(server: PostgresServer, size: Size, profiled: bool = False) -> F
         try:
             for _ in range(size.repeats):
                 head = head_of(poll)
+                window.start()
                 started = time.perf_counter()
                 for first in range(0, size.jobs, 500):
                     batch = [EnqueueJob(customer_id="bench", payload={"n": n})
@@ -196,17 +195,10 @@ def ledger_runs(server: PostgresServer, size: Size, profiled: bool = False) -> F
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"only {done} of {size.jobs} jobs completed")
                     time.sleep(POLL_SECONDS)
-                figure.values.append(size.jobs / (time.perf_counter() - started))
-            wall = time.perf_counter() - wall
-            serve_cpu = server_cpu_seconds(served.pid) - cpu["serve"]
-            workers_cpu = sum(server_cpu_seconds(w.pid) for w in workers) - cpu["workers"]
-            busy = busy_cpu_seconds() - machine
-            figure.notes["cpu"] = (
-                f"over the runs ({wall:.1f} s): `ledger serve` {serve_cpu / wall:.0%} of a CPU, "
-                f"the {size.workers} workers {workers_cpu / wall:.0%}, everything else "
-                f"(PostgreSQL, this process) {(busy - serve_cpu - workers_cpu) / wall:.0%}; "
-                f"machine {busy / wall:.0%} of {os.cpu_count()} CPUs"
-            )
+                wall = time.perf_counter() - started
+                split.add(window.stop(size.jobs, wall))
+                figure.values.append(size.jobs / wall)
+            figure.notes[cpu_split.NOTE] = split.note()
             if profiled:
                 spy.join(60)
                 if hot and hot[0]:
@@ -216,9 +208,33 @@ def ledger_runs(server: PostgresServer, size: Size, profiled: bool = False) -> F
     return figure
 
 
+def ledger_probes(
+    url: str, served: subprocess.Popen[bytes], workers: list[subprocess.Popen[bytes]]
+) -> dict[str, cpu_split.Probe]:
+    """The ledger's process groups: ``ledger serve``, the workers, PostgreSQL, this client."""
+    return {"`ledger serve`": cpu_split.group([served.pid]),
+            "workers": cpu_split.group(w.pid for w in workers),
+            "PostgreSQL": cpu_split.postgres_probe(url),
+            "the benchmark's client": cpu_split.own_seconds}  # fmt: skip
+
+
+def peer_probes(url: str, workers: list[int]) -> dict[str, cpu_split.Probe]:
+    """Procrastinate's groups; a worker that exited and was reaped counts in this
+    process's children's time."""
+    live = cpu_split.group(workers)
+
+    def reaped() -> float:
+        times = os.times()
+        return times.children_user + times.children_system
+
+    return {"workers": lambda: live() + reaped(), "PostgreSQL": cpu_split.postgres_probe(url),
+            "the benchmark's client": cpu_split.own_seconds}  # fmt: skip
+
+
 def peer_runs(server: PostgresServer, size: Size) -> Figure:
     figure = Figure(PEER_E2E, "jobs/s")
     context = multiprocessing.get_context("spawn")
+    split = cpu_split.Split()
     for _ in range(size.repeats):
         with fresh_database(server, "peer") as url:
             peer.apply_schema(url)
@@ -239,7 +255,10 @@ def peer_runs(server: PostgresServer, size: Size) -> Figure:
             for p in processes:
                 p.start()
             try:
+                window = cpu_split.Window(peer_probes(url, [p.pid or 0 for p in processes]))
                 with psycopg.connect(url, autocommit=True) as poll:
+                    at_barrier(ready, size.workers, processes)
+                    window.start()
                     ready.wait(120)
                     started = time.perf_counter()
                     deadline = time.monotonic() + size.seconds
@@ -247,13 +266,25 @@ def peer_runs(server: PostgresServer, size: Size) -> Figure:
                         if time.monotonic() > deadline:
                             raise RuntimeError(f"Procrastinate: {done} of {size.jobs} succeeded")
                         time.sleep(POLL_SECONDS)
-                    figure.values.append(size.jobs / (time.perf_counter() - started))
+                    wall = time.perf_counter() - started
+                    split.add(window.stop(size.jobs, wall))
+                    figure.values.append(size.jobs / wall)
             finally:
                 for p in processes:
                     p.join(30)
                     if p.is_alive():
                         p.kill()
+    figure.notes[cpu_split.NOTE] = split.note()
     return figure
+
+
+def at_barrier(ready: Any, workers: int, processes: list[Any]) -> None:
+    """Wait until every worker waits at ``ready`` (its start-up is not in the window)."""
+    deadline = time.monotonic() + 120
+    while ready.n_waiting < workers and time.monotonic() < deadline:
+        if any(p.exitcode is not None for p in processes):
+            return  # ready.wait() will say it
+        time.sleep(0.01)
 
 
 def kill_runs(server: PostgresServer, size: Size) -> Figure:
