@@ -145,7 +145,7 @@ def first_page_bytes(client: httpx.Client) -> tuple[int, int]:
     return total, count
 
 
-def pages(container: Container, url: str) -> dict[str, str]:
+def pages(url: str) -> dict[str, str]:
     with psycopg.connect(url) as conn:
         some = conn.execute("SELECT job_id FROM job_status ORDER BY job_id "
                             "OFFSET 500 LIMIT 1").fetchone()
@@ -208,9 +208,9 @@ def measure(url: str, size: Size, log: Callable[[str], object], *,
         log(f"reusing a ledger seeded at {seeded['at']} UTC: {seeded['events']:,} events, "
             f"{seeded['database'] / 1e9:.2f} GB; not seeded again")
     results: dict[str, list[float]] = {}
-    with console_server(url) as (container, base_url, key), \
+    with console_server(url) as (_container, base_url, key), \
             contextlib.closing(signed_in(base_url, key)) as client:
-        for name, path in pages(container, url).items():
+        for name, path in pages(url).items():
             results[name] = timed(client, path, size.requests)
             log(f"{name}: p50 {pct(results[name], 0.5) * 1000:.1f} ms, "
                 f"p95 {pct(results[name], 0.95) * 1000:.1f} ms")
