@@ -44,10 +44,10 @@ from adapters.service.settings import Settings
 from bench.common import fresh_database, pct
 from bench.console_cluster import new_kept, reused, write_seed
 from bench.console_seed import build_views, verify_job_status, write_and_fold
+from bench.console_timing import ServerTimes, serve_timed
 from bench.projection_rebuild import COUNT_EVENTS
 from ledger.access import Role, new_key
 from ledger.commands import ClaimJob, EnqueueJob, FailJob, RecordHeartbeat
-from tests.support.http import serve_in_thread
 from tests.support.pg import start_postgres
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -175,13 +175,14 @@ def pages(url: str) -> dict[str, str]:
 
 
 @contextmanager
-def console_server(url: str) -> Iterator[tuple[Container, str, str]]:
+def console_server(url: str) -> Iterator[tuple[ServerTimes, str, str]]:
+    """The API with the console over ``url``, timed by the server: its times, URL, a key."""
     container = build(Settings.from_env({"DATABASE_URL": url}))
     key, record = new_key(Role.ADMIN, None, "bench", utc_now())
     container.backend.key_store().add(record)
     try:
-        with serve_in_thread(build_http(container)) as running:
-            yield container, running.base_url, key
+        with serve_timed(build_http(container)) as (base_url, times):
+            yield times, base_url, key
     finally:
         container.close()
 
@@ -208,15 +209,18 @@ def measure(url: str, size: Size, log: Callable[[str], object], *,
         log(f"reusing a ledger seeded at {seeded['at']} UTC: {seeded['events']:,} events, "
             f"{seeded['database'] / 1e9:.2f} GB; not seeded again")
     results: dict[str, list[float]] = {}
-    with console_server(url) as (_container, base_url, key), \
+    server: dict[str, list[float]] = {}
+    with console_server(url) as (times, base_url, key), \
             contextlib.closing(signed_in(base_url, key)) as client:
         for name, path in pages(url).items():
             results[name] = timed(client, path, size.requests)
-            log(f"{name}: p50 {pct(results[name], 0.5) * 1000:.1f} ms, "
-                f"p95 {pct(results[name], 0.95) * 1000:.1f} ms")
+            server[name] = times.take(path)[1:]  # not the warm-up
+            log(f"{name}: server p50 {pct(server[name], 0.5) * 1000:.1f} ms, "
+                f"p95 {pct(server[name], 0.95) * 1000:.1f} ms; client p50 "
+                f"{pct(results[name], 0.5) * 1000:.1f}, p95 {pct(results[name], 0.95) * 1000:.1f}")
         transferred, responses = first_page_bytes(client)
-    return {**seeded, "times": results, "bytes": transferred, "responses": responses,
-            "load": os.getloadavg()}
+    return {**seeded, "times": results, "server": server, "bytes": transferred,
+            "responses": responses, "load": os.getloadavg()}
 
 
 def migrate(url: str) -> None:
@@ -231,9 +235,11 @@ def section(command: str, size: Size, found: dict[str, Any]) -> str:
     times: dict[str, list[float]] = found["times"]
     rows = []
     for name, values in times.items():
-        p95 = pct(values, 0.95) * 1000
+        served = found["server"][name]
+        p95 = pct(served, 0.95) * 1000
         bar = "" if name.startswith("baseline") else (" (met)" if p95 < 100 else " (NOT met)")
-        rows.append(f"| {name} | {pct(values, 0.5) * 1000:.1f} | **{p95:.1f}**{bar} | "
+        rows.append(f"| {name} | {pct(served, 0.5) * 1000:.1f} | **{p95:.1f}**{bar} | "
+                    f"{pct(values, 0.5) * 1000:.1f} | {pct(values, 0.95) * 1000:.1f} | "
                     f"{len(values)} |")
     kb = found["bytes"] / 1000
     return "\n".join([
@@ -254,11 +260,13 @@ def section(command: str, size: Size, found: dict[str, Any]) -> str:
         + "). The issue asks for 1,000,000 jobs and 20,000,000 events"
         + (": this run is that size." if size.jobs >= 1_000_000 else
            ": this run is the size stated here."), "",
-        "Each page GET by a signed-in admin over loopback (the client's time: it includes "
-        "the round trip and the HTML's transfer), after one warm-up GET; the bar is p95 < "
-        "100 ms.", "",
-        "| page | p50 ms | p95 ms | GETs |",
-        "|---|---:|---:|---:|",
+        "Each page GET by a signed-in admin over loopback, after one warm-up GET. The "
+        "server's time is measured around the ASGI app (`bench.console_timing`: arrival to "
+        "the last byte handed to uvicorn); the client's adds the round trip, the transfer "
+        "and the httpx client's own work in the same process. The issue's bar is the "
+        "server time's p95 < 100 ms.", "",
+        "| page | server p50 ms | server p95 ms | client p50 ms | client p95 ms | GETs |",
+        "|---|---:|---:|---:|---:|---:|",
         *rows, "",
         f"First visit to `/ui` (the page, its stylesheets and scripts, the charts' series; "
         f"no cache): **{kb:,.1f} KB** in {found['responses']} responses, as the server "

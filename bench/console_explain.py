@@ -63,7 +63,7 @@ def explain(base: Path, gets: int, only: str | None, plans: bool) -> None:
     with reused(base) as (url, _seeded):
         configure(url, on=True)
         try:
-            with console_server(url) as (_container, base_url, key), \
+            with console_server(url) as (_times, base_url, key), \
                     contextlib.closing(signed_in(base_url, key)) as client:
                 for name, path in pages(url).items():
                     if only and only.lower() not in name.lower():
