@@ -128,11 +128,12 @@ class HttpLedger:
         *,
         call_timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
-        batch_claims: bool = False,
+        batch_claims: bool = True,
     ) -> None:
         self.batch_claims = batch_claims
-        """Claim and report through ``/workers/claims`` and ``/workers/reports`` (ADR 155);
-        off by default over HTTP until a flaky cancel test on it is understood."""
+        """Claim and report through ``/workers/claims`` and ``/workers/reports`` (ADR 155;
+        an API without them answers 404 and the worker falls back to one call per step).
+        ``False`` keeps one call per step (``ledger worker --no-batch-claims``)."""
         headers = {"User-Agent": USER_AGENT}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
