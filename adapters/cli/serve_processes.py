@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from adapters.http.process_info import COUNT_VARIABLE, INDEX_VARIABLE, PARENT_VARIABLE
+from adapters.http.process_info import (
+    COUNT_VARIABLE,
+    ID_VARIABLE,
+    INDEX_VARIABLE,
+    PARENT_VARIABLE,
+    new_process_id,
+)
 from adapters.http.server import Part
 from adapters.service.bootstrap import Container
 
@@ -102,6 +108,8 @@ class Children:
     count: int
     env: dict[str, str]
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ids: dict[int, str] = field(default_factory=dict)
+    """Each child's opaque id (its ``X-Served-By``), new at each start."""
     restarts: list[float] = field(default_factory=list)
     stopping: bool = False
 
@@ -121,8 +129,9 @@ class Children:
             os.close(read)
 
     def _start(self, index: int, ready_fd: int | None) -> None:
+        self.ids[index] = new_process_id()
         env = {**self.env, INDEX_VARIABLE: str(index), COUNT_VARIABLE: str(self.count),
-               PARENT_VARIABLE: str(os.getpid())}
+               PARENT_VARIABLE: str(os.getpid()), ID_VARIABLE: self.ids[index]}
         fds = [self.sock.fileno()]
         command = [*self.command, "--listen-fd", str(self.sock.fileno())]
         if ready_fd is not None:
@@ -160,8 +169,9 @@ class Children:
                 raise RuntimeError(
                     f"API processes exited {len(self.restarts)} times in "
                     f"{RESTART_WINDOW:.0f}s (last: process {index}, exit {code})")
-            say(f"API process {index} (pid {process.pid}) exited with {code}; restarting it")
+            said = f"API process {index} (pid {process.pid}, id {self.ids[index]})"
             self._start(index, None)
+            say(f"{said} exited with {code}; restarted it as id {self.ids[index]}")
 
     def signal_all(self, signum: int) -> None:
         self.stopping = True
@@ -183,6 +193,11 @@ class Children:
     @property
     def pids(self) -> list[int]:
         return [p.pid for _, p in sorted(self.processes.items())]
+
+    def described(self) -> str:
+        """``pid 11 as 3f9a...`` for each child: which pid answers as which id."""
+        return ", ".join(f"pid {process.pid} as {self.ids[index]}"
+                         for index, process in sorted(self.processes.items()))
 
 
 async def supervise(children: Children, say: Callable[[str], None]) -> str | None:
@@ -260,7 +275,7 @@ def serve_many(
                     await tg.start(part)
                 await children.start_all()
                 started(str(bound_host), int(bound_port))
-                say(f"{count} API processes (pids {', '.join(map(str, children.pids))}); "
+                say(f"{count} API processes ({children.described()}); "
                     f"the background parts run once, in this process (pid {os.getpid()})")
                 failed = await supervise(children, say)
                 tg.cancel_scope.cancel()

@@ -1,15 +1,18 @@
 """Which API process answers: ``ledger serve --processes N`` runs N of them on one port.
 
-The supervisor (:mod:`adapters.cli.serve_processes`) starts each child with its index and
-the count in the environment; a lone ``ledger serve`` is process 0 of 1. ``/health``
-names the process that answered (its ``process`` field), so a caller can tell them apart;
-every other per-process figure (``/metrics``, the limiter's fallback, uptime) is that
-process's own.
+The supervisor (:mod:`adapters.cli.serve_processes`) starts each child with its index,
+the count and an opaque id in the environment; a lone ``ledger serve`` is process 0 of 1
+with an id of its own. ``/health`` names the process that answered (its ``process``
+field) and so does the ``X-Served-By`` header, by that id: a caller can tell the
+processes apart without learning their pids (the supervisor prints which pid has which
+id, for the operator). Every other per-process figure (``/metrics``, the limiter's
+fallback, uptime) is that process's own.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 
 import msgspec
@@ -17,12 +20,23 @@ import msgspec
 INDEX_VARIABLE = "LEDGER_PROCESS_INDEX"
 COUNT_VARIABLE = "LEDGER_PROCESSES"
 PARENT_VARIABLE = "LEDGER_PARENT_PID"
+ID_VARIABLE = "LEDGER_PROCESS_ID"
+ID_BYTES = 6
+"""An id is 12 hex digits, new at each start (a restarted child has a new one)."""
+_OWN_ID = secrets.token_hex(ID_BYTES)
+"""This process's id when no supervisor gave it one."""
+
+
+def new_process_id() -> str:
+    """An opaque id for a process that is about to start."""
+    return secrets.token_hex(ID_BYTES)
 
 
 class ProcessHealth(msgspec.Struct):
     """The API process that answered."""
 
-    pid: int
+    id: str
+    """Opaque, the same as the ``X-Served-By`` header; never the pid."""
     index: int
     """0 to ``processes - 1``; a restarted child keeps the index of the one it replaces."""
     processes: int
@@ -36,4 +50,6 @@ def process_of(env: Mapping[str, str] | None = None) -> ProcessHealth:
         count = int(env.get(COUNT_VARIABLE, "1"))
     except ValueError:
         index, count = 0, 1
-    return ProcessHealth(pid=os.getpid(), index=index, processes=max(count, 1))
+    given = env.get(ID_VARIABLE, "")
+    own = given if given.isalnum() and len(given) <= 64 else _OWN_ID
+    return ProcessHealth(id=own, index=index, processes=max(count, 1))

@@ -34,7 +34,8 @@ GC_THRESHOLDS = (10_000, 10, 1_000)
 REPEAT_SECONDS = 1.0
 """A signal repeated within this long is the same request to stop."""
 SERVED_BY = "X-Served-By"
-"""The header naming the API process that answered (``--processes N`` only)."""
+"""The header naming the API process that answered by its opaque id (``--processes N``
+only; ADR 180)."""
 
 Part = Callable[..., Coroutine[Any, Any, Any]]
 """A part of the service: ``async def part(*, task_status)`` that calls
@@ -92,7 +93,7 @@ async def run_api(
         app, host=host, port=port, lifespan="on", log_level=log_level, access_log=False,
         server_header=False, proxy_headers=True, timeout_graceful_shutdown=10,
         backlog=2048, log_config=None if json_logging() else LOGGING_CONFIG,  # ADR 125
-        headers=[] if sock is None else [(SERVED_BY, str(process_of().pid))],
+        headers=[] if sock is None else [(SERVED_BY, process_of().id)],
     )
     server = ApiServer(config)
     async with anyio.create_task_group() as tg:

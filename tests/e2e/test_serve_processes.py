@@ -34,6 +34,8 @@ class Fleet:
     pids: list[int]
     parent: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    """Each child's opaque ``X-Served-By`` id, in the order of ``pids``."""
 
     def said(self, pattern: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
@@ -81,9 +83,10 @@ def fleet(tmp_path: Path, postgres_url: str, keys: dict[str, str]) -> Iterator[F
     fleet = Fleet("", [], parent, lines)
     try:
         fleet.url = re.search(r"API on (http://\S+)", fleet.said("API on")).group(1)  # type: ignore[union-attr]
-        pids = re.search(r"pids (\d+), (\d+)\)", fleet.said("2 API processes"))
-        assert pids is not None
-        fleet.pids = [int(pids.group(1)), int(pids.group(2))]
+        children = re.findall(r"pid (\d+) as ([0-9a-f]{12})\b", fleet.said("2 API processes"))
+        assert len(children) == 2
+        fleet.pids = [int(pid) for pid, _ in children]
+        fleet.ids = [id_ for _, id_ in children]
         yield fleet
     finally:
         if parent.poll() is None:
@@ -93,17 +96,19 @@ def fleet(tmp_path: Path, postgres_url: str, keys: dict[str, str]) -> Iterator[F
         stderr.close()
 
 
-def answering(url: str, tries: int = 200) -> set[int]:
-    """The pids ``/health`` names over ``tries`` fresh connections (stops at two)."""
-    seen: set[int] = set()
+def answering(url: str, tries: int = 200) -> set[str]:
+    """The process ids ``/health`` names over ``tries`` fresh connections (stops at two);
+    the header names the same id, and neither says a pid."""
+    seen: set[str] = set()
     with fresh(url) as http:
         for _ in range(tries):
             answer = http.get("/health")
             assert answer.status_code in {200, 503}
             body = answer.json()["process"]
             assert body["processes"] == 2
-            assert answer.headers[SERVED_BY] == str(body["pid"])
-            seen.add(body["pid"])
+            assert answer.headers[SERVED_BY] == body["id"]
+            assert "pid" not in body
+            seen.add(body["id"])
             if len(seen) == 2:
                 break
     return seen
@@ -120,7 +125,8 @@ def alive(pid: int) -> bool:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_processes_answer_and_sigterm_ends_them_all(fleet: Fleet) -> None:
-    assert answering(fleet.url) == set(fleet.pids)
+    assert answering(fleet.url) == set(fleet.ids)
+    assert not set(fleet.ids) & {str(pid) for pid in fleet.pids}
     assert "the background parts run once" in fleet.said("background parts")
     fleet.parent.send_signal(signal.SIGTERM)
     assert fleet.parent.wait(60) == 0
@@ -147,7 +153,7 @@ def test_the_limiter_is_exact_across_both_processes(
         answers = list(pool.map(one, range(3 * LIMIT)))
     statuses = Counter(status for status, _ in answers)
     assert statuses == {404: LIMIT, 429: 2 * LIMIT}, statuses
-    assert {int(pid) for _, pid in answers} == set(fleet.pids)
+    assert {served_by for _, served_by in answers} == set(fleet.ids)
 
 
 @pytest.mark.postgres
@@ -155,17 +161,17 @@ def test_the_limiter_is_exact_across_both_processes(
 def test_a_killed_child_is_replaced_and_sessions_cross_processes(
     fleet: Fleet, keys: dict[str, str]
 ) -> None:
-    victim, survivor = fleet.pids
-    os.kill(victim, signal.SIGKILL)
-    fleet.said(rf"API process \d \(pid {victim}\) exited with -9; restarting it")
+    victim, survivor = fleet.ids
+    os.kill(fleet.pids[0], signal.SIGKILL)
+    restarted = re.search(r"restarted it as id ([0-9a-f]{12})", fleet.said(
+        rf"API process \d \(pid {fleet.pids[0]}, id {victim}\) exited with -9; restarted"))
+    assert restarted is not None
     deadline = time.monotonic() + 60
     seen = answering(fleet.url)
     while len(seen) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
         seen = answering(fleet.url)
-    assert survivor in seen
-    assert victim not in seen
-    assert len(seen) == 2
+    assert seen == {survivor, restarted.group(1)}
 
     with fresh(fleet.url) as http:  # signed in on one process, seen by both
         token = csrf_of(http.get("/ui/login").text)
