@@ -1,6 +1,11 @@
 -- Claims in one round trip on the local queue (adapters/postgres/claims.py, ADR 155).
 -- Every statement runs inside the claim's (or the reports') transaction on the ledger's
 -- database, beside the append of the Claimed (or Completed) events.
+-- Apart from the candidates, every statement finds its rows by the primary key: the queue
+-- and dead-letter checks are spelled with IS NOT DISTINCT FROM so that no ready index
+-- matches them (the table's statistics always say it is empty, and with `queue_name = ...
+-- AND dead_at IS NULL` the planner walked a ready index through every waiting message;
+-- tests/integration/test_claims_cost.py).
 
 -- name: candidates
 -- The visible messages, highest priority first, then the oldest (migration 0030's
@@ -32,7 +37,8 @@ UPDATE local_queue_messages AS m SET
     dead_at = CASE WHEN m.receive_count >= %(max_receives)s THEN %(now)s END,
     receipt = CASE WHEN m.receive_count >= %(max_receives)s THEN NULL ELSE gen_random_uuid()::text END,
     visible_at = CASE WHEN m.receive_count >= %(max_receives)s THEN m.visible_at ELSE %(visible_until)s END
-WHERE m.seq = ANY(%(seqs)s::bigint[]) AND m.queue_name = %(queue)s AND m.dead_at IS NULL
+WHERE m.seq = ANY(%(seqs)s::bigint[])
+  AND (m.queue_name, m.dead_at) IS NOT DISTINCT FROM (%(queue)s, NULL::double precision)
   AND m.visible_at <= %(now)s
 RETURNING m.seq, m.receipt, m.receive_count, m.dead_at;
 
@@ -42,17 +48,20 @@ RETURNING m.seq, m.receipt, m.receive_count, m.dead_at;
 UPDATE local_queue_messages AS m
 SET visible_at = h.visible_at
 FROM unnest(%(seqs)s::bigint[], %(visible_at)s::double precision[]) AS h(seq, visible_at)
-WHERE m.seq = h.seq AND m.queue_name = %(queue)s AND m.dead_at IS NULL;
+WHERE m.seq = h.seq
+  AND (m.queue_name, m.dead_at) IS NOT DISTINCT FROM (%(queue)s, NULL::double precision);
 
 -- name: delete_obsolete
 -- Messages whose claim was refused as obsolete (the job is not pending or not found).
 DELETE FROM local_queue_messages
-WHERE seq = ANY(%(seqs)s::bigint[]) AND queue_name = %(queue)s AND dead_at IS NULL;
+WHERE seq = ANY(%(seqs)s::bigint[])
+  AND (queue_name, dead_at) IS NOT DISTINCT FROM (%(queue)s, NULL::double precision);
 
 -- name: delete
 -- Messages whose job needs no more wake-up (claim refused as obsolete, or reported),
 -- guarded by their receipt; returns the rows deleted.
 DELETE FROM local_queue_messages AS m
 USING unnest(%(seqs)s::bigint[], %(receipts)s::text[]) AS d(seq, receipt)
-WHERE m.seq = d.seq AND m.queue_name = %(queue)s AND m.receipt = d.receipt AND m.dead_at IS NULL
+WHERE m.seq = d.seq AND m.receipt = d.receipt
+  AND (m.queue_name, m.dead_at) IS NOT DISTINCT FROM (%(queue)s, NULL::double precision)
 RETURNING m.seq;
