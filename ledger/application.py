@@ -56,6 +56,7 @@ from ledger.job import Job
 from ledger.job_cache import JobCache
 from ledger.job_commands import apply_command, outcome_of
 from ledger.job_ids import idempotent_job_id
+from ledger.new_jobs import NewJobWriter
 from ledger.outbox import OUTBOX, outbox_batch
 from ledger.policies.controls import scheduled_until
 from ledger.policies.retry import RetryPolicy
@@ -108,6 +109,10 @@ class JobLedger(Application[UUID]):
             size=cache_size, snapshot_interval=snapshot_interval,
         )
         self._queues = QueueCache(self.get_queue, self.recorder)
+        self._new_jobs = NewJobWriter(  # batches of new jobs as rows (ADR 185)
+            self.recorder, self.mapper, self._jobs, new_id=new_id, paused=self._paused,
+            settings=lambda: (self.outbox, self.archive),
+        )
 
     def _paused(self, name: str) -> bool:
         queue = self._queues.load(name)
@@ -198,14 +203,16 @@ class JobLedger(Application[UUID]):
         """
         checked = validate_all(commands)
         valid = [c for c in checked if not isinstance(c, InvalidCommand)]
-        decided = iter(self._decide_in_rounds(valid, now))
+        decided = iter(self._new_jobs.execute(valid, now, self._decide_in_rounds))
         return [c if isinstance(c, InvalidCommand) else next(decided) for c in checked]
 
-    def _decide_in_rounds(self, commands: Sequence[AnyCommand], now: datetime) -> list[Result]:
-        """Decide and save the batch, again after each version conflict; after
-        ``BATCH_ROUNDS`` conflicts, one command at a time."""
+    def _decide_in_rounds(
+        self, commands: Sequence[AnyCommand], now: datetime, first: int = 0
+    ) -> list[Result]:
+        """Decide and save the batch (from round ``first``), again after each version
+        conflict; after ``BATCH_ROUNDS`` conflicts, one command at a time."""
         fresh = False
-        for round_ in range(BATCH_ROUNDS):
+        for round_ in range(first, BATCH_ROUNDS):
             try:
                 return self._decide_and_save(commands, now, fresh=fresh, guess=round_ == 0)
             except RecordConflictError:

@@ -53,6 +53,28 @@ class _EnqueuedState(msgspec.Struct):
 
 _ENCODE = msgspec.json.Encoder().encode
 ENQUEUED_TOPIC = get_topic(Job.Enqueued)
+_GAP = b"\x00"
+"""Stands for the payload in :func:`enqueued_parts`: msgspec writes a NUL in a string as
+``\\u0000``, so the only NUL of the encoding is the gap."""
+
+
+EnqueuedFields = tuple[str, str, int, str | None, int, datetime | None, str | None]
+"""``customer_id, queue, max_attempts, idempotency_key, priority, run_at, traceparent``."""
+
+
+def enqueued_parts(
+    timestamp: datetime, originator_topic: str, fields: EnqueuedFields
+) -> tuple[bytes, bytes]:
+    """An ``Enqueued`` state's bytes before and after its payload: the state of a job with
+    these fields is ``before + payload JSON + after`` (``ledger/new_jobs.py``)."""
+    customer_id, queue, max_attempts, idempotency_key, priority, run_at, traceparent = fields
+    state = _EnqueuedState(
+        _Datetime(ISO, timestamp.isoformat()), originator_topic, customer_id, queue,
+        msgspec.Raw(_GAP), max_attempts, idempotency_key, priority,
+        None if run_at is None else _Datetime(ISO, run_at.isoformat()), traceparent,
+    )
+    before, after = _ENCODE(state).split(_GAP)
+    return before, after
 
 
 class LedgerMapper(Mapper[UUID]):
@@ -67,6 +89,12 @@ class LedgerMapper(Mapper[UUID]):
             and getattr(transcoder.types.get(datetime), "name", None) == ISO
             and getattr(Job.Enqueued, "class_version", 1) == 1
         )
+
+    @property
+    def encodes_directly(self) -> bool:
+        """True when ``Job.Enqueued`` is written as :class:`_EnqueuedState` (no cipher, no
+        compressor, the transcoder's datetimes): :func:`enqueued_parts` gives its bytes."""
+        return self._direct
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         if not self._direct or type(domain_event) is not Job.Enqueued:

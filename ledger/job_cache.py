@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from copy import deepcopy
 from typing import Any, Protocol, cast, runtime_checkable
 from uuid import UUID
@@ -42,6 +42,13 @@ class StreamLoader(Protocol):
     def select_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]: ...
 
 
+class Unbuilt(Protocol):
+    """A job saved by this process and not built yet (``ledger/new_jobs.py``): the cache
+    builds it the first time it is asked for it."""
+
+    def build(self) -> Job: ...
+
+
 class JobCache:
     """This process's copies of recently saved jobs, and the reads and snapshots around
     them. ``load`` reads one job as stored (raising ``JobNotFound``)."""
@@ -65,7 +72,7 @@ class JobCache:
         self._snapshots_table = table if isinstance(table, str) else None
         self._size = size
         self._snapshot_interval = snapshot_interval
-        self._jobs: OrderedDict[UUID, Job] = OrderedDict()
+        self._jobs: OrderedDict[UUID, Job | Unbuilt] = OrderedDict()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -85,11 +92,15 @@ class JobCache:
 
     def held(self, job_id: UUID) -> Job | None:
         """The cached job itself (not a copy: read it, never change it), or ``None``."""
-        return self._jobs.get(job_id)
+        cached = self._jobs.get(job_id)
+        if cached is None or isinstance(cached, Job):
+            return cached
+        job = self._jobs[job_id] = cached.build()  # built once, where it was
+        return job
 
     def copy_of(self, job_id: UUID) -> Job | None:
         """A private copy of the cached job to decide on, or ``None`` if not held."""
-        cached = self._jobs.get(job_id)
+        cached = self.held(job_id)
         return None if cached is None else deepcopy(cached)
 
     def find(self, job_id: UUID) -> Job | None:
@@ -142,6 +153,19 @@ class JobCache:
         while len(self._jobs) > self._size:
             self._jobs.popitem(last=False)
 
+    def remember_new(self, jobs: Iterable[tuple[UUID, Unbuilt]]) -> None:
+        """Hold jobs just created by this process, built only if asked for (most new jobs
+        are claimed by another process, or never read again here)."""
+        self._jobs.update(jobs)  # new ids: appended in order
+        while len(self._jobs) > self._size:
+            self._jobs.popitem(last=False)
+
+    @property
+    def snapshots_new_jobs(self) -> bool:
+        """True when a job's first version is due for a snapshot (an interval of 1)."""
+        interval = self._snapshot_interval
+        return self._snapshots is not None and interval > 0 and 1 % interval == 0
+
     def forget_changed(self, commands: Sequence[AnyCommand]) -> bool:
         """Drop from the cache the batch's jobs that changed in the store since they were
         cached (one query); False when the recorder cannot tell."""
@@ -151,7 +175,7 @@ class JobCache:
         cached: dict[UUID, int] = {}
         for command in commands:
             job_id = named_job(command)
-            job = None if job_id is None else self._jobs.get(job_id)
+            job = None if job_id is None else self.held(job_id)
             if job is not None:
                 cached[job.id] = job.version
         if cached:

@@ -296,15 +296,25 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
         )
+        return self._append(params, kwargs)
+
+    @reconnecting
+    def insert_rows(self, rows: tuple[list[Any], ...], **kwargs: Any) -> None:
+        """``insert_events`` for the columns as they are (ids, versions, topics, states):
+        a batch of new jobs makes no ``StoredEvent`` (``ledger/new_jobs.py``, ADR 185)."""
+        if rows[0]:
+            self._append(rows, kwargs)
+
+    def _append(self, params: tuple[list[Any], ...], kwargs: dict[str, Any]) -> list[int]:
         joined = getattr(JOINED, "conn", None)
         if joined is not None:
             return self._insert_joined(joined, params)
         statement = self.quiet_append_statement
         if (batch := kwargs.get(OUTBOX)) is not None:  # the queue rows too: ADR 151
             statement, params = self.outbox_statement, outbox.call_params(params, batch)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, params, prepare=True)
-            ids = [row[self.quiet_append_function_name] for row in curs.fetchall()]
+            ids = [row[0] for row in curs.fetchall()]
         self.notifier.poke()  # NOTIFY after the commit, off this path: notifier.py
         return ids
 

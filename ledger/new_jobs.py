@@ -1,0 +1,244 @@
+"""A batch of new jobs appended as rows, without a job object per job (issue 19, ADR 185).
+
+A fresh job's ``Enqueued`` event is fully determined by its command, its id and the
+batch's ``now``, so a batch made only of enqueues of new jobs needs neither the decision
+loop nor an aggregate per job: :func:`new_job_rows` writes each event's stored state as
+``before + payload + after`` (the parts are encoded once per distinct set of fields with
+:func:`~ledger.event_mapper.enqueued_parts`, the payload with one msgspec call), and
+:class:`NewJobWriter` appends the batch in one statement with its outbox rows (ADR 151).
+The cache holds each job as a :class:`NewJob`, built the first time it is asked for.
+
+The batch goes back to the general path (``JobLedger._decide_in_rounds``) when anything
+needs a decision: a command that is not an enqueue, a keyed job this process holds or
+archived, a key twice in the batch, a mapper that does not encode ``Enqueued`` directly, a
+snapshot due at version 1. A keyed job guessed new that exists (ADR 165) makes the append
+fail on its first version; nothing is written and the general path reads it (its second
+round). The rows decode, through the normal mapper, to the event ``Job.enqueue`` makes
+(``tests/unit/test_new_jobs.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import RecordConflictError, StoredEvent
+from eventsourcing.utils import get_topic
+
+from ledger.archived import archived_job
+from ledger.commands import AnyCommand, EnqueueJob, Outcome
+from ledger.errors import LedgerError
+from ledger.event_mapper import ENQUEUED_TOPIC, EnqueuedFields, enqueued_parts
+from ledger.job import Job
+from ledger.job_cache import JobCache
+from ledger.job_ids import idempotent_job_id
+from ledger.outbox import OUTBOX, OutboxBatch
+from ledger.policies.controls import scheduled_until
+from ledger.ports.archive import ArchivedEvents
+from ledger.ports.queue_store import NewMessage
+from ledger.ports.transport import JobMessage, encode_message
+
+JOB_TOPIC = get_topic(Job)
+_PAYLOAD = msgspec.json.Encoder().encode
+Rows = tuple[list[UUID], list[int], list[str], list[bytes]]
+"""The append's four columns: originator ids, versions, topics, states."""
+Decide = Callable[[Sequence[AnyCommand], datetime, int], list[Outcome | LedgerError]]
+"""The general path: decide the batch from the given round (0: keys guessed new)."""
+
+
+_V4 = ~(0xC000 << 48) & ~(0xF000 << 64), (0x8000 << 48) | (4 << 76)
+"""The RFC 4122 variant and version 4 bits, as ``uuid.UUID(version=4)`` sets them."""
+
+
+def uuid4s(count: int) -> list[UUID]:
+    """``count`` random UUIDs, as ``uuid.uuid4`` makes them but from one ``os.urandom``
+    call (a system call per id was a tenth of a batched enqueue) and without the
+    constructor's checks of its arguments, which these ints pass by construction."""
+    raw = os.urandom(16 * count)
+    keep, set_ = _V4
+    ids: list[UUID] = []
+    for start in range(0, 16 * count, 16):
+        new = object.__new__(UUID)
+        object.__setattr__(new, "int", int.from_bytes(raw[start:start + 16]) & keep | set_)
+        object.__setattr__(new, "is_safe", uuid.SafeUUID.unknown)
+        ids.append(new)
+    return ids
+
+
+@runtime_checkable
+class RowAppender(Protocol):
+    """A recorder that appends the columns as they are (no ``StoredEvent`` per row)."""
+
+    def insert_rows(self, rows: Rows, **kwargs: Any) -> None: ...
+
+
+class NewJob:
+    """A new job as the cache holds it until asked for it: its command, id and time."""
+
+    __slots__ = ("command", "job_id", "now", "run_at")
+
+    def __init__(
+        self, command: EnqueueJob, job_id: UUID, now: datetime, run_at: datetime | None
+    ) -> None:
+        self.command, self.job_id, self.now, self.run_at = command, job_id, now, run_at
+
+    def build(self) -> Job:
+        c = self.command
+        job = Job.enqueue(
+            job_id=self.job_id, customer_id=c.customer_id, queue=c.queue, payload=c.payload,
+            max_attempts=c.max_attempts, idempotency_key=c.idempotency_key, now=self.now,
+            priority=c.priority, run_at=self.run_at, traceparent=c.traceparent,
+        )
+        job.collect_events()  # saved already
+        return job
+
+
+@dataclass(frozen=True)
+class NewJobRows:
+    """The batch as the log stores it, and what each command is answered."""
+
+    jobs: list[NewJob]
+    rows: Rows
+    outcomes: list[Outcome]
+
+
+def new_job_rows(commands: Sequence[EnqueueJob], ids: Sequence[UUID], now: datetime) -> NewJobRows:
+    """Each command's new job (id from ``ids``) as its ``Enqueued`` row. Raises
+    ``InvalidCommand`` as ``scheduled_until`` does."""
+    parts: dict[EnqueuedFields, tuple[bytes, bytes]] = {}
+    jobs: list[NewJob] = []
+    states: list[bytes] = []
+    outcomes: list[Outcome] = []
+    for c, job_id in zip(commands, ids, strict=True):
+        run_at = scheduled_until(c.run_at, c.delay_seconds, now)
+        shape: EnqueuedFields = (
+            c.customer_id, c.queue, c.max_attempts, c.idempotency_key, c.priority, run_at,
+            c.traceparent,
+        )
+        part = parts.get(shape)
+        if part is None:
+            part = parts[shape] = enqueued_parts(now, JOB_TOPIC, shape)
+        states.append(b"".join((part[0], _PAYLOAD(c.payload), part[1])))
+        jobs.append(NewJob(c, job_id, now, run_at))
+        outcomes.append(Outcome(
+            job_id=job_id, status="pending" if run_at is None else "scheduled", attempt=0,
+            version=1, created=True, traceparent=c.traceparent,
+        ))
+    n = len(states)
+    return NewJobRows(jobs, (list(ids), [1] * n, [ENQUEUED_TOPIC] * n, states), outcomes)
+
+
+def new_job_outbox(
+    jobs: Sequence[NewJob], *, queue: str, now: datetime, paused: Callable[[str], bool],
+    new_id: Callable[[], UUID],
+) -> OutboxBatch | None:
+    """``outbox_batch``'s rows for new jobs: one message per job due now (attempt 0, the
+    dedup key of version 1) unless its queue is paused (asked once per queue)."""
+    pauses: dict[str, bool] = {}
+    indexes: list[int] = []
+    rows: list[NewMessage] = []
+    sent_at = now.timestamp()
+    for index, new in enumerate(jobs):
+        c = new.command
+        if new.run_at is not None:
+            continue  # scheduled: the scheduler's Released sends it
+        if c.queue not in pauses:
+            pauses[c.queue] = paused(c.queue)
+        if pauses[c.queue]:
+            continue
+        job_id = str(new.job_id)
+        body = encode_message(JobMessage(
+            job_id=new.job_id, attempt=0, customer_id=c.customer_id, queue=c.queue,
+            dedup_key=f"{job_id}:v1", priority=c.priority,
+        ))
+        indexes.append(index)
+        rows.append(NewMessage(
+            message_id=str(new_id()), job_id=job_id, attempt=0, body=body, sent_at=sent_at,
+            visible_at=sent_at, job_queue=c.queue, priority=c.priority,
+        ))
+    return OutboxBatch(queue, indexes, rows) if rows else None
+
+
+class NewJobWriter:
+    """Appends batches of new jobs as rows (see the module); ``settings`` gives the
+    application's outbox queue and archive as they are set now."""
+
+    def __init__(
+        self, recorder: Any, mapper: Any, cache: JobCache, *, new_id: Callable[[], UUID],
+        paused: Callable[[str], bool],
+        settings: Callable[[], tuple[str | None, ArchivedEvents | None]],
+    ) -> None:
+        self._recorder, self._mapper, self._cache = recorder, mapper, cache
+        self._new_id, self._paused, self._settings = new_id, paused, settings
+        self.appends = 0
+        """Batches appended this way (a test counts them)."""
+
+    def execute(
+        self, commands: Sequence[AnyCommand], now: datetime, otherwise: Decide
+    ) -> list[Outcome | LedgerError]:
+        """The batch's results: appended here when every command creates a new job,
+        else decided by ``otherwise``."""
+        outbox, archive = self._settings()
+        ids = self._new_ids(commands, archive)
+        if ids is None:
+            return otherwise(commands, now, 0)
+        enqueues: Any = commands  # every one an EnqueueJob (checked by _new_ids)
+        try:
+            batch = new_job_rows(enqueues, ids, now)
+        except LedgerError:
+            return otherwise(commands, now, 0)  # the general path answers it
+        kwargs: dict[str, Any] = {}
+        if outbox is not None:
+            rows = new_job_outbox(
+                batch.jobs, queue=outbox, now=now, paused=self._paused, new_id=self._new_id
+            )
+            if rows is not None:
+                kwargs[OUTBOX] = rows
+        try:
+            self._insert(batch.rows, kwargs)
+        except RecordConflictError:  # a key guessed new exists: read it (ADR 165)
+            return otherwise(commands, now, 1)
+        self.appends += 1
+        self._cache.remember_new((new.job_id, new) for new in batch.jobs)
+        return list(batch.outcomes)
+
+    def _new_ids(
+        self, commands: Sequence[AnyCommand], archive: ArchivedEvents | None
+    ) -> list[UUID] | None:
+        """Each command's new job id, or ``None`` when one needs the general path."""
+        if not commands or self._cache.snapshots_new_jobs or not getattr(
+            self._mapper, "encodes_directly", False
+        ):
+            return None
+        ids: list[UUID] = []
+        keyed: set[UUID] = set()
+        fresh = iter(uuid4s(len(commands)) if self._new_id is uuid.uuid4 else ())
+        for c in commands:
+            if type(c) is not EnqueueJob:
+                return None
+            if c.idempotency_key is None:
+                ids.append(next(fresh, None) or self._new_id())
+                continue
+            job_id = idempotent_job_id(c.customer_id, c.idempotency_key)
+            if job_id in keyed or self._cache.held(job_id) is not None or (
+                archive is not None and archived_job(archive, self._mapper, job_id) is not None
+            ):
+                return None
+            keyed.add(job_id)
+            ids.append(job_id)
+        return ids
+
+    def _insert(self, rows: Rows, kwargs: dict[str, Any]) -> None:
+        if isinstance(self._recorder, RowAppender):
+            self._recorder.insert_rows(rows, **kwargs)
+            return
+        self._recorder.insert_events([
+            StoredEvent(originator_id=i, originator_version=v, topic=t, state=s)
+            for i, v, t, s in zip(*rows, strict=True)
+        ], **kwargs)
