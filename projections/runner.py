@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from ledger.errors import LedgerError, StoreError, StoreUnavailable
 from projections.events import Event, EventNotUnderstood, decode_page
 from projections.model import Key, PageState, Row, View, ViewError
+from projections.page_commit import feed_together
 from projections.store import LIVE, Tracking, ViewStore
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,12 @@ class Runner:
             if not page:
                 continue
             decoded = decode_page(page)
+            events, not_understood = decoded
+            if len(feeds) > 1 and not_understood is None and feed_together(
+                self.store, feeds, events, self.owner
+            ):  # one transaction for them all (page_commit.py)
+                applied += len(feeds) * (events[-1].position - position)
+                continue
             for feed in feeds:
                 applied += self._feed(feed, decoded)
         return applied

@@ -1,0 +1,84 @@
+"""A page goes into every view at its position in ONE transaction (issue 19,
+projections/page_commit.py): nine views cost one BEGIN/COMMIT per page instead of nine,
+with the rows each view folds and its position compared-and-set in it as before. A view
+that fails on an event of the page still stops there alone (the view-by-view path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from projections.registry import VIEWS
+from projections.runner import Runner
+from projections.store import ViewStore
+from tests.support.projection_env import (
+    BACKENDS,
+    Backend,
+    Workload,
+    make_backend,
+    reference_tables,
+    store_tables,
+)
+
+ALL = list(VIEWS.values())
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    made = make_backend(request, tmp_path)
+    yield made
+    made.close()
+
+
+def counting(store: ViewStore) -> list[int]:
+    """Count the store's transactions (wraps its ``transaction`` on this instance)."""
+    count = [0]
+    opened = store.transaction
+
+    @contextmanager
+    def transaction() -> Iterator[None]:
+        count[0] += 1
+        with opened():
+            yield
+
+    store.transaction = transaction  # type: ignore[method-assign]
+    return count
+
+
+def test_one_transaction_per_page_for_every_view(backend: Backend) -> None:
+    workload = Workload(backend.ledger())
+    workload.run(30)
+    store = backend.store()
+    runner = Runner(store, ALL, page_size=50)
+    assert runner.acquire() == list(VIEWS)
+    transactions = counting(store)
+    pages = 0
+    while runner.step():
+        pages += 1
+    head = store.head()
+    assert pages == -(-head // 50)
+    assert transactions[0] == pages  # one per page, not len(VIEWS) per page
+    for view in ALL:
+        assert store.tracking(view.name).position == head
+        assert store_tables(store, view) == reference_tables(store, view, head), view.name
+
+
+def test_a_view_behind_the_others_is_fed_on_its_own(backend: Backend) -> None:
+    workload = Workload(backend.ledger())
+    workload.run(10)
+    store = backend.store()
+    first = Runner(store, ALL[:1], page_size=1000)
+    assert first.acquire() == [ALL[0].name]
+    first.catch_up()
+    first.release()
+    workload.run(10)
+    runner = Runner(store, ALL, page_size=1000)
+    runner.acquire()
+    runner.catch_up()
+    head = store.head()
+    for view in ALL:
+        assert store.tracking(view.name).position == head
+        assert store_tables(store, view) == reference_tables(store, view, head), view.name
