@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -100,6 +100,11 @@ class Served:
     process: subprocess.Popen[bytes]
     jobs: list[UUID]
     processes: int = 1
+    kept: list[socket.socket] = field(default_factory=list)
+    """The load's connections, open for the whole run: connection ``k`` carries the same
+    slice of the jobs in every phase, as a worker keeps its connection and its jobs."""
+    spread: Counter[str] = field(default_factory=Counter)
+    """How many of ``kept`` each API process accepted (by its ``X-Served-By``)."""
 
     @property
     def api_pids(self) -> list[int]:
@@ -133,6 +138,7 @@ def serving(
     data = Path(tempfile.mkdtemp(prefix="bench-http-"))
     process: subprocess.Popen[bytes] | None = None
     runner: subprocess.Popen[bytes] | None = None
+    served: Served | None = None
     try:
         migrate(url)
         key, record = new_key(Role.WORKER, None, "bench", utc_now())
@@ -158,8 +164,11 @@ def serving(
         wait_ready(port, process)
         served = Served(url, "127.0.0.1", port, key, process, jobs, processes)
         warm_up(served, size)
+        served.kept = keep_connections(served, size)  # after: their processes hold the jobs
         yield served
     finally:
+        for sock in served.kept if served is not None else []:
+            sock.close()
         if runner is not None:
             runner.send_signal(signal.SIGTERM)
             try:
@@ -193,6 +202,32 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60)
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("ledger serve did not answer")
+
+
+def keep_connections(served: Served, size: Size) -> list[socket.socket]:
+    """The load's ``size.connections`` connections, each warmed with one request of its
+    own slice of the jobs (so the process that accepted it holds them, as a worker's
+    heartbeats make its process hold its jobs)."""
+    kept: list[socket.socket] = []
+    make = batch_requests(served, size.batch, size.connections)
+    for k in range(size.connections):
+        sock = socket.create_connection((served.host, served.port), timeout=60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        kept.append(sock)
+        sock.sendall(make(k))
+        stream = sock.makefile("rb")
+        status = int(stream.readline()[9:12])
+        length = 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+            elif line.lower().startswith(b"x-served-by:"):
+                served.spread[line.split(b":")[1].strip().decode()] += 1
+        stream.read(length)
+        stream.close()
+        if status != 200:
+            raise RuntimeError(f"warm-up heartbeats answered {status}")
+    return kept
 
 
 def warm_up(served: Served, size: Size) -> None:
@@ -252,7 +287,7 @@ def measure_load(served: Served, size: Size, phase: Phase) -> Load:
     machine_busy = busy_cpu_seconds()
     limits = Limits(size.connections, size.seconds, size.max_requests)
     pauses = gc_pauses(served.port)
-    anyio.run(drive, (served.host, served.port), phase, load, limits)
+    anyio.run(drive, (served.host, served.port), phase, load, limits, served.kept)
     load.gc = gc_summary(pauses, gc_pauses(served.port))
     load.server_cpu = (tree_cpu_seconds(served.process.pid) - cpu) / load.seconds
     load.client_cpu = (time.process_time() - own) / load.seconds
@@ -507,6 +542,7 @@ class Results:
     hot: list[tuple[str, float]]
     with_runner: bool = False
     processes: int = 1
+    spread: str = ""
 
 
 def report(results: Results, size: Size) -> str:
@@ -532,7 +568,7 @@ def report(results: Results, size: Size) -> str:
         "process GETs `/health` every 10 ms during each phase. Every request carries a "
         "worker API key and passes the rate limiter (database counters). Open-loop phases "
         "send each request when it is due and time it from then.", "",
-        *results.info, "",
+        *results.info, *([results.spread] if results.spread else []), "",
         "| load | heartbeats/s | vs one save() per heartbeat | requests/s | p50 ms | p99 ms "
         "| answers | /health p50 / p99 ms (probes) | CPU server / machine |",
         "|---|---:|---:|---:|---:|---:|---|---|---:|",
@@ -570,6 +606,21 @@ def report(results: Results, size: Size) -> str:
             + "; ".join(name for name, _ in results.hot) + "."
         )
     return "\n".join([*lines, ""])
+
+
+FRESH_NOTE = ("- `--fresh-connections`: every phase opens new connections, so with several "
+              "API processes a connection's jobs may land on another process's cache at "
+              "each phase (ADR 181)")
+
+
+def spread_note(served: Served) -> str:
+    """How the kept connections fell on the API processes (none with one process)."""
+    if served.processes == 1 or not served.spread:
+        return ""
+    counts = sorted(served.spread.values(), reverse=True)
+    return (f"- Connections per API process: {' / '.join(map(str, counts))} of "
+            f"{sum(counts)} (each kept for the whole run, as a worker keeps its own, so a "
+            "connection's jobs stay in one process's cache; ADR 181)")
 
 
 def _cpu_per_request(load: Load) -> str:
@@ -630,6 +681,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--processes", type=int, default=1,
                         help="API processes (ledger serve --processes N)")
+    parser.add_argument(
+        "--fresh-connections", action="store_true",
+        help="new connections for each phase (with several processes, jobs then move "
+        "between the processes' caches at each phase, as workers that reconnect)",
+    )
     parser.add_argument("--output", type=Path, default=DOC, help="the markdown file to update")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
@@ -640,6 +696,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         info = machine(server)
         print(*info, sep="\n", flush=True)
         with serving(server, size, args.with_runner, args.processes) as served:
+            if args.fresh_connections:
+                for sock in served.kept:
+                    sock.close()
+                served.kept = []
             phases = [
                 Phase("1 per request (POST /jobs/{id}/heartbeat), closed loop",
                       single_requests(served, size.connections), 1),
@@ -671,8 +731,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"naive: {base.rate:,.0f}/s", flush=True)
             limiter = limiter_rate(served.url, size.limiter_seconds)
             print(f"limiter: {limiter.rate:,.0f}/s, admitted {limiter.admitted}", flush=True)
+            spread = FRESH_NOTE if args.fresh_connections else spread_note(served)
     section = report(
-        Results(info, loads, base, limiter, hot, args.with_runner, args.processes), size
+        Results(info, loads, base, limiter, hot, args.with_runner, args.processes, spread),
+        size,
     )
     write_section(args.output, section)
     print(f"\n{section}\nwrote {args.output} in {time.perf_counter() - began:.0f} s")

@@ -59,6 +59,13 @@ class Connection:
         self.writer = writer
 
     @classmethod
+    async def adopt(cls, sock: socket.socket) -> Connection:
+        """This event loop's streams on a copy of ``sock``, an open connection kept across
+        phases: closing them closes the copy, and ``sock`` stays connected."""
+        reader, writer = await asyncio.open_connection(sock=sock.dup())
+        return cls(reader, writer)
+
+    @classmethod
     async def open(cls, host: str, port: int) -> Connection:
         reader, writer = await asyncio.open_connection(host, port)
         sock = writer.get_extra_info("socket")
@@ -150,12 +157,15 @@ class Phase:
 
 
 async def drive(
-    address: tuple[str, int], phase: Phase, load: Load, limits: Limits
+    address: tuple[str, int], phase: Phase, load: Load, limits: Limits,
+    kept: Sequence[socket.socket] = (),
 ) -> None:
     """Closed loop (no rate): each connection sends its next request when the last one
     is answered. Open loop (a rate): request ``n`` is due at ``start + n / rate`` whatever
     happened to the others, and its latency counts from when it was due (no coordinated
-    omission)."""
+    omission). Connection ``k`` is ``kept[k]`` when given (the same connection in every
+    phase, as a worker keeps its own: with several API processes its jobs then stay with
+    one process's cache), else a new one."""
     total = limits.max_requests
     if phase.rate is not None:
         total = min(total, int(limits.seconds * phase.rate))
@@ -164,7 +174,8 @@ async def drive(
     start = time.perf_counter() + 0.05
 
     async def connection(k: int) -> None:
-        conn = await Connection.open(*address)
+        conn = await (Connection.adopt(kept[k]) if k < len(kept)
+                      else Connection.open(*address))  # fmt: skip
         try:
             sent = 0
             while next_index[0] < total and time.monotonic() < end:

@@ -1,8 +1,11 @@
 """``ledger serve --processes N``: N API processes on one port, the background parts once.
 
-The parent binds the address once and starts N children (``ledger serve --api-only``
-with the listening socket inherited, ADR 160); the kernel hands each new connection to
-whichever child accepts it first. The parent itself runs the background parts (projection
+The parent binds the address and starts N children (``ledger serve --api-only`` with a
+listening socket inherited, ADR 160). Each child has a socket of its own on the one port
+(``SO_REUSEPORT``, ADR 181): the kernel spreads new connections over them by a hash of
+each connection's addresses, where one shared accept queue let whichever child woke first
+take most of a burst of connections. The parent holds every socket, so a restarted child
+accepts what queued on its socket meanwhile. The parent itself runs the background parts (projection
 runner, dispatcher, monitors, schedules, archive policy), so they run exactly once, and
 supervises the children:
 
@@ -56,12 +59,17 @@ READY_SECONDS = 60.0
 PR_SET_PDEATHSIG = 1
 
 
-def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """The one listening socket every child accepts on (inheritable)."""
+def listening_socket(
+    host: str, port: int, backlog: int = 2048, *, reuse_port: bool = False
+) -> socket.socket:
+    """A listening socket for the children (inheritable); with ``reuse_port``, one that
+    others may join on the same address."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(backlog)
     except OSError:
@@ -69,6 +77,24 @@ def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket per child, all on one address (``SO_REUSEPORT``: the first
+    binds, port 0 picking the port, the others join it); where the platform has no
+    ``SO_REUSEPORT``, one socket that every child shares."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return [listening_socket(host, port)] * count
+    first = listening_socket(host, port, reuse_port=True)
+    sockets = [first]
+    try:
+        bound = first.getsockname()[1]
+        sockets += [listening_socket(host, bound, reuse_port=True) for _ in range(count - 1)]
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def inherited_socket(fd: int) -> socket.socket:
@@ -104,7 +130,9 @@ class Children:
 
     command: Sequence[str]
     """``ledger serve --api-only ...`` without the per-child options."""
-    sock: socket.socket
+    sockets: Sequence[socket.socket]
+    """Child ``i`` listens on ``sockets[i]`` (the same socket for all without
+    ``SO_REUSEPORT``)."""
     count: int
     env: dict[str, str]
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -132,8 +160,9 @@ class Children:
         self.ids[index] = new_process_id()
         env = {**self.env, INDEX_VARIABLE: str(index), COUNT_VARIABLE: str(self.count),
                PARENT_VARIABLE: str(os.getpid()), ID_VARIABLE: self.ids[index]}
-        fds = [self.sock.fileno()]
-        command = [*self.command, "--listen-fd", str(self.sock.fileno())]
+        listen = self.sockets[index].fileno()
+        fds = [listen]
+        command = [*self.command, "--listen-fd", str(listen)]
         if ready_fd is not None:
             fds.append(ready_fd)
             command += ["--ready-fd", str(ready_fd)]
@@ -258,9 +287,9 @@ def serve_many(
 ) -> str | None:
     """The parent of ``ledger serve --processes N``: the socket, the parts (unless
     ``api_only``), the children, until a signal. Returns why it failed, else ``None``."""
-    sock = listening_socket(host, port)
-    bound_host, bound_port = sock.getsockname()[:2]
-    children = Children(child_command(host, bound_port, log_level, no_ui), sock, count,
+    sockets = listening_sockets(host, port, count)
+    bound_host, bound_port = sockets[0].getsockname()[:2]
+    children = Children(child_command(host, bound_port, log_level, no_ui), sockets, count,
                         child_env(container.settings.uses_postgres))
 
     async def run() -> str | None:
@@ -286,4 +315,5 @@ def serve_many(
     finally:
         children.signal_all(signal.SIGTERM)
         children.wait_all()
-        sock.close()
+        for sock in sockets:
+            sock.close()

@@ -33,6 +33,10 @@ SWITCH_INTERVAL_SECONDS = 0.0005
 GC_THRESHOLDS = (10_000, 10, 1_000)
 REPEAT_SECONDS = 1.0
 """A signal repeated within this long is the same request to stop."""
+KEEP_ALIVE_SECONDS = 75
+"""How long an idle keep-alive connection stays open (uvicorn's default is 5 s): longer
+than a worker's heartbeat interval (at most 30 s), so a worker keeps its connection, and
+with ``--processes N`` its jobs stay with the process whose cache holds them (ADR 181)."""
 SERVED_BY = "X-Served-By"
 """The header naming the API process that answered by its opaque id (``--processes N``
 only; ADR 180)."""
@@ -92,6 +96,7 @@ async def run_api(
     config = uvicorn.Config(
         app, host=host, port=port, lifespan="on", log_level=log_level, access_log=False,
         server_header=False, proxy_headers=True, timeout_graceful_shutdown=10,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         backlog=2048, log_config=None if json_logging() else LOGGING_CONFIG,  # ADR 125
         headers=[] if sock is None else [(SERVED_BY, process_of().id)],
     )

@@ -102,6 +102,11 @@ class _Cancels(msgspec.Struct):
     cancel_requested: list[_CancelRequested]
 
 
+KEEPALIVE_SECONDS = 60.0
+"""How long an idle connection is kept (httpx's default is 5 s): past the heartbeat
+interval (at most 30 s) and under the API's 75 s, so the worker's heartbeats keep going
+to the API process that holds its jobs (ADR 181)."""
+
 CANCELS_PER_CALL = 1000
 """The most attempts one ``POST /workers/cancels`` names (the API's limit)."""
 
@@ -142,7 +147,8 @@ class HttpLedger:
         self._client = client or httpx.AsyncClient(
             base_url=base_url.rstrip("/"), headers=headers,
             timeout=httpx.Timeout(call_timeout),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16,
+                                keepalive_expiry=KEEPALIVE_SECONDS),
         )
         if client is not None:
             self._client.headers.update(headers)

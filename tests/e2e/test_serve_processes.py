@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -114,6 +115,27 @@ def answering(url: str, tries: int = 200) -> set[str]:
     return seen
 
 
+def served_by(url: str, connections: int = 64) -> Counter[str]:
+    """Which process serves each of ``connections`` opened at once (before any request,
+    as a pool of workers reconnecting does)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    socks = [socket.create_connection((host, int(port)), timeout=30) for _ in range(connections)]
+    found: Counter[str] = Counter()
+    try:
+        for sock in socks:
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for sock in socks:
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            head = answer.split(b"\r\n\r\n", 1)[0].decode().lower()
+            found[re.search(rf"^{SERVED_BY}: *(\S+)", head, re.M).group(1)] += 1  # type: ignore[union-attr]
+    finally:
+        for sock in socks:
+            sock.close()
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -125,8 +147,20 @@ def alive(pid: int) -> bool:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_processes_answer_and_sigterm_ends_them_all(fleet: Fleet) -> None:
+    opened: list[tuple[str, object]] = []
     assert answering(fleet.url) == set(fleet.ids)
     assert not set(fleet.ids) & {str(pid) for pid in fleet.pids}
+    spread = served_by(fleet.url)  # each process has its socket (ADR 181): about half each
+    assert set(spread) == set(fleet.ids)
+    assert min(spread.values()) >= 16, spread
+    with httpx.Client(base_url=fleet.url, timeout=30,  # one keep-alive connection, kept
+                      limits=httpx.Limits(keepalive_expiry=60)) as http:
+        first = http.get("/health/live").headers[SERVED_BY]
+        time.sleep(6)  # past uvicorn's default keep-alive (5 s), within a heartbeat interval
+        again = http.get("/health/live",
+                         extensions={"trace": lambda name, info: opened.append((name, info))})
+        assert again.headers[SERVED_BY] == first
+        assert not [name for name, _ in opened if name.startswith("connection.connect_tcp")]
     assert "the background parts run once" in fleet.said("background parts")
     fleet.parent.send_signal(signal.SIGTERM)
     assert fleet.parent.wait(60) == 0
