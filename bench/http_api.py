@@ -283,19 +283,38 @@ def measure_load(served: Served, size: Size, phase: Phase) -> Load:
     )
     prober.start()
     cpu = tree_cpu_seconds(served.process.pid)
+    api = {pid: server_cpu_seconds(pid) for pid in served.api_pids}
     own = time.process_time()
     machine_busy = busy_cpu_seconds()
     limits = Limits(size.connections, size.seconds, size.max_requests)
-    pauses = gc_pauses(served.port)
+    several = served.processes > 1  # /metrics is the answering process's: no sum
+    pauses = {} if several else gc_pauses(served.port)
     anyio.run(drive, (served.host, served.port), phase, load, limits, served.kept)
-    load.gc = gc_summary(pauses, gc_pauses(served.port))
+    load.gc = ("not summed (each API process has its own /metrics)" if several
+               else gc_summary(pauses, gc_pauses(served.port)))
     load.server_cpu = (tree_cpu_seconds(served.process.pid) - cpu) / load.seconds
+    load.api_cpu = [(_cpu_or(pid, spent) - spent) / load.seconds for pid, spent in api.items()]
     load.client_cpu = (time.process_time() - own) / load.seconds
     load.machine_cpu = (busy_cpu_seconds() - machine_busy) / load.seconds
     latencies, statuses = results.get(timeout=size.seconds + 60)
     prober.join(30)
     load.health, load.health_statuses = latencies, Counter(statuses)
     return load
+
+
+def _cpu_or(pid: int, spent: float) -> float:
+    """``pid``'s CPU seconds now, or ``spent`` when it is gone (a child restarted)."""
+    try:
+        return server_cpu_seconds(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return spent
+
+
+def api_cpu_note(load: Load) -> str:
+    """`` (71% + 70%)``: each API process's CPU, when there are several."""
+    if len(load.api_cpu) < 2:
+        return ""
+    return " (" + " + ".join(f"{x:.0%}" for x in load.api_cpu) + ")"
 
 
 def single_requests(served: Served, connections: int) -> Callable[[int], bytes]:
@@ -518,7 +537,7 @@ def row(load: Load, baseline: float) -> str:
         f"{pct(load.health, 0.5):.2f} / {pct(load.health, 0.99):.2f}"
         f"{_range(load.health_p99_runs, 2)} "
         f"({len(load.health):,}{_others(dict(load.health_statuses), skip=200)}) | "
-        f"{load.server_cpu:.0%} / {load.machine_cpu:.0%} |"
+        f"{load.server_cpu:.0%}{api_cpu_note(load)} / {load.machine_cpu:.0%} |"
     )
 
 
@@ -725,7 +744,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"{phase.name}: {load.rate:,.0f} heartbeats/s, p99 "
                       f"{pct(load.latencies, 0.99):.1f} ms, /health p99 "
                       f"{pct(load.health, 0.99):.2f} ms, {dict(load.statuses)}, cpu server "
-                      f"{load.server_cpu:.0%} client {load.client_cpu:.0%} machine "
+                      f"{load.server_cpu:.0%}{api_cpu_note(load)} client "
+                      f"{load.client_cpu:.0%} machine "
                       f"{load.machine_cpu:.0%}; GC {load.gc}", flush=True)  # fmt: skip
             base = naive(served, size)
             print(f"naive: {base.rate:,.0f}/s", flush=True)

@@ -31,6 +31,8 @@ class Load:
     health: list[float] = field(default_factory=list)
     health_statuses: Counter[int] = field(default_factory=Counter)
     server_cpu: float = 0.0
+    api_cpu: list[float] = field(default_factory=list)
+    """Each API process's share of ``server_cpu`` (one entry per process)."""
     client_cpu: float = 0.0
     machine_cpu: float = 0.0
     gc: str = ""

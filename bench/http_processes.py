@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.http_api import (
     Size,
+    api_cpu_note,
     batch_requests,
     machine,
     measure_load,
@@ -78,7 +79,8 @@ def measure(size: Size, counts: Sequence[int]) -> tuple[dict[tuple[int, str], Ru
                         runs.loads.append(measure_load(served, size, phase))
                         load = runs.loads[-1]
                         print(f"{count} process(es), {phase.name}: {load.rate:,.0f}/s p99 "
-                              f"{pct(load.latencies, 0.99):.1f} ms cpu {load.server_cpu:.0%}",
+                              f"{pct(load.latencies, 0.99):.1f} ms cpu {load.server_cpu:.0%}"
+                              f"{api_cpu_note(load)}",
                               flush=True)
                     if base is None:
                         base = naive(served, size)
@@ -119,7 +121,7 @@ def report(found: dict[tuple[int, str], Runs], base: Load, info: list[str], size
             lines.append(
                 f"| {phase} | {count} | {load.rate:,.0f} ({min(rates):,.0f}-{max(rates):,.0f})"
                 f" | {load.rate / one.rate:.2f}x | {pct(load.latencies, 0.5):.1f} / "
-                f"{pct(load.latencies, 0.99):.1f} | {load.server_cpu:.0%} | "
+                f"{pct(load.latencies, 0.99):.1f} | {load.server_cpu:.0%}{api_cpu_note(load)} | "
                 f"{cpu_ms(load):.3f} ms | {load.rate / base.rate:.1f}x | "
                 + ", ".join(f"{x:.1f}" for x in runs.load_averages) + " |")
     lines += [
