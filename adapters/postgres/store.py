@@ -98,6 +98,10 @@ def lock_key(name: str) -> int:
 
 
 ASYNC_COMMIT = "SET synchronous_commit = off"
+NO_JIT = "SET jit = off"
+"""The views' sessions never JIT-compile (ADR 170): their reads are bounded (keyset pages,
+capped counts, one job), yet an estimate over a large table can pass ``jit_above_cost``,
+and the compile (about 50 ms at 1,000,000 jobs) then costs more than the query."""
 
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
@@ -123,6 +127,7 @@ class PostgresViewStore:
         # events are applied or sent again. So its commits do not wait for the disk
         # (ADR 6); the log itself is always committed durably.
         self.conn.execute(ASYNC_COMMIT)
+        self.conn.execute(NO_JIT)
         self._control: psycopg.Connection[Any] | None = None
         self._locks: set[str] = set()
         events = sql.Identifier(events_table)
