@@ -21,6 +21,7 @@ import msgspec
 
 from ledger.commands import Command, JobCommand, validated
 from ledger.errors import InvalidCommand
+from ledger.reserved_shape import TAG
 from ledger.text import json_is_storable
 
 _C = TypeVar("_C", bound=Command)
@@ -61,7 +62,7 @@ def validated_together(commands: Sequence[_C]) -> list[_C] | None:
         decoder = _LIST_DECODERS[kind] = msgspec.json.Decoder(list[kind])  # type: ignore[valid-type]
     try:
         encoded = msgspec.json.encode(commands)
-        if not json_is_storable(encoded):
+        if not json_is_storable(encoded) or TAG in encoded:
             return None
         together: list[_C] = decoder.decode(encoded)
     except (TypeError, ValueError, msgspec.MsgspecError):

@@ -13,6 +13,7 @@ from uuid import UUID
 import msgspec
 
 from ledger.errors import InvalidCommand
+from ledger.reserved_shape import TAG, check_untagged
 from ledger.text import NAME_PATTERN, check_value, json_is_storable
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NAME_PATTERN)]
@@ -226,6 +227,8 @@ def validated(command: _C) -> _C:
         raise
     if not json_is_storable(encoded):
         check_texts(command)  # the scan found one: the walk names its field
+    if TAG in encoded:
+        check_untagged(command)  # ADR 186
     try:
         return msgspec.json.decode(encoded, type=type(command))
     except msgspec.ValidationError as error:

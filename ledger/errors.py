@@ -76,6 +76,20 @@ class InvalidText(InvalidCommand):
         )
 
 
+class ReservedShape(InvalidCommand):
+    """An object with exactly the keys ``_type_`` and ``_data_`` is the log's own tag for a
+    typed value: it would be read back as another type, or not at all (ADR 186)."""
+
+    code = "reserved_shape"
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        super().__init__(
+            f"{field}: an object with exactly the keys _type_ and _data_ is reserved "
+            "(the log's tag for typed values)"
+        )
+
+
 class JobNotFound(LedgerError):
     """No job has this id."""
 
