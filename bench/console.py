@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 import psycopg
@@ -119,13 +120,16 @@ def signed_in(base_url: str, key: str) -> httpx.Client:
     return client
 
 
-def timed(client: httpx.Client, path: str, count: int) -> list[float]:
-    """``count`` GETs of ``path`` after one to warm up; seconds each. ``/health`` may answer
+def timed(client: httpx.Client, paths: str | list[str], count: int) -> list[float]:
+    """``count`` GETs of ``paths`` (one path, or a list taken in turn: a different job
+    each GET) after one GET of the first to warm up; seconds each. ``/health`` may answer
     503: nothing feeds the views here, and its body says so."""
-    expected = (200, 503) if path == "/health" else (200,)
-    client.get(path)  # warm: plans cached, pages in memory
+    turns = [paths] if isinstance(paths, str) else paths
+    expected = (200, 503) if turns[0] == "/health" else (200,)
+    client.get(turns[0])  # warm: plans cached, (with one path) its pages in memory
     times = []
-    for _ in range(count):
+    for n in range(count):
+        path = turns[(n + 1) % len(turns)]
         began = time.perf_counter()
         answer = client.get(path)
         times.append(time.perf_counter() - began)
@@ -145,12 +149,18 @@ def first_page_bytes(client: httpx.Client) -> tuple[int, int]:
     return total, count
 
 
-def pages(url: str) -> dict[str, str]:
+def pages(url: str, spread: int = 51) -> dict[str, str | list[str]]:
+    """Each page's path, or ``spread`` paths of the same page for different jobs (read
+    one after the other: their rows and streams are not the warmed-up one's)."""
     with psycopg.connect(url) as conn:
         some = conn.execute("SELECT job_id FROM job_status ORDER BY job_id "
                             "OFFSET 500 LIMIT 1").fetchone()
         dead = conn.execute("SELECT job_id FROM job_status WHERE status = 'dead_lettered' "
                             "LIMIT 1").fetchone()
+        completed = conn.execute("SELECT job_id FROM job_status WHERE status = 'completed' "
+                                 "ORDER BY job_id OFFSET 1000 LIMIT %s", (spread,)).fetchall()
+        own = conn.execute("SELECT error_text FROM error_texts WHERE error_text LIKE "
+                           "'invoice %%' ORDER BY error_id LIMIT %s", (spread,)).fetchall()
     assert some
     assert dead
     return {
@@ -163,8 +173,12 @@ def pages(url: str) -> dict[str, str]:
         "Jobs, error text (the 300 dead letters' texts)": "/ui/jobs?error_contains=upstream",
         "Jobs, error text (a common one, about 1 job in 45)": "/ui/jobs?error_contains=Timeout",
         "Jobs, error text (one job's own)": "/ui/jobs?error_contains=invoice+500+not",
+        "Jobs, error text (one job's own, another job each GET)": [
+            f"/ui/jobs?error_contains={quote_plus(text)}" for (text,) in own],
         "Job (a completed one)": f"/ui/jobs/{some[0]}",
         "Job (a dead letter)": f"/ui/jobs/{dead[0]}",
+        "Job (a completed one, another job each GET)": [
+            f"/ui/jobs/{job_id}" for (job_id,) in completed],
         "Queues": "/ui/queues",
         "Dead letters": "/ui/dead-letters",
         "Views": "/ui/views",
@@ -212,9 +226,10 @@ def measure(url: str, size: Size, log: Callable[[str], object], *,
     server: dict[str, list[float]] = {}
     with console_server(url) as (times, base_url, key), \
             contextlib.closing(signed_in(base_url, key)) as client:
-        for name, path in pages(url).items():
-            results[name] = timed(client, path, size.requests)
-            server[name] = times.take(path)[1:]  # not the warm-up
+        times.take()  # the sign-in's requests
+        for name, paths in pages(url, size.requests + 1).items():
+            results[name] = timed(client, paths, size.requests)
+            server[name] = times.take()[1:]  # not the warm-up
             log(f"{name}: server p50 {pct(server[name], 0.5) * 1000:.1f} ms, "
                 f"p95 {pct(server[name], 0.95) * 1000:.1f} ms; client p50 "
                 f"{pct(results[name], 0.5) * 1000:.1f}, p95 {pct(results[name], 0.95) * 1000:.1f}")

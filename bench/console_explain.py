@@ -65,11 +65,14 @@ def explain(base: Path, gets: int, only: str | None, plans: bool) -> None:
         try:
             with console_server(url) as (_times, base_url, key), \
                     contextlib.closing(signed_in(base_url, key)) as client:
-                for name, path in pages(url).items():
+                for name, paths in pages(url, gets + 1).items():
                     if only and only.lower() not in name.lower():
                         continue
-                    client.get(path)
-                    runs = [one_get(client, path, log) for _ in range(gets)]
+                    turns = [paths] if isinstance(paths, str) else paths
+                    client.get(turns[0])
+                    runs = [one_get(client, turns[(n + 1) % len(turns)], log)
+                            for n in range(gets)]
+                    path = turns[0]
                     times = [r[0] for r in runs]
                     sql = [r[1] for r in runs]
                     print(f"{name} ({path}): client p50 {pct(times, .5) * 1000:.1f} ms, "

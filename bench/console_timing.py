@@ -22,30 +22,29 @@ Message = dict[str, Any]
 
 
 class ServerTimes:
-    """An ASGI wrapper recording each HTTP request's seconds in the app, by full path."""
+    """An ASGI wrapper recording each HTTP request's seconds in the app, in order."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.seconds: dict[str, list[float]] = {}
+        self.seconds: list[float] = []
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
-        query = scope.get("query_string", b"").decode()
-        path = scope["path"] + (f"?{query}" if query else "")
 
         async def timed_send(message: Message) -> None:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
-                self.seconds.setdefault(path, []).append(time.perf_counter() - began)
+                self.seconds.append(time.perf_counter() - began)
 
         await self.app(scope, receive, timed_send)
 
-    def take(self, path: str) -> list[float]:
-        """The times recorded for ``path`` since the last take."""
-        return self.seconds.pop(path, [])
+    def take(self) -> list[float]:
+        """The times recorded since the last take, in the order the requests ended."""
+        taken, self.seconds = self.seconds, []
+        return taken
 
 
 @contextmanager
