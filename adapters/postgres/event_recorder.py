@@ -170,6 +170,7 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             self.datastore.schema, self.events_table_name, self.datastore.originator_id_type,
             self.quiet_append_function_name,
         )
+        self._create_unflushed_outbox()
         self.select_settled_statement = SELECT_SETTLED.format(
             schema=schema, table=table, head=head
         )
@@ -189,6 +190,19 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         self._stream_statements: dict[str | None, sql.Composed] = {
             None: SELECT_STREAMS_NO_SNAPSHOTS.format(schema=schema, table=table, id_type=id_type)
         }
+
+    def _create_unflushed_outbox(self) -> None:
+        """The outbox append whose commit does not wait for its WAL flush (ADR 175)."""
+        schema, table = self.datastore.schema, self.events_table_name
+        id_type = self.datastore.originator_id_type
+        self.check_identifier_length(outbox.unflushed_function_name(table))
+        self.sql_create_statements.append(CREATE_UNDER_LOCK.format(
+            key=sql.Literal(self.append_function_name),
+            create=outbox.create_unflushed_statement(schema, table, id_type),
+        ))
+        self.outbox_unflushed_statement = outbox.call_statement(
+            schema, table, id_type, self.quiet_append_function_name, flushed=False
+        )
 
     def _streams_statement(self, snapshots_table: str | None) -> sql.Composed:
         """``select_streams``' statement for ``snapshots_table``, composed once."""
@@ -312,6 +326,8 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         statement = self.quiet_append_statement
         if (batch := kwargs.get(OUTBOX)) is not None:  # the queue rows too: ADR 151
             statement, params = self.outbox_statement, outbox.call_params(params, batch)
+            if outbox.unflushed():  # a scheduler round's releases (ADR 175)
+                statement = self.outbox_unflushed_statement
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, params, prepare=True)
             ids = [row[0] for row in curs.fetchall()]

@@ -8,10 +8,17 @@ transaction with an id already must take), then inserts the rows into
 ``outbox_positions`` (the dispatcher skips those events and forgets the positions as it
 passes them). A failed append (a version conflict) writes no row; a committed one wrote
 them all.
+
+``{events}_append_outbox_unflushed`` is the same append whose commit does not wait for its
+WAL flush (``synchronous_commit = off`` for its transaction): the scheduler's rounds of
+releases use it (:func:`unflushed`, ADR 175).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from psycopg import sql
@@ -42,10 +49,49 @@ CALL = sql.SQL(
     "%b::bytea[], %b::text, %b::integer[], %b::uuid[], %b::uuid[], %b::integer[], %b::text[], "
     "%b::double precision[], %b::double precision[], %b::text[], %b::integer[]) AS {column}"
 )
+UNFLUSHED_FUNCTION = sql.SQL(
+    "CREATE OR REPLACE FUNCTION {schema}.{function}("
+    "ids {id_type}[], versions bigint[], topics text[], states bytea[], "
+    "queue text, indexes integer[], message_ids uuid[], job_ids uuid[], attempts integer[], "
+    "bodies text[], sent_ats double precision[], visible_ats double precision[], "
+    "job_queues text[], priorities integer[]) "
+    "RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$ "
+    "BEGIN "
+    "SET LOCAL synchronous_commit = off; "
+    "RETURN QUERY SELECT * FROM {schema}.{outbox}(ids, versions, topics, states, queue, "
+    "indexes, message_ids, job_ids, attempts, bodies, sent_ats, visible_ats, job_queues, "
+    "priorities); "
+    "END $fn$"
+)
+"""The outbox append in a transaction that commits without waiting for the WAL flush
+(``SET LOCAL`` lasts to the end of the caller's transaction: the statement's own, on the
+recorder's autocommit connection). Why a release may: ADR 175."""
+
+_UNFLUSHED = threading.local()
 
 
 def function_name(events_table: str) -> str:
     return f"{events_table}_append_outbox"
+
+
+def unflushed_function_name(events_table: str) -> str:
+    return f"{events_table}_append_outbox_unflushed"
+
+
+@contextmanager
+def unflushed_appends() -> Iterator[None]:
+    """Outbox appends made by this thread meanwhile commit without waiting for their WAL
+    flush (the scheduler's releases, ADR 175); appends without queue rows stay durable."""
+    _UNFLUSHED.on = True
+    try:
+        yield
+    finally:
+        _UNFLUSHED.on = False
+
+
+def unflushed() -> bool:
+    """Whether this thread's outbox appends are unflushed now (:func:`unflushed_appends`)."""
+    return bool(getattr(_UNFLUSHED, "on", False))
 
 
 def create_statement(
@@ -57,10 +103,22 @@ def create_statement(
     )
 
 
-def call_statement(schema: str, events_table: str, id_type: str, column: str) -> sql.Composed:
-    """The call, its one column named ``column`` (as the quiet append's rows are read)."""
+def create_unflushed_statement(schema: str, events_table: str, id_type: str) -> sql.Composed:
+    return UNFLUSHED_FUNCTION.format(
+        schema=sql.Identifier(schema),
+        function=sql.Identifier(unflushed_function_name(events_table)),
+        outbox=sql.Identifier(function_name(events_table)), id_type=sql.Identifier(id_type),
+    )
+
+
+def call_statement(
+    schema: str, events_table: str, id_type: str, column: str, *, flushed: bool = True
+) -> sql.Composed:
+    """The call, its one column named ``column`` (as the quiet append's rows are read);
+    ``flushed=False``: the unflushed function's."""
+    name = function_name(events_table) if flushed else unflushed_function_name(events_table)
     return CALL.format(
-        schema=sql.Identifier(schema), function=sql.Identifier(function_name(events_table)),
+        schema=sql.Identifier(schema), function=sql.Identifier(name),
         id_type=sql.Identifier(id_type), column=sql.Identifier(column),
     )
 
