@@ -135,13 +135,31 @@ def new_job_rows(commands: Sequence[EnqueueJob], ids: Sequence[UUID], now: datet
     return NewJobRows(jobs, (list(ids), [1] * n, [ENQUEUED_TOPIC] * n, states), outcomes)
 
 
+_NO_JOB = UUID(int=0)
+_NO_JOB_TEXT = str(_NO_JOB)
+
+
+def message_parts(customer_id: str, queue: str, priority: int) -> list[str] | None:
+    """A new job's message body (``encode_message``) in three parts around its id's text,
+    which it holds twice (``job_id`` and the dedup key ``<id>:v1``); ``None`` when the
+    customer or queue holds the placeholder id's text itself."""
+    body = encode_message(JobMessage(
+        job_id=_NO_JOB, attempt=0, customer_id=customer_id, queue=queue,
+        dedup_key=f"{_NO_JOB}:v1", priority=priority,
+    ))
+    parts = body.split(_NO_JOB_TEXT)
+    return parts if len(parts) == 3 else None
+
+
 def new_job_outbox(
     jobs: Sequence[NewJob], *, queue: str, now: datetime, paused: Callable[[str], bool],
     new_id: Callable[[], UUID],
 ) -> OutboxBatch | None:
     """``outbox_batch``'s rows for new jobs: one message per job due now (attempt 0, the
-    dedup key of version 1) unless its queue is paused (asked once per queue)."""
+    dedup key of version 1) unless its queue is paused (asked once per queue); the bodies
+    from :func:`message_parts`, made once per customer, queue and priority."""
     pauses: dict[str, bool] = {}
+    bodies: dict[tuple[str, str, int], list[str] | None] = {}
     indexes: list[int] = []
     rows: list[NewMessage] = []
     sent_at = now.timestamp()
@@ -154,10 +172,14 @@ def new_job_outbox(
         if pauses[c.queue]:
             continue
         job_id = str(new.job_id)
+        shape = (c.customer_id, c.queue, c.priority)
+        parts = bodies[shape] if shape in bodies else bodies.setdefault(
+            shape, message_parts(*shape)
+        )
         body = encode_message(JobMessage(
             job_id=new.job_id, attempt=0, customer_id=c.customer_id, queue=c.queue,
             dedup_key=f"{job_id}:v1", priority=c.priority,
-        ))
+        )) if parts is None else job_id.join(parts)
         indexes.append(index)
         rows.append(NewMessage(
             message_id=str(new_id()), job_id=job_id, attempt=0, body=body, sent_at=sent_at,
@@ -196,8 +218,10 @@ class NewJobWriter:
             return otherwise(commands, now, 0)  # the general path answers it
         kwargs: dict[str, Any] = {}
         if outbox is not None:
+            message_ids = iter(uuid4s(len(ids)) if self._new_id is uuid.uuid4 else ())
             rows = new_job_outbox(
-                batch.jobs, queue=outbox, now=now, paused=self._paused, new_id=self._new_id
+                batch.jobs, queue=outbox, now=now, paused=self._paused,
+                new_id=lambda: next(message_ids, None) or self._new_id(),
             )
             if rows is not None:
                 kwargs[OUTBOX] = rows

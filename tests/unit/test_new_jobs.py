@@ -20,6 +20,7 @@ from ledger.errors import IdempotencyConflict, InvalidCommand, InvalidText
 from ledger.job import Job
 from ledger.new_jobs import NewJob, new_job_outbox, new_job_rows, uuid4s
 from ledger.outbox import outbox_batch
+from ledger.ports.transport import JobMessage, encode_message
 
 NOW = datetime(2026, 12, 5, 4, 5, 6, 789012, tzinfo=UTC)
 PAYLOADS: list[Any] = [
@@ -210,3 +211,16 @@ def test_commands_validated_together_are_validateds() -> None:
     assert validated_together(refused) is None
     assert isinstance(validate_all(refused)[-1], InvalidText)
     assert validated_together([*batch, CancelJob(job_id=uuid.uuid4(), actor="x")]) is None
+
+
+@pytest.mark.parametrize("customer", ["acme", str(UUID(int=0)), "é\u2028\"\\"])
+def test_message_bodies_from_parts_are_encode_messages(customer: str) -> None:
+    job_id = uuid.uuid4()
+    new = NewJob(EnqueueJob(customer_id=customer, queue="q", priority=-3), job_id, NOW, None)
+    rows = new_job_outbox([new], queue="local", now=NOW, paused=lambda _: False,
+                          new_id=uuid.uuid4)  # fmt: skip
+    assert rows is not None
+    assert rows.rows[0].body == encode_message(JobMessage(
+        job_id=job_id, attempt=0, customer_id=customer, queue="q",
+        dedup_key=f"{job_id}:v1", priority=-3,
+    ))
