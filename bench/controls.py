@@ -179,9 +179,13 @@ def enqueue_scheduled(
             due[result.job_id.int] = command.run_at.timestamp()
 
 
-def time_scheduled(url: str, count: int, spread: float) -> dict[str, Any]:
+def time_scheduled(
+    url: str, count: int, spread: float, *, flushed: bool = False
+) -> dict[str, Any]:
     """The parts of ``ledger serve`` run while the jobs are enqueued (as a service would:
-    the dispatcher and the runner follow the log as it grows, not from its start)."""
+    the dispatcher and the runner follow the log as it grows, not from its start).
+    ``flushed``: the rounds' appends wait for their WAL flush, as before ADR 175 (for a
+    before/after in the same conditions)."""
     container = container_for(url)
     ledger = container.ledger
     lead = 10.0 + count / 2000  # time to enqueue them all before the first is due
@@ -224,6 +228,9 @@ def time_scheduled(url: str, count: int, spread: float) -> dict[str, Any]:
         return found
 
     scheduler_module.Scheduler.round = timed_round  # type: ignore[method-assign]
+    unflushed = scheduler_module.unflushed_releases
+    if flushed:
+        scheduler_module.unflushed_releases = lambda ledger: None
     try:
         with serving_process():
             anyio.run(main)
@@ -231,6 +238,7 @@ def time_scheduled(url: str, count: int, spread: float) -> dict[str, Any]:
         released = release_lateness(ledger, due)
     finally:
         scheduler_module.Scheduler.round = original  # type: ignore[method-assign]
+        scheduler_module.unflushed_releases = unflushed
         container.close()
     late = [sent[j] - due[j] for j in due]
     early = sum(1 for x in late if x < 0)
@@ -348,6 +356,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--baseline", type=int, default=2_000)
     parser.add_argument("--claims", type=int, default=20_000)
+    parser.add_argument("--flushed-releases", action="store_true",
+                        help="The scheduler's rounds wait for their WAL flush (before ADR 175)")
     parser.add_argument("--no-doc", action="store_true", help="Do not write docs/benchmarks.md")
     parser.add_argument("--only", choices=["cancel", "scheduled", "bulk", "cap"],
                         help="Run one step and print its figures (writes no doc)")
@@ -357,7 +367,8 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict[str, dict[str, Any]] = {}
     steps: list[tuple[str, Callable[[str], dict[str, Any]]]] = [
         ("cancel", lambda url: time_cancels(url, args.cancels)),
-        ("scheduled", lambda url: time_scheduled(url, args.scheduled, args.spread)),
+        ("scheduled", lambda url: time_scheduled(
+            url, args.scheduled, args.spread, flushed=args.flushed_releases)),
         ("bulk", lambda url: time_bulk_cancel(url, args.bulk, args.baseline)),
         ("cap", lambda url: time_claims(url, args.claims)),
     ]
