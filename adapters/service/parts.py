@@ -32,7 +32,7 @@ from adapters.slack.webhook import AlertSink, LoggedAlerts, SlackWebhook
 from ledger.ports.transport import Transport
 from projections.model import View
 from projections.registry import VIEWS
-from projections.runner import PAGE_SIZE, Runner
+from projections.runner import LINGER_SECONDS, PAGE_SIZE, Runner
 from projections.store import ViewStore
 
 Part = Callable[..., Coroutine[Any, Any, Any]]
@@ -84,7 +84,7 @@ def feed_views(
             continue
         try:
             runner = Runner(store, views, page_size=page_size)
-            runner.run(stop, poll_interval=poll_interval)
+            runner.run(stop, poll_interval=poll_interval, linger=LINGER_SECONDS)
             return runner.failures
         except Exception as error:  # the database may be restarting: a new session
             failures += 1
