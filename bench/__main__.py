@@ -89,8 +89,8 @@ class Mode:
     profile: bool
 
 
-FULL = Mode("full", [], [], [],  # one API process: with 2 (ADR 160) the open-loop p99
-            # was 2.5 s at 5,000 heartbeats/s (docs/benchmarks.md, HTTP API); the
+FULL = Mode("full", [], ["--processes", "2"], [],  # two API processes (ADR 160): the
+            # open-loop tail of 2.5 s was jobs moving between their caches (ADR 181); the
             # http_processes section compares 1 and 2
             enqueue.Size((1, 4, 16), 100, 1.5, 200_000, 3),
             stale_scan.FULL, limiter.FULL, end_to_end.FULL, True)  # fmt: skip
