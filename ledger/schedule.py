@@ -19,7 +19,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from ledger.commands import QueueName
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, ReservedShape
 from ledger.policies.cron import (
     InvalidSchedule,
     MissedTicks,
@@ -28,6 +28,7 @@ from ledger.policies.cron import (
     tick_to_fire,
     zone,
 )
+from ledger.reserved_shape import tagged_path
 from ledger.text import check_value, name_problem
 
 SCHEDULE_NAMESPACE = UUID("0b7e5a52-61c3-4f0e-8d2a-3a9c4e51d130")
@@ -125,6 +126,8 @@ def check_payload(payload: Any) -> None:
     if size > MAX_PAYLOAD_BYTES:
         raise InvalidSchedule("payload", f"{size} bytes of JSON; at most {MAX_PAYLOAD_BYTES}")
     check_value("payload", payload)
+    if (tagged := tagged_path("payload", payload)) is not None:
+        raise ReservedShape(tagged)  # ADR 186: the schedule's own event could not be read
 
 
 class Schedule(Aggregate):

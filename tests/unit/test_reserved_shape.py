@@ -14,6 +14,7 @@ from ledger.application import JobLedger
 from ledger.command_checks import validate_all
 from ledger.commands import ClaimJob, CompleteJob, EnqueueJob, Outcome, validated
 from ledger.errors import ReservedShape
+from ledger.schedule import check_payload
 
 NOW = datetime(2026, 12, 5, 4, 0, tzinfo=UTC)
 
@@ -60,3 +61,9 @@ def test_one_refused_job_leaves_the_others_and_their_claims() -> None:
     ledger.forget()  # claims read the jobs from the store
     claims = [ClaimJob(job_id=r.job_id, worker_id="w") for r in results if isinstance(r, Outcome)]
     assert all(isinstance(r, Outcome) for r in ledger.execute_batch(claims, NOW))
+
+
+def test_a_schedules_payload_is_checked_too() -> None:
+    check_payload({"ok": {"_type_": "x"}})
+    with pytest.raises(ReservedShape, match=r"payload\.a"):
+        check_payload({"a": {"_type_": "x", "_data_": 1}})
