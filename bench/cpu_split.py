@@ -66,10 +66,10 @@ def postmaster_of(url: str) -> int | None:
     the server is not a process of this machine."""
     with psycopg.connect(url, autocommit=True, connect_timeout=30) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    try:
-        return int(_stat(int(row[0]) if row else 0)[1])
-    except (OSError, IndexError, ValueError):
-        return None
+        try:  # while the backend lives: it exits with the connection
+            return int(_stat(int(row[0]) if row else 0)[1])
+        except (OSError, IndexError, ValueError):
+            return None
 
 
 def own_seconds() -> float:

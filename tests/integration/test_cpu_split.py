@@ -6,7 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bench.cpu_split import Window, group, processes, tree_seconds
+import pytest
+
+from bench.cpu_split import Window, group, postmaster_of, processes, tree_seconds
 
 BURN = "import time\nend = time.process_time() + {s}\nwhile time.process_time() < end: pass\n"
 PARENT = (
@@ -45,3 +47,11 @@ def test_a_gone_process_reads_zero() -> None:
     done = subprocess.run([sys.executable, "-c", "pass"], check=True)
     assert done.returncode == 0
     assert tree_seconds(2**22 + 7) == 0.0
+
+
+@pytest.mark.postgres
+def test_the_postmaster_is_found_from_a_backend(postgres_url: str) -> None:
+    for _ in range(20):  # the backend it asks exits with its connection: no race with that
+        postmaster = postmaster_of(postgres_url)
+        assert postmaster is not None
+        assert tree_seconds(postmaster) > 0
