@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from tests.support.pg import LocalCluster, PostgresUnavailable, find_bindir, with_database
 from tests.support.pg import _free_port as free_port
 
@@ -69,11 +71,27 @@ def reused(base: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     if not (base / "data" / "PG_VERSION").exists() or not (base / SEED_FILE).exists():
         raise SystemExit(f"--reuse {base}: no seeded cluster there (seed with --keep)")
     cluster = _cluster(base)
+    if (base / "data" / "postmaster.pid").exists():
+        left_running(cluster)
     cluster.start()
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        # what a killed bench.console_explain left (auto_explain): the kept cluster's own
+        # settings are in postgresql.conf, not set with ALTER SYSTEM
+        conn.execute("ALTER SYSTEM RESET ALL")
+        conn.execute("SELECT pg_reload_conf()")
     try:
         yield with_database(cluster.url, DATABASE), read_seed(base)
     finally:
         cluster.close()
+
+
+def left_running(cluster: KeptCluster) -> None:
+    """Stop the kept cluster a killed run left running (its own data directory only)."""
+    try:
+        cluster.stop("fast")
+    except PostgresUnavailable:
+        return  # not running: a stale pid file, which pg_ctl start replaces
+    print(f"stopped the cluster a previous run left running in {cluster.base}")
 
 
 def read_seed(base: Path) -> dict[str, Any]:
