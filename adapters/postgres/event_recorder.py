@@ -226,7 +226,9 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         events after it, in version order (what ``Repository.get`` reads with two queries
         per aggregate)."""
         streams: dict[UUID, list[StoredEvent]] = {}
-        with self.datastore.transaction(commit=False) as dict_curs, \
+        # COMMIT, not ROLLBACK: psycopg answers a rollback with DEALLOCATE ALL, a round
+        # trip that also drops the connection's prepared statements (ADR 175)
+        with self.datastore.transaction(commit=True) as dict_curs, \
                 dict_curs.connection.cursor(row_factory=tuple_row) as curs:
             curs.execute(NO_JIT)  # tuples: a dict per row was a tenth of a batch's read
             curs.execute(self._streams_statement(snapshots_table), (list(ids),), prepare=True)
