@@ -14,7 +14,9 @@ refused, an end that frees no slot) call :meth:`QueueCache.confirm` first, which
 the version then. A copy lent again without a save in between (the batch appended
 nothing to it, or its save conflicted) is checked when lent, and so is every copy of a
 queue found stale once (another process writes to it too), until a check finds it
-current again: under contention no save is spent on a doomed guess. So every decision
+current again: under contention no save is spent on a doomed guess. A queue never
+controlled (most queues: no cap, never paused) is checked the same way, one version lookup
+per batch instead of a load's two reads, until it exists. So every decision
 stands on the queue as stored, and a queue one process claims from costs a batch of
 claims no extra read. Pure: loading and the version lookup are callables.
 """
@@ -25,7 +27,7 @@ import copy
 from collections.abc import Callable, Sequence
 
 from ledger.job_cache import StreamLoader
-from ledger.queue import Queue
+from ledger.queue import Queue, queue_id
 
 QueueLoader = Callable[[str], Queue | None]
 
@@ -45,12 +47,19 @@ class QueueCache:
         """Queues lent unchecked: :meth:`confirm` checks them."""
         self._contended: set[str] = set()
         """Queues found stale since last found current: always checked."""
+        self._absent: set[str] = set()
+        """Queues found never controlled: checked by their version (one lookup for the
+        two reads of a load, its snapshot and its events) until one exists."""
 
     def load(self, name: str) -> Queue | None:
         """A private copy of the queue as this process saved it (unchecked right after a
         save, else checked against the store's version), or as stored now; ``None`` if
         never controlled."""
         held = self._held.get(name)
+        if held is None and name in self._absent and self._versions is not None:
+            if not self._versions([queue_id(name)]):
+                return None
+            self._absent.discard(name)
         if held is not None and self._versions is not None:
             if name in self._saved and name not in self._contended:
                 self._saved.discard(name)
@@ -62,7 +71,10 @@ class QueueCache:
                 self._contended.discard(name)
                 return private_copy(held)
             self._stale(name)
-        return self._load(name)
+        loaded = self._load(name)
+        if loaded is None:
+            self._absent.add(name)
+        return loaded
 
     def confirm(self, name: str) -> bool:
         """Is the copy of the queue lent last still the stored queue? Checked (one
@@ -88,6 +100,7 @@ class QueueCache:
         """Hold the queues just saved (their events collected)."""
         for queue in queues:
             if not queue.pending_events:
+                self._absent.discard(queue.name)
                 self._held[queue.name] = queue
                 self._saved.add(queue.name)
                 self._unchecked.discard(queue.name)
@@ -97,6 +110,7 @@ class QueueCache:
         self._saved.clear()
         self._unchecked.clear()
         self._contended.clear()
+        self._absent.clear()
 
 
 def private_copy(queue: Queue) -> Queue:

@@ -119,3 +119,26 @@ def test_a_queue_found_stale_is_checked_on_every_lend_until_found_current() -> N
     cache.remember([store.queue])
     cache.load("emails")  # found current last time: lent unchecked again
     assert store.lookups == lookups + 1
+
+
+def test_a_queue_never_controlled_is_checked_by_its_version_not_loaded() -> None:
+    store = Store(saved_queue())
+    cache = QueueCache(store.load, store)
+    assert cache.load("default") is None
+    assert (store.loads, store.lookups) == (1, 0)
+    for _ in range(3):  # each batch: one version lookup instead of a load's two reads
+        assert cache.load("default") is None
+    assert (store.loads, store.lookups) == (1, 3)
+
+
+def test_a_queue_controlled_since_it_was_found_absent_is_loaded() -> None:
+    store = Store(saved_queue())
+    cache = QueueCache(store.load, store)
+    assert cache.load("emails-2") is None
+    store.queue = Queue.open("emails-2", NOW)  # another process controls it now
+    store.queue.collect_events()
+    store.version = store.queue.version
+    loaded = cache.load("emails-2")
+    assert loaded is not None
+    assert loaded.name == "emails-2"
+    assert (store.loads, store.lookups) == (2, 1)
