@@ -15,7 +15,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from adapters.http.console import job_live
-from adapters.http.console.job_live import caught_up, job_now
+from adapters.http.console.job_live import caught_up, job_and_context
 from adapters.http.console.render import actor, actor_name, page, reader
 from adapters.http.console.session import Console
 from adapters.http.services import JobReads, Writer
@@ -56,8 +56,7 @@ async def job_page(  # noqa: PLR0917 - Litestar passes them by name
     The page showing the job now is live (:mod:`~adapters.http.console.job_live`)."""
     viewer = await reader(request, console)
     state, shown_as = await _state(jobs, job_id, at, as_of[:64] if as_of else None)
-    current = await jobs.job_status(job_id)
-    context = await job_now(jobs, current)
+    current, context = await job_and_context(jobs, job_id)
     return page(
         request, viewer, "job.html", job=state or current, shown_as=shown_as, live=shown_as is None,
         updating=version is not None and current.version < version, oob=False,

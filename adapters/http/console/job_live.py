@@ -27,7 +27,8 @@ from adapters.http.services import JobReads
 from ledger.job import Job
 from ledger.policies.alerts import DeadLetterNotice, slack_message
 from projections.queries.dead_letter_alerts import DeadLetterAlert, DeadLetterAlertQueries
-from projections.queries.job_status import JobStatus
+from projections.queries.job_status import JobStatus, JobStatusQueries
+from projections.store import ViewStore
 from projections.timeline import event_name
 
 MAX_EVENTS_SHOWN = 5000
@@ -73,6 +74,25 @@ async def job_now(jobs: JobReads, current: JobStatus) -> dict[str, Any]:
     job_id = current.job_id
     events: list[Job.Event] = (await jobs.history(job_id))[:MAX_EVENTS_SHOWN]
     found = await jobs.views.read(lambda s: DeadLetterAlertQueries(s).for_job(job_id))
+    return context_of(current, events, found)
+
+
+async def job_and_context(jobs: JobReads, job_id: UUID) -> tuple[JobStatus, dict[str, Any]]:
+    """The job now and :func:`job_now`'s context, read in one hop to a worker thread (its
+    ``job_status`` row, its stream, its alerts): under load each hop waits for a CPU."""
+
+    def read(store: ViewStore) -> tuple[JobStatus | None, list[Job.Event], list[DeadLetterAlert]]:
+        row = JobStatusQueries(store).get(job_id)
+        events = jobs.ledger.history(job_id)[:MAX_EVENTS_SHOWN]  # JobNotFound if none
+        return row, events, DeadLetterAlertQueries(store).for_job(job_id)
+
+    row, events, found = await jobs.views.read(read)
+    current = row if row is not None else await jobs.job_status(job_id)  # view behind
+    return current, context_of(current, events, found)
+
+
+def context_of(current: JobStatus, events: list[Job.Event],
+               found: list[DeadLetterAlert]) -> dict[str, Any]:
     return {
         "current": current, "story": story(events), "operator": actions(events),
         "stale": [e for e in events if event_name(e) == "StaleDetected"],
