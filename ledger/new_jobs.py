@@ -203,6 +203,8 @@ class NewJobWriter:
         # costs microseconds: once here, not per batch
         self.appends = 0
         """Batches appended this way (a test counts them)."""
+        self.enabled = True
+        """False sends every batch to the general path (``bench/enqueue_steps.py``)."""
 
     def execute(
         self, commands: Sequence[AnyCommand], now: datetime, otherwise: Decide
@@ -210,7 +212,7 @@ class NewJobWriter:
         """The batch's results: appended here when every command creates a new job,
         else decided by ``otherwise``."""
         outbox, archive = self._settings()
-        ids = self._new_ids(commands, archive)
+        ids = self._new_ids(commands, archive) if self.enabled else None
         if ids is None:
             return otherwise(commands, now, 0)
         enqueues: Any = commands  # every one an EnqueueJob (checked by _new_ids)
