@@ -41,7 +41,6 @@ from ledger.job_ids import idempotent_job_id
 from ledger.outbox import OUTBOX, OutboxBatch
 from ledger.policies.controls import scheduled_until
 from ledger.ports.archive import ArchivedEvents
-from ledger.ports.queue_store import NewMessage
 from ledger.ports.transport import JobMessage, encode_message
 
 JOB_TOPIC = get_topic(Job)
@@ -157,12 +156,15 @@ def new_job_outbox(
 ) -> OutboxBatch | None:
     """``outbox_batch``'s rows for new jobs: one message per job due now (attempt 0, the
     dedup key of version 1) unless its queue is paused (asked once per queue); the bodies
-    from :func:`message_parts`, made once per customer, queue and priority."""
+    from :func:`message_parts`, made once per customer, queue and priority; the rows built
+    as the append's arrays (``OutboxBatch.columns``), no ``NewMessage`` per row."""
     pauses: dict[str, bool] = {}
     bodies: dict[tuple[str, str, int], list[str] | None] = {}
     indexes: list[int] = []
-    rows: list[NewMessage] = []
-    sent_at = now.timestamp()
+    job_ids: list[UUID] = []
+    texts: list[str] = []
+    queues: list[str] = []
+    priorities: list[int] = []
     for index, new in enumerate(jobs):
         c = new.command
         if new.run_at is not None:
@@ -176,16 +178,20 @@ def new_job_outbox(
         parts = bodies[shape] if shape in bodies else bodies.setdefault(
             shape, message_parts(*shape)
         )
-        body = encode_message(JobMessage(
+        texts.append(encode_message(JobMessage(
             job_id=new.job_id, attempt=0, customer_id=c.customer_id, queue=c.queue,
             dedup_key=f"{job_id}:v1", priority=c.priority,
-        )) if parts is None else job_id.join(parts)
+        )) if parts is None else job_id.join(parts))
         indexes.append(index)
-        rows.append(NewMessage(
-            message_id=str(new_id()), job_id=job_id, attempt=0, body=body, sent_at=sent_at,
-            visible_at=sent_at, job_queue=c.queue, priority=c.priority,
-        ))
-    return OutboxBatch(queue, indexes, rows) if rows else None
+        job_ids.append(new.job_id)
+        queues.append(c.queue)
+        priorities.append(c.priority)
+    if not indexes:
+        return None
+    count, sent_at = len(indexes), now.timestamp()
+    columns = ([new_id() for _ in indexes], job_ids, [0] * count, texts, [sent_at] * count,
+               [sent_at] * count, queues, priorities)  # fmt: skip
+    return OutboxBatch(queue, indexes, [], columns)
 
 
 class NewJobWriter:

@@ -39,6 +39,22 @@ class OutboxBatch:
     indexes: list[int]
     """Index in the appended batch of the event each row was asked for."""
     rows: list[NewMessage]
+    columns: tuple[list[Any], ...] | None = None
+    """The rows as the append's eight arrays (message ids, job ids, attempts, bodies,
+    sent and visible times, queues, priorities) when they were built so directly (new jobs,
+    ``ledger/new_jobs.py``); else :func:`outbox_columns` makes them from ``rows``."""
+
+
+def outbox_columns(batch: OutboxBatch) -> tuple[list[Any], ...]:
+    """The batch's rows as the append's eight arrays."""
+    if batch.columns is not None:
+        return batch.columns
+    rows = batch.rows
+    return (
+        [r.message_id for r in rows], [r.job_id for r in rows], [r.attempt for r in rows],
+        [r.body for r in rows], [r.sent_at for r in rows], [r.visible_at for r in rows],
+        [r.job_queue for r in rows], [r.priority for r in rows],
+    )
 
 
 def held(event: Any) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 
 from psycopg import sql
 
-from ledger.outbox import OutboxBatch
+from ledger.outbox import OutboxBatch, outbox_columns
 
 FUNCTION = sql.SQL(
     "CREATE OR REPLACE FUNCTION {schema}.{function}("
@@ -124,10 +124,4 @@ def call_statement(
 
 
 def call_params(events: tuple[list[Any], ...], batch: OutboxBatch) -> tuple[Any, ...]:
-    rows = batch.rows
-    return (
-        *events, batch.queue, batch.indexes, [r.message_id for r in rows],
-        [r.job_id for r in rows], [r.attempt for r in rows], [r.body for r in rows],
-        [r.sent_at for r in rows], [r.visible_at for r in rows],
-        [r.job_queue for r in rows], [r.priority for r in rows],
-    )
+    return (*events, batch.queue, batch.indexes, *outbox_columns(batch))
