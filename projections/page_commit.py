@@ -10,7 +10,8 @@ This is the common path only. When a view fails on an event of the page, when th
 database refuses a view's rows, or when a view's position moved under the runner, the
 transaction is rolled back, every folder forgets its uncommitted rows, and the runner
 writes the page view by view as before (:meth:`Runner._feed`): the view at fault stops at
-its event, the others go on, exactly as without this path.
+its event, the others go on, exactly as without this path. A store with ``advance_many``
+(PostgreSQL) moves every view's position in one statement.
 """
 
 from __future__ import annotations
@@ -60,10 +61,14 @@ def feed_together(store: ViewStore, feeds: Sequence[Feed], events: list[Event],
 
 def _commit(store: ViewStore, feeds: Sequence[Feed], states: list[PageState], position: int,
             owner: str) -> None:  # fmt: skip
+    expected = [feed.tracking for feed in feeds if feed.tracking is not None]
+    assert len(expected) == len(feeds)
+    many = getattr(store, "advance_many", None)  # PostgreSQL: one statement for all
     with store.transaction():
-        for feed, state in zip(feeds, states, strict=True):
-            assert feed.tracking is not None
-            if not store.advance(feed.tracking, position, owner):
+        if many is not None and not many(expected, position, owner):
+            raise _Moved(", ".join(e.view for e in expected))
+        for feed, state, tracking in zip(feeds, states, expected, strict=True):
+            if many is None and not store.advance(tracking, position, owner):
                 raise _Moved(feed.view.name)
             store.apply(feed.view, LIVE, state)
 

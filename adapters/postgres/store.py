@@ -9,7 +9,7 @@ NOTIFYs on every append. Events are read as raw rows with binary transfer.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -70,6 +70,13 @@ ADVANCE = (
     "UPDATE projection_tracking SET position = %s, owner = %s, error = NULL, updated_at = now() "
     "WHERE view_name = %s AND position = %s AND generation = %s"
 )
+ADVANCE_MANY = (
+    "UPDATE projection_tracking AS t SET position = %s, owner = %s, error = NULL, "
+    "updated_at = now() FROM unnest(%s::text[], %s::bigint[], %s::integer[]) "
+    "AS e(view_name, position, generation) WHERE t.view_name = e.view_name "
+    "AND t.position = e.position AND t.generation = e.generation"
+)
+"""Several views moved together to one position (a page's one transaction, issue 19)."""
 INSERT_TRACKING = (
     "INSERT INTO projection_tracking (view_name, position, generation, owner) "
     "VALUES (%s, %s, %s, %s) ON CONFLICT (view_name) DO NOTHING"
@@ -248,6 +255,18 @@ class PostgresViewStore:
             cur = self.conn.execute(INSERT_TRACKING, (expected.view, position, 0, owner))
             return cur.rowcount == 1
         return False
+
+    @translated()
+    def advance_many(self, expected: Sequence[Tracking], position: int, owner: str) -> bool:
+        """Move every view from its ``expected`` to ``position`` in one statement; False
+        if any is not there (the caller's transaction then rolls back)."""
+        if any(e.position == 0 and e.generation == 0 for e in expected):
+            return all(self.advance(e, position, owner) for e in expected)
+        cur = self.conn.execute(ADVANCE_MANY, (
+            position, owner, [e.view for e in expected], [e.position for e in expected],
+            [e.generation for e in expected],
+        ))  # fmt: skip
+        return cur.rowcount == len(expected)
 
     @translated()
     def lock_tracking(self, view: str) -> Tracking:

@@ -13,7 +13,7 @@ import pytest
 
 from projections.registry import VIEWS
 from projections.runner import Runner
-from projections.store import ViewStore
+from projections.store import Tracking, ViewStore
 from tests.support.projection_env import (
     BACKENDS,
     Backend,
@@ -82,3 +82,53 @@ def test_a_view_behind_the_others_is_fed_on_its_own(backend: Backend) -> None:
     for view in ALL:
         assert store.tracking(view.name).position == head
         assert store_tables(store, view) == reference_tables(store, view, head), view.name
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_on_postgresql_the_positions_move_in_one_statement(backend: Backend) -> None:
+    workload = Workload(backend.ledger())
+    workload.run(10)
+    store = backend.store()
+    runner = Runner(store, ALL, page_size=1000)
+    runner.acquire()
+    runner.catch_up()  # the tracking rows exist: no first-page insert
+    workload.run(10)
+    single: list[str] = []
+    advance = store.advance
+
+    def counted(expected: Tracking, position: int, owner: str) -> bool:
+        single.append(expected.view)
+        return advance(expected, position, owner)
+
+    store.advance = counted  # type: ignore[method-assign]
+    transactions = counting(store)
+    assert runner.step() > 0
+    assert (transactions[0], single) == (1, [])  # nine positions, one UPDATE
+    head = store.head()
+    for view in ALL:
+        assert store.tracking(view.name).position == head
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_position_moved_under_the_runner_sends_the_page_view_by_view(
+    backend: Backend,
+) -> None:
+    workload = Workload(backend.ledger())
+    workload.run(10)
+    store = backend.store()
+    runner = Runner(store, ALL, page_size=1000)
+    runner.acquire()
+    runner.catch_up()
+    workload.run(10)
+    swapped = ALL[-1].name  # as a rebuild's swap does: same rows, a new generation
+    store.set_tracking(swapped, store.tracking(swapped).position, 7)
+    transactions = counting(store)
+    runner.catch_up()
+    assert transactions[0] > 1  # the page's one transaction rolled back, then view by view
+    head = store.head()
+    for view in ALL:
+        assert store.tracking(view.name).position == head
+        assert store_tables(store, view) == reference_tables(store, view, head), view.name
+    assert store.tracking(swapped).generation == 7
