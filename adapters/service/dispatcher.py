@@ -34,6 +34,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
@@ -128,6 +129,9 @@ class Dispatcher(SessionWorker):
         self.holding = False
         self.failed_rounds = 0
         self.reconnects = 0
+        self._at: Tracking | None = None
+        """The position as this dispatcher last advanced it, while it holds the lock: a
+        page needs no read of it (issue 19); dropped after a failed round or advance."""
 
     async def __call__(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -137,6 +141,7 @@ class Dispatcher(SessionWorker):
                 try:
                     await self._round()
                 except Exception as error:  # the database or the transport: next round
+                    self._at = None
                     failures += 1
                     await self._recover(error, failures)
                 else:
@@ -152,6 +157,7 @@ class Dispatcher(SessionWorker):
         """Take the lock if free, send one page, wait for events when there were none."""
         if not self.holding:
             self.holding = await self._sync(self._store.try_lock, DISPATCH)
+            self._at = None
             if not self.holding:
                 await anyio.sleep(self._poll)
                 return
@@ -178,7 +184,9 @@ class Dispatcher(SessionWorker):
 
     async def step(self) -> int:
         """Send one page of the log's messages; return the events it covered."""
-        tracking = await self._sync(self._store.tracking, DISPATCH)
+        tracking = self._at
+        if tracking is None:
+            tracking = await self._sync(self._store.tracking, DISPATCH)
         page = await self._sync(self._store.read_events, tracking.position, self._page)
         if not page:
             return 0
@@ -249,5 +257,8 @@ class Dispatcher(SessionWorker):
             if queued:  # the outbox's positions passed (ADR 151)
                 self._store.query("outbox_positions.forget", {"upto": position})
             if not self._store.advance(expected, position, self._owner):
+                self._at = None
                 log.warning("dispatcher: position moved under %s", self._owner)
+                return
+        self._at = replace(expected, position=position)
 

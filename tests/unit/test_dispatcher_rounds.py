@@ -131,3 +131,28 @@ def test_a_failed_send_reconnects_retakes_the_lock_and_sends_the_page_again() ->
     assert [s.closed for s in db.sessions] == [True, True, False]
     assert [s.locks for s in db.sessions] == [1, 1, 1]  # the lock retaken on each session
     assert transport.sent == [f"{job_id}:v1" for job_id in ids]  # each sent once, in order
+
+
+def test_the_position_is_read_once_while_the_dispatcher_holds_its_lock() -> None:
+    ledger = memory_ledger()
+    for _ in range(5):
+        ledger.execute(EnqueueJob(customer_id="acme"), T0)
+    rows = logged(ledger)
+    db = Database(rows)
+    store = db.open()
+    reads: list[int] = []
+    original = store.tracking
+
+    def counted(view: str) -> Tracking:
+        reads.append(db.position)
+        return original(view)
+
+    store.tracking = counted  # type: ignore[method-assign]
+    transport = FlakyTransport(0)
+    dispatcher = Dispatcher(
+        store, ledger, cast(Transport, transport), clock=lambda: datetime.now(UTC),
+        owner="test", page=1, poll_interval=0.01, max_backoff=0.02, reopen=db.open,
+    )
+    run_until(dispatcher, lambda: db.position == rows[-1][0])
+    assert len(transport.sent) == 5  # five pages of one event
+    assert reads == [0]  # once, when it took the lock; then its own advances
