@@ -58,6 +58,7 @@ from adapters.postgres.recording import (
     LedgerSnapshotRecorder,
     reconnecting,
 )
+from adapters.postgres.session_jit import jit_off
 from ledger.outbox import OUTBOX
 
 CREATE_UNDER_LOCK = sql.SQL(
@@ -91,10 +92,10 @@ SELECT_VERSIONS = sql.SQL(
     " WHERE originator_id = w.id) AS version FROM unnest(%s::{id_type}[]) AS w(id)"
 )
 """The stored version of each id (one index lookup per id: a correlated ``max``)."""
-NO_JIT = "SET LOCAL jit = off"
-"""``select_streams``' plan is estimated far above ``jit_above_cost`` (its per-id
-lookups are guessed at dozens of rows each), so PostgreSQL compiled it on every call:
-about 0.5 s of JIT for a batch of 1,000 jobs whose lookups take 10 ms."""
+# ``select_streams``' plan is estimated far above ``jit_above_cost`` (its per-id lookups
+# are guessed at dozens of rows each), so PostgreSQL compiled it on every call: about
+# 0.5 s of JIT for a batch of 1,000 jobs whose lookups take 10 ms. Its session turns JIT
+# off once (``adapters/postgres/session_jit.py``, ADR 191).
 CALL_APPEND = sql.SQL(
     "SELECT * FROM {schema}.{function}(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[])"
 )
@@ -226,11 +227,11 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         events after it, in version order (what ``Repository.get`` reads with two queries
         per aggregate)."""
         streams: dict[UUID, list[StoredEvent]] = {}
-        # COMMIT, not ROLLBACK: psycopg answers a rollback with DEALLOCATE ALL, a round
-        # trip that also drops the connection's prepared statements (ADR 175)
-        with self.datastore.transaction(commit=True) as dict_curs, \
-                dict_curs.connection.cursor(row_factory=tuple_row) as curs:
-            curs.execute(NO_JIT)  # tuples: a dict per row was a tenth of a batch's read
+        # one statement on the autocommit connection, its own transaction: no ROLLBACK,
+        # which psycopg answers with DEALLOCATE ALL (ADR 175); JIT off per session (ADR 191)
+        with self.datastore.get_connection() as conn, \
+                conn.cursor(row_factory=tuple_row) as curs:
+            jit_off(conn)  # tuples: a dict per row was a tenth of a batch's read
             curs.execute(self._streams_statement(snapshots_table), (list(ids),), prepare=True)
             row: tuple[int, UUID, int, str, bytes]
             for row in curs.fetchall():
