@@ -5,7 +5,8 @@ transformer. A new cursor per append chose the four array dumpers again on every
 (``ListDumper.get_key`` then ``upgrade`` per array): most of a one-job enqueue's client
 CPU beyond the statement itself. The cursor is kept on the connection and reused by the
 next append on that connection; a connection is used by one thread at a time (the pool),
-and a closed connection's cursor is closed with it, so a new one is made then.
+and a closed connection's cursor is closed with it, so a new one is made then. The
+statement is rendered to bytes once too (``rendered``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 ATTRIBUTE = "_ledger_append_cursor"
+RENDERED: dict[int, tuple[sql.Composable, bytes]] = {}
+"""Each append statement's bytes, by the statement object's id (kept with it)."""
 
 
 def append_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[tuple[Any, ...]]:
@@ -25,3 +29,14 @@ def append_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[tuple[Any, ..
         curs = conn.cursor(row_factory=tuple_row)
         setattr(conn, ATTRIBUTE, curs)
     return curs
+
+
+def rendered(statement: sql.Composable, conn: psycopg.Connection[Any]) -> bytes:
+    """``statement`` as the bytes psycopg sends: composed once, not on every execute
+    (psycopg renders a ``Composed`` again on each call, then finds its parsed form in
+    its cache by those bytes). The append's statements name only the schema, table and
+    function, the same on every connection of the recorder's pool."""
+    kept = RENDERED.get(id(statement))
+    if kept is None or kept[0] is not statement:
+        kept = RENDERED[id(statement)] = (statement, statement.as_bytes(conn))
+    return kept[1]

@@ -42,7 +42,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from adapters.postgres import outbox
-from adapters.postgres.append_cursor import append_cursor
+from adapters.postgres.append_cursor import append_cursor, rendered
 from adapters.postgres.log_order import (
     ADD_COLUMN,
     APPEND_FUNCTION,
@@ -334,14 +334,14 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
                 statement = self.outbox_unflushed_statement
         with self.datastore.get_connection() as conn:  # its cursor kept: ADR 187
             curs = append_cursor(conn)
-            curs.execute(statement, params, prepare=True)
+            curs.execute(rendered(statement, conn), params, prepare=True)
             ids = [row[0] for row in curs.fetchall()]
         self.notifier.poke()  # NOTIFY after the commit, off this path: notifier.py
         return ids
 
     def _send_notify(self) -> None:
         with self.datastore.get_connection() as conn:
-            conn.execute(self.notify_statement)
+            conn.execute(rendered(self.notify_statement, conn))
 
 
 class LedgerPostgresFactory(PostgresFactory):

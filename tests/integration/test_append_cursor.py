@@ -1,5 +1,6 @@
 """The append keeps its cursor with its pooled connection (issue 19, ADR 187): psycopg
-chooses the parameters' array dumpers once per connection, not once per enqueue; an
+chooses the parameters' array dumpers once per connection, not once per enqueue, and the
+statement is rendered once; an
 append that failed leaves the kept cursor usable; a closed connection's cursor is
 replaced."""
 
@@ -10,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
+from psycopg import sql
 from psycopg.types.array import ListBinaryDumper, ListDumper
 
 from adapters.postgres.append_cursor import append_cursor
@@ -46,6 +48,27 @@ def test_one_job_enqueues_choose_their_array_dumpers_once_per_connection(
                 for n in range(30)]  # fmt: skip
         assert calls[0] <= 2 * 4  # four arrays per connection at most; 120 with a new cursor each
         assert [ledger.get_job(j).payload for j in jobs] == [{"n": n} for n in range(30)]
+    finally:
+        ledger.close()
+
+
+def test_one_job_enqueues_render_their_statement_once(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = JobLedger({**postgres_env(postgres_url), "POSTGRES_POOL_SIZE": "2"})
+    try:
+        ledger.execute(EnqueueJob(customer_id="warm-up"), utc_now())
+        calls = [0]
+        original = sql.Composed.as_bytes
+
+        def as_bytes(self: sql.Composed, *args: Any) -> bytes:
+            calls[0] += 1
+            return original(self, *args)
+
+        monkeypatch.setattr(sql.Composed, "as_bytes", as_bytes)
+        for n in range(30):
+            ledger.execute(EnqueueJob(customer_id="c", payload={"n": n}), utc_now())
+        assert calls[0] == 0  # rendered by the warm-up; 30 when psycopg rendered each
     finally:
         ledger.close()
 
