@@ -158,11 +158,13 @@ def pages(url: str, spread: int = 51) -> dict[str, str | list[str]]:
         dead = conn.execute("SELECT job_id FROM job_status WHERE status = 'dead_lettered' "
                             "LIMIT 1").fetchone()
         completed = conn.execute("SELECT job_id FROM job_status WHERE status = 'completed' "
-                                 "ORDER BY job_id OFFSET 1000 LIMIT %s", (spread,)).fetchall()
+                                 "ORDER BY job_id DESC LIMIT %s", (spread,)).fetchall()
         own = conn.execute("SELECT error_text FROM error_texts WHERE error_text LIKE "
                            "'invoice %%' ORDER BY error_id LIMIT %s", (spread,)).fetchall()
     assert some
     assert dead
+    assert completed, "no completed job to read"
+    assert own, "no job's own error text to filter by"
     return {
         "Overview (/ui)": "/ui",
         "Overview's live panel": "/ui/overview/health",
