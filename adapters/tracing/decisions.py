@@ -55,9 +55,10 @@ def observe(commands: Sequence[Any], results: Sequence[Any]) -> None:
     if not tracing and not log.isEnabledFor(logging.INFO):
         return
     debug = log.isEnabledFor(logging.DEBUG)
-    quiet = not tracing and not debug  # the per-job steps have nothing to say then
+    # without DEBUG, the per-job steps have nothing to say (traced: but the enqueue's span)
+    skipped = frozenset() if debug else _UNTRACED_STEPS if tracing else _PER_JOB_STEPS
     for command, result in zip(commands, results, strict=False):
-        if quiet and type(command) in _PER_JOB_STEPS:
+        if type(command) in skipped:
             continue
         if isinstance(result, Outcome):
             for event, level, fields in _decisions(command, result):
@@ -91,6 +92,8 @@ _PER_JOB_STEPS = frozenset({
     EnqueueJob, ClaimJob, RecordHeartbeat, CompleteJob, ReportCancelled, ReleaseJob,
 })
 """Commands whose only decision is a DEBUG line (and, traced, a span at most)."""
+_UNTRACED_STEPS = _PER_JOB_STEPS - {EnqueueJob}
+"""Of those, the ones that make no span either (a claim's or report's is the attempt's)."""
 
 
 def _decisions(command: Any, outcome: Outcome) -> list[_Decision]:
