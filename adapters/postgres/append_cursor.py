@@ -40,3 +40,23 @@ def rendered(statement: sql.Composable, conn: psycopg.Connection[Any]) -> bytes:
     if kept is None or kept[0] is not statement:
         kept = RENDERED[id(statement)] = (statement, statement.as_bytes(conn))
     return kept[1]
+
+
+KEPT = "_ledger_kept_cursors"
+
+
+def kept_cursor(
+    conn: psycopg.Connection[Any], query: str | bytes
+) -> psycopg.Cursor[tuple[Any, ...]]:
+    """A cursor of ``conn`` kept for ``query`` alone (ADR 192): psycopg keeps a cursor's
+    chosen dumpers only while it executes the same query object again (a different one
+    starts a new transformer), so a cursor shared by several statements chose them again
+    on each. ``query`` is a constant or bytes from :func:`rendered`."""
+    kept: dict[str | bytes, psycopg.Cursor[tuple[Any, ...]]] | None = getattr(conn, KEPT, None)
+    if kept is None:
+        kept = {}
+        setattr(conn, KEPT, kept)
+    curs = kept.get(query)
+    if curs is None or curs.closed:
+        curs = kept[query] = conn.cursor(row_factory=tuple_row)
+    return curs

@@ -32,7 +32,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import class_row, tuple_row
+from psycopg.rows import class_row
 
 from adapters.local_queue.claims import (
     ClaimedMessage,
@@ -40,6 +40,7 @@ from adapters.local_queue.claims import (
     ReportBatch,
     fate_of_refusal,
 )
+from adapters.postgres.append_cursor import kept_cursor
 from adapters.postgres.errors import translated
 from adapters.postgres.event_recorder import LedgerEventRecorder
 from adapters.sql.queue_rows import QueueRow
@@ -152,8 +153,8 @@ class PostgresClaims:
             "queue": request.queue_name, "now": epoch, "seqs": seqs,
             "visible_until": epoch + request.visibility, "max_receives": request.max_receives,
         }
-        with conn.cursor(row_factory=tuple_row) as cur:
-            rows = cur.execute(SQL["receive"], params).fetchall()
+        receive = SQL["receive"]  # a cursor kept for it: its dumpers chosen once (ADR 192)
+        rows = kept_cursor(conn, receive).execute(receive, params).fetchall()
         return {row[0]: (f"{row[0]}:{row[1]}", row[2]) for row in rows if row[3] is None}
 
     def _delete_reported(
@@ -167,7 +168,7 @@ class PostgresClaims:
                 and (not isinstance(result, LedgerError) or isinstance(result, ANSWERED_REFUSALS))
             ]
             if done:
-                conn.execute(SQL["delete"], {
+                kept_cursor(conn, SQL["delete"]).execute(SQL["delete"], {  # ADR 192
                     "queue": batch.queue_name, "seqs": [seq for seq, _ in done],
                     "receipts": [token for _, token in done],
                 })

@@ -42,7 +42,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from adapters.postgres import outbox
-from adapters.postgres.append_cursor import append_cursor, rendered
+from adapters.postgres.append_cursor import append_cursor, kept_cursor, rendered
 from adapters.postgres.log_order import (
     ADD_COLUMN,
     APPEND_FUNCTION,
@@ -88,6 +88,10 @@ SELECT_STREAMS_NO_SNAPSHOTS = sql.SQL(
     "FROM {schema}.{table} WHERE originator_id = ANY(%s::{id_type}[]) "
     "ORDER BY originator_id, originator_version"
 )
+SAVEPOINT = b"SAVEPOINT ledger_joined_append"
+RELEASE_SAVEPOINT = b"RELEASE SAVEPOINT ledger_joined_append"
+UNDO_SAVEPOINT = b"ROLLBACK TO SAVEPOINT ledger_joined_append"
+"""The joined append's savepoint (a version conflict undoes only the append), as bytes."""
 SELECT_VERSIONS = sql.SQL(
     "SELECT w.id AS originator_id, (SELECT max(originator_version) FROM {schema}.{table}"
     " WHERE originator_id = w.id) AS version FROM unnest(%s::{id_type}[]) AS w(id)"
@@ -230,10 +234,11 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         streams: dict[UUID, list[StoredEvent]] = {}
         # one statement on the autocommit connection, its own transaction: no ROLLBACK,
         # which psycopg answers with DEALLOCATE ALL (ADR 175); JIT off per session (ADR 191)
-        with self.datastore.get_connection() as conn, \
-                conn.cursor(row_factory=tuple_row) as curs:
+        with self.datastore.get_connection() as conn:
             jit_off(conn)  # tuples: a dict per row was a tenth of a batch's read
-            curs.execute(self._streams_statement(snapshots_table), (list(ids),), prepare=True)
+            statement = rendered(self._streams_statement(snapshots_table), conn)
+            curs = kept_cursor(conn, statement)  # dumpers chosen once (ADR 192)
+            curs.execute(statement, (list(ids),), prepare=True)
             row: tuple[int, UUID, int, str, bytes]
             for row in curs.fetchall():
                 _part, originator_id, version, topic, state = row
@@ -246,12 +251,12 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
     @reconnecting
     def select_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
         """The latest stored version of each id that has events, in one query."""
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_versions_statement, (list(ids),), prepare=True)
-            return {
-                row["originator_id"]: row["version"]
-                for row in curs.fetchall() if row["version"] is not None
-            }
+        # rendered once, the kept cursor (ADR 192): a claims batch's queue lookup
+        with self.datastore.get_connection() as conn:
+            statement = rendered(self.select_versions_statement, conn)
+            curs = kept_cursor(conn, statement)
+            curs.execute(statement, (list(ids),), prepare=True)
+            return {row[0]: row[1] for row in curs.fetchall() if row[1] is not None}
 
     @reconnecting
     def select_notifications(
@@ -295,12 +300,21 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
     def _insert_joined(
         self, conn: psycopg.Connection[Any], params: tuple[list[Any], ...]
     ) -> list[int]:
+        # a cursor kept per statement and bytes rendered once, the savepoint's too (psycopg's
+        # nested transaction composed SAVEPOINT and RELEASE on each call): ADR 192
+        statement = rendered(self.quiet_append_statement, conn)
+        kept_cursor(conn, SAVEPOINT).execute(SAVEPOINT)
         try:
-            with conn.transaction(), conn.cursor(row_factory=tuple_row) as curs:
-                curs.execute(self.quiet_append_statement, params, prepare=True)
-                return [row[0] for row in curs.fetchall()]
-        except psycopg.IntegrityError as error:
-            raise IntegrityError(str(error)) from error
+            ids = [row[0] for row in
+                   kept_cursor(conn, statement).execute(statement, params, prepare=True)]
+        except Exception as error:
+            kept_cursor(conn, UNDO_SAVEPOINT).execute(UNDO_SAVEPOINT)
+            kept_cursor(conn, RELEASE_SAVEPOINT).execute(RELEASE_SAVEPOINT)
+            if isinstance(error, psycopg.IntegrityError):
+                raise IntegrityError(str(error)) from error
+            raise
+        kept_cursor(conn, RELEASE_SAVEPOINT).execute(RELEASE_SAVEPOINT)
+        return ids
 
     @reconnecting
     def insert_events(
