@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 from psycopg import sql
 from psycopg.types.array import ListBinaryDumper, ListDumper
 
+from adapters.postgres.backend import postgres_env
+from adapters.postgres.event_recorder import LedgerEventRecorder
+from ledger.application import JobLedger
 from tests.integration.test_batch_claims import Fixture, anyio_backend, pg
 from tests.integration.test_claims_round_trips import POOL, claim_fresh
 
@@ -54,3 +59,24 @@ async def test_claims_batches_render_their_append_and_lookup_once(
         assert len(await claim_fresh(pg, 4)) == 4
     assert renderings[0] == 0  # 30 before: the jobs' read, SAVEPOINT and RELEASE per batch
     assert sum(u[0] for u in upgrades) == 0  # 110 before: a new cursor per statement
+
+
+def test_a_joined_append_that_conflicts_undoes_only_itself(postgres_url: str) -> None:
+    """The joined append's own savepoint (bytes, no longer psycopg's nested transaction):
+    a version conflict is an ``IntegrityError``, the transaction goes on, and the next
+    append on the same connection and cursors commits with it."""
+    ledger = JobLedger(postgres_env(postgres_url))
+    try:
+        recorder = ledger.recorder
+        assert isinstance(recorder, LedgerEventRecorder)
+        job, other = uuid4(), uuid4()
+        recorder.insert_rows(([job], [1], ["tests:Event"], [b"{}"]))
+        with recorder.datastore.pool.connection() as conn, conn.transaction(), \
+                recorder.joined(conn):  # fmt: skip
+            for _ in range(2):  # the second conflict runs on the kept cursors
+                with pytest.raises(IntegrityError):
+                    recorder.insert_rows(([job], [1], ["tests:Event"], [b"{}"]))
+            recorder.insert_rows(([other], [1], ["tests:Event"], [b"{}"]))
+        assert recorder.select_versions([job, other]) == {job: 1, other: 1}
+    finally:
+        ledger.close()
