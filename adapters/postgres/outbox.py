@@ -25,12 +25,15 @@ from psycopg import sql
 
 from ledger.outbox import OutboxBatch, outbox_columns
 
-FUNCTION = sql.SQL(
-    "CREATE OR REPLACE FUNCTION {schema}.{function}("
+PARAMS = (
     "ids {id_type}[], versions bigint[], topics text[], states bytea[], "
     "queue text, indexes integer[], message_ids uuid[], job_ids uuid[], attempts integer[], "
     "bodies text[], sent_ats double precision[], visible_ats double precision[], "
-    "job_queues text[], priorities integer[]) "
+    "job_queues text[], priorities integer[]"
+)
+"""The outbox append's arguments: the events' four columns, then the queue rows."""
+FUNCTION = sql.SQL(
+    "CREATE OR REPLACE FUNCTION {schema}.{function}(" + PARAMS + ") "
     "RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$ "
     "DECLARE positions bigint[]; "
     "BEGIN "
@@ -50,11 +53,7 @@ CALL = sql.SQL(
     "%b::double precision[], %b::double precision[], %b::text[], %b::integer[]) AS {column}"
 )
 UNFLUSHED_FUNCTION = sql.SQL(
-    "CREATE OR REPLACE FUNCTION {schema}.{function}("
-    "ids {id_type}[], versions bigint[], topics text[], states bytea[], "
-    "queue text, indexes integer[], message_ids uuid[], job_ids uuid[], attempts integer[], "
-    "bodies text[], sent_ats double precision[], visible_ats double precision[], "
-    "job_queues text[], priorities integer[]) "
+    "CREATE OR REPLACE FUNCTION {schema}.{function}(" + PARAMS + ") "
     "RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$ "
     "BEGIN "
     "SET LOCAL synchronous_commit = off; "
