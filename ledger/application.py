@@ -27,6 +27,7 @@ from eventsourcing.persistence import Mapper, RecordConflictError
 from eventsourcing.utils import EnvType
 
 from ledger.archived import archived_history, archived_job, not_in_hot_log
+from ledger.backoff import Backoff
 from ledger.batch_order import DecisionOrder
 from ledger.command_checks import validate_all
 from ledger.commands import (
@@ -76,7 +77,8 @@ Result = Outcome | LedgerError
 
 
 class JobLedger(Application[UUID]):
-    """The event-sourced ledger of jobs."""
+    """The event-sourced ledger of jobs; ``pause`` (``time.sleep``, from the composition
+    root) spaces the tries after version conflicts (``ledger/backoff.py``)."""
 
     name = "JobLedger"
     is_snapshotting_enabled = True
@@ -92,8 +94,11 @@ class JobLedger(Application[UUID]):
         cache_size: int = 10_000,
         draw: Callable[[], float] = random.random,
         new_id: Callable[[], UUID] = uuid.uuid4,
+        pause: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__(env)
+        self.back_off = Backoff(pause)
+        """Waits before a retry after version conflicts (ADR 196)."""
         self.stale_threshold = stale_threshold
         self.retry_policy = retry_policy or RetryPolicy()
         self._draw = draw
@@ -101,9 +106,8 @@ class JobLedger(Application[UUID]):
         self.archive: ArchivedEvents | None = None
         """Where archived jobs are read from (ADR 110); set by the composition root."""
         self.outbox: str | None = None
-        """The local queue whose rows the recorder writes with the events that ask for
-        them (ADR 151, ``ledger/outbox.py``); set by the composition root, else the
-        dispatcher sends every message from the log."""
+        """The local queue whose rows are written with the events asking for them (ADR
+        151); set by the composition root, else the dispatcher sends every message."""
         self._jobs = JobCache(
             self._stored_job, self.recorder, self.mapper, self.snapshots,
             size=cache_size, snapshot_interval=snapshot_interval,
@@ -213,6 +217,7 @@ class JobLedger(Application[UUID]):
         conflict; after ``BATCH_ROUNDS`` conflicts, one command at a time."""
         fresh = False
         for round_ in range(first, BATCH_ROUNDS):
+            self.back_off(round_)
             try:
                 return self._decide_and_save(commands, now, fresh=fresh, guess=round_ == 0)
             except RecordConflictError:
@@ -232,7 +237,8 @@ class JobLedger(Application[UUID]):
         """Pause, resume or cap a queue (``ledger.queue``); a conflict with a concurrent
         claim on the queue decides again."""
         command = validated(command)
-        for _ in range(BATCH_ROUNDS * 2):
+        for tries in range(BATCH_ROUNDS * 2):
+            self.back_off(tries)
             queue = self.get_queue(command.queue) or Queue.open(command.queue, now)
             changed = apply_control(queue, command, now)
             try:
@@ -247,7 +253,8 @@ class JobLedger(Application[UUID]):
         raise ConcurrencyExhausted()
 
     def _execute_alone(self, command: AnyCommand, now: datetime) -> Result:
-        for _ in range(BATCH_ROUNDS * 2):
+        for tries in range(BATCH_ROUNDS * 2):
+            self.back_off(BATCH_ROUNDS + tries)
             try:
                 return self._decide_and_save([command], now, fresh=True)[0]
             except RecordConflictError:
@@ -350,14 +357,9 @@ class JobLedger(Application[UUID]):
                     return IdempotencyConflict(command.customer_id, command.idempotency_key)
                 return outcome_of(existing)
         job = Job.enqueue(
-            job_id=job_id,
-            customer_id=command.customer_id,
-            queue=command.queue,
-            payload=command.payload,
-            max_attempts=command.max_attempts,
-            idempotency_key=command.idempotency_key,
-            now=now,
-            priority=command.priority,
+            job_id=job_id, customer_id=command.customer_id, queue=command.queue,
+            payload=command.payload, max_attempts=command.max_attempts,
+            idempotency_key=command.idempotency_key, now=now, priority=command.priority,
             run_at=scheduled_until(command.run_at, command.delay_seconds, now),
             traceparent=command.traceparent,
         )

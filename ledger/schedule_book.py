@@ -100,7 +100,8 @@ class ScheduleBook:
         """Decide on the stored schedule and save; with ``cancel_ahead`` (pause, remove),
         in the same transaction cancel the job of a tick fired ahead whose time has not
         come (it is still scheduled)."""
-        for _ in range(ROUNDS):
+        for tries in range(ROUNDS):
+            self._ledger.back_off(tries)
             schedule = self.get(name)
             decide(schedule)
             jobs = self._cancel_ahead(schedule, *cancel_ahead) if cancel_ahead else []
@@ -172,7 +173,8 @@ class ScheduleBook:
                 self._held.pop(sid, None)
         enqueued: list[UUID] = []
         for sid in ids:
-            for _ in range(ROUNDS):
+            for tries in range(ROUNDS):
+                self._ledger.back_off(tries)
                 with contextlib.suppress(RecordConflictError):
                     enqueued += self._fire([sid], now, actor, fresh=True)
                     break

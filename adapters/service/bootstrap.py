@@ -8,6 +8,7 @@ database once (:func:`~adapters.service.backend.backend_for`, kept in the
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ def build(settings: Settings | None = None, backend: Backend | None = None) -> C
             stale_threshold=settings.stale_threshold,
             retry_policy=settings.retry_policy,
             snapshot_interval=settings.ledger_snapshot_interval,
+            pause=time.sleep,  # between tries after version conflicts
         )
     backend.migrate()
     ledger.archive = ArchiveReader(backend, segment_store(settings))  # ADR 110

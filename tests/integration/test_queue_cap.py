@@ -51,12 +51,23 @@ def most_running(events: list[object], queue_jobs: set[UUID]) -> int:
 
 def work(
     ledger: JobLedger, seed: int, *, jobs: list[UUID], done: set[UUID], lock: threading.Lock,
-    refusals: list[int],
+    refusals: list[int], failed: list[BaseException],
 ) -> None:
-    """One worker: keep up to SLOTS claims open, complete one of its jobs per round."""
+    """One worker, until every job is done or a worker failed (its jobs would stay claimed
+    and the others would spin): keep up to SLOTS claims open, complete one per round."""
+    try:
+        rounds(ledger, seed, jobs=jobs, done=done, lock=lock, refusals=refusals, failed=failed)
+    except Exception as error:  # the test fails on it, naming it, instead of hanging
+        failed.append(error)
+
+
+def rounds(
+    ledger: JobLedger, seed: int, *, jobs: list[UUID], done: set[UUID], lock: threading.Lock,
+    refusals: list[int], failed: list[BaseException],
+) -> None:
     draw = random.Random(seed)
     mine: list[tuple[UUID, int]] = []
-    while True:
+    while not failed:
         with lock:
             open_jobs = [j for j in jobs if j not in done]
         if not open_jobs and not mine:
@@ -91,10 +102,14 @@ def test_eight_workers_of_sixteen_slots_never_exceed_a_cap_of_five(
     done: set[UUID] = set()
     lock = threading.Lock()
     refusals = [0] * WORKERS
+    failed: list[BaseException] = []
     threads = [
         threading.Thread(
             target=work, args=(ledgers[n], n),
-            kwargs={"jobs": jobs, "done": done, "lock": lock, "refusals": refusals},
+            kwargs={
+                "jobs": jobs, "done": done, "lock": lock, "refusals": refusals,
+                "failed": failed,
+            },
         )
         for n in range(WORKERS)
     ]
@@ -103,6 +118,7 @@ def test_eight_workers_of_sixteen_slots_never_exceed_a_cap_of_five(
     for thread in threads:
         thread.join(timeout=120)
     assert not any(t.is_alive() for t in threads)
+    assert failed == []
 
     assert all(admin.get_job(j).status == "completed" for j in jobs)
     events = log_of(admin)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,4 +39,5 @@ def make_ledger(
         stale_threshold=stale_threshold,
         retry_policy=retry_policy or RetryPolicy(0, 0),
         draw=lambda: 0.5,
+        pause=time.sleep,
     )
