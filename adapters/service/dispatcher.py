@@ -201,10 +201,10 @@ class Dispatcher(SessionWorker):
         if outgoing:
             await self._transport.send_batch(outgoing)
             self.sent += len(outgoing)
-            dispatched(events, outgoing)
         self.held += len(holds.hold)
         if events:
             await self._sync(self._advance, tracking, events[-1].position, holds, bool(queued))
+            dispatched(events, outgoing, queued)  # by the dispatcher or by the outbox
         if error is not None:
             raise DispatchStopped(f"dispatcher stopped at {error}")
         return len(events)

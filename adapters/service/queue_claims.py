@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.local_queue.claims import MAX_CLAIMS, ClaimedMessage, ClaimRequest, ReportBatch
 from adapters.service.batching import BatchWriter
+from adapters.tracing import observe
 from ledger.application import JobLedger, Result
 from ledger.commands import AnyCommand
 from ledger.errors import InvalidCommand
@@ -100,6 +101,9 @@ class QueueClaims:
             return
         for (_, future), answer in zip([*reports, *claims], [*reported, *claimed], strict=True):
             future.set_result(answer)
+        # the reports' decisions (failed, requeued, dead_lettered...) logged and traced as
+        # the batch writer's are, after the answers; a claim's span is the worker's attempt
+        observe([c for i, _ in reports for c in i.commands], [r for rs in reported for r in rs])
 
 
 def queue_claims_for(

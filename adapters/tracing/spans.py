@@ -11,8 +11,9 @@ returns at once (``otel.TRACER is None``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,16 +26,20 @@ Attributes = Mapping[str, str | int | float | bool]
 def decision_span(
     name: str, job_id: UUID, attempt: int, traceparent: str | None,
     attributes: Attributes | None = None, *, kind: str = "INTERNAL",
+    at: datetime | None = None,
 ) -> None:
-    """One instantaneous span: a decision the ledger recorded about the job."""
+    """One instantaneous span: a decision the ledger recorded about the job (now, or
+    ``at`` when it was recorded earlier)."""
     tracer = otel.TRACER
     if tracer is None or otel.TRACE is None:
         return
+    when = None if at is None else int(at.timestamp() * 1_000_000_000)
     span = tracer.start_span(
         name, context=parent_context(traceparent), kind=getattr(otel.TRACE.SpanKind, kind),
         attributes={"job.id": str(job_id), "job.attempt": attempt, **(attributes or {})},
+        start_time=when,
     )
-    span.end()
+    span.end(end_time=when)
 
 
 class AttemptTrace:
@@ -119,14 +124,22 @@ def producer_span(name: str, attributes: Attributes) -> Iterator[None]:
         yield
 
 
-def dispatched(events: Sequence[Any], sent: Sequence[Any]) -> None:
-    """A ``job.dispatch`` span for each enqueue whose message was just sent (``events``
-    from the log, ``sent`` the transport's :class:`~ledger.ports.transport.Outgoing`)."""
+def dispatched(
+    events: Sequence[Any], sent: Sequence[Any], queued: Collection[int] = ()
+) -> None:
+    """A ``job.dispatch`` span for each enqueue whose message the dispatcher just sent
+    (``sent``, the transport's :class:`~ledger.ports.transport.Outgoing`) or the outbox
+    wrote in the enqueue's own transaction (``queued``: the events' positions, ADR 151;
+    the span is dated at the event, when its queue row was committed)."""
     if otel.TRACER is None:
         return
     sent_ids = {outgoing.message.job_id for outgoing in sent}
     for event in events:
         traceparent = getattr(event.body, "traceparent", None)
+        if traceparent is None:
+            continue
         job_id = UUID(event.originator_id)
-        if traceparent is not None and job_id in sent_ids:
+        if event.position in queued:
+            decision_span("job.dispatch", job_id, 0, traceparent, kind="PRODUCER", at=event.at)
+        elif job_id in sent_ids:
             decision_span("job.dispatch", job_id, 0, traceparent, kind="PRODUCER")

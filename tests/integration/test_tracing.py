@@ -110,6 +110,36 @@ def run_fleet(container: Container, port: LedgerPort, handler: Any, job_id: UUID
 def test_one_jobs_trace_from_the_producers_span_to_the_handlers(
     container: Container, how: str, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    check_journey(container, how, kind, caplog)
+
+
+@pytest.mark.postgres
+def test_the_same_trace_on_postgresql_where_the_outbox_sends_the_message(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the local queue's outbox (ADR 151) the enqueue's transaction writes the queue
+    row and the dispatcher sends nothing: it still makes the ``job.dispatch`` span, once,
+    dated at the enqueue's event."""
+    settings = Settings(ledger_data_dir=tmp_path / "data", database_url=postgres_url)
+    container = build(replace(settings, **SHORT))  # type: ignore[arg-type]
+    try:
+        assert container.ledger.outbox is not None
+        journey = check_journey(container, "http", "plain", caplog)
+    finally:
+        container.close()
+    (dispatch,) = named(journey, "job.dispatch")
+    (enqueued,) = named(journey, "job.enqueued")
+    assert dispatch.kind == trace.SpanKind.PRODUCER
+    assert dispatch.start_time == dispatch.end_time
+    assert dispatch.start_time is not None
+    assert enqueued.start_time is not None
+    assert abs(dispatch.start_time - enqueued.start_time) < 1_000_000_000  # within 1 s
+
+
+def check_journey(
+    container: Container, how: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> list[Any]:
+    """Run the issue's journey and check its trace; the ledger's spans of the journey."""
     caplog.set_level(logging.INFO)
     exporter = memory_exporter()
     key, record = new_key(Role.SERVICE, "acme", None, utc_now())
@@ -150,6 +180,7 @@ def test_one_jobs_trace_from_the_producers_span_to_the_handlers(
     for expected in [("stale_detected", 1), ("requeued", 1), ("failed", 2), ("requeued", 2),
                      ("completed", 3)]:
         assert expected in logged, logged
+    return journey
 
 
 @pytest.mark.postgres
