@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
 from tests.support.pg import PostgresServer, start_postgres
+from tests.support.projection_env import BACKENDS, Backend, make_backend
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +55,15 @@ def store_url(store: str, request: pytest.FixtureRequest) -> str | None:
     if store != "postgres":
         return None
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The service wired on each backend the views run on (SQLite, PostgreSQL), with
+    short policy thresholds (``tests/support/projection_env.py``)."""
+    made = make_backend(request, tmp_path)
+    yield made
+    made.close()
 
 
 import typing  # noqa: E402

@@ -13,32 +13,20 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from projections.rebuild import verify
 from projections.registry import VIEWS, get_view
 from projections.store import ViewStore
 from tests.support.projection_env import (
-    BACKENDS,
     Backend,
     Workload,
-    make_backend,
     reference_tables,
     store_tables,
 )
 
 LEDGER = shutil.which("ledger")
 CONFIG = ("DATABASE_URL", "LEDGER_DATA_DIR", "STALE_THRESHOLD_MINUTES")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def environment(backend: Backend) -> dict[str, str]:

@@ -6,14 +6,12 @@ action act on each job once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import httpx
-import pytest
 
 from adapters.http.wiring import build_http
 from adapters.service.action_runs import BackgroundActions
@@ -27,14 +25,7 @@ from ledger.job import Job
 from ledger.status import Status
 from tests.integration.test_bulk_actions import runner_on
 from tests.support.http import projections_running, serve_in_thread, wait_for
-from tests.support.projection_env import BACKENDS, Backend, make_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
+from tests.support.projection_env import Backend
 
 
 def pending(ledger: JobLedger, count: int, queue: str = "emails") -> list[UUID]:

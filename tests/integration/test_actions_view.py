@@ -4,9 +4,8 @@ log after the view's position, not from the whole log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -22,14 +21,7 @@ from projections.actions import ACTIONS
 from projections.registry import VIEWS
 from projections.runner import catch_up_unfed
 from projections.store import LIVE
-from tests.support.projection_env import BACKENDS, Backend, make_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
+from tests.support.projection_env import Backend
 
 
 class CountingRecorder:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -23,16 +21,9 @@ from ledger.errors import JobArchived
 from projections.registry import VIEWS
 from projections.runner import Runner
 from projections.store import LIVE
-from tests.support.projection_env import BACKENDS, Backend, Workload, make_backend
+from tests.support.projection_env import Backend, Workload
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def catch_up(backend: Backend) -> None:

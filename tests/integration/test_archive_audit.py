@@ -5,11 +5,7 @@ jobs again; a damaged segment or a broken chain fails it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from adapters.service.archive_audit import archive_audit
 from adapters.service.archive_reader import segment_store
@@ -20,17 +16,10 @@ from projections.rebuild import rebuild
 from projections.registry import VIEWS
 from projections.store import LIVE
 from tests.integration.test_archive import archive, seeded
-from tests.support.projection_env import BACKENDS, Backend, make_backend
+from tests.support.projection_env import Backend
 from tests.support.projection_events import T0
 
 ALL = list(VIEWS.values())
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def audit(backend: Backend, *, deep: bool) -> AuditReport:

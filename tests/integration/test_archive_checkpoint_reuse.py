@@ -5,11 +5,7 @@ the views keep every job's row, so a copy per run grew with the whole history (f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from adapters.service.archive import run_archive
 from adapters.service.archive_reader import segment_store
@@ -18,16 +14,9 @@ from adapters.service.backend import backend_for
 from projections.rebuild import verify
 from projections.registry import VIEWS
 from projections.runner import Runner
-from tests.support.projection_env import BACKENDS, Backend, Workload, make_backend
+from tests.support.projection_env import Backend, Workload
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def catch_up(backend: Backend) -> None:

@@ -5,9 +5,7 @@ one after it is answered."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -17,14 +15,7 @@ from adapters.service.archive_replay import archive_horizon
 from adapters.service.backend import backend_for
 from projections.asof import InvalidMoment
 from tests.integration.test_archive import archive, seeded
-from tests.support.projection_env import BACKENDS, Backend, make_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
+from tests.support.projection_env import Backend
 
 
 def test_health_as_of_before_the_archive_is_refused_with_its_reason(backend: Backend) -> None:

@@ -7,12 +7,8 @@ reads every segment."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from adapters.archive.stores import SegmentStore
 from adapters.service.archive_audit import archive_audit
@@ -21,14 +17,7 @@ from adapters.service.archive_replay import archive_horizon, archive_start
 from adapters.service.archive_status import archive_status
 from adapters.service.backend import backend_for
 from tests.integration.test_archive import archive, seeded
-from tests.support.projection_env import BACKENDS, Backend, make_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
+from tests.support.projection_env import Backend
 
 
 class CountingStore:

@@ -5,9 +5,7 @@ changes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -15,14 +13,7 @@ import pytest
 from adapters.service.backend import backend_for
 from ledger.ports.archive import ArchivedJob, ArchiveRaced, SegmentRecord
 from tests.integration.test_archive import hot_events, seeded
-from tests.support.projection_env import BACKENDS, Backend, make_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
+from tests.support.projection_env import Backend
 
 
 def ended(backend: Backend, cut: datetime, count: int) -> dict[UUID, int]:

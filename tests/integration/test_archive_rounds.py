@@ -4,10 +4,8 @@ job due ended ``ARCHIVE_MAX_WAIT`` before the cut."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,16 +14,9 @@ from adapters.service.backend import backend_for
 from adapters.service.settings import Settings
 from ledger.errors import ConfigurationError
 from tests.integration.test_archive import hot_events, seeded
-from tests.support.projection_env import BACKENDS, Backend, make_backend
+from tests.support.projection_env import Backend
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def _segments(backend: Backend) -> int:

@@ -4,13 +4,10 @@ archive's figures (segments, jobs, events, bytes, the hot log's span)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 
 from adapters.http.wiring import build_http
 from adapters.service.archive_policy import archive_round
@@ -21,14 +18,7 @@ from adapters.service.settings import Settings
 from ledger.access import Role, new_key
 from tests.integration.test_archive import hot_events, seeded
 from tests.support.http import serve_in_thread
-from tests.support.projection_env import BACKENDS, Backend, make_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
+from tests.support.projection_env import Backend
 
 
 def test_the_policy_is_off_by_default_and_read_from_the_environment() -> None:

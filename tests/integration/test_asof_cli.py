@@ -8,28 +8,17 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from adapters.service.backend import backend_for
 from adapters.service.checkpointer import checkpoint_round
 from projections.memory import MemoryView
 from projections.registry import VIEWS, get_view
 from projections.runner import Runner
-from tests.support.projection_env import BACKENDS, Backend, Workload, make_backend
+from tests.support.projection_env import Backend, Workload
 from tests.support.projection_events import decoded
 
 LEDGER = shutil.which("ledger")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def ledger(backend: Backend, *args: str) -> subprocess.CompletedProcess[str]:

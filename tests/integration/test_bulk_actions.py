@@ -3,9 +3,8 @@ id order, executed in batches of 1,000 with progress recorded after each, resuma
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -22,14 +21,7 @@ from ledger.status import Status
 from projections.registry import VIEWS
 from projections.runner import catch_up_unfed
 from projections.store import ViewStore
-from tests.support.projection_env import BACKENDS, Backend, make_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
+from tests.support.projection_env import Backend
 
 
 def dead_letters(ledger: JobLedger, count: int, customer: str = "acme") -> list[UUID]:

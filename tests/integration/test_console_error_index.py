@@ -7,14 +7,11 @@ reason (422 invalid_filter, as every invalid filter of the console)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
-import pytest
 
 from adapters.postgres.migrate import migrations as postgres_migrations
 from adapters.service.bootstrap import utc_now
@@ -29,7 +26,7 @@ from projections.registry import VIEWS
 from projections.runner import catch_up_unfed
 from projections.store import LIVE, ViewStore
 from tests.support.console import console_api
-from tests.support.projection_env import BACKENDS, Backend, make_backend
+from tests.support.projection_env import Backend
 
 LONG = "x" * 1500 + " tail-of-a-long-error 100% done_ 'q' \"dq\" \\ é 日本 🙂"
 ERRORS = [
@@ -43,13 +40,6 @@ NEEDLES = [
     "tail-of-a-long-error 100% done_", "100%", "a_b", "nothing matches this", "stale:",
     "T", "e", "x" * 200,
 ]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def failing_jobs(ledger: JobLedger) -> list[UUID]:

@@ -5,8 +5,6 @@ ledger has it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,14 +18,7 @@ from ledger.commands import EnqueueJob
 from projections.queries.job_status import status_of_job
 from tests.integration.test_console_pages import dead_letter, seen
 from tests.support.console import console_api
-from tests.support.projection_env import BACKENDS, Backend, make_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
+from tests.support.projection_env import Backend
 
 
 def test_the_job_page_reads_the_job_in_one_hop(

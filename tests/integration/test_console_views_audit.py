@@ -6,10 +6,6 @@ queue-level audit violation links to the queue, not to a job page."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from adapters.service.archive_replay import archive_horizon
 from adapters.service.backend import backend_for
@@ -24,16 +20,9 @@ from tests.integration.test_archive import archive, seeded
 from tests.integration.test_console_pages import dead_letter, seen
 from tests.support.console import ConsoleApi, console_api, csrf_of
 from tests.support.http import wait_for
-from tests.support.projection_env import BACKENDS, Backend, make_backend
+from tests.support.projection_env import Backend
 
 DONE = re.compile(r"rebuilt from (\d+) events; swapped in at position (\d+) .*checkpoint at (\d+)")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def rebuilt_from_the_page(api: ConsoleApi, view: str) -> re.Match[str]:

@@ -5,9 +5,7 @@ scheduled then released; the views show it and the audit passes (ADR 100)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -27,15 +25,8 @@ from projections.queries.job_status import JobStatusQueries
 from projections.queries.queue_history import QueueHistoryQueries
 from projections.registry import VIEWS
 from projections.runner import Runner
-from tests.support.projection_env import BACKENDS, Backend, make_backend
+from tests.support.projection_env import Backend
 from tests.support.projection_events import T0
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def test_cancel_delay_and_release_show_in_the_views_and_audit_clean(backend: Backend) -> None:

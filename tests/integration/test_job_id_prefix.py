@@ -3,8 +3,6 @@ range on the key that the primary key's index answers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,14 +14,7 @@ from ledger.commands import EnqueueJob
 from projections.queries.job_status import JobStatusQueries, id_range
 from projections.registry import VIEWS
 from projections.runner import catch_up_unfed
-from tests.support.projection_env import BACKENDS, Backend, make_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
+from tests.support.projection_env import Backend
 
 
 def test_prefixes_find_exactly_the_jobs_whose_id_starts_so(backend: Backend) -> None:

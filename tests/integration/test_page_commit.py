@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -15,22 +14,13 @@ from projections.registry import VIEWS
 from projections.runner import Runner
 from projections.store import Tracking, ViewStore
 from tests.support.projection_env import (
-    BACKENDS,
     Backend,
     Workload,
-    make_backend,
     reference_tables,
     store_tables,
 )
 
 ALL = list(VIEWS.values())
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def counting(store: ViewStore) -> list[int]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -28,20 +26,12 @@ from tests.support.projection_env import (
     BACKENDS,
     Backend,
     Workload,
-    make_backend,
     reference_tables,
     store_tables,
 )
 from tests.support.projection_events import T0
 
 ALL = list(VIEWS.values())
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 def fed(

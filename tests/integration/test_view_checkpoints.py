@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,23 +27,14 @@ from projections.model import View
 from projections.registry import VIEWS, get_view
 from projections.runner import Runner
 from tests.support.projection_env import (
-    BACKENDS,
     Backend,
     Workload,
-    make_backend,
     normal,
     reference_tables,
 )
 from tests.support.projection_events import T0
 
 ALL = list(VIEWS.values())
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    made = make_backend(request, tmp_path)
-    yield made
-    made.close()
 
 
 @pytest.fixture
