@@ -22,14 +22,10 @@ from adapters.postgres.claims import SQL
 from adapters.postgres.local_queue import PostgresQueueStore
 from adapters.postgres.migrate import migrate
 from ledger.ports.queue_store import NewMessage
+from tests.integration.test_local_queue_delete_cost import TUPLES_READ
 
 pytestmark = pytest.mark.postgres
 
-TUPLES_READ = (
-    "SELECT coalesce(sum(pg_stat_get_xact_tuples_returned(c.oid)), 0) FROM pg_class c "
-    "WHERE c.oid = 'local_queue_messages'::regclass OR c.oid IN "
-    "(SELECT indexrelid FROM pg_index WHERE indrelid = 'local_queue_messages'::regclass)"
-)
 WAITING = 5000
 NOW = 10_000.0
 """Every message is visible by then."""

@@ -27,6 +27,8 @@ TUPLES_READ = (
     "WHERE c.oid = 'local_queue_messages'::regclass OR c.oid IN "
     "(SELECT indexrelid FROM pg_index WHERE indrelid = 'local_queue_messages'::regclass)"
 )
+"""Index and table entries the local queue's statements read in this transaction (also
+``test_claims_cost.py``)."""
 WAITING = 5000
 
 
