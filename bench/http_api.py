@@ -131,8 +131,11 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    server: PostgresServer, size: Size, with_runner: bool, processes: int = 1
+    server: PostgresServer, size: Size, with_runner: bool, processes: int = 1,
+    root: Path | None = None,
 ) -> Iterator[Served]:
+    """``ledger serve`` on a fresh database; ``root``: the server's code from that checkout
+    instead (another commit's work tree, to compare two commits in one run)."""
     name = f"bench_http_{uuid4().hex[:10]}"
     url = server.create_database(name)
     data = Path(tempfile.mkdtemp(prefix="bench-http-"))
@@ -149,16 +152,19 @@ def serving(
             **os.environ, "DATABASE_URL": url, "LEDGER_DATA_DIR": str(data),
             "RATE_LIMIT_WORKER_PER_MINUTE": "100000000",
         }
-        ledger = shutil.which("ledger") or "ledger"
+        ledger = [shutil.which("ledger") or "ledger"]
+        if root is not None:
+            ledger = [sys.executable, "-c", "from adapters.cli.app import main; main()"]
+            env["PYTHONPATH"] = str(root)
         process = subprocess.Popen(
-            [ledger, "serve", "--api-only", "--host", "127.0.0.1", "--port", str(port),
+            [*ledger, "serve", "--api-only", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning", "--processes", str(processes)],
-            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            env=env, cwd=root or ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )  # fmt: skip
         if with_runner:
             runner = subprocess.Popen(
-                [ledger, "projections", "run"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+                [*ledger, "projections", "run"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         wait_ready(port, process)

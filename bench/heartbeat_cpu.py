@@ -1,0 +1,196 @@
+"""CPU per heartbeat request of the API processes (issue 19, ADR 198): one heartbeat per
+request against ``ledger serve --api-only --processes 2``, the API children's CPU time
+(from /proc) over the requests they answered, and the same for ``GET /health/live`` (the
+HTTP stack's floor).
+
+``python -m bench.heartbeat_cpu [--quick] [--base REF] [--profile FILE]`` starts a
+throwaway PostgreSQL (or uses ``DATABASE_URL``). With ``--base REF`` the server of that
+commit (its tree exported into a temporary directory) and this checkout's server take
+turns, round after round, on the same machine under the same load, so their ratio is
+measured in one run; ``--profile FILE`` records one API child of this checkout with
+py-spy (raw collapsed stacks) during an extra one-per-request phase and prints the
+functions that take the most of each thread's samples. Writes
+"## HTTP API: CPU per heartbeat request (issue 19, ADR 198)" in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.http_api import Served, Size, machine, measure_load, serving, single_requests
+from bench.http_api import write_section as write_doc_section
+from bench.http_load import Load, Phase, encode, pct
+from tests.support.pg import start_postgres
+
+SECTION = "## HTTP API: CPU per heartbeat request (issue 19, ADR 198)"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+FULL = Size(6400, 6.0, 400_000, 64, 100, 0.0, 0, 0.0, 3)
+QUICK = Size(3200, 3.0, 100_000, 32, 100, 0.0, 0, 0.0, 1)
+TINY = Size(800, 1.0, 20_000, 8, 100, 0.0, 0, 0.0, 1)
+PROCESSES = 2
+LIVE = encode("GET", "/health/live")
+
+
+@dataclass
+class Figures:
+    """Every round of one server (this checkout, or the base)."""
+
+    heartbeat: list[Load] = field(default_factory=list)
+    live: list[Load] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+
+
+def api_ms(load: Load) -> float:
+    """The API children's CPU per request answered, in ms."""
+    return sum(load.api_cpu) * load.seconds / max(load.requests, 1) * 1000
+
+
+def median_by(loads: Sequence[Load], key: str) -> float:
+    values = [api_ms(x) if key == "cpu" else x.rate if key == "rate"
+              else pct(x.latencies, 0.99) for x in loads]
+    return statistics.median(values) if values else 0.0
+
+
+@contextmanager
+def exported(ref: str | None) -> Iterator[Path | None]:
+    """The tree of ``ref`` in a temporary directory (``None``: this checkout)."""
+    if ref is None:
+        yield None
+        return
+    root = Path(__file__).resolve().parents[1]
+    where = Path(tempfile.mkdtemp(prefix="bench-base-"))
+    try:
+        archive = subprocess.run(["git", "archive", ref], cwd=root, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def one_round(server: object, size: Size, root: Path | None, figures: Figures,
+              profile: Path | None) -> None:
+    with serving(server, size, False, PROCESSES, root) as served:  # type: ignore[arg-type]
+        single = Phase("1 per request", single_requests(served, size.connections), 1)
+        figures.loads.append(os.getloadavg()[0])
+        figures.heartbeat.append(measure_load(served, size, single))
+        figures.live.append(measure_load(served, size, Phase("live", lambda _: LIVE, 1)))
+        if profile is not None:
+            record(served, size, single, profile)
+
+
+def record(served: Served, size: Size, phase: Phase, out: Path) -> None:
+    """py-spy (raw, with idle frames left out) of the first API child during ``phase``."""
+    spy = shutil.which("py-spy")
+    if spy is None:
+        print("py-spy is not installed: no profile", flush=True)
+        return
+    seconds = max(1, int(size.seconds) - 1)
+    spying = subprocess.Popen(
+        [spy, "record", "--pid", str(served.api_pids[0]), "--duration", str(seconds),
+         "--format", "raw", "--output", str(out), "--threads", "--rate", "250"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(0.5)
+    measure_load(served, size, phase)
+    spying.wait(seconds + 60)
+    if out.exists():
+        print("\n".join(top_frames(out.read_text())), flush=True)
+
+
+def top_frames(raw: str, count: int = 25) -> list[str]:
+    """Per thread, the functions with the largest share of its samples (inclusive)."""
+    threads: Counter[str] = Counter()
+    inclusive: dict[str, Counter[str]] = {}
+    for line in raw.splitlines():
+        stack, _, samples = line.rpartition(" ")
+        frames = stack.split(";")
+        thread = frames[0]
+        threads[thread] += int(samples)
+        seen = set()
+        for frame in frames[1:]:
+            name = frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].split(":")[0]
+            if name not in seen:
+                seen.add(name)
+                inclusive.setdefault(thread, Counter())[name] += int(samples)
+    out = []
+    total = sum(threads.values()) or 1
+    for thread, n in threads.most_common(3):
+        out.append(f"{thread}: {n / total:.0%} of samples")
+        out += [f"  {m / n:5.0%} {name}" for name, m in inclusive[thread].most_common(count)]
+    return out
+
+
+def report(found: dict[str, Figures], info: list[str], size: Size) -> str:
+    command = " ".join(["python -m bench.heartbeat_cpu", *sys.argv[1:]])
+    lines = [
+        SECTION, "",
+        f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: "
+        f"`ledger serve --api-only --processes {PROCESSES}` on a fresh database per round, "
+        f"one heartbeat per request ({size.connections} keep-alive connections, "
+        f"{size.seconds:g} s closed loops), then `GET /health/live`; CPU is the API "
+        "children's (from /proc) over the requests answered; servers take turns round "
+        f"after round ({size.repeats} each), the figure is the median. The machine is "
+        "shared (load average below): compare the ratio, not the absolute figures.",
+        "", *info, "",
+        "| server | API CPU per heartbeat request | heartbeats/s | p99 ms | "
+        "API CPU per /health/live | heartbeat minus floor | load average |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, figures in found.items():
+        cpu, floor = median_by(figures.heartbeat, "cpu"), median_by(figures.live, "cpu")
+        lines.append(
+            f"| {name} | {cpu:.3f} ms | {median_by(figures.heartbeat, 'rate'):,.0f} | "
+            f"{median_by(figures.heartbeat, 'p99'):.1f} | {floor:.3f} ms | "
+            f"{cpu - floor:.3f} ms | " + ", ".join(f"{x:.1f}" for x in figures.loads) + " |")
+    if len(found) == 2:
+        (_, base), (_, head) = found.items()
+        ratio = median_by(head.heartbeat, "cpu") / max(median_by(base.heartbeat, "cpu"), 1e-9)
+        lines += ["", f"- CPU per heartbeat request, this checkout over the base: "
+                  f"{ratio:.2f}x; heartbeats/s {median_by(head.heartbeat, 'rate') / max(median_by(base.heartbeat, 'rate'), 1e-9):.2f}x."]  # noqa: E501
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.heartbeat_cpu", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short phases, one round")
+    parser.add_argument("--tiny", action="store_true", help="the smallest (the suite's test)")
+    parser.add_argument("--base", help="a commit whose server takes turns with this one's")
+    parser.add_argument("--profile", type=Path, help="py-spy raw output of one API child")
+    parser.add_argument("--output", type=Path, default=DOC, help="the markdown file to update")
+    args = parser.parse_args(argv)
+    size = TINY if args.tiny else QUICK if args.quick else FULL
+    found: dict[str, Figures] = {}
+    with start_postgres() as server, exported(args.base) as base_root:
+        info = machine(server)
+        servers = ([(f"base {args.base}", base_root)] if args.base else []) + [
+            ("this checkout", None)]
+        for turn in range(size.repeats):
+            for name, root in servers:
+                figures = found.setdefault(name, Figures())
+                spy = args.profile if (turn == 0 and root is None) else None
+                one_round(server, size, root, figures, spy)
+                last = figures.heartbeat[-1]
+                print(f"{name}: {api_ms(last):.3f} ms CPU/request, {last.rate:,.0f}/s, "
+                      f"p99 {pct(last.latencies, 0.99):.1f} ms, floor "
+                      f"{api_ms(figures.live[-1]):.3f} ms", flush=True)
+    section = report(found, info, size)
+    write_doc_section(args.output, section, SECTION)
+    print(f"\n{section}\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
