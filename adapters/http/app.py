@@ -49,7 +49,7 @@ from adapters.http.openapi import ExactJsonRenderPlugin
 from adapters.http.paths import path_guard
 from adapters.http.problems import EXCEPTION_HANDLERS
 from adapters.http.ratelimit import Limiter
-from adapters.http.services import JobReads, ReadPool, Writer
+from adapters.http.services import JobReads, JobWrites, ReadPool, Writer
 from adapters.http.tallies import TallyReporter
 from adapters.service.action_runs import BackgroundActions
 from adapters.service.queue_claims import QueueClaims
@@ -120,6 +120,7 @@ def create_app(parts: HttpParts) -> Litestar:
         dependencies={
             "writer": _given(parts.writer),
             "jobs": _given(parts.jobs),
+            "job_writes": _given(JobWrites(parts.writer, parts.jobs)),
             "views": _given(parts.views),
             "limiter": _given(parts.limiter),
             "monitor": _given(parts.monitor),

@@ -20,7 +20,7 @@ from adapters.http.bodies import (
 )
 from adapters.http.jobs import WORKER
 from adapters.http.problems import status_of
-from adapters.http.services import JobReads, Writer
+from adapters.http.services import JobWrites
 from adapters.service.metrics import HEARTBEATS
 from ledger.application import Result
 from ledger.commands import RecordHeartbeat
@@ -33,8 +33,7 @@ from ledger.errors import AttemptSuperseded, JobNotFound, LedgerError
 )
 async def heartbeats(
     request: Request[Any, Any, Any],
-    writer: NamedDependency[Writer],
-    jobs: NamedDependency[JobReads],
+    job_writes: NamedDependency[JobWrites],
 ) -> HeartbeatBatchResult:
     """Each job gets its own result: ``recorded`` (with ``cancel_requested`` when an
     operator cancelled the job: stop its handler), ``superseded`` (that attempt is no
@@ -45,7 +44,7 @@ async def heartbeats(
     hidden: set[int] = set()
     for index, job in enumerate(body.jobs):
         if principal.customer_id is not None:
-            customer = await jobs.customer_of(job.job_id)
+            customer = await job_writes.jobs.customer_of(job.job_id)
             if customer is None or not principal.sees_customer(customer):
                 hidden.add(index)
                 continue
@@ -53,7 +52,7 @@ async def heartbeats(
             job_id=job.job_id, attempt=job.attempt, worker_id=body.worker_id,
             worker_time=body.worker_time,
         ))
-    outcomes = iter(await writer.execute_many(allowed))
+    outcomes = iter(await job_writes.writer.execute_many(allowed))
     results = []
     for index, job in enumerate(body.jobs):
         outcome: Result = JobNotFound(job.job_id) if index in hidden else next(outcomes)

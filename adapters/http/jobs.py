@@ -33,7 +33,7 @@ from adapters.http.bodies import (
     read_body,
 )
 from adapters.http.problems import ApiError
-from adapters.http.services import JobReads, Writer
+from adapters.http.services import JobReads, JobWrites, Writer
 from adapters.service.metrics import DEAD_LETTERS, HEARTBEATS, REQUEUES
 from adapters.tracing import parse_traceparent
 from ledger.access import Role
@@ -96,17 +96,16 @@ async def enqueue(
 async def claim(
     request: Request[Any, Any, Any],
     job_id: FromPath[UUID],
-    writer: NamedDependency[Writer],
-    jobs: NamedDependency[JobReads],
+    job_writes: NamedDependency[JobWrites],
 ) -> ClaimedAttempt:
     """Open the next attempt of a pending job for ``worker_id``; 409 unless it is pending
     (and due). The answer carries the job's payload, so the worker needs no other call."""
     body = await read_body(request, ClaimRequest)
-    await jobs.check_job_access(principal_of(request), job_id)
-    outcome = await writer.execute(
+    await job_writes.jobs.check_job_access(principal_of(request), job_id)
+    outcome = await job_writes.writer.execute(
         ClaimJob(job_id=job_id, worker_id=body.worker_id, worker_time=body.worker_time)
     )
-    payload = await jobs.payload(job_id)
+    payload = await job_writes.jobs.payload(job_id)
     return ClaimedAttempt(
         job_id=outcome.job_id, attempt=outcome.attempt, status=outcome.status, payload=payload,
         traceparent=outcome.traceparent,
@@ -125,15 +124,14 @@ HEARTBEATS_RECORDED = HEARTBEATS.labels("recorded")
 async def heartbeat(
     request: Request[Any, Any, Any],
     job_id: FromPath[UUID],
-    writer: NamedDependency[Writer],
-    jobs: NamedDependency[JobReads],
+    job_writes: NamedDependency[JobWrites],
 ) -> AttemptState:
     """Say the attempt is alive; 409 if that attempt is no longer current (the refusal is
     recorded in the job's history); ``cancel_requested`` when an operator cancelled it."""
     body = await read_body(request, HeartbeatRequest)
-    await jobs.check_job_access(principal_of(request), job_id)
+    await job_writes.jobs.check_job_access(principal_of(request), job_id)
     try:
-        outcome = await writer.execute(RecordHeartbeat(
+        outcome = await job_writes.writer.execute(RecordHeartbeat(
             job_id=job_id, attempt=body.attempt, worker_id=body.worker_id,
             worker_time=body.worker_time,
         ))
@@ -155,12 +153,11 @@ async def heartbeat(
 async def complete(
     request: Request[Any, Any, Any],
     job_id: FromPath[UUID],
-    writer: NamedDependency[Writer],
-    jobs: NamedDependency[JobReads],
+    job_writes: NamedDependency[JobWrites],
 ) -> AttemptState:
     body = await read_body(request, CompleteRequest)
-    await jobs.check_job_access(principal_of(request), job_id)
-    outcome = await writer.execute(CompleteJob(
+    await job_writes.jobs.check_job_access(principal_of(request), job_id)
+    outcome = await job_writes.writer.execute(CompleteJob(
         job_id=job_id, attempt=body.attempt, worker_id=body.worker_id, result=body.result,
         worker_time=body.worker_time,
     ))
@@ -174,14 +171,13 @@ async def complete(
 async def fail(
     request: Request[Any, Any, Any],
     job_id: FromPath[UUID],
-    writer: NamedDependency[Writer],
-    jobs: NamedDependency[JobReads],
+    job_writes: NamedDependency[JobWrites],
 ) -> AttemptState:
     """Record the failure; the job is retried (``pending``, after a backoff) or, out of
     attempts, ``dead_lettered``."""
     body = await read_body(request, FailRequest)
-    await jobs.check_job_access(principal_of(request), job_id)
-    outcome = await writer.execute(FailJob(
+    await job_writes.jobs.check_job_access(principal_of(request), job_id)
+    outcome = await job_writes.writer.execute(FailJob(
         job_id=job_id, attempt=body.attempt, worker_id=body.worker_id, error=body.error,
         worker_time=body.worker_time, error_normalised=body.error_normalised,
     ))

@@ -137,8 +137,7 @@ class Writer:
             )
         futures = [self.batch.submit(c) for c in commands]
         try:
-            with anyio.fail_after(self.timeout):
-                return await _all_done(futures)
+            return await _all_done(futures, self.timeout)
         except TimeoutError:
             raise ApiError(
                 503, f"the ledger did not confirm the write within {self.timeout:g}s; "
@@ -196,6 +195,17 @@ class JobReads:
 
 
 @dataclass(frozen=True)
+class JobWrites:
+    """The worker routes' one dependency (heartbeat, complete, fail, claim): the write
+    path and the job's reads. Litestar resolves two or more dependencies of a route in an
+    anyio task group, a task each, on every request; one dependency is resolved inline
+    (ADR 198)."""
+
+    writer: Writer
+    jobs: JobReads
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     """What ``/health`` judges the views' figures by."""
 
@@ -219,9 +229,12 @@ class Uptime:
         return time.monotonic() - self.started
 
 
-async def _all_done(futures: Sequence[Future[Result]]) -> list[Result]:
+async def _all_done(futures: Sequence[Future[Result]], timeout: float) -> list[Result]:
     """The results of the writer's futures, with one wake-up of the event loop for all of
-    them (not one per future, as ``asyncio.wrap_future`` each would)."""
+    them (not one per future, as ``asyncio.wrap_future`` each would); ``TimeoutError``
+    after ``timeout`` seconds. The timeout is one timer of the loop on the one future
+    awaited, not an anyio cancel scope (ADR 198: entering and leaving one looked up the
+    current task and its scopes on every request)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     left = [len(futures)]
@@ -237,7 +250,11 @@ async def _all_done(futures: Sequence[Future[Result]]) -> list[Result]:
     if futures:
         for future in futures:
             future.add_done_callback(finished)
-        await done
+        timer = loop.call_later(timeout, _expire, done)
+        try:
+            await done
+        finally:
+            timer.cancel()
     return [future.result() for future in futures]
 
 
@@ -246,4 +263,9 @@ def _settle(done: asyncio.Future[None]) -> None:
         done.set_result(None)
 
 
-__all__ = ["HealthSettings", "JobReads", "ReadPool", "Uptime", "Writer"]
+def _expire(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_exception(TimeoutError())
+
+
+__all__ = ["HealthSettings", "JobReads", "JobWrites", "ReadPool", "Uptime", "Writer"]
