@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -26,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +52,8 @@ class Figures:
     heartbeat: list[Load] = field(default_factory=list)
     live: list[Load] = field(default_factory=list)
     loads: list[float] = field(default_factory=list)
+    per_statement: list[float] = field(default_factory=list)
+    """Heartbeat requests decided by one statement of the limiter (servers that count)."""
 
 
 def api_ms(load: Load) -> float:
@@ -86,10 +89,43 @@ def one_round(server: object, size: Size, root: Path | None, figures: Figures,
     with serving(server, size, False, PROCESSES, root) as served:  # type: ignore[arg-type]
         single = Phase("1 per request", single_requests(served, size.connections), 1)
         figures.loads.append(os.getloadavg()[0])
+        before = limiter_statements(served)
         figures.heartbeat.append(measure_load(served, size, single))
+        after = limiter_statements(served)
+        if before is not None and after is not None:
+            figures.per_statement.append(
+                figures.heartbeat[-1].requests / max(after - before, 1))
         figures.live.append(measure_load(served, size, Phase("live", lambda _: LIVE, 1)))
         if profile is not None:
             record(served, size, single, profile)
+
+
+STATEMENTS = re.compile(rb"^jobledger_rate_limit_statements_total (\S+)$", re.M)
+
+
+def limiter_statements(served: Served) -> float | None:
+    """The limiter's statements so far, summed over the API processes (each process's
+    ``/metrics`` read on a kept connection it accepted); ``None`` when a server does not
+    count them."""
+    seen: dict[bytes, float] = {}
+    for sock in served.kept:
+        sock.sendall(encode("GET", "/metrics", key=served.key))
+        stream = sock.makefile("rb")
+        length, process = 0, b""
+        stream.readline()
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+            elif name.lower() == b"x-served-by":
+                process = value.strip()
+        body = stream.read(length)
+        stream.close()
+        found = STATEMENTS.search(body)
+        if found is None:
+            return None
+        seen[process] = float(found.group(1))
+    return sum(seen.values())
 
 
 def record(served: Served, size: Size, phase: Phase, out: Path) -> None:
@@ -134,6 +170,12 @@ def top_frames(raw: str, count: int = 25) -> list[str]:
     return out
 
 
+def per_statement(figures: Figures) -> str:
+    if not figures.per_statement:
+        return "not counted"
+    return f"{statistics.median(figures.per_statement):.1f}"
+
+
 def report(found: dict[str, Figures], info: list[str], size: Size) -> str:
     command = " ".join(["python -m bench.heartbeat_cpu", *sys.argv[1:]])
     lines = [
@@ -147,15 +189,17 @@ def report(found: dict[str, Figures], info: list[str], size: Size) -> str:
         "shared (load average below): compare the ratio, not the absolute figures.",
         "", *info, "",
         "| server | API CPU per heartbeat request | heartbeats/s | p99 ms | "
-        "API CPU per /health/live | heartbeat minus floor | load average |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "API CPU per /health/live | heartbeat minus floor | requests per limiter statement | "
+        "load average |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, figures in found.items():
         cpu, floor = median_by(figures.heartbeat, "cpu"), median_by(figures.live, "cpu")
         lines.append(
             f"| {name} | {cpu:.3f} ms | {median_by(figures.heartbeat, 'rate'):,.0f} | "
             f"{median_by(figures.heartbeat, 'p99'):.1f} | {floor:.3f} ms | "
-            f"{cpu - floor:.3f} ms | " + ", ".join(f"{x:.1f}" for x in figures.loads) + " |")
+            f"{cpu - floor:.3f} ms | {per_statement(figures)} | "
+            + ", ".join(f"{x:.1f}" for x in figures.loads) + " |")
     if len(found) == 2:
         (_, base), (_, head) = found.items()
         ratio = median_by(head.heartbeat, "cpu") / max(median_by(base.heartbeat, "cpu"), 1e-9)
@@ -170,9 +214,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="the smallest (the suite's test)")
     parser.add_argument("--base", help="a commit whose server takes turns with this one's")
     parser.add_argument("--profile", type=Path, help="py-spy raw output of one API child")
+    parser.add_argument("--rounds", type=int, help="rounds of each server (default: by size)")
     parser.add_argument("--output", type=Path, default=DOC, help="the markdown file to update")
     args = parser.parse_args(argv)
     size = TINY if args.tiny else QUICK if args.quick else FULL
+    if args.rounds:
+        size = replace(size, repeats=args.rounds)
     found: dict[str, Figures] = {}
     with start_postgres() as server, exported(args.base) as base_root:
         info = machine(server)
@@ -186,7 +233,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 last = figures.heartbeat[-1]
                 print(f"{name}: {api_ms(last):.3f} ms CPU/request, {last.rate:,.0f}/s, "
                       f"p99 {pct(last.latencies, 0.99):.1f} ms, floor "
-                      f"{api_ms(figures.live[-1]):.3f} ms", flush=True)
+                      f"{api_ms(figures.live[-1]):.3f} ms, requests per limiter statement "
+                      f"{per_statement(figures)}", flush=True)
     section = report(found, info, size)
     write_doc_section(args.output, section, SECTION)
     print(f"\n{section}\nwrote {args.output}")

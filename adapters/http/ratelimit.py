@@ -31,7 +31,11 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from adapters.memory.counters import MemoryCounters
-from adapters.service.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FALLBACKS
+from adapters.service.metrics import (
+    RATE_LIMIT_DECISIONS,
+    RATE_LIMIT_FALLBACKS,
+    RATE_LIMIT_STATEMENTS,
+)
 from ledger.ports.counters import Counted, CounterStore, Hit
 from ledger.tally import TallyCounter
 
@@ -140,7 +144,7 @@ class Limiter:
         tallies: TallyCounter | None = None,
         retry_interval: float = 1.0,
         cleanup_interval: float = 60.0,
-        concurrency: int = 2,
+        concurrency: int = 1,
         max_batch: int = 2000,
     ) -> None:
         self.presets = dict(presets or default_presets())
@@ -285,6 +289,7 @@ class Limiter:
                 self._fall_back(error)
             else:
                 self.batches += 1
+                RATE_LIMIT_STATEMENTS.inc()
                 self._settle(batch, counted, "database")
                 return
         self._settle(batch, self._memory.hit_now(hits), "memory")

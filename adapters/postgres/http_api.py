@@ -44,6 +44,10 @@ class PostgresCounters:
     def __init__(self, url: str) -> None:
         self._url = url
         self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._cursors: dict[tuple[int, str], psycopg.AsyncCursor[Any]] = {}
+        """A cursor per kept connection and statement (ADR 198): psycopg keeps the dumpers
+        it chose for a statement's arrays only while one cursor runs the same query again;
+        a new cursor per statement chose them again (a scan of each array) every time."""
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(
@@ -54,7 +58,7 @@ class PostgresCounters:
         await conn.execute("SET statement_timeout = '5s'")
         return conn
 
-    async def _run(self, name: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    async def _run(self, name: str, params: dict[str, Any]) -> tuple[list[Any], int]:
         """Run one statement: its rows and row count. A kept connection that turns out
         broken is discarded, with the other kept ones, and the statement runs once more on
         a fresh connection. A connection that broke while idle never ran it; one cut off
@@ -71,14 +75,18 @@ class PostgresCounters:
 
     async def _on(
         self, conn: psycopg.AsyncConnection[Any], name: str, params: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Run the statement on ``conn`` and keep it; close it instead if it fails."""
+    ) -> tuple[list[Any], int]:
+        """Run the statement on ``conn`` (on its kept cursor for it) and keep both; close
+        the connection instead if it fails."""
         try:
-            cursor = conn.cursor(row_factory=dict_row)
+            cursor = self._cursors.get((id(conn), name))
+            if cursor is None:
+                cursor = self._cursors[(id(conn), name)] = conn.cursor()
             await cursor.execute(SQL[name], params)
             rows = await cursor.fetchall() if cursor.description else []
         except BaseException as error:
             lost = conn.broken
+            self._forget(conn)
             await conn.close()  # broken or interrupted mid-statement: never reuse it
             if lost and isinstance(error, psycopg.OperationalError):
                 raise _ConnectionLost(str(error)) from error
@@ -86,9 +94,14 @@ class PostgresCounters:
         self._idle.append(conn)
         return rows, cursor.rowcount
 
+    def _forget(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        for key in [k for k in self._cursors if k[0] == id(conn)]:
+            del self._cursors[key]
+
     async def _drop_idle(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
+            self._forget(conn)
             await conn.close()
 
     async def hit(self, hits: Sequence[Hit]) -> list[Counted]:
@@ -101,8 +114,7 @@ class PostgresCounters:
             "counts": [h.hits for h in ordered],
         })
         answers = {
-            (row["bucket"], row["window_start"]): Counted(row["admitted"], row["last_admitted"])
-            for row in rows
+            (bucket, start): Counted(admitted, last) for bucket, start, admitted, last in rows
         }
         return [answers[(h.bucket, h.window_start)] for h in hits]
 

@@ -68,6 +68,12 @@ RATE_LIMIT_DECISIONS = Counter(
     ["preset", "result", "source"],
     registry=REGISTRY,
 )
+RATE_LIMIT_STATEMENTS = Counter(
+    "jobledger_rate_limit_statements",
+    "Statements the rate limiter sent to its database; decisions over statements is how "
+    "many requests one statement decided (ADR 198).",
+    registry=REGISTRY,
+)
 RATE_LIMIT_FALLBACKS = Counter(
     "jobledger_rate_limit_fallbacks",
     "Times the rate limiter fell back to in-memory counters (database unreachable).",
