@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ledger.errors import StoreError, StoreUnavailable
 from projections.events import Event
-from projections.model import PageState, ViewError
+from projections.model import PageState, View, ViewError
 from projections.store import LIVE, ViewStore
 
 if TYPE_CHECKING:
@@ -63,6 +63,13 @@ def _commit(store: ViewStore, feeds: Sequence[Feed], states: list[PageState], po
             owner: str) -> None:  # fmt: skip
     expected = [feed.tracking for feed in feeds if feed.tracking is not None]
     assert len(expected) == len(feeds)
+    together = getattr(store, "commit_page", None)  # PostgreSQL: pipelined (ADR 200)
+    if together is not None:
+        done = together(expected, position, owner, list(zip(_views(feeds), states, strict=True)))
+        if done is False:
+            raise _Moved(", ".join(e.view for e in expected))
+        if done:
+            return
     many = getattr(store, "advance_many", None)  # PostgreSQL: one statement for all
     with store.transaction():
         if many is not None and not many(expected, position, owner):
@@ -71,6 +78,10 @@ def _commit(store: ViewStore, feeds: Sequence[Feed], states: list[PageState], po
             if many is None and not store.advance(tracking, position, owner):
                 raise _Moved(feed.view.name)
             store.apply(feed.view, LIVE, state)
+
+
+def _views(feeds: Sequence[Feed]) -> list[View]:
+    return [feed.view for feed in feeds]
 
 
 def _forget(feeds: Sequence[Feed]) -> None:

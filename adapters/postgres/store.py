@@ -19,14 +19,14 @@ from psycopg import sql
 from psycopg.rows import class_row, dict_row
 from psycopg.types.string import TextLoader
 
-from adapters.postgres import ddl
+from adapters.postgres import ddl, page_writes
 from adapters.postgres.errors import translated
 from adapters.postgres.log_order import head_function_name
 from adapters.sql.sqlfile import load_sections
 from projections.events import RawRow
 from projections.model import Key, Kind, PageState, Row, Table, View
 from projections.queries import QueryRow
-from projections.store import Tracking
+from projections.store import LIVE, Tracking
 
 QUERIES = load_sections("adapters.postgres", "queries.sql")
 
@@ -262,11 +262,24 @@ class PostgresViewStore:
         if any is not there (the caller's transaction then rolls back)."""
         if any(e.position == 0 and e.generation == 0 for e in expected):
             return all(self.advance(e, position, owner) for e in expected)
-        cur = self.conn.execute(ADVANCE_MANY, (
-            position, owner, [e.view for e in expected], [e.position for e in expected],
-            [e.generation for e in expected],
-        ))  # fmt: skip
+        cur = self.conn.execute(ADVANCE_MANY, _advance_params(expected, position, owner))
         return cur.rowcount == len(expected)
+
+    @translated()
+    def commit_page(self, expected: Sequence[Tracking], position: int, owner: str,
+                    writes: Sequence[tuple[View, PageState]]) -> bool | None:  # fmt: skip
+        """Every view's rows and its position moved from ``expected`` in one pipelined
+        transaction (``page_writes``, ADR 200); False (rolled back) if a view moved;
+        None, nothing done, for a view's first tracking row or a libpq without pipelines."""
+        if not page_writes.supported() or any(
+            e.position == 0 and e.generation == 0 for e in expected
+        ):
+            return None
+        params = _advance_params(expected, position, owner)
+        return page_writes.commit_page(
+            self.conn, self.transaction, writes, LIVE, advance=(ADVANCE_MANY, params),
+            views=len(expected),
+        )  # fmt: skip
 
     @translated()
     def lock_tracking(self, view: str) -> Tracking:
@@ -374,6 +387,11 @@ class PostgresViewStore:
         (statement,) = QUERIES[name]
         with self.conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(statement, dict(params)).fetchall()
+
+
+def _advance_params(expected: Sequence[Tracking], position: int, owner: str) -> tuple[Any, ...]:
+    return (position, owner, [e.view for e in expected], [e.position for e in expected],
+            [e.generation for e in expected])  # fmt: skip
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
