@@ -40,7 +40,7 @@ from adapters.http import (
     worker_claims,
 )
 from adapters.http.access import Access, access_middleware
-from adapters.http.bodies import MAX_BODY_BYTES
+from adapters.http.bodies import MAX_BODY_BYTES, UNCOMPRESSED
 from adapters.http.console import Console, console_router
 from adapters.http.decoding import MAX_DEPTH
 from adapters.http.health import HealthMonitor
@@ -142,7 +142,9 @@ def create_app(parts: HttpParts) -> Litestar:
         ),
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan],
-        compression_config=CompressionConfig(backend="gzip", minimum_size=4096),
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=4096, exclude_opt_key=UNCOMPRESSED
+        ),
         debug=False,
         logging_config=None,
     )

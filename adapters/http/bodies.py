@@ -35,6 +35,11 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH = 1000
 """The most jobs one ``POST /heartbeats`` or ``POST /dlq/redrive`` may name."""
 
+UNCOMPRESSED = "uncompressed"
+"""A route's ``opt`` key: its answers are a few hundred bytes at most, so the compression
+middleware is bypassed for it, not run to find a short answer (ADR 198: it read the
+headers of every request and made a gzip compressor for every client that accepts gzip)."""
+
 T = TypeVar("T")
 
 WorkerTime = Annotated[

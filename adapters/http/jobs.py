@@ -20,6 +20,7 @@ from litestar.params import FromPath, QueryParameter
 
 from adapters.http.access import principal_of, rule
 from adapters.http.bodies import (
+    UNCOMPRESSED,
     AttemptState,
     ClaimedAttempt,
     ClaimRequest,
@@ -118,7 +119,7 @@ HEARTBEATS_RECORDED = HEARTBEATS.labels("recorded")
 
 @post(
     "/jobs/{job_id:uuid}/heartbeat", status_code=200,
-    opt={"access": WORKER, "body": HeartbeatRequest},
+    opt={"access": WORKER, "body": HeartbeatRequest, UNCOMPRESSED: True},
     summary="Record a heartbeat of the current attempt", tags=["workers"],
 )
 async def heartbeat(
@@ -147,7 +148,7 @@ async def heartbeat(
 
 @post(
     "/jobs/{job_id:uuid}/complete", status_code=200,
-    opt={"access": WORKER, "body": CompleteRequest},
+    opt={"access": WORKER, "body": CompleteRequest, UNCOMPRESSED: True},
     summary="Report the current attempt completed", tags=["workers"],
 )
 async def complete(
@@ -165,7 +166,8 @@ async def complete(
 
 
 @post(
-    "/jobs/{job_id:uuid}/fail", status_code=200, opt={"access": WORKER, "body": FailRequest},
+    "/jobs/{job_id:uuid}/fail", status_code=200,
+    opt={"access": WORKER, "body": FailRequest, UNCOMPRESSED: True},
     summary="Report the current attempt failed", tags=["workers"],
 )
 async def fail(

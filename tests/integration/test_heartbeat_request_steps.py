@@ -17,6 +17,7 @@ from uuid import UUID
 
 import pytest
 from anyio._backends import _asyncio as anyio_asyncio
+from litestar.middleware.compression.gzip_facade import GzipCompression
 from litestar.testing import TestClient
 
 from adapters.http.app import create_app
@@ -141,3 +142,29 @@ def test_a_write_the_ledger_does_not_confirm_in_time_is_a_503(tmp_path: Path) ->
         assert (error.status, error.code) == (503, "write_timeout")
     finally:
         container.close()
+
+
+def test_a_heartbeat_answer_skips_the_compression_middleware(
+    served: tuple[Any, str, UUID, Counter[str]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that accepts gzip (httpx does by default) had a gzip compressor made for
+    each heartbeat's few hundred bytes, never used (minimum size 4 KiB): 0 now, 1 per
+    request before. A large answer is still compressed."""
+    client, secret, job_id, _ = served
+    made = [0]
+    original = GzipCompression.__init__
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        made[0] += 1
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GzipCompression, "__init__", counted)
+    headers = {"authorization": f"Bearer {secret}", "accept-encoding": "gzip"}
+    for _ in range(5):
+        answer = client.post(f"/jobs/{job_id}/heartbeat", json={"worker_id": "w", "attempt": 1},
+                             headers=headers)
+        assert answer.status_code == 200
+        assert "content-encoding" not in answer.headers
+    assert made[0] == 0
+    schema = client.get("/schema/openapi.json", headers=headers)
+    assert schema.headers["content-encoding"] == "gzip"
