@@ -27,6 +27,7 @@ import anyio.to_thread
 
 from adapters.http.problems import ApiError
 from adapters.http.ratelimit import Limiter
+from adapters.http.wakeups import wakeups_of
 from adapters.service.batching import BatchWriter
 from ledger.access import Principal
 from ledger.application import JobLedger, Result
@@ -239,13 +240,14 @@ async def _all_done(futures: Sequence[Future[Result]], timeout: float) -> list[R
     done: asyncio.Future[None] = loop.create_future()
     left = [len(futures)]
     lock = threading.Lock()
+    wakeups = wakeups_of(loop)
 
     def finished(_: Future[Result]) -> None:
         with lock:
             left[0] -= 1
             last = left[0] == 0
         if last:
-            loop.call_soon_threadsafe(_settle, done)
+            wakeups.settle_soon(done)  # one wake-up for the requests of a batch (ADR 198)
 
     if futures:
         for future in futures:
@@ -256,11 +258,6 @@ async def _all_done(futures: Sequence[Future[Result]], timeout: float) -> list[R
         finally:
             timer.cancel()
     return [future.result() for future in futures]
-
-
-def _settle(done: asyncio.Future[None]) -> None:
-    if not done.done():
-        done.set_result(None)
 
 
 def _expire(done: asyncio.Future[None]) -> None:

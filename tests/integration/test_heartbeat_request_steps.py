@@ -29,7 +29,8 @@ from adapters.service.batching import BatchWriter
 from adapters.service.bootstrap import build, utc_now
 from adapters.service.settings import Settings
 from ledger.access import Role, new_key
-from ledger.commands import ClaimJob, EnqueueJob, RecordHeartbeat
+from ledger.commands import ClaimJob, EnqueueJob, Outcome, RecordHeartbeat
+from ledger.status import Status
 
 IN_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("in_request", default=False)
 
@@ -168,3 +169,55 @@ def test_a_heartbeat_answer_skips_the_compression_middleware(
     assert made[0] == 0
     schema = client.get("/schema/openapi.json", headers=headers)
     assert schema.headers["content-encoding"] == "gzip"
+
+
+class Held(BatchWriter):
+    """A batch writer whose futures are resolved together when :meth:`release` is
+    called (by the caller's thread: the loop cannot run in between, so the count does
+    not depend on thread switches)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.futures: list[Future[Any]] = []
+
+    def submit(self, command: Any) -> Any:
+        future: Future[Any] = Future()
+        self.futures.append(future)
+        return future
+
+    def release(self, result: Any) -> None:
+        for future in self.futures:
+            future.set_result(result)
+
+
+def test_requests_settled_by_one_batch_wake_the_loop_once(tmp_path: Path) -> None:
+    """50 requests whose writes one batch settles: the event loop is called once for all
+    of them (50 times before: once per request)."""
+    container = build(Settings(ledger_data_dir=tmp_path))
+    try:
+        held = Held(container.ledger, utc_now)
+        writer = Writer(held, Limiter(None))
+        outcome = Outcome(job_id=UUID(int=1), status=Status.IN_PROGRESS, attempt=1, version=2)
+        command = RecordHeartbeat(job_id=UUID(int=1), attempt=1, worker_id="w")
+
+        async def run() -> tuple[list[Outcome], int]:
+            loop = asyncio.get_running_loop()
+            calls = [0]
+            original = loop.call_soon_threadsafe
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                calls[0] += 1
+                return original(*args, **kwargs)
+
+            loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+            tasks = [asyncio.create_task(writer.execute(command)) for _ in range(50)]
+            while len(held.futures) < 50:
+                await asyncio.sleep(0)
+            held.release(outcome)
+            return list(await asyncio.gather(*tasks)), calls[0]
+
+        outcomes, wakeups = asyncio.run(run())
+        assert outcomes == [outcome] * 50
+        assert wakeups == 1
+    finally:
+        container.close()
