@@ -49,6 +49,7 @@ from bench import (
     controls,
     end_to_end,
     enqueue,
+    heartbeat_cpu,
     http_api,
     http_processes,
     limiter,
@@ -696,6 +697,9 @@ def run_workloads(
         "http_processes": lambda: run_owning(  # 1 against 2 API processes (ADR 160)
             http_processes, "http_processes", server,
             [] if mode.name == "full" else [f"--{mode.name}"], doc),
+        "heartbeat_cpu": lambda: run_owning(  # API CPU per heartbeat request (ADR 198)
+            heartbeat_cpu, "heartbeat_cpu", server,
+            [] if mode.name == "full" else [f"--{mode.name}"], doc),
         "console": lambda: run_owning(  # the console's pages (issue 15, ADR 140)
             console_bench, "console", server, CONSOLE[mode.name], doc),
     }
@@ -715,7 +719,7 @@ def main(argv: Sequence[str] | None = None) -> Outcome:
                         "rebuild,enqueue,stale,limiter,e2e,controls,timetravel,"
                         "view_asof,tracing,archive,archive_year,schedules,burn_down,claims,"
                         "console,"
-                        "http_processes")  # fmt: skip
+                        "http_processes,heartbeat_cpu")  # fmt: skip
     args = parser.parse_args(argv)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
