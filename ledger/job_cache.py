@@ -27,8 +27,11 @@ from ledger.job import Job
 from ledger.job_ids import named_job
 
 PREFETCH_MIN = 2
-"""A batch that needs this many jobs from the store loads them in one query, when the
-recorder can (``StreamLoader``); fewer are loaded one by one."""
+"""A batch whose keyed enqueues need this many jobs from the store loads them in one
+query, when the recorder can (``StreamLoader``); one keyed enqueue alone is guessed new
+without a read (ADR 165). A job command's job (a claim, a report) is always read that way,
+even alone: the repository's read of one job is two statements, its snapshot then its
+events (ADR 201)."""
 
 
 @runtime_checkable
@@ -124,11 +127,13 @@ class JobCache:
         if loader is None:
             return {}, set()
         wanted: dict[UUID, None] = {}
+        commanded = False
         for command in commands:
             job_id = named_job(command)
             if job_id is not None and (fresh or job_id not in self._jobs):
                 wanted[job_id] = None
-        if len(wanted) < PREFETCH_MIN:
+                commanded = commanded or isinstance(command, JobCommand)
+        if not wanted or (len(wanted) < PREFETCH_MIN and not commanded):
             return {}, set()
         streams = loader.select_streams(list(wanted), self._snapshots_table)
         jobs: dict[UUID, Job] = {}
