@@ -10,9 +10,10 @@ again. Here the statements between ``BEGIN`` and ``COMMIT`` are queued in libpq'
 pipeline mode and the server is waited for once for all of them (the positions'
 compare-and-set first, as before, so the tracking rows are locked before the tables, the
 order of a rebuild's swap; its row count decides whether the page commits): three waits
-per page. Each statement runs on a cursor kept for it on the
-connection, with its bytes rendered once (ADR 192's ``kept_cursor``); the appended rows
-go in as one ``INSERT ... SELECT FROM unnest`` (``COPY`` cannot be pipelined).
+per page of up to ``COPY_FROM`` queue history rows. Each statement runs on a cursor kept
+for it on the connection, with its bytes rendered once (ADR 192's ``kept_cursor``); the
+appended rows go in as one ``INSERT ... SELECT FROM unnest`` (``COPY`` cannot be
+pipelined), or by ``COPY`` after the pipeline when there are many.
 
 Any error the server answers (rows it refuses, a lost connection) fails the pipeline and
 rolls the transaction back, as before; the caller then writes the page view by view.
@@ -32,6 +33,10 @@ from adapters.postgres import ddl
 from adapters.postgres.append_cursor import kept_cursor, rendered
 from projections.model import Kind, PageState, Table, View
 
+COPY_FROM = 100
+"""An append table's rows past this many go by COPY after the pipeline: psycopg dumps
+COPY rows in C, an array parameter element by element in Python (a burn-down's pages of
+1,000 events cost ``ledger serve`` and PostgreSQL more CPU as one INSERT from unnest)."""
 INSERT_ROWS = sql.SQL("INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})")
 
 
@@ -75,6 +80,7 @@ def commit_page(
                 queue_rows(conn, writes, suffix)
             if moving.rowcount != views:
                 raise Moved()
+            copy_rows(conn, writes, suffix)
     except Moved:
         return False
     return True
@@ -89,6 +95,19 @@ def queue_rows(conn: psycopg.Connection[Any], writes: Sequence[tuple[View, PageS
             for composed, args in statements(table, suffix, state):
                 query = rendered(composed, conn)
                 kept_cursor(conn, query).execute(query, args)
+
+
+def copy_rows(conn: psycopg.Connection[Any], writes: Sequence[tuple[View, PageState]],
+              suffix: str) -> None:  # fmt: skip
+    """COPY the append tables' rows past :data:`COPY_FROM` (after the pipeline)."""
+    for view, state in writes:
+        for table in view.tables:
+            appended = state.appended.get(table.name) if table.kind is Kind.APPEND else None
+            if appended and len(appended) > COPY_FROM:
+                statement = rendered(ddl.copy_in(table, suffix), conn)
+                with conn.cursor() as cur, cur.copy(statement) as copy:
+                    for row in appended:
+                        copy.write_row(row)
 
 
 def statements(
@@ -113,7 +132,7 @@ def statements(
             out.append((ddl.add_counters(table, suffix), columns(tuples)))
     else:
         appended = state.appended.get(name)
-        if appended:
+        if appended and len(appended) <= COPY_FROM:
             out.append((insert_rows(table, suffix), columns(list(appended))))
     return out
 

@@ -101,14 +101,18 @@ def test_a_page_waits_for_the_server_three_times_to_commit(
     exchanges = Exchanges(monkeypatch, store.conn)  # type: ignore[attr-defined]
     with monkeypatch.context() as unpiped:
         unpiped.setattr(page_writes, "supported", lambda: False)
-        workload.run(10)
+        workload.run(3)
         assert runner.step() > 0
     before = exchanges.take()
-    workload.run(10)
+    workload.run(3)  # fewer queue history rows than COPY_FROM
     assert runner.step() > 0
     after = exchanges.take()
     assert len(before) >= 10  # BEGIN, positions, a statement per table with rows, COMMIT
     assert after == ["_enter_gen", "_exit_gen", "_exit_gen"]  # BEGIN, the pipeline, COMMIT
+    workload.run(10)  # more: they go by COPY after the pipeline
+    assert runner.step() > page_writes.COPY_FROM
+    assert exchanges.take() == ["_enter_gen", "_exit_gen", "_start_copy_gen", "copy_to",
+                                "copy_end", "_exit_gen"]  # fmt: skip
     head = store.head()
     for view in ALL:
         assert store.tracking(view.name).position == head
