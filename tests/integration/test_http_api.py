@@ -17,11 +17,16 @@ import pytest
 from adapters.http.wiring import build_http
 from adapters.service.bootstrap import build
 from adapters.service.settings import Settings
-from projections.queries.lag import HoldsBack
 from projections.queries.rate_limits import RateLimitQueries
 from projections.registry import VIEWS
 from projections.runner import catch_up_unfed
-from tests.support.http import RunningApi, projections_running, serve_in_thread, wait_for
+from tests.support.http import (
+    RunningApi,
+    projections_running,
+    serve_in_thread,
+    settled_head,
+    wait_for,
+)
 from tests.support.pg import PostgresServer
 
 CUSTOMER = "acme"
@@ -66,15 +71,7 @@ def client(running: RunningApi) -> Iterator[httpx.Client]:
 
 
 def log_head(running: RunningApi) -> int:
-    """The head once every committed event is below it. On PostgreSQL a reader's head is
-    the settled head (ADR 150): a transaction that took its id before the test's last
-    append (such as a view runner's, writing the enqueue's rows) holds that append back
-    until it commits, so the head read right after the claim could move by the claim's
-    own event while the request under test appended nothing."""
-    wait_for(lambda: running.parts.views.use(
-        lambda store: not isinstance(store, HoldsBack) or store.held_back() == 0
-    ))
-    return running.parts.views.use(lambda store: store.head())
+    return settled_head(running)
 
 
 def appended_since(running: RunningApi, head: int) -> list[str]:

@@ -19,7 +19,7 @@ from adapters.http.wiring import build_http
 from adapters.service.bootstrap import build, utc_now
 from adapters.service.settings import Settings
 from ledger.access import Role, new_key
-from tests.support.http import RunningApi, serve_in_thread
+from tests.support.http import RunningApi, serve_in_thread, settled_head
 from tests.support.pg import PostgresServer
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -70,7 +70,7 @@ def admin(served: Served) -> Iterator[httpx.Client]:
 
 
 def head(served: Served) -> int:
-    return served.running.parts.views.use(lambda store: store.head())
+    return settled_head(served.running)
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from litestar import Litestar
 from adapters.http.app import HttpParts, create_app
 from adapters.http.server import ApiServer, bound_address
 from adapters.service.bootstrap import Container
+from projections.queries.lag import HoldsBack
 from projections.registry import VIEWS
 from projections.runner import Runner
 
@@ -80,3 +81,15 @@ def wait_for(predicate: object, timeout: float = 10.0, interval: float = 0.05) -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {predicate!r}")
         time.sleep(interval)
+
+
+def settled_head(running: RunningApi) -> int:
+    """The head once every committed event is below it. On PostgreSQL a reader's head is
+    the settled head (ADR 150): a transaction that took its id before the test's last
+    append (such as a view runner's, writing the enqueue's rows) holds that append back
+    until it commits, so a head read right after a write can move by that write's own
+    event later, and views "at the head" may not have it yet."""
+    wait_for(lambda: running.parts.views.use(
+        lambda store: not isinstance(store, HoldsBack) or store.held_back() == 0
+    ))
+    return int(running.parts.views.use(lambda store: store.head()))
