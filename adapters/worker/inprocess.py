@@ -33,7 +33,13 @@ from ledger.commands import (
     RecordHeartbeat,
     ReportCancelled,
 )
-from ledger.errors import AttemptSuperseded, JobNotFound, LedgerError, UnknownAttempt
+from ledger.errors import (
+    AttemptSuperseded,
+    JobNotFound,
+    LedgerError,
+    StoreError,
+    UnknownAttempt,
+)
 
 T = TypeVar("T")
 
@@ -173,9 +179,12 @@ class InProcessLedger:
         ))
 
     async def _within_timeout(self, call: Awaitable[T]) -> T:
-        """``call``'s answer within ``call_timeout``; the ledger's errors as they are, any
-        other (the store failed: the writer hands its error to every caller) and a timeout
-        as :class:`LedgerUnavailable`."""
+        """``call``'s answer within ``call_timeout``; the ledger's errors as they are but
+        the store's, any other (the store failed: the writer hands its error to every
+        caller) and a timeout as :class:`LedgerUnavailable`. The store's errors are the
+        claims' transaction failing (``adapters/postgres/claims.py`` translates psycopg's
+        into :class:`StoreError`): it rolled back, so the caller tries again (a report
+        given up there left its job running with no worker until the stale threshold)."""
         try:
             with anyio.fail_after(self.call_timeout):
                 return await call
@@ -183,6 +192,8 @@ class InProcessLedger:
             raise LedgerUnavailable(
                 f"the ledger did not answer within {self.call_timeout:g}s"
             ) from None
+        except StoreError as error:
+            raise LedgerUnavailable(f"the ledger failed: {error}") from error
         except LedgerError:
             raise
         except Exception as error:

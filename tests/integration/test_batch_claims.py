@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import anyio
@@ -21,7 +22,7 @@ import pytest
 
 from adapters.local_queue.claims import FULL_DELAY, ClaimRequest
 from adapters.local_queue.queue import LocalQueue
-from adapters.postgres.claims import ADVISORY_LOCK
+from adapters.postgres.claims import ADVISORY_LOCK, PostgresClaims
 from adapters.service.backend import backend_for
 from adapters.service.batching import BatchWriter
 from adapters.service.queue_claims import QueueClaims, queue_claims_for
@@ -295,6 +296,38 @@ async def test_a_message_another_claim_holds_is_skipped_and_the_append_takes_no_
         assert [UUID(c.job_id) for c in claimed] == [free]
         other.rollback()
     assert [UUID(c.job_id) for c in await pg.claims.claim(pg.request(5))] == [held]
+
+
+async def test_a_report_whose_transaction_failed_is_sent_again(
+    pg: Fixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claims' transaction translates psycopg's errors into the store's (ledger errors);
+    the in-process port passed those through, and the reporter retries only
+    ``LedgerUnavailable``: the batch's reports were given up at once, their jobs left
+    running with no worker until the stale threshold (10 minutes by default)."""
+    jobs = {await pg.job() for _ in range(3)}
+    failures: list[int] = []
+    delete_reported = PostgresClaims._delete_reported
+
+    def fails_once(self: PostgresClaims, conn: Any, reports: Any, results: Any) -> None:
+        if reports and not failures:  # inside the transaction: it rolls back
+            failures.append(len(reports[0].commands))
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        delete_reported(self, conn, reports, results)
+
+    monkeypatch.setattr(PostgresClaims, "_delete_reported", fails_once)
+
+    async def handler(ctx: JobContext) -> str:
+        return "ok"
+
+    port = InProcessLedger(pg.ledger, clock=now)
+    worker = Worker(handler, pg.queue, port, WorkerConfig(concurrency=3, worker_id="w-retry"))
+    async with running(worker):
+        await until(lambda: worker.stats.completed == len(jobs))
+    await port.aclose()
+    assert failures  # a report's transaction failed
+    assert {pg.ledger.get_job(j).status for j in jobs} == {Status.COMPLETED}
+    assert pg.rows() == []  # every message went with its Completed
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
