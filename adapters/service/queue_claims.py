@@ -87,8 +87,13 @@ class QueueClaims:
         """On the writer's thread: every request waiting, in one transaction."""
         with self._lock:
             items, self._pending = self._pending, []
+        # A caller that gave up meanwhile (the worker's call timeout cancels its future) is
+        # left out: its claim would take jobs nobody runs, its report is sent again. The
+        # others' futures can no longer be cancelled, so each gets its answer (a cancelled
+        # one's set_result raised and left every later caller of the drain unanswered).
+        items = [(i, f) for i, f in items if f.set_running_or_notify_cancel()]
         if not items:
-            return  # an earlier drain took them
+            return  # an earlier drain took them, or their callers gave up
         reports = [(i, f) for i, f in items if isinstance(i, ReportBatch)]
         claims = [(i, f) for i, f in items if isinstance(i, ClaimRequest)]
         try:

@@ -330,6 +330,36 @@ async def test_a_report_whose_transaction_failed_is_sent_again(
     assert pg.rows() == []  # every message went with its Completed
 
 
+async def test_a_caller_that_gave_up_is_left_out_and_the_others_are_answered(
+    pg: Fixture,
+) -> None:
+    """A worker's call times out (InProcessLedger's call_timeout) while its request waits
+    for the writer: the drain ran it anyway, and its cancelled future's set_result raised,
+    so the requests after it in the drain were committed and never answered (a claim's
+    jobs left in_progress with no worker until the stale threshold)."""
+    first, second = await pg.job(), await pg.job()
+    (claimed,) = await pg.claims.claim(pg.request(1))
+    assert UUID(claimed.job_id) == first
+    pg.claims.writer.call(lambda: time.sleep(0.5))  # both requests queue up behind it
+    report = CompleteJob(job_id=first, attempt=1, worker_id="w1")
+    receipt = (claimed.seq, claimed.receipt.partition(":")[2])
+    taken: list[object] = []
+
+    async def claim_later() -> None:
+        await anyio.sleep(0.05)  # queued after the report
+        taken.extend(await pg.claims.claim(pg.request(1)))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(claim_later)
+        with anyio.move_on_after(0.2):  # the report's caller gives up
+            await pg.claims.report([report], [receipt], pg.queue.name)
+        with anyio.fail_after(20):
+            while not taken:
+                await anyio.sleep(0.02)
+    assert [UUID(c.job_id) for c in taken] == [second]  # type: ignore[attr-defined]
+    assert pg.ledger.get_job(first).status == Status.IN_PROGRESS  # its report is sent again
+
+
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     with anyio.fail_after(timeout):
         while not predicate():
