@@ -102,7 +102,8 @@ class PostgresClaims:
         touched: list[UUID] = [c.job_id for b in reports for c in b.commands]
         try:
             with self._transaction() as conn:
-                candidates = [self._candidates(conn, request, epoch) for request in claims]
+                taken: set[int] = set()
+                candidates = [self._candidates(conn, request, epoch, taken) for request in claims]
                 received = [_decoded(due) for due, _ in candidates]
                 claim_commands = [
                     ClaimJob(job_id=message.job_id, worker_id=request.worker_id)
@@ -127,17 +128,26 @@ class PostgresClaims:
         return reported, claimed
 
     def _candidates(
-        self, conn: psycopg.Connection[Any], request: ClaimRequest, epoch: float
+        self, conn: psycopg.Connection[Any], request: ClaimRequest, epoch: float,
+        taken: set[int],
     ) -> tuple[list[StoredMessage], list[StoredMessage]]:
         """The messages this claim takes (advisory-locked, nothing written yet), and
-        those received too often already, to move to the dead-letter queue."""
+        those received too often already, to move to the dead-letter queue. ``taken``: the
+        rows an earlier claim of this transaction took (added to). Its advisory locks are
+        this session's, which the same session takes again, so its rows would come back
+        here too: each claim's ledger decision then refused as not pending, and its message
+        deleted as obsolete under the job the earlier claim had just started."""
+        more = len(taken)
         params: dict[str, Any] = {
             "queue": request.queue_name, "now": epoch, "any_queue": request.queues is None,
             "job_queues": list(request.queues or ()), "customer": request.customer_id,
-            "window": request.limit * 4 + 16, "limit": request.limit, "lock": ADVISORY_LOCK,
+            "window": request.limit * 4 + 16 + more, "limit": request.limit + more,
+            "lock": ADVISORY_LOCK,
         }
         with conn.cursor(row_factory=class_row(QueueRow)) as cur:
-            rows = [row.message() for row in cur.execute(SQL["candidates"], params).fetchall()]
+            found = [row.message() for row in cur.execute(SQL["candidates"], params).fetchall()]
+        rows = [row for row in found if row.seq not in taken][:request.limit]
+        taken.update(row.seq for row in rows)
         due = [row for row in rows if row.receive_count < request.max_receives]
         return due, [row for row in rows if row.receive_count >= request.max_receives]
 

@@ -360,6 +360,16 @@ async def test_a_caller_that_gave_up_is_left_out_and_the_others_are_answered(
     assert pg.ledger.get_job(first).status == Status.IN_PROGRESS  # its report is sent again
 
 
+async def test_two_claims_in_one_transaction_take_different_messages(pg: Fixture) -> None:
+    """The claims of one drain share a session, whose advisory locks it takes again: the
+    second claim took the first one's messages, its claims were refused as not pending and
+    those messages deleted under the jobs just started, and it got none of the others."""
+    jobs = [await pg.job() for _ in range(3)]
+    _, claimed = pg.claims.claims.run([], [pg.request(1), pg.request(2)], now(), time.time())
+    assert [[UUID(c.job_id) for c in each] for each in claimed] == [jobs[:1], jobs[1:]]
+    assert [(job, count) for job, count, _ in pg.rows()] == [(str(j), 1) for j in jobs]
+
+
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     with anyio.fail_after(timeout):
         while not predicate():
