@@ -275,6 +275,12 @@ class Worker:
             outcome = await self._caller.call(run)
             with anyio.CancelScope(shield=True):
                 await self._reporter.settle(run, outcome)
+        except Exception:
+            # the report failed in a way the reporter does not handle (the stale policy
+            # recovers the job); the job its report claimed next is claimed all the same,
+            # and nobody else runs it: it still runs in this slot (ADR 155)
+            log.exception("job %s attempt %d: the report failed", run.ctx.job_id,
+                          run.ctx.attempt)
         finally:
             self._running.pop(key, None)
             run.trace.end()

@@ -27,6 +27,7 @@ from adapters.service.backend import backend_for
 from adapters.service.batching import BatchWriter
 from adapters.service.queue_claims import QueueClaims, queue_claims_for
 from adapters.worker import InProcessLedger, JobContext, Worker, WorkerConfig
+from adapters.worker.report import Reporter
 from ledger.application import JobLedger
 from ledger.commands import (
     AnyCommand,
@@ -38,7 +39,7 @@ from ledger.commands import (
     PauseQueue,
     SetQueueLimit,
 )
-from ledger.errors import InvalidCommand, LedgerError
+from ledger.errors import IllegalTransition, InvalidCommand, LedgerError
 from ledger.ports.transport import JobMessage
 from ledger.status import Status
 from tests.support.ledgers import make_ledger, settings_for
@@ -368,6 +369,38 @@ async def test_two_claims_in_one_transaction_take_different_messages(pg: Fixture
     _, claimed = pg.claims.claims.run([], [pg.request(1), pg.request(2)], now(), time.time())
     assert [[UUID(c.job_id) for c in each] for each in claimed] == [jobs[:1], jobs[1:]]
     assert [(job, count) for job, count, _ in pg.rows()] == [(str(j), 1) for j in jobs]
+
+
+async def test_the_job_a_failed_report_claimed_next_still_runs(
+    pg: Fixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A report and the claim for the slot it frees commit together; when the report's
+    end raised in the worker (an answer the reporter does not handle), the job claimed for
+    the slot was dropped with it: in_progress with no worker until the stale threshold."""
+    first, second = await pg.job(), await pg.job()  # one slot: the second is claimed
+    settle = Reporter.settle                           # by the first one's report
+    raised: list[UUID] = []
+
+    async def settles_then_raises(self: Reporter, run: Any, outcome: Any) -> None:
+        await settle(self, run, outcome)
+        if not raised:
+            raised.append(run.ctx.job_id)
+            raise IllegalTransition(run.ctx.job_id, "completed", "complete")
+
+    monkeypatch.setattr(Reporter, "settle", settles_then_raises)
+    ran: list[UUID] = []
+
+    async def handler(ctx: JobContext) -> str:
+        ran.append(ctx.job_id)
+        return "ok"
+
+    port = InProcessLedger(pg.ledger, clock=now)
+    worker = Worker(handler, pg.queue, port, WorkerConfig(concurrency=1, worker_id="w-next"))
+    async with running(worker):
+        await until(lambda: pg.ledger.get_job(second).status == Status.COMPLETED)
+    await port.aclose()
+    assert raised == [ran[0]]
+    assert sorted(map(str, ran)) == sorted([str(first), str(second)])
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
