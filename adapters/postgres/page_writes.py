@@ -102,18 +102,28 @@ def copy_rows(conn: psycopg.Connection[Any], writes: Sequence[tuple[View, PageSt
     """COPY the append tables' rows past :data:`COPY_FROM` (after the pipeline)."""
     for view, state in writes:
         for table in view.tables:
-            appended = state.appended.get(table.name) if table.kind is Kind.APPEND else None
-            if appended and len(appended) > COPY_FROM:
-                statement = rendered(ddl.copy_in(table, suffix), conn)
-                with conn.cursor() as cur, cur.copy(statement) as copy:
-                    for row in appended:
-                        copy.write_row(row)
+            copy_table(conn, table, suffix, state)
+
+
+def copy_table(
+    conn: psycopg.Connection[Any], table: Table, suffix: str, state: PageState,
+    copy_from: int = COPY_FROM,
+) -> None:
+    """COPY ``table``'s appended rows in ``state`` when they are more than ``copy_from``
+    (0: any; the rest went in by :func:`statements`' INSERT)."""
+    appended = state.appended.get(table.name) if table.kind is Kind.APPEND else None
+    if appended and len(appended) > copy_from:
+        statement = rendered(ddl.copy_in(table, suffix), conn)
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in appended:
+                copy.write_row(row)
 
 
 def statements(
-    table: Table, suffix: str, state: PageState
+    table: Table, suffix: str, state: PageState, copy_from: int = COPY_FROM
 ) -> list[tuple[sql.Composed, list[list[Any]]]]:
-    """The statements and array parameters of ``table``'s rows in ``state``."""
+    """The statements and array parameters of ``table``'s rows in ``state``; appended
+    rows only when at most ``copy_from`` (more go by :func:`copy_table`)."""
     name, out = table.name, []
     if table.kind is Kind.STATE:
         deleted = state.deleted.get(name)
@@ -132,7 +142,7 @@ def statements(
             out.append((ddl.add_counters(table, suffix), columns(tuples)))
     else:
         appended = state.appended.get(name)
-        if appended and len(appended) <= COPY_FROM:
+        if appended and len(appended) <= copy_from:
             out.append((insert_rows(table, suffix), columns(list(appended))))
     return out
 

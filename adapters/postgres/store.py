@@ -24,7 +24,7 @@ from adapters.postgres.errors import translated
 from adapters.postgres.log_order import head_function_name
 from adapters.sql.sqlfile import load_sections
 from projections.events import RawRow
-from projections.model import Key, Kind, PageState, Row, Table, View
+from projections.model import Key, PageState, Row, Table, View
 from projections.queries import QueryRow
 from projections.store import LIVE, Tracking
 
@@ -298,7 +298,8 @@ class PostgresViewStore:
     def load(self, table: Table, suffix: str, keys: Collection[Key]) -> dict[Key, Row]:
         names = table.names
         if len(table.key) != 1:
-            cur = self.conn.execute(ddl.select_by_key(table, suffix), _columns(list(keys)))
+            key_columns = page_writes.columns(list(keys))
+            cur = self.conn.execute(ddl.select_by_key(table, suffix), key_columns)
             return {
                 table.key_of(row): row
                 for row in (dict(zip(names, raw, strict=True)) for raw in cur.fetchall())
@@ -312,31 +313,11 @@ class PostgresViewStore:
 
     @translated()
     def apply(self, view: View, suffix: str, state: PageState) -> None:
-        conn = self.conn
+        """The view's rows in ``state``, table by table; appended rows by COPY."""
         for table in view.tables:
-            name = table.name
-            if table.kind is Kind.STATE:
-                deleted = state.deleted.get(name)
-                if deleted:
-                    conn.execute(ddl.delete_keys(table, suffix), _columns(list(deleted)))
-                dirty = state.dirty.get(name)
-                if dirty:
-                    rows = state.rows[name]
-                    values = ddl.row_values(table)
-                    tuples = [values(rows[k]) for k in dirty if k in rows]
-                    if tuples:
-                        conn.execute(ddl.upsert(table, suffix), _columns(tuples))
-            elif table.kind is Kind.COUNTER:
-                deltas = state.deltas.get(name)
-                if deltas:
-                    tuples = [(*k, *v) for k, v in deltas.items()]
-                    conn.execute(ddl.add_counters(table, suffix), _columns(tuples))
-            else:
-                appended = state.appended.get(name)
-                if appended:
-                    with conn.cursor() as cur, cur.copy(ddl.copy_in(table, suffix)) as copy:
-                        for row in appended:
-                            copy.write_row(row)
+            for statement, args in page_writes.statements(table, suffix, state, copy_from=0):
+                self.conn.execute(statement, args)
+            page_writes.copy_table(self.conn, table, suffix, state, copy_from=0)
 
     # -- rebuild and verify ---------------------------------------------------------------
 
@@ -392,8 +373,3 @@ class PostgresViewStore:
 def _advance_params(expected: Sequence[Tracking], position: int, owner: str) -> tuple[Any, ...]:
     return (position, owner, [e.view for e in expected], [e.position for e in expected],
             [e.generation for e in expected])  # fmt: skip
-
-
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Row tuples as one list per column (the parameters of an ``unnest`` statement)."""
-    return [list(column) for column in zip(*rows, strict=True)]
