@@ -27,7 +27,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from adapters.postgres import event_recorder
-from adapters.postgres.append_cursor import append_cursor, rendered
+from adapters.postgres.append_cursor import kept_cursor, rendered
 from adapters.postgres.backend import postgres_env
 from adapters.postgres.notifier import GAP_SECONDS
 from adapters.service.bootstrap import utc_now
@@ -37,7 +37,7 @@ from ledger.commands import EnqueueJob
 from tests.support.pg import start_postgres
 
 
-def new_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[tuple[Any, ...]]:
+def new_cursor(conn: psycopg.Connection[Any], query: Any) -> psycopg.Cursor[tuple[Any, ...]]:
     return conn.cursor(row_factory=tuple_row)
 
 
@@ -47,8 +47,8 @@ def composed(statement: sql.Composable, conn: psycopg.Connection[Any]) -> sql.Co
 
 PATHS: dict[str, tuple[Callable[..., Any], Callable[..., Any], float]] = {
     "before": (new_cursor, composed, 0.0),
-    "ADR 187": (append_cursor, rendered, 0.0),
-    "ADR 187 + 188": (append_cursor, rendered, GAP_SECONDS),
+    "ADR 187": (kept_cursor, rendered, 0.0),
+    "ADR 187 + 188": (kept_cursor, rendered, GAP_SECONDS),
 }
 
 
@@ -67,12 +67,12 @@ def run(ledger: JobLedger, blocks: int, size: int) -> dict[str, list[tuple[float
     try:
         for _ in range(blocks):
             for name, (cursor, render, gap) in PATHS.items():
-                setattr(event_recorder, "append_cursor", cursor)  # noqa: B010
+                setattr(event_recorder, "kept_cursor", cursor)  # noqa: B010
                 setattr(event_recorder, "rendered", render)  # noqa: B010
                 notifier._gap = gap
                 figures[name].append(block(ledger, size))
     finally:
-        setattr(event_recorder, "append_cursor", append_cursor)  # noqa: B010
+        setattr(event_recorder, "kept_cursor", kept_cursor)  # noqa: B010
         setattr(event_recorder, "rendered", rendered)  # noqa: B010
         notifier._gap = GAP_SECONDS
     return figures

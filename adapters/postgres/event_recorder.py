@@ -42,7 +42,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from adapters.postgres import outbox
-from adapters.postgres.append_cursor import append_cursor, kept_cursor, rendered
+from adapters.postgres.append_cursor import kept_cursor, rendered
 from adapters.postgres.log_order import (
     ADD_COLUMN,
     APPEND_FUNCTION,
@@ -346,9 +346,10 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             statement, params = self.outbox_statement, outbox.call_params(params, batch)
             if outbox.unflushed():  # a scheduler round's releases (ADR 175)
                 statement = self.outbox_unflushed_statement
-        with self.datastore.get_connection() as conn:  # its cursor kept: ADR 187
-            curs = append_cursor(conn)
-            curs.execute(rendered(statement, conn), params, prepare=True)
+        with self.datastore.get_connection() as conn:  # its cursor kept: ADRs 187, 192
+            query = rendered(statement, conn)
+            curs = kept_cursor(conn, query)
+            curs.execute(query, params, prepare=True)
             ids = [row[0] for row in curs.fetchall()]
         self.notifier.poke()  # NOTIFY after the commit, off this path: notifier.py
         return ids

@@ -14,7 +14,7 @@ from eventsourcing.persistence import IntegrityError
 from psycopg import sql
 from psycopg.types.array import ListBinaryDumper, ListDumper
 
-from adapters.postgres.append_cursor import append_cursor
+from adapters.postgres.append_cursor import kept_cursor
 from adapters.postgres.backend import postgres_env
 from adapters.postgres.event_recorder import LedgerEventRecorder
 from adapters.service.bootstrap import utc_now
@@ -89,7 +89,7 @@ def test_a_failed_append_leaves_the_kept_cursor_usable(postgres_url: str) -> Non
 
 def test_a_closed_connection_gets_a_new_cursor(postgres_url: str) -> None:
     with psycopg.connect(postgres_url) as conn:
-        first = append_cursor(conn)
-        assert append_cursor(conn) is first
+        first = kept_cursor(conn, b"SELECT 1")
+        assert kept_cursor(conn, b"SELECT 1") is first
         first.close()
-        assert append_cursor(conn) is not first
+        assert kept_cursor(conn, b"SELECT 1") is not first
