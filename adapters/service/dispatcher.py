@@ -36,6 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import anyio
@@ -47,7 +48,15 @@ from adapters.tracing import dispatched
 from ledger.application import JobLedger
 from ledger.errors import JobNotFound, LedgerError
 from ledger.ports.transport import JobMessage, Outgoing, Transport
-from projections.events import Enqueued, Event, Redriven, Released, Requeued, decode_page
+from projections.events import (
+    Enqueued,
+    Event,
+    EventNotUnderstood,
+    Redriven,
+    Released,
+    Requeued,
+    decode_page,
+)
 from projections.store import Tracking, ViewStore
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,25 @@ DISPATCH = "policy:dispatch"
 PAGE = 500
 MAX_BACKOFF = 5.0
 """Longest wait, in seconds, between failed rounds (doubling from the poll interval)."""
+LINGER_SECONDS = 0.025
+"""With the outbox (which writes the queue rows itself), how long the dispatcher waits
+after a small page before reading the next: pages of a few events each cost a round per
+notification while workers append (issue 19, ADR 204). Without the outbox every enqueue
+waits for the dispatcher's send, so it does not wait."""
+PERSIST_EVERY = 10_000
+"""Events read past the recorded position, in pages that asked for nothing, before the
+position is recorded anyway (a restart reads at most this many again)."""
+
+
+class Page(NamedTuple):
+    """A page as :meth:`Dispatcher._prepare` read and sorted it."""
+
+    tracking: Tracking
+    events: list[Event]
+    error: EventNotUnderstood | None
+    queued: set[int]
+    holds: Sorted
+    outgoing: list[Outgoing]
 
 
 class DispatchStopped(LedgerError):
@@ -113,8 +141,11 @@ class Dispatcher(SessionWorker):
         poll_interval: float = 0.5,
         max_backoff: float = MAX_BACKOFF,
         reopen: Callable[[], ViewStore] | None = None,
+        linger: float | None = None,
     ) -> None:
         super().__init__(store, "dispatcher", reopen)
+        self._linger = (LINGER_SECONDS if ledger is not None and ledger.outbox is not None
+                        else 0.0) if linger is None else linger
         self._max_backoff = max_backoff
         self._ledger = ledger
         self._transport = transport
@@ -130,6 +161,9 @@ class Dispatcher(SessionWorker):
         self.failed_rounds = 0
         self.reconnects = 0
         self._at: Tracking | None = None
+        self._read_to = 0
+        """Where the next page starts: past :attr:`_at` after pages that asked for
+        nothing (their position is recorded later, :meth:`_defer`)."""
         """The position as this dispatcher last advanced it, while it holds the lock: a
         page needs no read of it (issue 19); dropped after a failed round or advance."""
 
@@ -162,8 +196,9 @@ class Dispatcher(SessionWorker):
                 await anyio.sleep(self._poll)
                 return
             log.info("dispatcher %s took over sending jobs", self._owner)
-        if await self.step() == 0:
-            await self._sync(self._store.wait_for_events, self._poll)
+        read = await self._step(wait=self._poll)
+        if self._linger and 0 < read < self._page // 4:
+            await anyio.sleep(self._linger)  # let a trickle of events gather (issue 19)
 
     async def _recover(self, error: Exception, failures: int) -> None:
         """After a failed round: log, back off, and (unless the log itself stopped it) open
@@ -184,30 +219,68 @@ class Dispatcher(SessionWorker):
 
     async def step(self) -> int:
         """Send one page of the log's messages; return the events it covered."""
-        tracking = self._at
-        if tracking is None:
-            tracking = await self._sync(self._store.tracking, DISPATCH)
-        page = await self._sync(self._store.read_events, tracking.position, self._page)
-        if not page:
+        return await self._step()
+
+    async def _step(self, wait: float = 0.0) -> int:
+        """One page in one hop to the session's thread (a second after a send): read,
+        sort and, when it sends nothing, advance there too; on an empty page, wait up to
+        ``wait`` for events in that same hop."""
+        page = await self._sync(self._prepare, wait)
+        if page is None:
             return 0
-        events, error = decode_page(page)
-        queued = await self._sync(self._queued, tracking.position, events)
-        outgoing = [
-            m for m in [await self._message(e, e.position in queued) for e in events]
-            if m is not None
-        ]
-        holds = await self._sync(sort_page, self._store, self._ledger, events, outgoing)
-        outgoing = holds.send + [hold.outgoing() for hold in holds.release]
-        if outgoing:
-            await self._transport.send_batch(outgoing)
-            self.sent += len(outgoing)
-        self.held += len(holds.hold)
-        if events:
-            await self._sync(self._advance, tracking, events[-1].position, holds, bool(queued))
-            dispatched(events, outgoing, queued)  # by the dispatcher or by the outbox
-        if error is not None:
-            raise DispatchStopped(f"dispatcher stopped at {error}")
-        return len(events)
+        if page.outgoing:
+            await self._transport.send_batch(page.outgoing)
+            self.sent += len(page.outgoing)
+            await self._sync(self._advance, page.tracking, page.events[-1].position,
+                             page.holds, bool(page.queued))
+        self.held += len(page.holds.hold)
+        dispatched(page.events, page.outgoing, page.queued)  # by the dispatcher or the outbox
+        if page.error is not None:
+            raise DispatchStopped(f"dispatcher stopped at {page.error}")
+        return len(page.events)
+
+    def _prepare(self, wait: float = 0.0) -> Page | None:
+        """Read and sort a page (on the session's thread). A page with nothing to send,
+        hold or forget moves only the position in memory (:meth:`_defer`)."""
+        if self._at is None:
+            self._at = self._store.tracking(DISPATCH)
+            self._read_to = self._at.position
+        tracking = self._at
+        rows = self._store.read_events(self._read_to, self._page)
+        if not rows:
+            self._persist()
+            if wait:
+                self._store.wait_for_events(wait)
+            return None
+        events, error = decode_page(rows)
+        if not events:
+            return Page(tracking, events, error, set(), Sorted([], [], []), [])
+        asks = any(isinstance(e.body, Enqueued | Requeued | Redriven | Released) for e in events)
+        queued = self._queued(self._read_to, events) if asks else set()
+        messages = [self._message(e, e.position in queued) for e in events]
+        holds = sort_page(self._store, self._ledger, events, [m for m in messages if m])
+        page = Page(tracking, events, error, queued, holds,
+                    holds.send + [hold.outgoing() for hold in holds.release])
+        if not page.outgoing:
+            if holds.hold or queued:
+                self._advance(tracking, events[-1].position, holds, bool(queued))
+            else:
+                self._defer(events[-1].position)
+        return page
+
+    def _defer(self, position: int) -> None:
+        """Past a page that asked for nothing: read on from ``position``, and record it
+        with the next page that does something, when the log is read to its head, or
+        every :data:`PERSIST_EVERY` events (issue 19). A restart before re-reads those
+        pages and finds nothing in them again."""
+        self._read_to = position
+        if self._at is not None and position - self._at.position >= PERSIST_EVERY:
+            self._persist()
+
+    def _persist(self) -> None:
+        """Record the position :meth:`_defer` moved in memory, if it did."""
+        if self._at is not None and self._read_to > self._at.position:
+            self._advance(self._at, self._read_to)
 
     def _queued(self, after: int, events: list[Event]) -> set[int]:
         """The page's events whose queue row was written with them (ADR 151)."""
@@ -218,7 +291,7 @@ class Dispatcher(SessionWorker):
         )
         return {int(row["position"]) for row in rows}
 
-    async def _message(self, event: Event, queued: bool = False) -> Outgoing | None:
+    def _message(self, event: Event, queued: bool = False) -> Outgoing | None:
         """The event's message; ``None`` when it asks for none or the outbox wrote it."""
         body, job_id = event.body, event.originator_id
         if isinstance(body, Enqueued):
@@ -231,7 +304,7 @@ class Dispatcher(SessionWorker):
         known = self._jobs.get(job_id)
         if known is None or isinstance(body, Redriven):  # the job itself says
             try:
-                job = await self._sync(self._ledger.get_job, UUID(job_id))
+                job = self._ledger.get_job(UUID(job_id))
             except JobNotFound:  # pragma: no cover - the log says it exists
                 log.error("dispatcher: job %s of event %d not found", job_id, event.position)
                 return None
@@ -261,4 +334,5 @@ class Dispatcher(SessionWorker):
                 log.warning("dispatcher: position moved under %s", self._owner)
                 return
         self._at = replace(expected, position=position)
+        self._read_to = position
 
