@@ -36,7 +36,12 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    Notification,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import sql
 from psycopg.rows import tuple_row
@@ -53,6 +58,7 @@ from adapters.postgres.log_order import (
     section_key,
 )
 from adapters.postgres.notifier import Notifier
+from adapters.postgres.notify_connection import NotifyConnection
 from adapters.postgres.recording import (
     JOINED,
     CatalogCheckedTypes,
@@ -189,7 +195,10 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             id_type=id_type,
         )
         self.notify_statement = NOTIFY.format(channel=channel)
-        self.notifier = Notifier(self._send_notify)
+        self.notify_connection = NotifyConnection(self._notify_connect, self.notify_statement)
+        self.notifier = Notifier(
+            self.notify_connection.send, on_idle=self.notify_connection.release
+        )
         self.select_versions_statement = SELECT_VERSIONS.format(
             schema=schema, table=table, id_type=id_type
         )
@@ -354,9 +363,16 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         self.notifier.poke()  # NOTIFY after the commit, off this path: notifier.py
         return ids
 
-    def _send_notify(self) -> None:
-        with self.datastore.get_connection() as conn:
-            conn.execute(rendered(self.notify_statement, conn))
+    def _notify_connect(self) -> psycopg.Connection[Any]:
+        """A connection of the notifier's own, like the pool's (ADR 206)."""
+        pool = self.datastore.pool
+        given = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
+        kwargs = {k: v for k, v in (given or {}).items() if k != "row_factory"}
+        if pool.get_password_func is not None:
+            kwargs["password"] = pool.get_password_func()
+        kwargs.setdefault("connect_timeout", 10)
+        conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+        return psycopg.connect(conninfo, autocommit=True, **kwargs)
 
 
 class LedgerPostgresFactory(PostgresFactory):
@@ -364,3 +380,15 @@ class LedgerPostgresFactory(PostgresFactory):
 
     application_recorder_class = LedgerEventRecorder
     aggregate_recorder_class = LedgerSnapshotRecorder
+
+    def application_recorder(self) -> ApplicationRecorder:
+        recorder = super().application_recorder()
+        self._recorders = [*getattr(self, "_recorders", []), recorder]
+        return recorder
+
+    def close(self) -> None:
+        """The notifiers' connections too (ADR 206), then the pool."""
+        for recorder in getattr(self, "_recorders", []):
+            if isinstance(recorder, LedgerEventRecorder):
+                recorder.notify_connection.close()
+        super().close()

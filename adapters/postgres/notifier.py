@@ -16,6 +16,9 @@ second statement (its pool checkout, send and CPU, about 60 µs per enqueue) and
 server a second transaction for nearly every append; now at most one per gap, and the
 last append is still followed by one sent after its commit, at most a gap later.
 
+Sends go on a connection the thread keeps while it runs (ADR 206,
+:mod:`adapters.postgres.notify_connection`), let go (``on_idle``) when the thread ends.
+
 The thread starts at the first poke of a process (again in a forked child, which inherits
 no threads) and ends after :data:`IDLE_SECONDS` without a poke, so a closed application
 leaves no thread behind for long.
@@ -40,10 +43,14 @@ class Notifier:
     """Sends ``send()`` on its own thread after each :meth:`poke`, coalescing pokes."""
 
     def __init__(
-        self, send: Callable[[], object], idle_seconds: float = IDLE_SECONDS,
+        self,
+        send: Callable[[], object],
+        idle_seconds: float = IDLE_SECONDS,
         gap_seconds: float = GAP_SECONDS,
+        on_idle: Callable[[], object] | None = None,
     ):
         self._send = send
+        self._on_idle = on_idle
         self._idle, self._gap = idle_seconds, gap_seconds
         self._guard = threading.Lock()
         self._wanted = threading.Event()
@@ -67,9 +74,12 @@ class Notifier:
         while True:
             if not self._wanted.wait(self._idle):
                 with self._guard:
-                    if not self._wanted.is_set():  # idle: end; the next poke starts another
+                    ending = not self._wanted.is_set()
+                    if ending:  # idle: end; the next poke starts another
                         self._running = False
-                        return
+                if ending:
+                    self._idle_done()  # outside the guard: a poke meanwhile is not held up
+                    return
             self._wanted.clear()
             try:
                 self._send()
@@ -78,3 +88,11 @@ class Notifier:
                 log.info("NOTIFY after an append failed: %s", error)
             if self._gap:  # the pokes meanwhile coalesce into the next send (ADR 188)
                 time.sleep(self._gap)
+
+    def _idle_done(self) -> None:
+        """The thread is ending: let go of what its sends kept (a connection: ADR 206)."""
+        if self._on_idle is not None:
+            try:
+                self._on_idle()
+            except Exception as error:  # never let the ending thread raise
+                log.info("releasing the notifier's connection failed: %s", error)

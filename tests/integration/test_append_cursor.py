@@ -6,6 +6,7 @@ replaced."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -58,6 +59,10 @@ def test_one_job_enqueues_render_their_statement_once(
     ledger = JobLedger({**postgres_env(postgres_url), "POSTGRES_POOL_SIZE": "2"})
     try:
         ledger.execute(EnqueueJob(customer_id="warm-up"), utc_now())
+        notifier = getattr(ledger.recorder, "notifier")  # noqa: B009
+        deadline = time.monotonic() + 10  # its NOTIFY rendered too (on its own connection)
+        while notifier.sent == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         calls = [0]
         original = sql.Composed.as_bytes
 

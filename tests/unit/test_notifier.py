@@ -69,3 +69,13 @@ def test_an_idle_thread_ends_and_the_next_poke_starts_one() -> None:
     wait_for(lambda: not notifier._running)
     notifier.poke()
     wait_for(lambda: notifier.sent == 2)
+
+
+def test_an_ending_thread_lets_go_of_what_its_sends_kept() -> None:
+    released: list[int] = []
+    notifier = Notifier(lambda: None, idle_seconds=0.05, on_idle=lambda: released.append(1))
+    notifier.poke()
+    wait_for(lambda: len(released) == 1 and not notifier._running)
+    notifier.poke()
+    wait_for(lambda: len(released) == 2)
+    assert notifier.sent == 2
