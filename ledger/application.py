@@ -112,14 +112,14 @@ class JobLedger(Application[UUID]):
             self._stored_job, self.recorder, self.mapper, self.snapshots,
             size=cache_size, snapshot_interval=snapshot_interval,
         )
-        self._queues = QueueCache(self.get_queue, self.recorder)
+        self.queue_cache = QueueCache(self.get_queue, self.recorder)
         self._new_jobs = NewJobWriter(  # batches of new jobs as rows (ADR 185)
             self.recorder, self.mapper, self._jobs, new_id=new_id, paused=self._paused,
             settings=lambda: (self.outbox, self.archive),
         )
 
     def _paused(self, name: str) -> bool:
-        queue = self._queues.load(name)
+        queue = self.queue_cache.load(name)
         return queue is not None and queue.paused
 
     def construct_mapper(self) -> Mapper[UUID]:
@@ -269,7 +269,7 @@ class JobLedger(Application[UUID]):
         if guess:
             absent |= self._jobs.keys_guessed_new(commands, jobs)
         from_cache: set[UUID] = set()
-        slots = QueueSlots(self._queues.load, self._queues.confirm)
+        slots = QueueSlots(self.queue_cache.load, self.queue_cache.confirm)
         order = DecisionOrder()
         results: list[Result] = []
         for c in commands:
@@ -281,7 +281,7 @@ class JobLedger(Application[UUID]):
         if changed:
             queues = slots.changed()
             self._append(changed, queues, order, now=now)
-            self._queues.remember(queues)
+            self.queue_cache.remember(queues)
             for job in changed:
                 self._jobs.remember(job)
         return results

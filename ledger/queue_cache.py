@@ -18,13 +18,18 @@ current again: under contention no save is spent on a doomed guess. A queue neve
 controlled (most queues: no cap, never paused) is checked the same way, one version lookup
 per batch instead of a load's two reads, until it exists. So every decision
 stands on the queue as stored, and a queue one process claims from costs a batch of
-claims no extra read. Pure: loading and the version lookup are callables.
+claims no extra read. A caller that reads the versions of the :meth:`watched` queues with
+a statement its batch sends anyway (the claims' candidates, ADR 202) hands them over with
+:meth:`versions_read`: each is used once, by the batch's first lookup of that queue,
+instead of a lookup of its own. Pure: loading and the version lookup are callables.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from uuid import UUID
 
 from ledger.job_cache import StreamLoader
 from ledger.queue import Queue, queue_id
@@ -50,6 +55,8 @@ class QueueCache:
         self._absent: set[str] = set()
         """Queues found never controlled: checked by their version (one lookup for the
         two reads of a load, its snapshot and its events) until one exists."""
+        self._read: dict[UUID, int | None] = {}
+        """Versions the caller read in its batch's transaction (:meth:`versions_read`)."""
 
     def load(self, name: str) -> Queue | None:
         """A private copy of the queue as this process saved it (unchecked right after a
@@ -57,7 +64,7 @@ class QueueCache:
         never controlled."""
         held = self._held.get(name)
         if held is None and name in self._absent and self._versions is not None:
-            if not self._versions([queue_id(name)]):
+            if self._stored_version(queue_id(name)) is None:
                 return None
             self._absent.discard(name)
         if held is not None and self._versions is not None:
@@ -93,8 +100,30 @@ class QueueCache:
         self._contended.add(name)
 
     def _current(self, held: Queue) -> bool:
+        return self._stored_version(held.id) == held.version
+
+    def _stored_version(self, queue: UUID) -> int | None:
+        """The queue's stored version (``None``: never controlled), as the caller read it
+        for this batch (once), else looked up."""
+        if queue in self._read:
+            return self._read.pop(queue)
         assert self._versions is not None
-        return self._versions([held.id]).get(held.id) == held.version
+        return self._versions([queue]).get(queue)
+
+    def watched(self) -> list[UUID]:
+        """The queues whose stored version a batch may look up: those held, and those
+        found never controlled."""
+        return [*(q.id for q in self._held.values()), *map(queue_id, self._absent)]
+
+    @contextmanager
+    def versions_read(self, versions: Mapping[UUID, int | None]) -> Iterator[None]:
+        """Within: the first lookup of each queue of ``versions`` (read by the caller in
+        the transaction its batch is decided and appended in) answers from it."""
+        self._read = dict(versions)
+        try:
+            yield
+        finally:
+            self._read = {}
 
     def remember(self, queues: Sequence[Queue]) -> None:
         """Hold the queues just saved (their events collected)."""

@@ -32,7 +32,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg import sql
 
 from adapters.local_queue.claims import (
     ClaimedMessage,
@@ -40,7 +40,7 @@ from adapters.local_queue.claims import (
     ReportBatch,
     fate_of_refusal,
 )
-from adapters.postgres.append_cursor import kept_cursor
+from adapters.postgres.append_cursor import kept_cursor, rendered
 from adapters.postgres.errors import translated
 from adapters.postgres.event_recorder import LedgerEventRecorder
 from adapters.sql.queue_rows import QueueRow
@@ -75,6 +75,9 @@ class PostgresClaims:
     def __init__(self, ledger: JobLedger, recorder: LedgerEventRecorder) -> None:
         self.ledger = ledger
         self.recorder = recorder
+        self._candidates_statement = sql.SQL(SQL["candidates"]).format(
+            events=sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+        )
 
     def claim(self, request: ClaimRequest, now: datetime, epoch: float) -> list[ClaimedMessage]:
         """Claim up to ``request.limit`` jobs (``now``: the ledger's clock; ``epoch``: the
@@ -103,7 +106,10 @@ class PostgresClaims:
         try:
             with self._transaction() as conn:
                 taken: set[int] = set()
-                candidates = [self._candidates(conn, request, epoch, taken) for request in claims]
+                queues = self.ledger.queue_cache
+                versions: dict[UUID, int | None] = {}  # the queues', with the candidates
+                candidates = [self._candidates(conn, request, epoch, taken, versions)
+                              for request in claims]  # fmt: skip
                 received = [_decoded(due) for due, _ in candidates]
                 claim_commands = [
                     ClaimJob(job_id=message.job_id, worker_id=request.worker_id)
@@ -112,7 +118,7 @@ class PostgresClaims:
                 ]
                 touched += [c.job_id for c in claim_commands]
                 commands = [c for b in reports for c in b.commands] + claim_commands
-                with self.recorder.joined(conn):
+                with self.recorder.joined(conn), queues.versions_read(versions):
                     results = iter(self.ledger.execute_batch(commands, now))
                 reported = [[next(results) for _ in b.commands] for b in reports]
                 self._delete_reported(conn, reports, reported)
@@ -129,23 +135,29 @@ class PostgresClaims:
 
     def _candidates(
         self, conn: psycopg.Connection[Any], request: ClaimRequest, epoch: float,
-        taken: set[int],
+        taken: set[int], versions: dict[UUID, int | None],
     ) -> tuple[list[StoredMessage], list[StoredMessage]]:
         """The messages this claim takes (advisory-locked, nothing written yet), and
         those received too often already, to move to the dead-letter queue. ``taken``: the
         rows an earlier claim of this transaction took (added to). Its advisory locks are
         this session's, which the same session takes again, so its rows would come back
         here too: each claim's ledger decision then refused as not pending, and its message
-        deleted as obsolete under the job the earlier claim had just started."""
+        deleted as obsolete under the job the earlier claim had just started.
+        ``versions``: the stored versions of the queues the ledger watches, read by the
+        same statement (updated; ADR 202)."""
         more = len(taken)
+        watched = self.ledger.queue_cache.watched()
         params: dict[str, Any] = {
             "queue": request.queue_name, "now": epoch, "any_queue": request.queues is None,
             "job_queues": list(request.queues or ()), "customer": request.customer_id,
             "window": request.limit * 4 + 16 + more, "limit": request.limit + more,
-            "lock": ADVISORY_LOCK,
+            "lock": ADVISORY_LOCK, "queue_ids": watched,
         }
-        with conn.cursor(row_factory=class_row(QueueRow)) as cur:
-            found = [row.message() for row in cur.execute(SQL["candidates"], params).fetchall()]
+        statement = rendered(self._candidates_statement, conn)  # its cursor kept: ADR 192
+        fetched = kept_cursor(conn, statement).execute(statement, params).fetchall()
+        found = [QueueRow(*row[:-1]).message() for row in fetched]
+        if fetched:
+            versions.update(zip(watched, fetched[0][-1], strict=True))
         rows = [row for row in found if row.seq not in taken][:request.limit]
         taken.update(row.seq for row in rows)
         due = [row for row in rows if row.receive_count < request.max_receives]

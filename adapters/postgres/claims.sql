@@ -14,6 +14,10 @@
 -- skipped, as SKIP LOCKED would). No row is written, so the transaction has no id yet
 -- and its append orders itself without the table lock (ADR 150); the window is read
 -- first and the locks tried on it in order, so only the rows returned are locked.
+-- Each row also carries the stored versions of the queue aggregates the process watches
+-- (the queue ids given, in order; NULL for one never controlled), read in this
+-- transaction, so that the batch's decisions look none up (ADR 202). The events table is
+-- the recorder's ({events}, composed with sql.Identifier).
 WITH due AS MATERIALIZED (
     SELECT seq, message_id::text, job_id::text, attempt, body, sent_at, receive_count, receipt, dead_at, priority
     FROM local_queue_messages
@@ -23,7 +27,12 @@ WITH due AS MATERIALIZED (
     ORDER BY priority DESC, visible_at, seq
     LIMIT %(window)s
 )
-SELECT * FROM due
+, versions AS MATERIALIZED (
+    SELECT coalesce(array_agg((SELECT max(e.originator_version) FROM {events} AS e
+                               WHERE e.originator_id = w.id) ORDER BY w.n), '{{}}') AS queue_versions
+    FROM unnest(%(queue_ids)s::uuid[]) WITH ORDINALITY AS w(id, n)
+)
+SELECT due.*, versions.queue_versions FROM due CROSS JOIN versions
 WHERE pg_try_advisory_xact_lock(%(lock)s, (seq %% 2147483647)::integer)
 LIMIT %(limit)s;
 
