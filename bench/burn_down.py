@@ -33,7 +33,7 @@ from adapters.postgres.backend import postgres_env
 from adapters.service.bootstrap import utc_now
 from bench import cpu_split, end_to_end
 from bench.common import Figure
-from bench.end_to_end import Fleet, completed_after, environment, head_of, ledger_database
+from bench.end_to_end import CompletedCount, Fleet, environment, head_of, ledger_database
 from ledger.application import JobLedger
 from ledger.commands import EnqueueJob
 from tests.support.pg import PostgresServer, start_postgres
@@ -89,12 +89,14 @@ def ledger_runs(server: PostgresServer, size: Size) -> Figure:
             try:
                 head = head_of(poll)
                 backlog(ledger, poll, size)
+                completed = CompletedCount(poll, head)
+                completed()  # past the backlog's Enqueued events before the clock
                 window.start()
                 started = time.perf_counter()
                 for worker in workers:
                     os.kill(worker.pid, signal.SIGCONT)
                 deadline = time.monotonic() + size.seconds
-                while (done := completed_after(poll, head)) < size.jobs:
+                while (done := completed()) < size.jobs:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"only {done} of {size.jobs} jobs completed")
                     time.sleep(end_to_end.POLL_SECONDS)

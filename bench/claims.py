@@ -33,7 +33,7 @@ from adapters.service.bootstrap import utc_now
 from bench import end_to_end
 from bench.burn_down import backlog
 from bench.common import Figure
-from bench.end_to_end import Fleet, completed_after, environment, head_of, ledger_database
+from bench.end_to_end import CompletedCount, Fleet, environment, head_of, ledger_database
 from ledger.application import JobLedger
 from ledger.commands import EnqueueJob
 from tests.support.pg import PostgresServer, start_postgres
@@ -71,7 +71,8 @@ def workers(fleet: Fleet, size: Size, batch: bool) -> list[Any]:
 
 def until_completed(poll: psycopg.Connection[Any], head: int, jobs: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while (done := completed_after(poll, head)) < jobs:
+    completed = CompletedCount(poll, head)
+    while (done := completed()) < jobs:
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {done} of {jobs} jobs completed")
         time.sleep(end_to_end.POLL_SECONDS)

@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 
 from adapters.postgres.backend import postgres_env
 from adapters.service.bootstrap import utc_now
-from bench.end_to_end import Fleet, completed_after, environment, head_of, ledger_database
+from bench.end_to_end import CompletedCount, Fleet, environment, head_of, ledger_database
 from ledger.application import JobLedger
 from ledger.commands import EnqueueJob
 from tests.support.pg import LocalCluster, find_bindir, start_postgres
@@ -105,7 +105,8 @@ def measure(jobs: int, idle: float) -> tuple[list[Statement], list[Statement], f
                          for n in range(first, min(jobs, first + ENQUEUE_BATCH))]  # fmt: skip
                 ledger.execute_batch(batch, utc_now())
             deadline = time.monotonic() + DEADLINE_SECONDS
-            while (done := completed_after(poll, head)) < jobs:
+            completed = CompletedCount(poll, head)
+            while (done := completed()) < jobs:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {done} of {jobs} jobs completed")
                 time.sleep(0.05)
