@@ -67,6 +67,10 @@ reports' 409s, which the worker settles by deleting the message)."""
 ADVISORY_LOCK = 0x6C715F63
 """The first key of the advisory locks a claim holds on its messages until it commits
 (the second is the message's ``seq``), so concurrent claims skip each other's rows."""
+NOTIFY_WITHIN = 0.025
+"""How late the log's ``NOTIFY`` may follow a claims' transaction (ADR 203): the log's
+listeners (the projection runner, the dispatcher) wait as long after a small page anyway
+(ADRs 190, 204), so one ``NOTIFY`` per that while serves a worker's batches."""
 
 
 class PostgresClaims:
@@ -130,7 +134,8 @@ class PostgresClaims:
             for job_id in touched:  # the cache may hold decisions that never committed
                 self.ledger.forget(job_id)
             raise
-        self._notify()
+        if touched:  # a batch that decided nothing appended nothing: no one to wake
+            self._notify()
         return reported, claimed
 
     def _candidates(
@@ -241,8 +246,8 @@ class PostgresClaims:
 
     def _notify(self) -> None:
         """Wake the log's listeners once the appends committed, off this thread (the
-        recorder's notifier, as its own appends do)."""
-        self.recorder.notifier.poke()
+        recorder's notifier, as its own appends do), within :data:`NOTIFY_WITHIN`."""
+        self.recorder.notifier.poke(NOTIFY_WITHIN)
 
 
 def _settle_refused(

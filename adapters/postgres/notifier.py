@@ -16,6 +16,12 @@ second statement (its pool checkout, send and CPU, about 60 µs per enqueue) and
 server a second transaction for nearly every append; now at most one per gap, and the
 last append is still followed by one sent after its commit, at most a gap later.
 
+A poke may allow its ``NOTIFY`` to come later (``within`` seconds, ADR 203): the thread
+then waits until the earliest time any pending poke allows, so the pokes of that while
+share one send; a poke that allows nothing cuts the wait short. The claims' transactions
+(``claims.py``) allow the listeners' own linger after a small page (25 ms), so a worker
+sends at most one ``NOTIFY`` per linger instead of one per batch of claims and reports.
+
 Sends go on a connection the thread keeps while it runs (ADR 206,
 :mod:`adapters.postgres.notify_connection`), let go (``on_idle``) when the thread ends.
 
@@ -27,6 +33,7 @@ leaves no thread behind for long.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -54,17 +61,27 @@ class Notifier:
         self._idle, self._gap = idle_seconds, gap_seconds
         self._guard = threading.Lock()
         self._wanted = threading.Event()
+        self._hurry = threading.Event()
+        """Set by a poke that allows no wait: a lenient wait ends at once."""
+        self._due = math.inf
+        """The earliest time (``time.monotonic``) a pending poke wants its send by."""
         self._owner = os.getpid()  # the process whose locks these are
         self._running = False
         self.sent = 0
 
-    def poke(self) -> None:
-        """Ask for one ``send()`` that starts after now."""
+    def poke(self, within: float = 0.0) -> None:
+        """Ask for one ``send()`` that starts after now, by ``within`` seconds from now
+        (plus the gap) at the latest."""
         if self._owner != os.getpid():  # a forked child: the parent's locks are not ours
             self._guard, self._wanted = threading.Lock(), threading.Event()
+            self._hurry, self._due = threading.Event(), math.inf
             self._owner, self._running = os.getpid(), False
-        self._wanted.set()
+        due = time.monotonic() + within if within > 0 else -math.inf
         with self._guard:  # the same lock as an idle thread's decision to end (see _run)
+            self._due = min(self._due, due)
+            if within <= 0:
+                self._hurry.set()
+            self._wanted.set()
             if self._running:
                 return
             self._running = True
@@ -80,7 +97,7 @@ class Notifier:
                 if ending:
                     self._idle_done()  # outside the guard: a poke meanwhile is not held up
                     return
-            self._wanted.clear()
+            self._wait_until_due()
             try:
                 self._send()
                 self.sent += 1
@@ -88,6 +105,18 @@ class Notifier:
                 log.info("NOTIFY after an append failed: %s", error)
             if self._gap:  # the pokes meanwhile coalesce into the next send (ADR 188)
                 time.sleep(self._gap)
+
+    def _wait_until_due(self) -> None:
+        """Wait while every pending poke allows it (ADR 203), then take them all."""
+        while True:
+            with self._guard:
+                delay = self._due - time.monotonic()
+                if delay <= 0 or self._hurry.is_set():
+                    self._due = math.inf
+                    self._hurry.clear()
+                    self._wanted.clear()
+                    return
+            self._hurry.wait(delay)
 
     def _idle_done(self) -> None:
         """The thread is ending: let go of what its sends kept (a connection: ADR 206)."""

@@ -93,7 +93,7 @@ def test_the_append_sends_no_notify_itself(postgres_url: str) -> None:
     ledger = JobLedger(postgres_env(postgres_url))
     try:
         recorder = recorder_of(ledger)
-        recorder.notifier.poke = lambda: None  # type: ignore[method-assign]
+        recorder.notifier.poke = lambda within=0.0: None  # type: ignore[method-assign]
         with psycopg.connect(postgres_url, autocommit=True) as listener:
             listener.execute(f'LISTEN "{recorder.channel_name}"')
             recorder.insert_events([event()])
