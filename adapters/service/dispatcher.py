@@ -164,6 +164,9 @@ class Dispatcher(SessionWorker):
         self._read_to = 0
         """Where the next page starts: past :attr:`_at` after pages that asked for
         nothing (their position is recorded later, :meth:`_defer`)."""
+        self._forget = False
+        """Deferred pages had events whose queue rows the outbox wrote: their positions
+        are forgotten when the position is recorded (not before: a restart needs them)."""
         """The position as this dispatcher last advanced it, while it holds the lock: a
         page needs no read of it (issue 19); dropped after a failed round or advance."""
 
@@ -240,8 +243,9 @@ class Dispatcher(SessionWorker):
         return len(page.events)
 
     def _prepare(self, wait: float = 0.0) -> Page | None:
-        """Read and sort a page (on the session's thread). A page with nothing to send,
-        hold or forget moves only the position in memory (:meth:`_defer`)."""
+        """Read and sort a page (on the session's thread). A page with nothing to send or
+        hold moves only the position in memory (:meth:`_defer`); the outbox's positions it
+        skipped are forgotten when the position is recorded."""
         if self._at is None:
             self._at = self._store.tracking(DISPATCH)
             self._read_to = self._at.position
@@ -262,14 +266,15 @@ class Dispatcher(SessionWorker):
         page = Page(tracking, events, error, queued, holds,
                     holds.send + [hold.outgoing() for hold in holds.release])
         if not page.outgoing:
-            if holds.hold or queued:
-                self._advance(tracking, events[-1].position, holds, bool(queued))
+            self._forget = self._forget or bool(queued)
+            if holds.hold:
+                self._advance(tracking, events[-1].position, holds)
             else:
                 self._defer(events[-1].position)
         return page
 
     def _defer(self, position: int) -> None:
-        """Past a page that asked for nothing: read on from ``position``, and record it
+        """Past a page with nothing to send or hold: read on from ``position``, record it
         with the next page that does something, when the log is read to its head, or
         every :data:`PERSIST_EVERY` events (issue 19). A restart before re-reads those
         pages and finds nothing in them again."""
@@ -324,6 +329,7 @@ class Dispatcher(SessionWorker):
         self, expected: Tracking, position: int, holds: Sorted | None = None,
         queued: bool = False,
     ) -> None:
+        queued = queued or self._forget  # with the pages deferred before (ADR 204)
         with self._store.transaction():
             if holds is not None:  # a paused queue's sends wait (adapters/service/dispatch_holds)
                 record(self._store, holds)
@@ -334,5 +340,5 @@ class Dispatcher(SessionWorker):
                 log.warning("dispatcher: position moved under %s", self._owner)
                 return
         self._at = replace(expected, position=position)
-        self._read_to = position
+        self._read_to, self._forget = position, False
 
