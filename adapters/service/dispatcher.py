@@ -68,9 +68,10 @@ MAX_BACKOFF = 5.0
 """Longest wait, in seconds, between failed rounds (doubling from the poll interval)."""
 LINGER_SECONDS = 0.025
 """With the outbox (which writes the queue rows itself), how long the dispatcher waits
-after a small page before reading the next: pages of a few events each cost a round per
-notification while workers append (issue 19, ADR 204). Without the outbox every enqueue
-waits for the dispatcher's send, so it does not wait."""
+after a small page that sent nothing before reading the next: pages of a few events each
+cost a round per notification while workers append (issue 19, ADR 204). Not after a page
+that sent (the next may hold more jobs waiting for their send), and never without the
+outbox, where every enqueue waits for the dispatcher's send."""
 PERSIST_EVERY = 10_000
 """Events read past the recorded position, in pages that asked for nothing, before the
 position is recorded anyway (a restart reads at most this many again)."""
@@ -199,8 +200,9 @@ class Dispatcher(SessionWorker):
                 await anyio.sleep(self._poll)
                 return
             log.info("dispatcher %s took over sending jobs", self._owner)
+        sent = self.sent
         read = await self._step(wait=self._poll)
-        if self._linger and 0 < read < self._page // 4:
+        if self._linger and 0 < read < self._page // 4 and self.sent == sent:
             await anyio.sleep(self._linger)  # let a trickle of events gather (issue 19)
 
     async def _recover(self, error: Exception, failures: int) -> None:

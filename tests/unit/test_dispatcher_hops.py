@@ -128,3 +128,15 @@ def test_with_the_outbox_it_waits_after_a_small_page() -> None:
     anyio.run(anyio.sleep, 0.05)
     assert lingering.reads == 1  # then it sleeps: no read of an empty page
     assert eager.reads >= 3
+
+
+def test_it_does_not_wait_after_a_small_page_that_sent() -> None:
+    ledger = memory_ledger()
+    for _ in range(3):
+        ledger.execute(EnqueueJob(customer_id="acme"), T0)
+    rows = logged(ledger)
+    db = Database(rows)
+    store = CountingStore(db)
+    run_until(dispatcher(ledger, store, page=100, linger=60.0),
+              partial(lambda s: s.reads >= 3, store), seconds=5)
+    assert db.position == rows[-1][0]  # sent, recorded, read on: no 60 s wait
