@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import anyio
 import msgspec
 from litestar import Request, post
 from litestar.di import NamedDependency
@@ -41,6 +42,7 @@ from ledger.errors import LedgerError
 from ledger.ports.queue_store import DEFAULT_MAX_RECEIVES, DEFAULT_QUEUE
 
 MAX_VISIBILITY = 43_200.0
+MAX_ANSWER = 300.0
 
 
 class ClaimsRequest(Body, frozen=True):
@@ -50,6 +52,10 @@ class ClaimsRequest(Body, frozen=True):
     max: int = 1
     queues: Annotated[list[QueueName], msgspec.Meta(min_length=1, max_length=100)] | None = None
     visibility_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_VISIBILITY)] = 30.0
+    answer_within_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_ANSWER)] | None = None
+    """The worker waits this long for the answer: a claim that has not answered by then
+    answers 503 ``claim_timed_out`` and hands back the jobs it takes (ADR 207), instead
+    of claiming them for a worker that stopped listening."""
 
 
 class ClaimsResult(msgspec.Struct, frozen=True):
@@ -110,12 +116,20 @@ async def worker_claims(
     body = await read_body(request, ClaimsRequest)
     if not 1 <= body.max <= MAX_CLAIMS:
         raise ApiError(400, f"max must be 1 to {MAX_CLAIMS}, got {body.max}", code="invalid_max")
-    claimed = await _supported(claims).claim(ClaimRequest(
+    claim = _supported(claims).claim(ClaimRequest(
         worker_id=body.worker_id, limit=body.max, visibility=body.visibility_seconds,
         queues=body.queues, queue_name=DEFAULT_QUEUE, max_receives=DEFAULT_MAX_RECEIVES,
         customer_id=principal_of(request).customer_id,
     ))
-    return ClaimsResult(jobs=claimed)
+    if body.answer_within_seconds is None:
+        return ClaimsResult(jobs=await claim)
+    with anyio.move_on_after(body.answer_within_seconds):
+        return ClaimsResult(jobs=await claim)
+    raise ApiError(
+        503, f"the claim did not answer within {body.answer_within_seconds:g}s; nothing is "
+        "claimed for this request (jobs its transaction took are handed back)",
+        code="claim_timed_out", headers={"Retry-After": "1"},
+    )
 
 
 @post(

@@ -171,11 +171,19 @@ class HttpLedger:
             traceparent=parse_traceparent(body.traceparent),
         )
 
+    @property
+    def claim_budget(self) -> float:
+        """How long the server may take to answer a claim before it gives up and hands the
+        jobs back (ADR 207): a second under this client's own timeout, so the answer still
+        arrives; half of it for timeouts under two seconds; at most the API's 300."""
+        return round(min(300.0, max(self.call_timeout / 2, self.call_timeout - 1.0)), 3)
+
     async def claim_batch(self, request: ClaimRequest) -> list[ClaimedMessage]:
         """``POST /workers/claims`` (ADR 155); an API without it (404) is
         :class:`BatchClaimsUnsupported`."""
         body: dict[str, object] = {"worker_id": request.worker_id, "max": request.limit,
-                                   "visibility_seconds": request.visibility}  # fmt: skip
+                                   "visibility_seconds": request.visibility,
+                                   "answer_within_seconds": self.claim_budget}  # fmt: skip
         if request.queues is not None:
             body["queues"] = request.queues
         try:
