@@ -35,6 +35,9 @@ from ledger.job_cache import StreamLoader
 from ledger.queue import Queue, queue_id
 
 QueueLoader = Callable[[str], Queue | None]
+WATCHED_MOST = 32
+"""The queues a caller reads the versions of with its own statement (:meth:`watched`): the
+ones loaded last, so a process that has seen many queues sends a short list each batch."""
 
 
 class QueueCache:
@@ -56,12 +59,18 @@ class QueueCache:
         """Queues found never controlled: checked by their version (one lookup for the
         two reads of a load, its snapshot and its events) until one exists."""
         self._read: dict[UUID, int | None] = {}
+        self._recent: dict[str, UUID] = {}
+        """The queues loaded last (their ids), oldest first, at most WATCHED_MOST."""
         """Versions the caller read in its batch's transaction (:meth:`versions_read`)."""
 
     def load(self, name: str) -> Queue | None:
         """A private copy of the queue as this process saved it (unchecked right after a
         save, else checked against the store's version), or as stored now; ``None`` if
         never controlled."""
+        recent = self._recent  # the loaded last at the end
+        recent[name] = recent.pop(name) if name in recent else queue_id(name)
+        if len(recent) > WATCHED_MOST:
+            del recent[next(iter(recent))]
         held = self._held.get(name)
         if held is None and name in self._absent and self._versions is not None:
             if self._stored_version(queue_id(name)) is None:
@@ -110,10 +119,12 @@ class QueueCache:
         assert self._versions is not None
         return self._versions([queue]).get(queue)
 
-    def watched(self) -> list[UUID]:
-        """The queues whose stored version a batch may look up: those held, and those
-        found never controlled."""
-        return [*(q.id for q in self._held.values()), *map(queue_id, self._absent)]
+    def watched(self) -> tuple[list[str], list[UUID]]:
+        """The names and ids of the queues whose stored version a batch may look up: the
+        :data:`WATCHED_MOST` loaded last, of those held and those found never
+        controlled."""
+        names = [n for n in self._recent if n in self._held or n in self._absent]
+        return names, [self._recent[n] for n in names]
 
     @contextmanager
     def versions_read(self, versions: Mapping[UUID, int | None]) -> Iterator[None]:

@@ -151,18 +151,18 @@ class PostgresClaims:
         ``versions``: the stored versions of the queues the ledger watches, read by the
         same statement (updated; ADR 202)."""
         more = len(taken)
-        watched = self.ledger.queue_cache.watched()
+        names, ids = self.ledger.queue_cache.watched()
         params: dict[str, Any] = {
             "queue": request.queue_name, "now": epoch, "any_queue": request.queues is None,
             "job_queues": list(request.queues or ()), "customer": request.customer_id,
             "window": request.limit * 4 + 16 + more, "limit": request.limit + more,
-            "lock": ADVISORY_LOCK, "queue_ids": watched,
+            "lock": ADVISORY_LOCK, "queue_names": names, "queue_ids": ids,
         }
         statement = rendered(self._candidates_statement, conn)  # its cursor kept: ADR 192
         fetched = kept_cursor(conn, statement).execute(statement, params).fetchall()
-        found = [QueueRow(*row[:-1]).message() for row in fetched]
+        found = [QueueRow(*row[:-2]).message() for row in fetched]
         if fetched:
-            versions.update(zip(watched, fetched[0][-1], strict=True))
+            versions.update(zip(fetched[0][-2], fetched[0][-1], strict=True))
         rows = [row for row in found if row.seq not in taken][:request.limit]
         taken.update(row.seq for row in rows)
         due = [row for row in rows if row.receive_count < request.max_receives]

@@ -15,11 +15,11 @@
 -- and its append orders itself without the table lock (ADR 150); the window is read
 -- first and the locks tried on it in order, so only the rows returned are locked.
 -- Each row also carries the stored versions of the queue aggregates the process watches
--- (the queue ids given, in order; NULL for one never controlled), read in this
--- transaction, so that the batch's decisions look none up (ADR 202). The events table is
--- the recorder's ({events}, composed with sql.Identifier).
+-- (the queue names and ids given) that the rows' jobs belong to (NULL for one never
+-- controlled), read in this transaction, so that the batch's decisions look none up (ADR
+-- 202). The events table is the recorder's ({events}, composed with sql.Identifier).
 WITH due AS MATERIALIZED (
-    SELECT seq, message_id::text, job_id::text, attempt, body, sent_at, receive_count, receipt, dead_at, priority
+    SELECT seq, message_id::text, job_id::text, attempt, body, sent_at, receive_count, receipt, dead_at, priority, job_queue
     FROM local_queue_messages
     WHERE queue_name = %(queue)s AND dead_at IS NULL AND visible_at <= %(now)s
       AND (%(any_queue)s OR job_queue = ANY(%(job_queues)s::text[]))
@@ -28,11 +28,15 @@ WITH due AS MATERIALIZED (
     LIMIT %(window)s
 )
 , versions AS MATERIALIZED (
-    SELECT coalesce(array_agg((SELECT max(e.originator_version) FROM {events} AS e
-                               WHERE e.originator_id = w.id) ORDER BY w.n), '{{}}') AS queue_versions
-    FROM unnest(%(queue_ids)s::uuid[]) WITH ORDINALITY AS w(id, n)
+    SELECT coalesce(array_agg(w.id), '{{}}') AS queue_ids,
+           coalesce(array_agg((SELECT max(e.originator_version) FROM {events} AS e
+                               WHERE e.originator_id = w.id)), '{{}}') AS queue_versions
+    FROM unnest(%(queue_names)s::text[], %(queue_ids)s::uuid[]) AS w(name, id)
+    WHERE w.name IN (SELECT job_queue FROM due)
 )
-SELECT due.*, versions.queue_versions FROM due CROSS JOIN versions
+SELECT due.seq, due.message_id, due.job_id, due.attempt, due.body, due.sent_at, due.receive_count,
+       due.receipt, due.dead_at, due.priority, versions.queue_ids, versions.queue_versions
+FROM due CROSS JOIN versions
 WHERE pg_try_advisory_xact_lock(%(lock)s, (seq %% 2147483647)::integer)
 LIMIT %(limit)s;
 
