@@ -7,26 +7,16 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from uuid import uuid4
 
 import psycopg
 import pytest
-from eventsourcing.persistence import StoredEvent
 
 from adapters.postgres.backend import postgres_env
 from adapters.postgres.event_recorder import LedgerEventRecorder
 from ledger.application import JobLedger
+from tests.integration.test_append_notify import event, recorder_of
 
 pytestmark = pytest.mark.postgres
-
-
-def event() -> StoredEvent:
-    return StoredEvent(originator_id=uuid4(), originator_version=1, topic="t:E", state=b"{}")
-
-
-def recorder_of(ledger: JobLedger) -> LedgerEventRecorder:
-    assert isinstance(ledger.recorder, LedgerEventRecorder)
-    return ledger.recorder
 
 
 def pool_requests(recorder: LedgerEventRecorder) -> int:
