@@ -108,7 +108,7 @@ class JobLedger(Application[UUID]):
         self.outbox: str | None = None
         """The local queue whose rows are written with the events asking for them (ADR
         151); set by the composition root, else the dispatcher sends every message."""
-        self._jobs = JobCache(
+        self._jobs = self.job_cache = JobCache(  # public: ADR 208's claims hand it streams
             self._stored_job, self.recorder, self.mapper, self.snapshots,
             size=cache_size, snapshot_interval=snapshot_interval,
         )

@@ -3,16 +3,18 @@ job is snapshotted.
 
 :class:`JobCache` keeps the most recently saved jobs (least recently saved dropped past
 ``size``). A batch decides on private copies of them; the jobs it needs and does not hold
-are read in one query when the recorder can (``StreamLoader``; ADR 5). After a version
-conflict only the cached jobs whose stored version moved on are forgotten (one query for
-their versions). A job is snapshotted every ``snapshot_interval`` versions, from memory.
+are read in one query when the recorder can (``StreamLoader``; ADR 5), or handed over by
+a caller that read them with a statement its batch sends anyway (:meth:`streams_read`,
+the claims' candidates: ADR 208), used once. After a version conflict only the cached
+jobs whose stored version moved on are forgotten (one query for their versions). A job is
+snapshotted every ``snapshot_interval`` versions, from memory.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from copy import deepcopy
 from typing import Any, Protocol, cast, runtime_checkable
 from uuid import UUID
@@ -76,6 +78,8 @@ class JobCache:
         self._size = size
         self._snapshot_interval = snapshot_interval
         self._jobs: OrderedDict[UUID, Job | Unbuilt] = OrderedDict()
+        self._handed: Mapping[UUID, Sequence[StoredEvent]] = {}
+        """Streams read by the caller for its batch's first read (:meth:`streams_read`)."""
 
     # -- reading --------------------------------------------------------------------------
 
@@ -135,7 +139,11 @@ class JobCache:
                 commanded = commanded or isinstance(command, JobCommand)
         if not wanted or (len(wanted) < PREFETCH_MIN and not commanded):
             return {}, set()
-        streams = loader.select_streams(list(wanted), self._snapshots_table)
+        handed, self._handed = self._handed, {}  # used once: a later round reads again
+        streams = {job_id: handed[job_id] for job_id in wanted if job_id in handed}
+        unread = [job_id for job_id in wanted if job_id not in handed]
+        if unread:
+            streams.update(loader.select_streams(unread, self._snapshots_table))
         jobs: dict[UUID, Job] = {}
         for job_id, stored in streams.items():
             # A plain fold: project_aggregate's runtime-Protocol check of every event
@@ -145,7 +153,19 @@ class JobCache:
                 job = cast(Any, self._mapper.to_domain_event(event)).mutate(job)
             if isinstance(job, Job):
                 jobs[job_id] = job
-        return jobs, set(wanted) - set(streams)
+        return jobs, set(wanted) - {job_id for job_id, stored in streams.items() if stored}
+
+    @contextlib.contextmanager
+    def streams_read(self, streams: Mapping[UUID, Sequence[StoredEvent]]) -> Iterator[None]:
+        """Within: the batch's first read answers the jobs of ``streams`` (each one's
+        latest snapshot and events after it, empty for a job with none, read by the
+        caller in the transaction its batch is decided and appended in) without a read.
+        A later round (after a version conflict) reads them again."""
+        self._handed = streams
+        try:
+            yield
+        finally:
+            self._handed = {}
 
     # -- keeping and forgetting -------------------------------------------------------------
 

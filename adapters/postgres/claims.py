@@ -32,6 +32,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
 from adapters.local_queue.claims import (
@@ -43,6 +44,7 @@ from adapters.local_queue.claims import (
 from adapters.postgres.append_cursor import kept_cursor, rendered
 from adapters.postgres.errors import translated
 from adapters.postgres.event_recorder import LedgerEventRecorder
+from adapters.postgres.session_jit import jit_off
 from adapters.sql.queue_rows import QueueRow
 from adapters.sql.sqlfile import load_sections
 from ledger.application import JobLedger, Result
@@ -61,6 +63,9 @@ SQL = {name: statements[0] for name, statements in load_sections(
     "adapters.postgres", "claims.sql"
 ).items()}
 
+ROW_COLUMNS = len(QueueRow._fields)
+"""The candidates' columns that make a queue row; the queues' versions (2) and the job's
+stream (6) follow."""
 ANSWERED_REFUSALS = (AttemptSuperseded, UnknownAttempt, IllegalTransition)
 """Refused reports whose message goes too: the attempt is over for this worker (the
 reports' 409s, which the worker settles by deleting the message)."""
@@ -79,8 +84,12 @@ class PostgresClaims:
     def __init__(self, ledger: JobLedger, recorder: LedgerEventRecorder) -> None:
         self.ledger = ledger
         self.recorder = recorder
+        schema = recorder.datastore.schema
+        snapshots = getattr(getattr(ledger.snapshots, "recorder", None), "events_table_name", "")
+        assert isinstance(snapshots, str), "the ledger snapshots its jobs"
         self._candidates_statement = sql.SQL(SQL["candidates"]).format(
-            events=sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+            events=sql.Identifier(schema, recorder.events_table_name),
+            snapshots=sql.Identifier(schema, snapshots),
         )
 
     def claim(self, request: ClaimRequest, now: datetime, epoch: float) -> list[ClaimedMessage]:
@@ -112,7 +121,9 @@ class PostgresClaims:
                 taken: set[int] = set()
                 queues = self.ledger.queue_cache
                 versions: dict[UUID, int | None] = {}  # the queues', with the candidates
-                candidates = [self._candidates(conn, request, epoch, taken, versions)
+                streams: dict[UUID, list[StoredEvent]] = {}  # the jobs', likewise (ADR 208)
+                candidates = [self._candidates(conn, request, epoch, taken,
+                                              versions=versions, streams=streams)
                               for request in claims]  # fmt: skip
                 received = [_decoded(due) for due, _ in candidates]
                 claim_commands = [
@@ -122,7 +133,8 @@ class PostgresClaims:
                 ]
                 touched += [c.job_id for c in claim_commands]
                 commands = [c for b in reports for c in b.commands] + claim_commands
-                with self.recorder.joined(conn), queues.versions_read(versions):
+                with self.recorder.joined(conn), queues.versions_read(versions), \
+                        self.ledger.job_cache.streams_read(streams):
                     results = iter(self.ledger.execute_batch(commands, now))
                 reported = [[next(results) for _ in b.commands] for b in reports]
                 self._delete_reported(conn, reports, reported)
@@ -140,7 +152,8 @@ class PostgresClaims:
 
     def _candidates(
         self, conn: psycopg.Connection[Any], request: ClaimRequest, epoch: float,
-        taken: set[int], versions: dict[UUID, int | None],
+        taken: set[int], *, versions: dict[UUID, int | None],
+        streams: dict[UUID, list[StoredEvent]],
     ) -> tuple[list[StoredMessage], list[StoredMessage]]:
         """The messages this claim takes (advisory-locked, nothing written yet), and
         those received too often already, to move to the dead-letter queue. ``taken``: the
@@ -149,7 +162,8 @@ class PostgresClaims:
         here too: each claim's ledger decision then refused as not pending, and its message
         deleted as obsolete under the job the earlier claim had just started.
         ``versions``: the stored versions of the queues the ledger watches, read by the
-        same statement (updated; ADR 202)."""
+        same statement (updated; ADR 202); ``streams``: the taken rows' jobs' snapshots and
+        events, likewise (ADR 208)."""
         more = len(taken)
         names, ids = self.ledger.queue_cache.watched()
         params: dict[str, Any] = {
@@ -160,9 +174,13 @@ class PostgresClaims:
         }
         statement = rendered(self._candidates_statement, conn)  # its cursor kept: ADR 192
         fetched = kept_cursor(conn, statement).execute(statement, params).fetchall()
-        found = [QueueRow(*row[:-2]).message() for row in fetched]
+        found = [QueueRow(*row[:ROW_COLUMNS]).message() for row in fetched]
         if fetched:
-            versions.update(zip(fetched[0][-2], fetched[0][-1], strict=True))
+            ids, queue_versions = fetched[0][ROW_COLUMNS:ROW_COLUMNS + 2]
+            versions.update(zip(ids, queue_versions, strict=True))
+        for row in fetched:
+            job_id = UUID(row[2])
+            streams[job_id] = _stream(job_id, row[ROW_COLUMNS + 2:])
         rows = [row for row in found if row.seq not in taken][:request.limit]
         taken.update(row.seq for row in rows)
         due = [row for row in rows if row.receive_count < request.max_receives]
@@ -240,9 +258,10 @@ class PostgresClaims:
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        with translated(), self.recorder.datastore.pool.connection() as conn, \
-                conn.transaction():
-            yield conn
+        with translated(), self.recorder.datastore.pool.connection() as conn:
+            jit_off(conn)  # once per session, before BEGIN: the streams' lookups (ADR 191)
+            with conn.transaction():
+                yield conn
 
     def _notify(self) -> None:
         """Wake the log's listeners once the appends committed, off this thread (the
@@ -264,6 +283,16 @@ def _settle_refused(
             "queue": queue_name, "seqs": [seq for seq, _ in later],
             "visible_at": [at for _, at in later],
         })
+
+
+def _stream(job_id: UUID, columns: Sequence[Any]) -> list[StoredEvent]:
+    """A candidate's job's latest snapshot (if any) and events after it, as stored: what
+    ``select_streams`` returns for it (empty for a job with none)."""
+    version, topic, state, versions, topics, states = columns
+    rows = [] if version is None else [(version, topic, state)]
+    rows += zip(versions or (), topics or (), states or (), strict=True)
+    return [StoredEvent(originator_id=job_id, originator_version=v, topic=t, state=bytes(b))
+            for v, t, b in rows]  # fmt: skip
 
 
 def _decoded(rows: Sequence[StoredMessage]) -> list[tuple[StoredMessage, JobMessage]]:

@@ -17,9 +17,12 @@
 -- Each row also carries the stored versions of the queue aggregates the process watches
 -- (the queue names and ids given) that the rows' jobs belong to (NULL for one never
 -- controlled), read in this transaction, so that the batch's decisions look none up (ADR
--- 202). The events table is the recorder's ({events}, composed with sql.Identifier).
+-- 202). The rows taken also carry their jobs' streams (ADR 208): the latest snapshot and
+-- the events after it, each an index lookup, what select_streams read in a round trip of
+-- its own. The tables are the recorder's ({events}, {snapshots}, composed with
+-- sql.Identifier).
 WITH due AS MATERIALIZED (
-    SELECT seq, message_id::text, job_id::text, attempt, body, sent_at, receive_count, receipt, dead_at, priority, job_queue
+    SELECT seq, message_id::text, job_id::text, attempt, body, sent_at, receive_count, receipt, dead_at, priority, job_queue, job_id AS job_uuid
     FROM local_queue_messages
     WHERE queue_name = %(queue)s AND dead_at IS NULL AND visible_at <= %(now)s
       AND (%(any_queue)s OR job_queue = ANY(%(job_queues)s::text[]))
@@ -34,11 +37,28 @@ WITH due AS MATERIALIZED (
     FROM unnest(%(queue_names)s::text[], %(queue_ids)s::uuid[]) AS w(name, id)
     WHERE w.name IN (SELECT job_queue FROM due)
 )
-SELECT due.seq, due.message_id, due.job_id, due.attempt, due.body, due.sent_at, due.receive_count,
-       due.receipt, due.dead_at, due.priority, versions.queue_ids, versions.queue_versions
-FROM due CROSS JOIN versions
-WHERE pg_try_advisory_xact_lock(%(lock)s, (seq %% 2147483647)::integer)
-LIMIT %(limit)s;
+, taken AS MATERIALIZED (
+    SELECT due.*, versions.queue_ids, versions.queue_versions
+    FROM due CROSS JOIN versions
+    WHERE pg_try_advisory_xact_lock(%(lock)s, (seq %% 2147483647)::integer)
+    LIMIT %(limit)s
+)
+SELECT t.seq, t.message_id, t.job_id, t.attempt, t.body, t.sent_at, t.receive_count,
+       t.receipt, t.dead_at, t.priority, t.queue_ids, t.queue_versions,
+       snap.originator_version, snap.topic, snap.state, ev.versions, ev.topics, ev.states
+FROM taken AS t
+LEFT JOIN LATERAL (
+    SELECT s.originator_version, s.topic, s.state FROM {snapshots} AS s
+    WHERE s.originator_id = t.job_uuid ORDER BY s.originator_version DESC LIMIT 1
+) AS snap ON true
+CROSS JOIN LATERAL (
+    SELECT array_agg(e.originator_version ORDER BY e.originator_version) AS versions,
+           array_agg(e.topic ORDER BY e.originator_version) AS topics,
+           array_agg(e.state ORDER BY e.originator_version) AS states
+    FROM {events} AS e
+    WHERE e.originator_id = t.job_uuid
+      AND e.originator_version > coalesce(snap.originator_version, 0)
+) AS ev;
 
 -- name: receive
 -- The claimed messages received, after the append: receive count + 1, a new receipt,

@@ -29,5 +29,5 @@ async def test_a_claim_of_one_job_makes_as_many_round_trips_as_a_claim_of_four(
     assert len(await claim_fresh(pg, 4)) == 4
     four, trips.sent = trips.sent, []
     assert len(await claim_fresh(pg, 1)) == 1
-    assert len(four) == 8, " ".join(four)  # 9 before ADR 202: the queue's version lookup
-    assert len(trips.sent) == 8, " ".join(trips.sent)  # 10 before ADR 201: a snapshot read
+    assert len(four) == 7, " ".join(four)  # 8 before ADR 208: the jobs' events read
+    assert len(trips.sent) == 7, " ".join(trips.sent)  # 10 before ADR 201, 8 before 208
