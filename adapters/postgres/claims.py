@@ -254,6 +254,7 @@ class PostgresClaims:
             message_attempt=row.attempt, receive_count=count,
             sent_at=row.sent_at, traceparent=result.traceparent,
             payload=payload if held else self.ledger.payload_of(message.job_id),
+            message=message,  # decoded once (ADR 209)
         )
 
     @contextmanager
