@@ -233,6 +233,7 @@ def test_a_crash_between_event_and_send_still_sends_after_restart(container: Con
         if ledger.outbox is not None:  # ADR 151: the rows committed with the events,
             assert anyio.run(first.step) == 5  # so there is no send left to crash in
             assert first.sent == 0
+            assert anyio.run(first.step) == 0  # at the head: the position recorded (ADR 204)
         else:
             with pytest.raises(ConnectionError):
                 anyio.run(first.step)
