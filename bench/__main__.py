@@ -295,11 +295,13 @@ def enqueue_section(outcome: Outcome, mode: Mode, doc: Path) -> str:
     b = size.batch
     lines = [
         f"Each path in a fresh database, closed loop for {size.seconds:g} s (at most "
-        f"{size.most:,} jobs), {size.repeats} runs: median (min-max). Clients are threads of "
-        "the benchmark process (Procrastinate's are asyncio tasks on its own pool, its "
-        "native API); the row of the raw INSERT is the ledger's own `Enqueued` event row "
-        "(same topic and state bytes) into a copy of the events table. \"vs defer\" divides "
-        "by Procrastinate's rate at the same client count and the same batch size.", "",
+        f"{size.most:,} jobs), {size.repeats} runs: median (min-max); the runs alternate "
+        "between the paths at each client count (every path once, then again). Clients "
+        "are threads of the benchmark process (Procrastinate's are asyncio tasks on its "
+        "own pool, its native API); the row of the raw INSERT is the ledger's own "
+        "`Enqueued` event row (same topic and state bytes) into a copy of the events "
+        "table. \"vs defer\" divides by Procrastinate's rate at the same client count "
+        "and the same batch size.", "",
         "| path | clients | jobs/s | vs Procrastinate | vs raw INSERT |",
         "|---|---:|---:|---:|---:|",
     ]

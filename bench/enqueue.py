@@ -218,16 +218,19 @@ def run(
         paths = [p for p in paths if p[0].lower().startswith(only)]
     figures: list[Figure] = []
     for clients in size.clients:
-        for name, path, batch in paths:
-            figure = Figure(name, "jobs/s", notes={"clients": str(clients)})
-            cpu: list[float] = []
-            for _ in range(size.repeats):
+        # the repeats alternate between the paths (a round of every path, then the next),
+        # so a machine whose load drifts weighs on each path alike
+        row = [Figure(name, "jobs/s", notes={"clients": str(clients)}) for name, _, _ in paths]
+        cpu: list[list[float]] = [[] for _ in paths]
+        for _ in range(size.repeats):
+            for (_, path, batch), figure, used in zip(paths, row, cpu, strict=True):
                 with fresh_database(server, "enqueue") as url:
                     figure.values.append(path(url, clients, batch, size))
-                cpu.append(CLIENT_CPU[0])
-            figure.notes["client_cpu_us"] = f"{statistics.median(cpu) * 1e6:.1f}"
-            log(f"enqueue: {name}, {clients} clients: {figure.spread()} jobs/s")
-            figures.append(figure)
+                used.append(CLIENT_CPU[0])
+        for figure, used in zip(row, cpu, strict=True):
+            figure.notes["client_cpu_us"] = f"{statistics.median(used) * 1e6:.1f}"
+            log(f"enqueue: {figure.name}, {clients} clients: {figure.spread()} jobs/s")
+        figures.extend(row)
     return figures
 
 
