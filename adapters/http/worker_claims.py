@@ -42,7 +42,7 @@ from ledger.errors import LedgerError
 from ledger.ports.queue_store import DEFAULT_MAX_RECEIVES, DEFAULT_QUEUE
 
 MAX_VISIBILITY = 43_200.0
-MAX_ANSWER = 300.0
+MIN_ANSWER, MAX_ANSWER = 1.0, 300.0
 
 
 class ClaimsRequest(Body, frozen=True):
@@ -52,10 +52,13 @@ class ClaimsRequest(Body, frozen=True):
     max: int = 1
     queues: Annotated[list[QueueName], msgspec.Meta(min_length=1, max_length=100)] | None = None
     visibility_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_VISIBILITY)] = 30.0
-    answer_within_seconds: Annotated[float, msgspec.Meta(gt=0, le=MAX_ANSWER)] | None = None
-    """The worker waits this long for the answer: a claim that has not answered by then
-    answers 503 ``claim_timed_out`` and hands back the jobs it takes (ADR 207), instead
-    of claiming them for a worker that stopped listening."""
+    answer_within_seconds: Annotated[
+        float, msgspec.Meta(ge=MIN_ANSWER, le=MAX_ANSWER)
+    ] | None = None
+    """The worker waits this long for the answer (1 to 300 s): a claim that has not
+    answered by then answers 503 ``claim_timed_out`` and hands back the jobs it takes
+    (ADR 207), instead of claiming them for a worker that stopped listening. Under a
+    second is refused (422): no claim is promised that fast."""
 
 
 class ClaimsResult(msgspec.Struct, frozen=True):

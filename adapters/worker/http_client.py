@@ -175,8 +175,9 @@ class HttpLedger:
     def claim_budget(self) -> float:
         """How long the server may take to answer a claim before it gives up and hands the
         jobs back (ADR 207): a second under this client's own timeout, so the answer still
-        arrives; half of it for timeouts under two seconds; at most the API's 300."""
-        return round(min(300.0, max(self.call_timeout / 2, self.call_timeout - 1.0)), 3)
+        arrives; half of it for timeouts under two seconds; within the API's 1 to 300."""
+        budget = max(self.call_timeout / 2, self.call_timeout - 1.0)
+        return round(min(300.0, max(1.0, budget)), 3)
 
     async def claim_batch(self, request: ClaimRequest) -> list[ClaimedMessage]:
         """``POST /workers/claims`` (ADR 155); an API without it (404) is
