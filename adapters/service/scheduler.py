@@ -10,7 +10,8 @@ a stall, or more due than a round takes) is released by further full rounds run 
 each of at most ``batch`` jobs, never by one big round.
 
 It runs beside the dispatcher (:func:`adapters.service.parts.dispatcher_part`). A release
-the view has not caught up with yet is not repeated for a few seconds; one repeated
+the view has not caught up with yet is not repeated for a few seconds (remembered by the
+job and the time it was due: the same job scheduled again is released at its new time); one repeated
 anyway (another scheduler, a restart) is refused by the job (it is no longer scheduled),
 so a job is released once. A failed round logs, backs off and opens a fresh session.
 
@@ -73,7 +74,7 @@ class Scheduler(SessionWorker):
         self._interval = interval
         self._batch = batch
         self._unflushed = unflushed_releases(ledger)
-        self._recent: OrderedDict[UUID, float] = OrderedDict()
+        self._recent: OrderedDict[tuple[UUID, object], float] = OrderedDict()
         self._after: tuple[UUID, object] | None = None
         """Where the next round reads on after a full one (the view may still list the
         jobs this one released)."""
@@ -127,7 +128,7 @@ class Scheduler(SessionWorker):
         """Read the due jobs, release the ones not released moments ago: (read, released)."""
         due = self._due(now)
         self._after = due[-1] if len(due) >= self._batch else None
-        fresh = self._not_recent([job_id for job_id, _ in due])
+        fresh = self._not_recent(due)
         if not fresh:
             return len(due), 0
         commands: list[AnyCommand] = [ReleaseJob(job_id=job_id) for job_id in fresh]
@@ -145,15 +146,18 @@ class Scheduler(SessionWorker):
         after = None if self._after is None else (self._after[1], self._after[0])
         return queries.due_scheduled(now, self._batch, after=after)
 
-    def _not_recent(self, due: list[UUID]) -> list[UUID]:
-        """``due`` without the jobs released moments ago (the view may lag behind)."""
+    def _not_recent(self, due: list[tuple[UUID, object]]) -> list[UUID]:
+        """``due`` without the releases made moments ago (the view may lag behind): a
+        release is remembered by the job and the time it was due, so the same job
+        scheduled again (a retry's backoff after a release that ran and failed at once)
+        is released when its new time comes, not when the memory lapses."""
         now = time.monotonic()
         while self._recent and next(iter(self._recent.values())) < now - RECENT_SECONDS:
             self._recent.popitem(last=False)
-        fresh = [job_id for job_id in due if job_id not in self._recent]
-        for job_id in fresh:
-            self._recent[job_id] = now
-        return fresh
+        fresh = [(job_id, when) for job_id, when in due if (job_id, when) not in self._recent]
+        for key in fresh:
+            self._recent[key] = now
+        return [job_id for job_id, _ in fresh]
 
 
 def unflushed_releases(ledger: JobLedger) -> Callable[[], AbstractContextManager[None]] | None:

@@ -20,10 +20,10 @@ import pytest
 
 from adapters.service.bootstrap import Container, build, build_transport, utc_now
 from adapters.service.parts import dispatcher_part, projection_part
-from adapters.service.scheduler import Scheduler
+from adapters.service.scheduler import RECENT_SECONDS, Scheduler
 from adapters.service.settings import Settings
 from adapters.worker import InProcessLedger, JobContext, Worker, WorkerConfig
-from ledger.commands import EnqueueJob
+from ledger.commands import ClaimJob, EnqueueJob, FailJob
 from ledger.job import Job
 from ledger.status import Status
 from projections.queries.job_status import JobStatusQueries
@@ -173,3 +173,42 @@ def test_the_round_reads_only_due_jobs_and_releases_them_once(container: Contain
     assert all(ledger.get_job(j).status == Status.PENDING for j in due)
     assert ledger.get_job(later).status == Status.SCHEDULED
     assert [type(e) for e in ledger.history(due[0])][-1] is Job.Released
+
+
+@stores
+def test_a_job_scheduled_again_soon_after_a_release_is_released_when_due(
+    container: Container,
+) -> None:
+    """The round does not repeat a release for a few seconds while the view catches up;
+    that memory was by job alone, so a job released, run and failed at once, its retry
+    due 1.5 s later, waited out the rest of those seconds (4 s late in ``ledger demo``)."""
+    ledger = container.ledger
+    job = ledger.execute(EnqueueJob(customer_id="acme", delay_seconds=0.05), utc_now()).job_id
+
+    async def main() -> float:
+        store = container.backend.open_views()
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(projection_part(container, poll_interval=0.05))
+                scheduler = Scheduler(store, ledger, clock=utc_now)
+
+                async def released_when_due(count: int) -> None:
+                    with anyio.fail_after(10):
+                        while names(container, job).count("Released") < count:
+                            await scheduler.round()
+                            await anyio.sleep(0.05)
+
+                await released_when_due(1)
+                first = time.monotonic()
+                ledger.execute(ClaimJob(job_id=job, worker_id="w"), utc_now())
+                ledger.execute(FailJob(job_id=job, attempt=1, worker_id="w", error="boom"),
+                               utc_now())  # fmt: skip
+                await released_when_due(2)  # its retry, 1.5 s after the failure
+                tg.cancel_scope.cancel()
+            return time.monotonic() - first
+        finally:
+            store.close()
+
+    between = anyio.run(main)
+    assert between < RECENT_SECONDS  # released when due, not when the memory lapsed
+    assert ledger.get_job(job).status == Status.PENDING
