@@ -117,6 +117,7 @@ def run(server: PostgresServer, size: Size, log: Callable[[str], Any] = print) -
         lambda: ledger_runs(server, size), lambda: end_to_end.peer_runs(server, peer_size),
     ]
     for measure in measures:
+        cpu_split.settle(server.url)  # each side starts on a settled server and machine
         try:
             figure = measure()
         except Exception as error:  # the other still counts

@@ -12,8 +12,10 @@ CPU per job: the rate the system could reach with the whole machine to itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,3 +194,23 @@ def table(splits: Mapping[str, Split]) -> list[str]:
     lines.append(f"| ceiling ({os.cpu_count()} CPUs / CPU per job), jobs/s | "
                  + " | ".join(f"{s.ceiling():,.0f}" for s in splits.values()) + " |")
     return lines
+
+
+def settle(
+    url: str, *, idle: float = 0.85, bound: float = 30.0, window: float = 0.5
+) -> float:
+    """Before a timed measurement: a ``CHECKPOINT`` (the sections before it leave dirty
+    pages, whose writes and the kernel's writeback would otherwise land in its window, on
+    whichever system runs first), then wait until the machine is at least ``idle`` idle
+    over ``window`` seconds, at most ``bound`` seconds; the seconds waited. A server that
+    refuses the checkpoint (not a superuser) is only waited for."""
+    started = time.monotonic()
+    with contextlib.suppress(psycopg.Error), psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    while time.monotonic() - started < bound:
+        busy, total = machine_ticks()
+        time.sleep(window)
+        busy2, total2 = machine_ticks()
+        if total2 > total and 1 - (busy2 - busy) / (total2 - total) >= idle:
+            break
+    return time.monotonic() - started

@@ -365,6 +365,7 @@ def run(
         lambda: kill_runs(server, size),
     ]
     for measure in measures:
+        cpu_split.settle(server.url)  # each side starts on a settled server and machine
         try:
             figure = measure()
         except Exception as error:  # the others still count
