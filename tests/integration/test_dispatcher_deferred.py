@@ -4,31 +4,18 @@ position; a dispatcher that dies before sends nothing twice when a new one re-re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
-
 import anyio
 import pytest
 
-from adapters.service.bootstrap import Container, build, build_transport, utc_now
+from adapters.service.bootstrap import Container, build_transport, utc_now
 from adapters.service.dispatcher import DISPATCH, Dispatcher
-from adapters.service.settings import Settings
-from tests.integration.test_outbox import drain, enqueue, positions
+from tests.integration.test_outbox import container, drain, enqueue, positions  # noqa: F401
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def container(postgres_url: str, tmp_path: Path) -> Iterator[Container]:
-    settings = Settings(ledger_data_dir=tmp_path / "data", database_url=postgres_url)
-    wired = build(replace(settings, retry_base_delay_seconds=0.0))
-    yield wired
-    wired.close()
-
-
 def test_a_dispatcher_dying_before_it_records_its_position_sends_nothing_twice(
-    container: Container,
+    container: Container,  # noqa: F811
 ) -> None:
     url = container.settings.database_url
     assert url is not None
