@@ -59,9 +59,9 @@ class QueueCache:
         """Queues found never controlled: checked by their version (one lookup for the
         two reads of a load, its snapshot and its events) until one exists."""
         self._read: dict[UUID, int | None] = {}
+        """Versions the caller read in its batch's transaction (:meth:`versions_read`)."""
         self._recent: dict[str, UUID] = {}
         """The queues loaded last (their ids), oldest first, at most WATCHED_MOST."""
-        """Versions the caller read in its batch's transaction (:meth:`versions_read`)."""
 
     def load(self, name: str) -> Queue | None:
         """A private copy of the queue as this process saved it (unchecked right after a

@@ -162,14 +162,14 @@ class Dispatcher(SessionWorker):
         self.failed_rounds = 0
         self.reconnects = 0
         self._at: Tracking | None = None
+        """The position as this dispatcher last advanced it, while it holds the lock: a
+        page needs no read of it (issue 19); dropped after a failed round or advance."""
         self._read_to = 0
         """Where the next page starts: past :attr:`_at` after pages that asked for
         nothing (their position is recorded later, :meth:`_defer`)."""
         self._forget = False
         """Deferred pages had events whose queue rows the outbox wrote: their positions
         are forgotten when the position is recorded (not before: a restart needs them)."""
-        """The position as this dispatcher last advanced it, while it holds the lock: a
-        page needs no read of it (issue 19); dropped after a failed round or advance."""
 
     async def __call__(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

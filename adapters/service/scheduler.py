@@ -11,9 +11,9 @@ each of at most ``batch`` jobs, never by one big round.
 
 It runs beside the dispatcher (:func:`adapters.service.parts.dispatcher_part`). A release
 the view has not caught up with yet is not repeated for a few seconds (remembered by the
-job and the time it was due: the same job scheduled again is released at its new time); one repeated
-anyway (another scheduler, a restart) is refused by the job (it is no longer scheduled),
-so a job is released once. A failed round logs, backs off and opens a fresh session.
+job and the time it was due: the same job scheduled again is released at its new time);
+one repeated anyway (another scheduler, a restart) is refused by the job (it is no longer
+scheduled), so a job is released once. A failed round logs, backs off and opens a fresh session.
 
 On PostgreSQL with the local queue's outbox a round's append commits without waiting for
 its WAL flush (:func:`unflushed_releases`): the flush was most of a slow round's wall time, and

@@ -6,7 +6,6 @@ replaced at the next send."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import psycopg
 import pytest
@@ -15,6 +14,7 @@ from adapters.postgres.backend import postgres_env
 from adapters.postgres.event_recorder import LedgerEventRecorder
 from ledger.application import JobLedger
 from tests.integration.test_append_notify import event, recorder_of
+from tests.support.http import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -34,13 +34,6 @@ def notifier_backends(url: str) -> int:
     return int(row[0])
 
 
-def wait_until(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_sends_take_no_connection_from_the_pool_and_still_wake_listeners(
     postgres_url: str,
 ) -> None:
@@ -50,12 +43,12 @@ def test_sends_take_no_connection_from_the_pool_and_still_wake_listeners(
         with psycopg.connect(postgres_url, autocommit=True) as listener:
             listener.execute(f'LISTEN "{recorder.channel_name}"')
             recorder.insert_events([event()])  # the pool's first checkout, and the warm-up
-            wait_until(lambda: recorder.notifier.sent >= 1)
+            wait_for(lambda: recorder.notifier.sent >= 1)
             before = pool_requests(recorder)
             for _ in range(20):
                 recorder.insert_events([event()])
-                wait_until(lambda: not recorder.notifier._wanted.is_set())
-            wait_until(lambda: recorder.notifier.sent >= 2)
+                wait_for(lambda: not recorder.notifier._wanted.is_set())
+            wait_for(lambda: recorder.notifier.sent >= 2)
             assert list(listener.notifies(timeout=5.0, stop_after=1))
         assert pool_requests(recorder) - before == 20  # the appends' checkouts alone
         assert recorder.notify_connection.connects == 1
@@ -71,18 +64,18 @@ def test_the_connection_is_let_go_when_idle_and_closed_with_the_application(
     recorder.notifier._idle = 0.2
     try:
         recorder.insert_events([event()])
-        wait_until(lambda: recorder.notifier.sent >= 1)
+        wait_for(lambda: recorder.notifier.sent >= 1)
         assert notifier_backends(postgres_url) == 1
-        wait_until(lambda: not recorder.notifier._running)  # idle: its thread ended
-        wait_until(lambda: notifier_backends(postgres_url) == 0)
+        wait_for(lambda: not recorder.notifier._running)  # idle: its thread ended
+        wait_for(lambda: notifier_backends(postgres_url) == 0)
         recorder.notifier._idle = 30.0
         recorder.insert_events([event()])  # a new thread connects again
-        wait_until(lambda: recorder.notifier.sent >= 2)
+        wait_for(lambda: recorder.notifier.sent >= 2)
         assert recorder.notify_connection.connects == 2
         assert notifier_backends(postgres_url) == 1
     finally:
         ledger.close()
-    wait_until(lambda: notifier_backends(postgres_url) == 0)  # closed with it, not idle
+    wait_for(lambda: notifier_backends(postgres_url) == 0)  # closed with it, not idle
 
 
 def test_a_broken_connection_is_replaced_at_the_next_send(postgres_url: str) -> None:
@@ -90,7 +83,7 @@ def test_a_broken_connection_is_replaced_at_the_next_send(postgres_url: str) -> 
     try:
         recorder = recorder_of(ledger)
         recorder.insert_events([event()])
-        wait_until(lambda: recorder.notifier.sent >= 1)
+        wait_for(lambda: recorder.notifier.sent >= 1)
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -100,10 +93,10 @@ def test_a_broken_connection_is_replaced_at_the_next_send(postgres_url: str) -> 
         with psycopg.connect(postgres_url, autocommit=True) as listener:
             listener.execute(f'LISTEN "{recorder.channel_name}"')
             recorder.insert_events([event()])  # this send fails on the dead socket: logged
-            wait_until(lambda: not recorder.notifier._wanted.is_set())
+            wait_for(lambda: not recorder.notifier._wanted.is_set())
             time.sleep(0.05)
             recorder.insert_events([event()])  # and this one connects again
-            wait_until(lambda: recorder.notifier.sent > sent)
+            wait_for(lambda: recorder.notifier.sent > sent)
             assert list(listener.notifies(timeout=5.0, stop_after=1))
         assert recorder.notify_connection.connects >= 2
     finally:
