@@ -175,7 +175,8 @@ class HttpLedger:
     def claim_budget(self) -> float:
         """How long the server may take to answer a claim before it gives up and hands the
         jobs back (ADR 207): a second under this client's own timeout, so the answer still
-        arrives; half of it for timeouts under two seconds; within the API's 1 to 300."""
+        arrives (half of it for timeouts under two seconds), kept within the API's 1 to
+        300 seconds."""
         budget = max(self.call_timeout / 2, self.call_timeout - 1.0)
         return round(min(300.0, max(1.0, budget)), 3)
 
