@@ -13,6 +13,7 @@ from adapters.service.bootstrap import build, utc_now
 from adapters.service.settings import Settings
 from ledger.commands import EnqueueJob
 from tests.e2e.test_cli_friction import UUID_TEXT, one_error_line, run
+from tests.support.log import recorded_head
 
 
 def seeded(tmp_path: Path) -> tuple[dict[str, str], list[str]]:
@@ -31,7 +32,7 @@ def seeded(tmp_path: Path) -> tuple[dict[str, str], list[str]]:
 def head(env: dict[str, str]) -> int:
     wired = build(Settings(ledger_data_dir=Path(env["LEDGER_DATA_DIR"])))
     try:
-        return int(wired.ledger.recorder.max_notification_id() or 0)
+        return recorded_head(wired.ledger.recorder)
     finally:
         wired.close()
 

@@ -43,6 +43,7 @@ from ledger.errors import IllegalTransition, InvalidCommand, LedgerError
 from ledger.ports.transport import JobMessage
 from ledger.status import Status
 from tests.support.ledgers import make_ledger, settings_for
+from tests.support.log import recorded_head
 from tests.support.workers import running
 
 pytestmark = pytest.mark.anyio
@@ -234,7 +235,7 @@ async def test_a_report_and_a_claim_waiting_together_share_one_transaction(
     pg.claims.writer.call(lambda: time.sleep(FULL_DELAY + 0.3))  # both requests queue up
     report = CompleteJob(job_id=first, attempt=1, worker_id="w1")
     receipt = (claimed.seq, claimed.receipt.partition(":")[2])
-    before = pg.claims.claims.ledger.recorder.max_notification_id()
+    before = recorded_head(pg.claims.claims.ledger.recorder)
     (result,), taken = await asyncio.gather(
         pg.claims.report([report], [receipt], pg.queue.name), pg.claims.claim(pg.request(2))
     )

@@ -17,6 +17,7 @@ from adapters.service.settings import Settings
 from ledger.access import Role, new_key
 from ledger.commands import ClaimJob, EnqueueJob, RecordHeartbeat
 from tests.support.http import projections_running, serve_in_thread, wait_for
+from tests.support.log import recorded_head
 
 
 @dataclass
@@ -98,7 +99,7 @@ def test_another_customer_and_odd_moments(world: World) -> None:
 
 
 def test_replays_are_for_staff_and_append_nothing(world: World) -> None:
-    head = world.container.ledger.recorder.max_notification_id()
+    head = recorded_head(world.container.ledger.recorder)
     stale = get(world, "/replay/stale", "staff", threshold="1ms", interval="1ms", since="1d")
     assert stale.status_code == 200, stale.text
     assert stale.json()["events"] == 4  # the claim and heartbeats (not the enqueue)
@@ -110,4 +111,4 @@ def test_replays_are_for_staff_and_append_nothing(world: World) -> None:
                 {"threshold": "5m", "interval": "nan"}):
         answer = get(world, "/replay/stale", "staff", **odd)
         assert answer.status_code == 400, (odd, answer.text)
-    assert world.container.ledger.recorder.max_notification_id() == head
+    assert recorded_head(world.container.ledger.recorder) == head

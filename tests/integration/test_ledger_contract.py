@@ -30,6 +30,7 @@ from ledger.errors import (
 from ledger.job import Job
 from ledger.status import Status
 from tests.support.ledgers import make_ledger
+from tests.support.log import recorded_head
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -42,7 +43,7 @@ def ledger(store: str, store_url: str | None, tmp_path: Path) -> Iterator[JobLed
 
 
 def head(ledger: JobLedger) -> int:
-    return ledger.recorder.max_notification_id() or 0
+    return recorded_head(ledger.recorder)
 
 
 def types(ledger: JobLedger, job_id: UUID) -> list[str]:

@@ -14,6 +14,7 @@ from adapters.http.wiring import build_http
 from adapters.service.bootstrap import Container, utc_now
 from ledger.access import Role, new_key
 from tests.support.http import projections_running, serve_in_thread
+from tests.support.log import recorded_head
 from tests.support.projection_env import Backend
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -26,7 +27,7 @@ class ConsoleApi:
     keys: dict[str, str]
 
     def head(self) -> int:
-        return int(self.container.ledger.recorder.max_notification_id() or 0)
+        return recorded_head(self.container.ledger.recorder)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=60, follow_redirects=False)

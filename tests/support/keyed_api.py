@@ -15,6 +15,7 @@ from adapters.http.wiring import build_http
 from adapters.service.bootstrap import Container, utc_now
 from ledger.access import Role, new_key
 from tests.support.http import projections_running, serve_in_thread
+from tests.support.log import recorded_head
 from tests.support.projection_env import make_backend
 
 
@@ -29,7 +30,7 @@ class Api:
         return {"authorization": f"Bearer {self.keys[name][0]}"}
 
     def head(self) -> int:
-        return int(self.container.ledger.recorder.max_notification_id() or 0)
+        return recorded_head(self.container.ledger.recorder)
 
 
 @contextmanager
