@@ -9,20 +9,22 @@ injectable so tests can jump past long delays); delays have no upper bound beyon
 :data:`~ledger.ports.transport.MAX_DELAY_SECONDS`.
 
 Long polls return as soon as a message becomes available: a send through the same
-``LocalQueue`` wakes its receivers at once, and sends from other processes are seen within
-``poll_interval``.
+``LocalQueue`` wakes its receivers at once; sends from other processes wake them at once
+too when the store can listen for them (PostgreSQL: the log's ``NOTIFY``, ADR 210), and
+are seen within ``poll_interval`` otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -71,6 +73,12 @@ dispatcher's page of 500 took 50 commits, ~0.8 s on a loaded machine, and the se
 scheduled jobs fell behind (docs/benchmarks.md, operator controls)."""
 
 
+class Closeable(Protocol):
+    """What a store's ``listen(on_notify)`` answers (ADR 210)."""
+
+    def close(self) -> None: ...
+
+
 class LocalQueue:
     """The transport port on a :class:`QueueStore`."""
 
@@ -93,6 +101,8 @@ class LocalQueue:
         self.poll_interval = poll_interval
         self.clock = clock
         self._waiters: set[anyio.Event] = set()
+        self._listener: Closeable | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._deletes: list[tuple[int, str, asyncio.Future[bool]]] = []
         self._deleting = False
@@ -309,6 +319,8 @@ class LocalQueue:
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._listener is not None:
+                await anyio.to_thread.run_sync(self._listener.close)
             await self._run(self.store.close)
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -323,7 +335,26 @@ class LocalQueue:
         for event in waiters:
             event.set()
 
+    async def wait_for_send(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for a send: through this queue, or from another process
+        when the store listens for them (ADR 210)."""
+        await self._wait_for_send(seconds)
+
+    def _poke(self) -> None:
+        """From the store's listening thread: wake the waiting receivers on their loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wake)
+
+    def _listen(self) -> None:
+        listen = getattr(self.store, "listen", None)
+        if self._loop is None and listen is not None and not self._closed:
+            self._loop = asyncio.get_running_loop()
+            self._listener = listen(self._poke)
+
     async def _wait_for_send(self, seconds: float) -> None:
+        self._listen()  # the first receiver to wait starts listening (senders never do)
         event = anyio.Event()
         self._waiters.add(event)
         try:

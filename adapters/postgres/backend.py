@@ -97,7 +97,8 @@ class PostgresBackend:
     def queue_store(self) -> QueueStore:
         from adapters.postgres.local_queue import PostgresQueueStore
 
-        return PostgresQueueStore(self.url)
+        # its messages come with the log's appends (ADR 151): their NOTIFY wakes receivers
+        return PostgresQueueStore(self.url, channel=EVENTS_TABLE.replace(".", "_"))
 
     def counter_store(self) -> CounterStore:
         from adapters.postgres.http_api import PostgresCounters

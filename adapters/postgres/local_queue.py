@@ -10,15 +10,17 @@ named sections of ``local_queue.sql`` beside this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row, dict_row
 from psycopg_pool import ConnectionPool
 
 from adapters.postgres.errors import queue_translated
+from adapters.postgres.queue_listener import LogListener, queue_channel
 from adapters.sql.queue_rows import QueueRow, sweep_claims
 from adapters.sql.sqlfile import load_sections
 from ledger.ports.queue_store import NewMessage, StoredMessage
@@ -28,6 +30,7 @@ SQL = {name: statements[0] for name, statements in load_sections(
 ).items()}
 
 DURABLE = "SET LOCAL synchronous_commit = on"
+NOTIFY = sql.SQL("NOTIFY {channel}")
 """Sessions commit asynchronously (ADR 6): receiving, extending and deleting a message can
 be lost in a server crash, which only delivers the message again (at least once; the
 ledger's fencing refuses a second claim or report). Putting a message, moving one out of
@@ -44,7 +47,17 @@ class PostgresQueueStore:
 
     blocking = True
 
-    def __init__(self, url: str, *, max_connections: int = 4) -> None:
+    def __init__(
+        self, url: str, *, max_connections: int = 4, channel: str | None = None
+    ) -> None:
+        self._url = url
+        self._channel = channel
+        """The log's ``NOTIFY`` channel, when the queue's messages come with its appends
+        (the outbox): :meth:`listen` wakes idle receivers on it and on the queue's own,
+        which the writes made here notify (ADR 210)."""
+        self._notify = None if channel is None else NOTIFY.format(
+            channel=sql.Identifier(queue_channel(channel))
+        )
         with queue_translated():
             self._pool = ConnectionPool(
                 url,
@@ -78,7 +91,7 @@ class PostgresQueueStore:
             "job_queue": [m.job_queue for m in messages],
             "priority": [m.priority for m in messages],
         }
-        with self._transaction(durable=True) as conn:
+        with self._transaction(durable=True, notify=True) as conn:
             conn.execute(SQL["insert"], columns)
 
     def claim(
@@ -124,22 +137,41 @@ class PostgresQueueStore:
     def revive(self, queue: str, message_ids: Sequence[str], now: float) -> list[StoredMessage]:
         params = {"queue": queue, "now": now, "message_ids": list(message_ids)}
         with (
-            self._transaction(durable=True) as conn,
+            self._transaction(durable=True, notify=True) as conn,
             conn.cursor(row_factory=class_row(QueueRow)) as cur,
         ):
             return [row.message() for row in cur.execute(SQL["revive"], params).fetchall()]
+
+    def listen(self, on_notify: Callable[[], None]) -> LogListener | None:
+        """A thread calling ``on_notify`` whenever the log is appended to (each append may
+        have put messages), or ``None`` without a channel; close it before the store."""
+        if self._channel is None:
+            return None
+        return LogListener(
+            lambda: psycopg.connect(
+                self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            ),
+            [self._channel, queue_channel(self._channel)], on_notify,
+        )
 
     def close(self) -> None:
         with queue_translated():
             self._pool.close()
 
     @contextmanager
-    def _transaction(self, *, durable: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        """A transaction; ``durable`` ones wait for their commit to reach the disk."""
-        with queue_translated(), self._pool.connection() as conn, conn.transaction():
-            if durable:
-                conn.execute(DURABLE)
-            yield conn
+    def _transaction(
+        self, *, durable: bool = False, notify: bool = False
+    ) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction; ``durable`` ones wait for their commit to reach the disk;
+        ``notify``: the queue's channel is told once it committed (outside it: a notifying
+        transaction's commit holds a server-wide lock through its flush, ADR 165)."""
+        with queue_translated(), self._pool.connection() as conn:
+            with conn.transaction():
+                if durable:
+                    conn.execute(DURABLE)
+                yield conn
+            if notify and self._notify is not None:
+                conn.execute(self._notify)
 
     @contextmanager
     def _statement(self) -> Iterator[psycopg.Connection[Any]]:

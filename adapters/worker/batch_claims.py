@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+import anyio
+
 from adapters.local_queue.claims import ClaimedMessage, ClaimRequest, received_of
 from adapters.local_queue.queue import LocalQueue
 from adapters.worker.config import WorkerConfig
@@ -28,6 +30,12 @@ log = logging.getLogger("ledger.worker")
 
 RETRY_PAUSE = 1.0
 """Seconds before claiming again after the ledger did not answer."""
+WAKE_GAP = 0.02
+"""The least time between an empty claim and the next one when a wake-up, not the poll,
+asks for it (ADR 210): the log's ``NOTIFY`` follows every append on the server, the
+other queues' and the heartbeats' too, so an idle worker on a busy server claims at
+most 50 times a second instead of once per notification. A worker idle for longer than
+this claims as soon as it is woken."""
 
 
 class BatchClaimer:
@@ -39,6 +47,8 @@ class BatchClaimer:
         self.config = config
         self.enabled = True
         self.fatal: LedgerError | None = None
+        self._empty_at: float | None = None
+        """When the last claim came back empty (``None`` if it did not)."""
 
     @classmethod
     def for_worker(
@@ -62,6 +72,7 @@ class BatchClaimer:
         self, limit: int, draining: bool
     ) -> tuple[list[tuple[Received, ClaimedMessage]], float]:
         """Up to ``limit`` claimed jobs, and how long to pause before the next call."""
+        self._empty_at = None  # a failed claim pauses as long as it says
         if draining:
             return [], 0.0
         request = self.request(limit)
@@ -85,4 +96,16 @@ class BatchClaimer:
                 jobs.append((received_of(job), job))
             except MalformedMessage as error:  # the ledger decoded it: not expected
                 log.warning("claimed job %s: %s", job.job_id, error)
+        self._empty_at = None if jobs else anyio.current_time()
         return jobs, 0.0 if jobs else self.transport.poll_interval
+
+    async def pause(self, seconds: float) -> None:
+        """The receive loop's pause before the next claim. After an empty claim: until a
+        send wakes the queue (another process's too, on PostgreSQL: ADR 210) or
+        ``seconds`` pass, and at least :data:`WAKE_GAP` after that claim."""
+        empty_at = self._empty_at
+        if empty_at is None:
+            await anyio.sleep(seconds)
+            return
+        await self.transport.wait_for_send(seconds)
+        await anyio.sleep(max(0.0, empty_at + WAKE_GAP - anyio.current_time()))

@@ -166,7 +166,9 @@ class Worker:
         while not self._draining:
             with anyio.CancelScope() as scope:
                 self._receive_scope = scope
-                if pause:
+                if pause and self._claimer is not None and self._claimer.enabled:
+                    await self._claimer.pause(pause)  # woken by a send (ADR 210)
+                elif pause:
                     await anyio.sleep(pause)
                 await anyio.sleep(self._queue_waits.all_waiting(self.config.queues))
                 if self._claimer is not None and self._claimer.enabled:
