@@ -436,9 +436,10 @@ def e2e_section(outcome: Outcome, mode: Mode, doc: Path) -> str:
         f"{size.workers} worker processes with concurrency {size.concurrency} each, on both "
         "sides. Ledger: `ledger serve` (projection runner, dispatcher, monitors, API) and "
         "`ledger worker --handler adapters.worker.examples:noop` processes, idle before the clock "
-        "starts; the clock runs from the first enqueue (batches of 500) to the last "
-        "`Completed` event in the log, so it includes enqueue, dispatch, claim, run and "
-        "completion, each an event. Procrastinate: jobs deferred first (not timed), then "
+        "starts; the clock runs from the first enqueue (batches of 500, each job's queue "
+        "message written with its event as `LocalClient` and the API write it: the outbox, "
+        "ADR 151) to the last `Completed` event in the log, so it includes enqueue, claim, "
+        "run and completion, each an event. Procrastinate: jobs deferred first (not timed), then "
         "its workers released together; the clock stops when all succeeded.", "",
         "| path | jobs/s | vs Procrastinate |", "|---|---:|---:|",
     ]
@@ -453,13 +454,14 @@ def e2e_section(outcome: Outcome, mode: Mode, doc: Path) -> str:
         lines.append(f"- At least 2x Procrastinate's worker rate: {mark(ratio >= 2)} "
                      f"({ratio:.2f}x).")
     if ledger is not None and "profile" in ledger.notes:
-        lines.append(f"- Where a worker's CPU goes (py-spy, 3 s of the first run, running "
+        lines.append("- Where a worker's CPU goes (py-spy, 3 s of extra runs after the timed "
+                     "ones, not counted: the sampler pauses the worker it reads; running "
                      f"frames by thread and code area): {ledger.notes['profile']}.")
     lines.append(
         "- What each side does per job. Procrastinate: one fetch and one status update, "
         "both durable commits. The ledger: three durable appends to the log (enqueue, "
         "claim, completion; batched: the enqueue by 500, claims and completions by the "
-        "worker's group commit), the dispatcher's durable put on the queue, and "
+        "worker's group commit; the queue's rows go in with the enqueue's), and "
         "asynchronously committed derived writes (ADR 6): three events folded into five "
         "views, the dispatcher's position, the queue's receive and delete (deletes of jobs "
         "finishing together share one statement). Every event is also read by the "

@@ -29,7 +29,6 @@ from typing import Any
 
 import psycopg
 
-from adapters.postgres.backend import postgres_env
 from adapters.service.bootstrap import utc_now
 from bench import cpu_split, end_to_end
 from bench.common import Figure
@@ -85,7 +84,7 @@ def ledger_runs(server: PostgresServer, size: Size) -> Figure:
             window = cpu_split.Window(end_to_end.ledger_probes(url, served, workers))
             for worker in workers:
                 os.kill(worker.pid, signal.SIGSTOP)
-            ledger = JobLedger(postgres_env(url))
+            ledger = end_to_end.producer(url)
             try:
                 head = head_of(poll)
                 backlog(ledger, poll, size)

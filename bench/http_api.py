@@ -627,7 +627,8 @@ def report(results: Results, size: Size) -> str:
     if results.hot:
         lines.append(
             "- Where the server's CPU goes during the one-heartbeat-per-request phase (py-spy "
-            "samples of running frames, by thread, own time by code area): "
+            "in an extra run of it, not counted; samples of running frames, by thread, own "
+            "time by code area): "
             + "; ".join(name for name, _ in results.hot) + "."
         )
     return "\n".join([*lines, ""])
@@ -738,13 +739,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             ]  # fmt: skip
             loads = []
             for phase in phases:
-                runs = []
-                for attempt in range(size.repeats):
-                    profiled = not args.no_profile and phase.per_request == 1 and attempt == 0
-                    runs.append(
-                        _with_profile(served, size, phase, hot) if profiled
-                        else measure_load(served, size, phase)
-                    )
+                runs = [measure_load(served, size, phase) for _ in range(size.repeats)]
+                if not args.no_profile and phase.per_request == 1:
+                    # an extra run, not counted: the sampler pauses the process it reads
+                    _with_profile(served, size, phase, hot)
                 load = median_run(runs)
                 loads.append(load)
                 print(f"{phase.name}: {load.rate:,.0f} heartbeats/s, p99 "
