@@ -118,9 +118,9 @@ class JobLedger(Application[UUID]):
             settings=lambda: (self.outbox, self.archive),
         )
 
-    def _paused(self, name: str) -> bool:
-        queue = self.queue_cache.load(name)
-        return queue is not None and queue.paused
+    def _paused(self, name: str, now: datetime) -> bool:
+        """Is the queue paused, for the outbox's rows (ADR 211)."""
+        return self.queue_cache.paused(name, now)
 
     def construct_mapper(self) -> Mapper[UUID]:
         """eventsourcing's mapper with ``Enqueued`` events encoded directly
@@ -246,6 +246,7 @@ class JobLedger(Application[UUID]):
                     self._append([], [queue])
             except RecordConflictError:
                 continue
+            self.queue_cache.controlled(queue.name)  # the outbox asks again (ADR 211)
             return QueueOutcome(
                 queue=queue.name, paused=queue.paused, max_running=queue.max_running,
                 running=len(queue.running), version=queue.version, changed=changed,
@@ -384,7 +385,7 @@ class JobLedger(Application[UUID]):
         if self.outbox is not None and now is not None:  # ADR 151: the queue rows with them
             batch = outbox_batch(
                 processing_event.events, {job.id: job for job in jobs}, queue=self.outbox,
-                now=now, paused=self._paused, new_id=self._new_id,
+                now=now, paused=lambda name: self._paused(name, now), new_id=self._new_id,
             )
             if batch is not None:
                 processing_event.saved_kwargs[OUTBOX] = batch

@@ -200,7 +200,7 @@ class NewJobWriter:
 
     def __init__(
         self, recorder: Any, mapper: Any, cache: JobCache, *, new_id: Callable[[], UUID],
-        paused: Callable[[str], bool],
+        paused: Callable[[str, datetime], bool],
         settings: Callable[[], tuple[str | None, ArchivedEvents | None]],
     ) -> None:
         self._recorder, self._mapper, self._cache = recorder, mapper, cache
@@ -230,7 +230,8 @@ class NewJobWriter:
         if outbox is not None:
             message_ids = iter(uuid4s(len(ids)) if self._new_id is uuid.uuid4 else ())
             rows = new_job_outbox(
-                batch.jobs, queue=outbox, now=now, paused=self._paused,
+                batch.jobs, queue=outbox, now=now,
+                paused=lambda name: self._paused(name, now),
                 new_id=lambda: next(message_ids, None) or self._new_id(),
             )
             if rows is not None:
