@@ -300,7 +300,10 @@ def enqueue_section(outcome: Outcome, mode: Mode, doc: Path) -> str:
         "are threads of the benchmark process (Procrastinate's are asyncio tasks on its "
         "own pool, its native API); the row of the raw INSERT is the ledger's own "
         "`Enqueued` event row (same topic and state bytes) into a copy of the events "
-        "table. \"vs defer\" divides by Procrastinate's rate at the same client count "
+        "table. The ledger's rows write each job's queue row with its event (the outbox, "
+        "ADR 151, as `ledger serve`, `LocalClient` and the HTTP API do with the local queue "
+        "on PostgreSQL) except the one marked \"no outbox\" (an SQS deployment's "
+        "enqueue). \"vs defer\" divides by Procrastinate's rate at the same client count "
         "and the same batch size.", "",
         "| path | clients | jobs/s | vs Procrastinate | vs raw INSERT |",
         "|---|---:|---:|---:|---:|",
@@ -323,6 +326,7 @@ def enqueue_reading(figures: list[Figure], size: enqueue.Size) -> list[str]:
     b, out = size.batch, []
     for clients in size.clients:
         one = enqueue.at(figures, enqueue.LEDGER_ONE, clients)
+        bare = enqueue.at(figures, enqueue.LEDGER_BARE, clients)
         group = enqueue.at(figures, enqueue.LEDGER_GROUP, clients)
         peer = enqueue.at(figures, enqueue.PEER_ONE, clients)
         raw = enqueue.at(figures, enqueue.RAW_ONE, clients)
@@ -332,7 +336,8 @@ def enqueue_reading(figures: list[Figure], size: enqueue.Size) -> list[str]:
         grouped = group.median / peer.median
         out.append(
             f"- {clients} client(s): one job per transaction {one.median:,.0f}/s against "
-            f"`defer` {peer.median:,.0f}/s ({ratio:.2f}x: {mark(ratio >= 1.5)} the 1.5x bar); "
+            f"`defer` {peer.median:,.0f}/s ({ratio:.2f}x: {mark(ratio >= 1.5)} the 1.5x bar; "
+            f"without the outbox {bare.median:,.0f}/s, {bare.median / peer.median:.2f}x); "
             f"one job per call with group commit {group.median:,.0f}/s ({grouped:.2f}x: "
             f"{mark(grouped >= 1.5)}); the raw INSERT {raw.median:,.0f}/s; in batches of {b}: "
             f"{batch.median:,.0f}/s against `batch_defer` {peer_batch.median:,.0f}/s "
@@ -341,11 +346,13 @@ def enqueue_reading(figures: list[Figure], size: enqueue.Size) -> list[str]:
         )
     out.append(
         "- Where the time goes: one job per transaction is one durable commit each for every "
-        "path. The ledger's append is one statement (a function that takes the events "
-        "table's lock, notifies and inserts: ADR 5), and adds its decision and the event's "
-        "encoding. The table lock is held until commit, so concurrent transactions queue "
-        "behind each other, where Procrastinate's and the raw inserts overlap their commits "
-        "(compare the slopes in the plot); the group-commit path turns concurrent calls into "
+        "path. The ledger's append is one statement (ADR 5; concurrent appends overlap their "
+        "commits since ADR 150: a short ordering section instead of the table's lock held "
+        "to the commit) that writes the job's event and, with the outbox, its queue row "
+        "(ADR 151), so the job can be claimed once it commits, as a deferred job can; the "
+        "client adds the decision and the event's encoding. Without the outbox (an SQS "
+        "deployment) the row is the event alone and the dispatcher sends the message "
+        "afterwards, outside this clock. The group-commit path turns concurrent calls into "
         "one transaction, as `ledger serve` does for HTTP requests and workers. In batches "
         "the commit is amortised and the per-job Python work (decide, encode) remains."
     )

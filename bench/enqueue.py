@@ -29,12 +29,14 @@ import psycopg
 from psycopg import sql
 
 from adapters.postgres.backend import EVENTS_TABLE, postgres_env
+from adapters.postgres.migrate import migrate
 from adapters.service.batching import BatchWriter
 from adapters.service.bootstrap import utc_now
 from bench import peer
 from bench.common import Figure, fresh_database
 from ledger.application import JobLedger
 from ledger.commands import EnqueueJob
+from ledger.ports.queue_store import DEFAULT_QUEUE
 from tests.support.pg import PostgresServer, start_postgres
 
 RAW_TABLE = "raw_events"
@@ -50,6 +52,12 @@ INSERT_RAW = sql.SQL(
 ).format(raw=sql.Identifier(RAW_TABLE))
 
 LEDGER_ONE, LEDGER_BATCH = "ledger, 1 job per transaction", "ledger, batches of {b}"
+LEDGER_BARE = "ledger, 1 job per transaction, no outbox"
+"""The event alone, no queue row: an enqueue where the transport is SQS (the dispatcher
+sends the message afterwards, not timed here). The other ledger rows write each job's
+queue row with its event (the outbox, ADR 151), as ``ledger serve``, ``LocalClient`` and
+the HTTP API do with the local queue on PostgreSQL: the job can be claimed once the
+enqueue commits, as a deferred job of Procrastinate can."""
 LEDGER_GROUP = "ledger, 1 job per call, group commit"
 """Each client enqueues one job per call and waits for it to be durable, as an HTTP
 request does; concurrent calls share a transaction through the BatchWriter that
@@ -111,9 +119,18 @@ def ledger_group_rate(url: str, clients: int, batch: int, size: Size) -> float:
     return _ledger_rate(url, clients, batch, size, group=True)
 
 
-def _ledger_rate(url: str, clients: int, batch: int, size: Size, *, group: bool) -> float:
+def ledger_bare_rate(url: str, clients: int, batch: int, size: Size) -> float:
+    return _ledger_rate(url, clients, batch, size, group=False, outbox=False)
+
+
+def _ledger_rate(
+    url: str, clients: int, batch: int, size: Size, *, group: bool, outbox: bool = True
+) -> float:
     env = {**postgres_env(url), "POSTGRES_POOL_SIZE": str(clients + 1)}
     ledger = JobLedger(env)
+    if outbox:  # as build() sets it with the local queue on PostgreSQL
+        migrate(url)  # the queue's table
+        ledger.outbox = DEFAULT_QUEUE
     writer = BatchWriter(ledger, utc_now).start()
     try:
         ledger.execute(EnqueueJob(customer_id="warm-up"), utc_now())
@@ -207,6 +224,7 @@ def run(
     b = size.batch
     paths: list[tuple[str, Path, int]] = [
         (LEDGER_ONE, ledger_rate, 1),
+        (LEDGER_BARE, ledger_bare_rate, 1),
         (LEDGER_GROUP, ledger_group_rate, 1),
         (LEDGER_BATCH.format(b=b), ledger_rate, b),
         (PEER_ONE, peer_rate, 1),
