@@ -28,8 +28,9 @@ from psycopg import sql
 log = logging.getLogger("ledger.queue")
 
 LISTEN = sql.SQL("LISTEN {channel}")
-WAIT_SECONDS = 1.0
-"""How long one wait for notifications lasts before the thread checks it should stop."""
+WAIT_SECONDS = 0.25
+"""How long one wait for notifications lasts before the thread checks it should stop (a
+wait on the socket, nothing sent): a worker's shutdown waits at most this for it."""
 RECONNECT_SECONDS = 1.0
 """The pause before opening the connection again after it failed (the poll covers it)."""
 
