@@ -57,7 +57,7 @@ class PostgresQueueStore:
         which the writes made here notify (ADR 210)."""
         self._notify = None if channel is None else NOTIFY.format(
             channel=sql.Identifier(queue_channel(channel))
-        )
+        ).as_bytes(None)  # rendered once, not at each put (ADR 192)
         with queue_translated():
             self._pool = ConnectionPool(
                 url,
