@@ -2,7 +2,9 @@
 
 Every call has a timeout (httpx's, and ``anyio.fail_after`` around the whole exchange).
 The API's answers become the ledger's own errors (see :mod:`adapters.worker.port`): 409
-``attempt_superseded`` (or any 409 to a report) is :class:`AttemptSuperseded`, 409
+``attempt_superseded`` (or any 409 to a report but ``concurrency_exhausted``, which is
+:class:`ConcurrencyExhausted`: the report was not applied and is sent again) is
+:class:`AttemptSuperseded`, 409
 ``illegal_transition`` / ``job_not_due`` to a claim are :class:`IllegalTransition` /
 :class:`JobNotDue` (with the time it names), 404 :class:`JobNotFound`, 401/403
 :class:`WorkerAccessDenied`; 429 ``queue_paused`` / ``queue_at_capacity`` to a claim
@@ -38,6 +40,7 @@ from ledger.application import Result
 from ledger.commands import CompleteJob, FailJob, Outcome
 from ledger.errors import (
     AttemptSuperseded,
+    ConcurrencyExhausted,
     IllegalTransition,
     InvalidCommand,
     JobNotDue,
@@ -286,7 +289,10 @@ class HttpLedger:
     async def _report(self, job_id: UUID, attempt: int, what: str, body: object) -> str:
         response = await self._post(f"/jobs/{job_id}/{what}", body)
         if response.status_code == 409:
-            raise ReportSuperseded(job_id, attempt, _problem(response).detail)
+            problem = _problem(response)
+            if problem.code == ConcurrencyExhausted.code:  # not applied: send it again
+                raise ConcurrencyExhausted(problem.detail)
+            raise ReportSuperseded(job_id, attempt, problem.detail)
         return _decode(response, _State).status
 
     async def _post(self, path: str, body: object) -> httpx.Response:

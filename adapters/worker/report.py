@@ -3,7 +3,8 @@
 A superseded attempt reports nothing. One an operator cancelled is reported cancelled
 (``ReportCancelled``: the job ends ``cancelled``). An interrupted one is reported failed
 with :data:`SHUTTING_DOWN`, so the retry policy requeues it at once. A report is retried
-while the ledger does not answer, for ``report_timeout`` seconds; one it never confirms
+while the ledger does not answer (or answers ``concurrency_exhausted``: other writers won
+every try), for ``report_timeout`` seconds; one it never confirms
 keeps the message and leaves the job to the stale policy, never lost.
 """
 
@@ -25,7 +26,7 @@ from adapters.worker.messages import Messages
 from adapters.worker.port import LedgerPort, LedgerUnavailable
 from adapters.worker.settled_reports import SettledReports
 from adapters.worker.stats import WorkerStats
-from ledger.errors import AttemptSuperseded, InvalidCommand
+from ledger.errors import AttemptSuperseded, ConcurrencyExhausted, InvalidCommand
 from ledger.text import MAX_ERROR_CHARS, normalise
 
 log = logging.getLogger("ledger.worker")
@@ -152,14 +153,18 @@ class Reporter:
                 log.warning("job %s attempt %d: report refused: %s", ctx.job_id, ctx.attempt,
                             error)
                 return "superseded"
-            except LedgerUnavailable as error:
+            except (LedgerUnavailable, ConcurrencyExhausted) as error:
+                # ConcurrencyExhausted: the job (or its capped queue) kept changing under
+                # the report, other writers won every try; it was not applied, so it is
+                # sent again, as when the ledger did not answer
                 run.reporting = False
                 left = deadline - anyio.current_time()
                 if left <= 0:
                     log.error("job %s attempt %d: the ledger never confirmed the report (%s); "
                               "the stale policy will recover it", ctx.job_id, ctx.attempt, error)
                     return None
-                await anyio.sleep(min(left, error.retry_after or pause))
+                retry_after = getattr(error, "retry_after", None)
+                await anyio.sleep(min(left, retry_after or pause))
                 pause = min(pause * 2, 5.0)
                 continue
             run.trace.reported(status)

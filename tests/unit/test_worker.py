@@ -35,7 +35,7 @@ from adapters.worker import (
 )
 from ledger.application import JobLedger
 from ledger.commands import AnyCommand, ClaimJob, CompleteJob, DetectStale, EnqueueJob, FailJob
-from ledger.errors import LedgerError
+from ledger.errors import ConcurrencyExhausted, LedgerError
 from ledger.job import Job
 from ledger.policies.retry import RetryPolicy
 from ledger.ports.transport import JobMessage
@@ -455,3 +455,31 @@ def test_a_handler_path_loads_the_function() -> None:
     from adapters.worker import examples
 
     assert load_handler("adapters.worker.examples:sleepy") is examples.sleepy
+
+
+async def test_a_report_that_lost_to_other_writers_is_sent_again(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``concurrency_exhausted`` (other writers of the job or its capped queue won every
+    try) means the report was not applied: the worker sends it again, as when the ledger
+    did not answer, instead of dropping the completion."""
+    calls = [0]
+    complete = rig.port.complete
+
+    async def contended(job_id: UUID, attempt: int, worker_id: str, result: Any) -> str:
+        calls[0] += 1
+        if calls[0] <= 2:
+            raise ConcurrencyExhausted()
+        return await complete(job_id, attempt, worker_id, result)
+
+    monkeypatch.setattr(rig.port, "complete", contended)
+
+    async def handler(ctx: JobContext) -> dict[str, int]:
+        return {"n": 1}
+
+    job_id = await rig.enqueue()
+    async with running(rig.worker(handler)) as worker:
+        await until(lambda: rig.job(job_id).status == Status.COMPLETED)
+    assert calls[0] == 3
+    assert worker.stats.completed == 1
+    assert await rig.queued() == 0  # the message deleted once the report was applied
