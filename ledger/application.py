@@ -114,13 +114,10 @@ class JobLedger(Application[UUID]):
         )
         self.queue_cache = QueueCache(self.get_queue, self.recorder)
         self._new_jobs = NewJobWriter(  # batches of new jobs as rows (ADR 185)
-            self.recorder, self.mapper, self._jobs, new_id=new_id, paused=self._paused,
+            self.recorder, self.mapper, self._jobs, new_id=new_id,
+            paused=self.queue_cache.paused,  # ADR 211
             settings=lambda: (self.outbox, self.archive),
         )
-
-    def _paused(self, name: str, now: datetime) -> bool:
-        """Is the queue paused, for the outbox's rows (ADR 211)."""
-        return self.queue_cache.paused(name, now)
 
     def construct_mapper(self) -> Mapper[UUID]:
         """eventsourcing's mapper with ``Enqueued`` events encoded directly
@@ -385,7 +382,8 @@ class JobLedger(Application[UUID]):
         if self.outbox is not None and now is not None:  # ADR 151: the queue rows with them
             batch = outbox_batch(
                 processing_event.events, {job.id: job for job in jobs}, queue=self.outbox,
-                now=now, paused=lambda name: self._paused(name, now), new_id=self._new_id,
+                now=now, paused=lambda name: self.queue_cache.paused(name, now),
+                new_id=self._new_id,
             )
             if batch is not None:
                 processing_event.saved_kwargs[OUTBOX] = batch

@@ -171,7 +171,7 @@ class QueueCache:
     def remember(self, queues: Sequence[Queue]) -> None:
         """Hold the queues just saved (their events collected)."""
         for queue in queues:
-            self._unpaused.pop(queue.name, None)  # paused or resumed here: asked again
+            self.controlled(queue.name)  # paused or resumed here: asked again
             if not queue.pending_events:
                 self._absent.discard(queue.name)
                 self._held[queue.name] = queue

@@ -197,7 +197,7 @@ class LocalQueue:
             remaining = deadline - anyio.current_time()
             if remaining <= 0:
                 return []
-            await self._wait_for_send(min(self.poll_interval, remaining))
+            await self.wait_for_send(min(self.poll_interval, remaining))
 
     def _received(self, row: StoredMessage) -> Received | None:
         attributes = {ATTR_JOB_ID: row.job_id, ATTR_ATTEMPT: str(row.attempt)}
@@ -335,11 +335,6 @@ class LocalQueue:
         for event in waiters:
             event.set()
 
-    async def wait_for_send(self, seconds: float) -> None:
-        """Wait up to ``seconds`` for a send: through this queue, or from another process
-        when the store listens for them (ADR 210)."""
-        await self._wait_for_send(seconds)
-
     def _poke(self) -> None:
         """From the store's listening thread: wake the waiting receivers on their loop."""
         loop = self._loop
@@ -348,12 +343,16 @@ class LocalQueue:
                 loop.call_soon_threadsafe(self._wake)
 
     def _listen(self) -> None:
+        if self._loop is not None or self._closed:
+            return  # listening already (or closed)
         listen = getattr(self.store, "listen", None)
-        if self._loop is None and listen is not None and not self._closed:
+        if listen is not None:
             self._loop = asyncio.get_running_loop()
             self._listener = listen(self._poke)
 
-    async def _wait_for_send(self, seconds: float) -> None:
+    async def wait_for_send(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for a send: through this queue, or from another process
+        when the store listens for them (ADR 210)."""
         self._listen()  # the first receiver to wait starts listening (senders never do)
         event = anyio.Event()
         self._waiters.add(event)

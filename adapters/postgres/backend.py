@@ -96,9 +96,10 @@ class PostgresBackend:
 
     def queue_store(self) -> QueueStore:
         from adapters.postgres.local_queue import PostgresQueueStore
+        from adapters.postgres.log_order import log_channel
 
         # its messages come with the log's appends (ADR 151): their NOTIFY wakes receivers
-        return PostgresQueueStore(self.url, channel=EVENTS_TABLE.replace(".", "_"))
+        return PostgresQueueStore(self.url, channel=log_channel(EVENTS_TABLE))
 
     def counter_store(self) -> CounterStore:
         from adapters.postgres.http_api import PostgresCounters

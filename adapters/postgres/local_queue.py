@@ -30,12 +30,13 @@ SQL = {name: statements[0] for name, statements in load_sections(
 ).items()}
 
 DURABLE = "SET LOCAL synchronous_commit = on"
-NOTIFY = sql.SQL("NOTIFY {channel}")
 """Sessions commit asynchronously (ADR 6): receiving, extending and deleting a message can
 be lost in a server crash, which only delivers the message again (at least once; the
 ledger's fencing refuses a second claim or report). Putting a message, moving one out of
 the dead-letter queue and deleting a recorded dead letter must not be lost, so they wait
 for the disk."""
+NOTIFY = sql.SQL("NOTIFY {channel}")
+"""Told after a put or a revive committed, on the queue's own channel (ADR 210)."""
 
 CONNECT_TIMEOUT_SECONDS = 10
 STATEMENT_TIMEOUT_MS = 10_000

@@ -117,6 +117,12 @@ were refreshed that walked the whole log on every read, a third of PostgreSQL's 
 to end (issue 19, docs/benchmarks.md)."""
 
 
+def log_channel(events_table: str) -> str:
+    """The channel the log's ``NOTIFY`` goes to: eventsourcing's name for it (the table's
+    name, dots as underscores)."""
+    return events_table.replace(".", "_")
+
+
 def head_function_name(events_table: str) -> str:
     return f"{events_table}_head"
 

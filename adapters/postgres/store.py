@@ -21,7 +21,7 @@ from psycopg.types.string import TextLoader
 
 from adapters.postgres import ddl, page_writes
 from adapters.postgres.errors import translated
-from adapters.postgres.log_order import head_function_name
+from adapters.postgres.log_order import head_function_name, log_channel
 from adapters.sql.sqlfile import load_sections
 from projections.events import RawRow
 from projections.model import Key, PageState, Row, Table, View
@@ -144,7 +144,7 @@ class PostgresViewStore:
         self._head = HEAD.format(head=head)
         self._held_back = HELD_BACK.format(events=events, head=head)
         self._stream_version_at = STREAM_VERSION_AT.format(events=events)
-        self._channel = events_table.replace(".", "_")
+        self._channel = log_channel(events_table)
 
     @property
     @translated()
