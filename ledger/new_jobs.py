@@ -150,18 +150,39 @@ def message_parts(customer_id: str, queue: str, priority: int) -> list[str] | No
     return parts if len(parts) == 3 else None
 
 
-def new_job_outbox(
-    jobs: Sequence[NewJob], *, queue: str, now: datetime, paused: Callable[[str], bool],
-    new_id: Callable[[], UUID],
-) -> OutboxBatch | None:
-    """``outbox_batch``'s rows for new jobs: one message per job due now (attempt 0, the
+@dataclass(frozen=True)
+class NewJobMessages:
+    """The queue rows a batch of new jobs asks for, as they vary: one for each job at
+    ``indexes`` (its body, queue and priority), attempt 0 of that job, sent and visible
+    at ``sent_at``; message ids are given when the rows are made."""
+
+    queue: str
+    indexes: list[int]
+    bodies: list[str]
+    job_queues: list[str]
+    priorities: list[int]
+    sent_at: float
+
+    def outbox_batch(self, job_ids: Sequence[UUID], new_id: Callable[[], UUID]) -> OutboxBatch:
+        """The rows as the general outbox append takes them (``OutboxBatch.columns``):
+        ``job_ids`` are the batch's, a message id from ``new_id`` each."""
+        count, sent_at = len(self.indexes), self.sent_at
+        columns = ([new_id() for _ in self.indexes], [job_ids[i] for i in self.indexes],
+                   [0] * count, self.bodies, [sent_at] * count, [sent_at] * count,
+                   self.job_queues, self.priorities)  # fmt: skip
+        return OutboxBatch(self.queue, self.indexes, [], columns)
+
+
+def new_job_messages(
+    jobs: Sequence[NewJob], *, queue: str, now: datetime, paused: Callable[[str], bool]
+) -> NewJobMessages | None:
+    """``outbox_batch``'s rule for new jobs: one message per job due now (attempt 0, the
     dedup key of version 1) unless its queue is paused (asked once per queue); the bodies
-    from :func:`message_parts`, made once per customer, queue and priority; the rows built
-    as the append's arrays (``OutboxBatch.columns``), no ``NewMessage`` per row."""
+    from :func:`message_parts`, made once per customer, queue and priority; no
+    ``NewMessage`` per row. ``None`` when no job asks for one."""
     pauses: dict[str, bool] = {}
     bodies: dict[tuple[str, str, int], list[str] | None] = {}
     indexes: list[int] = []
-    job_ids: list[UUID] = []
     texts: list[str] = []
     queues: list[str] = []
     priorities: list[int] = []
@@ -183,15 +204,37 @@ def new_job_outbox(
             dedup_key=f"{job_id}:v1", priority=c.priority,
         )) if parts is None else job_id.join(parts))
         indexes.append(index)
-        job_ids.append(new.job_id)
         queues.append(c.queue)
         priorities.append(c.priority)
     if not indexes:
         return None
-    count, sent_at = len(indexes), now.timestamp()
-    columns = ([new_id() for _ in indexes], job_ids, [0] * count, texts, [sent_at] * count,
-               [sent_at] * count, queues, priorities)  # fmt: skip
-    return OutboxBatch(queue, indexes, [], columns)
+    return NewJobMessages(queue, indexes, texts, queues, priorities, now.timestamp())
+
+
+def new_job_outbox(
+    jobs: Sequence[NewJob], *, queue: str, now: datetime, paused: Callable[[str], bool],
+    new_id: Callable[[], UUID],
+) -> OutboxBatch | None:
+    """:func:`new_job_messages` as the general outbox append's rows (a message id from
+    ``new_id`` each)."""
+    messages = new_job_messages(jobs, queue=queue, now=now, paused=paused)
+    if messages is None:
+        return None
+    return messages.outbox_batch([new.job_id for new in jobs], new_id)
+
+
+@runtime_checkable
+class NewJobAppender(Protocol):
+    """A recorder with an append for new jobs that takes only what varies (ADR 212)."""
+
+    def append_new_jobs(
+        self, ids: list[UUID], topic: str, states: list[bytes],
+        messages: NewJobMessages | None,
+    ) -> bool:
+        """Append version 1 of each job (``topic``, its state) and the queue rows of
+        ``messages`` (message ids its own) in one transaction; ``False`` when it cannot
+        here (nothing written: the caller appends the general way)."""
+        ...
 
 
 class NewJobWriter:
@@ -205,8 +248,11 @@ class NewJobWriter:
     ) -> None:
         self._recorder, self._mapper, self._cache = recorder, mapper, cache
         self._new_id, self._paused, self._settings = new_id, paused, settings
-        self._appends_rows = isinstance(recorder, RowAppender)  # a runtime Protocol check
-        # costs microseconds: once here, not per batch
+        # a runtime Protocol check costs microseconds: once here, not per batch; the
+        # server makes the message ids of the append for new jobs, so an application
+        # that makes its own ids (a test's) appends the general way
+        self._appends_rows = isinstance(recorder, RowAppender)
+        self._appends_new = isinstance(recorder, NewJobAppender) and new_id is uuid.uuid4
         self.appends = 0
         """Batches appended this way (a test counts them)."""
         self.enabled = True
@@ -226,18 +272,14 @@ class NewJobWriter:
             batch = new_job_rows(enqueues, ids, now)
         except LedgerError:
             return otherwise(commands, now, 0)  # the general path answers it
-        kwargs: dict[str, Any] = {}
-        if outbox is not None:
-            message_ids = iter(uuid4s(len(ids)) if self._new_id is uuid.uuid4 else ())
-            rows = new_job_outbox(
-                batch.jobs, queue=outbox, now=now,
-                paused=lambda name: self._paused(name, now),
-                new_id=lambda: next(message_ids, None) or self._new_id(),
-            )
-            if rows is not None:
-                kwargs[OUTBOX] = rows
+        messages = None if outbox is None else new_job_messages(
+            batch.jobs, queue=outbox, now=now, paused=lambda name: self._paused(name, now)
+        )
         try:
-            self._insert(batch.rows, kwargs)
+            if not (self._appends_new and self._recorder.append_new_jobs(
+                batch.rows[0], ENQUEUED_TOPIC, batch.rows[3], messages
+            )):
+                self._insert(batch.rows, ids, messages)
         except RecordConflictError:  # a key guessed new exists: read it (ADR 165)
             return otherwise(commands, now, 1)
         self.appends += 1
@@ -270,7 +312,14 @@ class NewJobWriter:
             ids.append(job_id)
         return ids
 
-    def _insert(self, rows: Rows, kwargs: dict[str, Any]) -> None:
+    def _insert(self, rows: Rows, ids: list[UUID], messages: NewJobMessages | None) -> None:
+        """The general append: the events' four columns, the queue rows' eight."""
+        kwargs: dict[str, Any] = {}
+        if messages is not None:
+            message_ids = iter(uuid4s(len(ids)) if self._new_id is uuid.uuid4 else ())
+            kwargs[OUTBOX] = messages.outbox_batch(
+                ids, lambda: next(message_ids, None) or self._new_id()
+            )
         if self._appends_rows:
             self._recorder.insert_rows(rows, **kwargs)
             return

@@ -46,7 +46,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from adapters.postgres import outbox
+from adapters.postgres import new_jobs, outbox
 from adapters.postgres.append_cursor import kept_cursor, rendered
 from adapters.postgres.log_order import (
     ADD_COLUMN,
@@ -55,7 +55,7 @@ from adapters.postgres.log_order import (
     NOTIFY,
     NOTIFY_IN_FUNCTION,
     head_function_name,
-    section_key,
+    section,
 )
 from adapters.postgres.notifier import Notifier
 from adapters.postgres.notify_connection import NotifyConnection
@@ -66,6 +66,7 @@ from adapters.postgres.recording import (
     reconnecting,
 )
 from adapters.postgres.session_jit import jit_off
+from ledger.new_jobs import NewJobMessages
 from ledger.outbox import OUTBOX
 
 CREATE_UNDER_LOCK = sql.SQL(
@@ -148,21 +149,16 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         self.quiet_append_function_name = f"{self.events_table_name}_append_quiet"
         self.check_identifier_length(self.quiet_append_function_name)
         channel = sql.Identifier(self.channel_name)
+        ordering = section(
+            self.datastore.schema, self.events_table_name, self.datastore.lock_timeout
+        )
         for name, notify in (
             (self.append_function_name, NOTIFY_IN_FUNCTION.format(channel=channel)),
             (self.quiet_append_function_name, sql.SQL("")),
         ):
             create = APPEND_FUNCTION.format(
-                schema=schema,
-                function=sql.Identifier(name),
-                id_type=id_type,
-                lock_timeout=sql.Literal(f"{int(self.datastore.lock_timeout)}s"),
-                table=table,
-                notify=notify,
-                section=sql.Literal(section_key(self.events_table_name)),
-                sequence=sql.Literal(
-                    f'"{self.datastore.schema}"."{self.events_table_name}_notification_id_seq"'
-                ),
+                schema=schema, function=sql.Identifier(name), id_type=id_type, table=table,
+                notify=notify, section=ordering,
             )
             self.sql_create_statements.append(
                 CREATE_UNDER_LOCK.format(key=sql.Literal(self.append_function_name), create=create)
@@ -183,6 +179,7 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             self.quiet_append_function_name,
         )
         self._create_unflushed_outbox()
+        self._create_new_jobs()
         self.select_settled_statement = SELECT_SETTLED.format(
             schema=schema, table=table, head=head
         )
@@ -217,6 +214,23 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         ))
         self.outbox_unflushed_statement = outbox.call_statement(
             schema, table, id_type, self.quiet_append_function_name, flushed=False
+        )
+
+    def _create_new_jobs(self) -> None:
+        """The appends of new jobs with their queue rows in few parameters (ADR 212)."""
+        schema, table = self.datastore.schema, self.events_table_name
+        id_type, timeout = self.datastore.originator_id_type, self.datastore.lock_timeout
+        for name in new_jobs.function_names(table):
+            self.check_identifier_length(name)
+        for create in new_jobs.create_statements(
+            schema, table, id_type, section(schema, table, timeout, one=True),
+            section(schema, table, timeout),
+        ):
+            self.sql_create_statements.append(CREATE_UNDER_LOCK.format(
+                key=sql.Literal(self.append_function_name), create=create
+            ))
+        self.new_job_statement, self.new_jobs_statement = new_jobs.call_statements(
+            schema, table, id_type
         )
 
     def _streams_statement(self, snapshots_table: str | None) -> sql.Composed:
@@ -345,6 +359,35 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         a batch of new jobs makes no ``StoredEvent`` (``ledger/new_jobs.py``, ADR 185)."""
         if rows[0]:
             self._append(rows, kwargs)
+
+    @reconnecting
+    def append_new_jobs(
+        self, ids: list[UUID], topic: str, states: list[bytes],
+        messages: NewJobMessages | None,
+    ) -> bool:
+        """New jobs and their queue rows in one statement that takes only what varies
+        (``new_jobs.py``, ADR 212); ``False`` inside a joined transaction or a scheduler's
+        unflushed round, which append the general way."""
+        if not ids or getattr(JOINED, "conn", None) is not None or outbox.unflushed():
+            return False
+        params: tuple[Any, ...]
+        if len(ids) == 1:
+            statement = self.new_job_statement
+            params = (ids[0], topic, states[0], None, "", 0.0, "", 0) if messages is None else (
+                ids[0], topic, states[0], messages.queue, messages.bodies[0],
+                messages.sent_at, messages.job_queues[0], messages.priorities[0],
+            )
+        else:
+            statement = self.new_jobs_statement
+            params = (ids, topic, states, None, [], [], 0.0, [], []) if messages is None else (
+                ids, topic, states, messages.queue, messages.indexes, messages.bodies,
+                messages.sent_at, messages.job_queues, messages.priorities,
+            )
+        with self.datastore.get_connection() as conn:  # its cursor kept: ADRs 187, 192
+            query = rendered(statement, conn)
+            kept_cursor(conn, query).execute(query, params, prepare=True)
+        self.notifier.poke()  # NOTIFY after the commit, off this path: notifier.py
+        return True
 
     def _append(self, params: tuple[list[Any], ...], kwargs: dict[str, Any]) -> list[int]:
         joined = getattr(JOINED, "conn", None)

@@ -127,7 +127,7 @@ def test_a_rounds_releases_are_one_unflushed_append(
     later = due_jobs(container, 1)[0]  # any other append is durable, as before
     statements.texts.clear()
     container.ledger.execute_batch([EnqueueJob(customer_id="acme")], utc_now())
-    assert statements.calls("jobledger_events_append_outbox") == 1
+    assert statements.calls("jobledger_events_append_new_job") == 1  # ADR 212
     assert statements.calls("jobledger_events_append_outbox_unflushed") == 0
     assert container.ledger.get_job(later).status == Status.SCHEDULED
 
