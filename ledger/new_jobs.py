@@ -150,6 +150,23 @@ def message_parts(customer_id: str, queue: str, priority: int) -> list[str] | No
     return parts if len(parts) == 3 else None
 
 
+PARTS_MOST = 1024
+"""At most this many shapes' :func:`message_parts` are kept (then they are dropped
+together): made once per customer, queue and priority, not once per batch, since a batch of
+one job per call is the usual enqueue (ADR 212)."""
+_PARTS: dict[tuple[str, str, int], list[str] | None] = {}
+
+
+def kept_parts(shape: tuple[str, str, int]) -> list[str] | None:
+    """:func:`message_parts` of ``(customer_id, queue, priority)``, kept."""
+    if shape in _PARTS:
+        return _PARTS[shape]
+    if len(_PARTS) >= PARTS_MOST:
+        _PARTS.clear()
+    parts = _PARTS[shape] = message_parts(*shape)
+    return parts
+
+
 @dataclass(frozen=True)
 class NewJobMessages:
     """The queue rows a batch of new jobs asks for, as they vary: one for each job at
@@ -178,10 +195,9 @@ def new_job_messages(
 ) -> NewJobMessages | None:
     """``outbox_batch``'s rule for new jobs: one message per job due now (attempt 0, the
     dedup key of version 1) unless its queue is paused (asked once per queue); the bodies
-    from :func:`message_parts`, made once per customer, queue and priority; no
+    from :func:`message_parts`, kept per customer, queue and priority; no
     ``NewMessage`` per row. ``None`` when no job asks for one."""
     pauses: dict[str, bool] = {}
-    bodies: dict[tuple[str, str, int], list[str] | None] = {}
     indexes: list[int] = []
     texts: list[str] = []
     queues: list[str] = []
@@ -195,10 +211,7 @@ def new_job_messages(
         if pauses[c.queue]:
             continue
         job_id = str(new.job_id)
-        shape = (c.customer_id, c.queue, c.priority)
-        parts = bodies[shape] if shape in bodies else bodies.setdefault(
-            shape, message_parts(*shape)
-        )
+        parts = kept_parts((c.customer_id, c.queue, c.priority))
         texts.append(encode_message(JobMessage(
             job_id=new.job_id, attempt=0, customer_id=c.customer_id, queue=c.queue,
             dedup_key=f"{job_id}:v1", priority=c.priority,

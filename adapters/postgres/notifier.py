@@ -22,6 +22,12 @@ share one send; a poke that allows nothing cuts the wait short. The claims' tran
 (``claims.py``) allow the listeners' own linger after a small page (25 ms), so a worker
 sends at most one ``NOTIFY`` per linger instead of one per batch of claims and reports.
 
+A poke that allows no wait and finds a prompt send pending (``wanted`` and ``hurry`` both
+set) returns at once, without the lock (ADR 212): the thread clears ``wanted`` under the
+lock just before it sends, so a poke that still saw it set was made before that send
+starts, after the poker's commit. Enqueues of one job per call poke thousands of times a
+second, and most find a send pending.
+
 Sends go on a connection the thread keeps while it runs (ADR 206,
 :mod:`adapters.postgres.notify_connection`), let go (``on_idle``) when the thread ends.
 
@@ -72,6 +78,10 @@ class Notifier:
     def poke(self, within: float = 0.0) -> None:
         """Ask for one ``send()`` that starts after now, by ``within`` seconds from now
         (plus the gap) at the latest."""
+        if within <= 0 and self._hurry.is_set() and self._wanted.is_set() and (
+            self._owner == os.getpid()
+        ):
+            return  # a prompt send is pending: see the module (ADR 212)
         if self._owner != os.getpid():  # a forked child: the parent's locks are not ours
             self._guard, self._wanted = threading.Lock(), threading.Event()
             self._hurry, self._due = threading.Event(), math.inf

@@ -18,7 +18,16 @@ from ledger.command_checks import validate_all, validated_together
 from ledger.commands import CancelJob, EnqueueJob, Outcome, validated
 from ledger.errors import IdempotencyConflict, InvalidCommand, InvalidText
 from ledger.job import Job
-from ledger.new_jobs import NewJob, new_job_outbox, new_job_rows, uuid4s
+from ledger.new_jobs import (
+    _PARTS,
+    PARTS_MOST,
+    NewJob,
+    kept_parts,
+    message_parts,
+    new_job_outbox,
+    new_job_rows,
+    uuid4s,
+)
 from ledger.outbox import outbox_batch, outbox_columns
 from ledger.ports.transport import JobMessage, encode_message
 
@@ -224,3 +233,11 @@ def test_message_bodies_from_parts_are_encode_messages(customer: str) -> None:
         job_id=job_id, attempt=0, customer_id=customer, queue="q",
         dedup_key=f"{job_id}:v1", priority=-3,
     ))
+
+
+def test_message_parts_are_kept_per_shape_and_bounded() -> None:
+    first = kept_parts(("acme", "q", 1))
+    assert kept_parts(("acme", "q", 1)) is first  # made once, not per batch
+    for n in range(PARTS_MOST + 5):
+        assert kept_parts((f"c{n}", "q", 0)) == message_parts(f"c{n}", "q", 0)
+    assert len(_PARTS) <= PARTS_MOST
