@@ -352,8 +352,11 @@ def enqueue_reading(figures: list[Figure], size: enqueue.Size) -> list[str]:
         "(ADR 151), so the job can be claimed once it commits, as a deferred job can; the "
         "client adds the decision and the event's encoding. Without the outbox (an SQS "
         "deployment) the row is the event alone and the dispatcher sends the message "
-        "afterwards, outside this clock. The group-commit path turns concurrent calls into "
-        "one transaction, as `ledger serve` does for HTTP requests and workers. In batches "
+        "afterwards, outside this clock. One job per transaction calls the statement for "
+        "new jobs, which takes only what varies (ADR 212). The group-commit path turns "
+        "concurrent calls into one transaction, as `LocalClient.enqueue` does for an "
+        "application's threads (its writer waits briefly for the callers it just "
+        "answered, ADR 213; `ledger serve`'s, for HTTP requests, does not). In batches "
         "the commit is amortised and the per-job Python work (decide, encode) remains."
     )
     return out

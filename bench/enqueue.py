@@ -59,9 +59,10 @@ queue row with its event (the outbox, ADR 151), as ``ledger serve``, ``LocalClie
 the HTTP API do with the local queue on PostgreSQL: the job can be claimed once the
 enqueue commits, as a deferred job of Procrastinate can."""
 LEDGER_GROUP = "ledger, 1 job per call, group commit"
-"""Each client enqueues one job per call and waits for it to be durable, as an HTTP
-request does; concurrent calls share a transaction through the BatchWriter that
-``ledger serve`` runs."""
+"""Each client enqueues one job per call and waits for it to be durable, as the threads of
+an application calling ``LocalClient.enqueue`` do; concurrent calls share a transaction
+through its BatchWriter, which waits briefly for the callers it just answered (ADR 213;
+``ledger serve``'s writer does not)."""
 PEER_ONE, PEER_BATCH = "Procrastinate defer", "Procrastinate batch_defer of {b}"
 RAW_ONE, RAW_BATCH = "raw INSERT, 1 per transaction", "raw INSERT, batches of {b}"
 

@@ -122,7 +122,10 @@ def build_http(
     keys = keys if keys is not None else container.backend.key_store()
     verifier = KeyVerifier(keys)
     views = ReadPool(container.backend.open_views, size=4)
-    batch = BatchWriter(container.ledger, utc_now, max_batch=settings.ledger_batch_max)
+    # no wait for returning callers (ADR 213): HTTP clients come back slower than a commit
+    batch = BatchWriter(
+        container.ledger, utc_now, max_batch=settings.ledger_batch_max, return_wait=0.0
+    )
     judged_by = HealthSettings(
         settings.stale_threshold, http.stale_unhealthy, http.max_lag, http.metrics_queues
     )

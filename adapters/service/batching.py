@@ -2,9 +2,24 @@
 
 Callers (HTTP handlers, in-process workers) submit commands from any thread and wait on a
 future. One writer thread takes whatever has queued up, up to ``max_batch`` commands, and
-executes them with :meth:`JobLedger.execute_batch` in one transaction. No timer is
-involved: while one batch commits, the next one accumulates, so batches grow exactly as
-fast as load does and a lone caller is never delayed.
+executes them with :meth:`JobLedger.execute_batch` in one transaction. While one batch
+commits, the next one accumulates, so batches grow as fast as load does and a lone caller
+is never delayed.
+
+**Callers coming back** (ADR 213). The callers answered by a batch usually submit again at
+once (a worker's next report, a producer's next job), but each needs a moment to wake and
+to build its command, and the writer used to start the next batch with whatever had
+queued meanwhile: four callers one job at a time settled into batches of two, half of
+them always a batch behind. The writer now expects back the callers of its last batch,
+with those that were already queued when it ended: it waits for up to that many commands,
+at most :data:`RETURN_WAIT_SECONDS`, before it commits. A lone caller is expected alone,
+so it is still never delayed; a function to run on the writer (``call``) or the writer's
+close ends the wait at once. Callers that do not come back within the wait (a caller that
+stopped; HTTP clients, whose next request takes longer than a commit) make the writer
+stop waiting for a while: after a wait they did not fill it commits the next 1, 2, 4, ...
+up to :data:`MAX_SKIPPED` batches at once, and a wait they fill starts over. The HTTP
+server's writer does not wait (``return_wait=0``): its closed loop of 100 heartbeats per
+request measured 10% slower with it.
 """
 
 from __future__ import annotations
@@ -12,6 +27,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -25,6 +41,11 @@ from ledger.commands import AnyCommand
 log = logging.getLogger(__name__)
 
 _STOP = object()
+RETURN_WAIT_SECONDS = 0.0005
+"""How long the writer waits for the callers it expects back (see the module)."""
+MAX_SKIPPED = 64
+"""After a wait the callers did not fill, the writer commits that many batches (1, 2, 4,
+... up to this) without waiting before it waits again."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +60,8 @@ class BatchWriter:
     """Coalesces commands from many threads into batched ledger transactions."""
 
     def __init__(
-        self, ledger: JobLedger, clock: Callable[[], datetime], max_batch: int = 500
+        self, ledger: JobLedger, clock: Callable[[], datetime], max_batch: int = 500,
+        return_wait: float = RETURN_WAIT_SECONDS,
     ) -> None:
         self._ledger = ledger
         self._clock = clock
@@ -51,6 +73,7 @@ class BatchWriter:
         self._started = False
         self._closed = False
         self._lock = threading.Lock()
+        self._return_wait = return_wait
         self.batches = 0
         self.commands = 0
 
@@ -98,30 +121,68 @@ class BatchWriter:
         self.close()
 
     def _run(self) -> None:
-        stopping = False
+        stopping, expected, skip, back_off = False, 0, 0, 0
         while not stopping:
-            item = self._queue.get()
             batch: list[tuple[AnyCommand, Future[Result]]] = []
-            call: _Call | None = None
-            while True:
-                if item is _STOP:
-                    stopping = True
-                elif isinstance(item, _Call):
-                    call = item
-                    break
+            call, stopping = self._take(batch, self._queue.get())
+            wanted = min(expected, self._max_batch)
+            if call is None and not stopping and len(batch) < wanted and self._return_wait:
+                if skip:
+                    skip -= 1
                 else:
-                    assert isinstance(item, tuple)
-                    batch.append(item)
-                if len(batch) >= self._max_batch:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+                    call, stopping = self._wait_for(batch, wanted)
+                    if len(batch) >= wanted:
+                        back_off = 0  # they came back: wait for them again
+                    elif call is None and not stopping:  # they did not, in time
+                        back_off = min(max(1, 2 * back_off), MAX_SKIPPED)
+                        skip = back_off
             if batch:
                 self._commit(batch)
+            # the callers just answered, and those that queued meanwhile (ADR 213)
+            expected = len(batch) + self._queue.qsize()
             if call is not None:
                 _run_call(call)
+
+    def _wait_for(
+        self, batch: list[tuple[AnyCommand, Future[Result]]], wanted: int
+    ) -> tuple[_Call | None, bool]:
+        """Take commands into ``batch`` until it has ``wanted``, for at most the return
+        wait; as :meth:`_take`, stops at a function to run or the close."""
+        deadline = time.monotonic() + self._return_wait
+        while len(batch) < wanted:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            call, stopping = self._take(batch, item)
+            if call is not None or stopping:
+                return call, stopping
+        return None, False
+
+    def _take(
+        self, batch: list[tuple[AnyCommand, Future[Result]]], item: object
+    ) -> tuple[_Call | None, bool]:
+        """``item`` and whatever else is queued now into ``batch``, up to ``max_batch``
+        commands; stops at a function to run (returned). Whether the close was among
+        them (``True``: what was queued with it is still taken)."""
+        stopping = False
+        while True:
+            if item is _STOP:
+                stopping = True
+            elif isinstance(item, _Call):
+                return item, stopping
+            else:
+                assert isinstance(item, tuple)
+                batch.append(item)
+                if len(batch) >= self._max_batch:
+                    return None, stopping
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return None, stopping
 
     def _commit(self, batch: list[tuple[AnyCommand, Future[Result]]]) -> None:
         live = [(c, f) for c, f in batch if f.set_running_or_notify_cancel()]
