@@ -36,7 +36,7 @@ def test_reading_streams_keeps_the_connections_prepared_statements(postgres_url:
             conn.rollback()
     finally:
         ledger.close()
-    assert any("append_quiet" in text for text in prepared), prepared
+    assert any("append_new_jobs" in text for text in prepared), prepared  # ADR 212
     assert any("ORDER BY originator_id, originator_version" in text for text in prepared)
 
 
