@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from adapters.service.batching import BatchWriter
 from ledger.application import JobLedger
 from ledger.commands import AnyCommand, EnqueueJob
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+MADE: list[JobLedger] = []
+
+
+@pytest.fixture(autouse=True)
+def _closed() -> Iterator[None]:
+    """Each test's ledgers closed after it (not left to the collector's ``__del__``)."""
+    yield
+    while MADE:
+        MADE.pop().close()
 
 
 class SlowLedger(JobLedger):
@@ -24,6 +35,7 @@ class SlowLedger(JobLedger):
         super().__init__({"PERSISTENCE_MODULE": "eventsourcing.popo"})
         self.seconds = seconds
         self.sizes: list[int] = []
+        MADE.append(self)
 
     def execute_batch(self, commands: Sequence[AnyCommand], now: datetime) -> list[Any]:
         self.sizes.append(len(commands))
