@@ -65,49 +65,17 @@ from adapters.postgres.recording import (
     LedgerSnapshotRecorder,
     reconnecting,
 )
-from adapters.postgres.session_jit import jit_off
+from adapters.postgres.stream_reads import StreamReads
 from ledger.new_jobs import NewJobMessages
 from ledger.outbox import OUTBOX
 
 CREATE_UNDER_LOCK = sql.SQL(
     "DO $do$ BEGIN PERFORM pg_advisory_xact_lock(hashtext({key})); {create}; END $do$"
 )
-SELECT_STREAMS = sql.SQL(
-    "WITH wanted AS (SELECT DISTINCT unnest(%s::{id_type}[]) AS id), "
-    "snap AS (SELECT s.* FROM wanted w CROSS JOIN LATERAL ("
-    " SELECT originator_id, originator_version, topic, state FROM {schema}.{snapshots}"
-    " WHERE originator_id = w.id ORDER BY originator_version DESC LIMIT 1) s) "
-    "SELECT 0 AS part, originator_id, originator_version, topic, state FROM snap "
-    "UNION ALL "
-    "SELECT 1, e.originator_id, e.originator_version, e.topic, e.state "
-    "FROM wanted w LEFT JOIN snap ON snap.originator_id = w.id CROSS JOIN LATERAL ("
-    " SELECT originator_id, originator_version, topic, state FROM {schema}.{table}"
-    " WHERE originator_id = w.id"
-    " AND originator_version > coalesce(snap.originator_version, 0) OFFSET 0) e "
-    "ORDER BY originator_id, part, originator_version"
-)
-"""Each wanted id's latest snapshot, then its events after it. Written with LATERAL
-subqueries (the events one fenced with ``OFFSET 0`` so the planner cannot flatten it into
-a hash join) so that each id is an index lookup on the (originator_id, originator_version)
-primary keys whatever the statistics say: a hash join reads the whole events table."""
-SELECT_STREAMS_NO_SNAPSHOTS = sql.SQL(
-    "SELECT 1 AS part, originator_id, originator_version, topic, state "
-    "FROM {schema}.{table} WHERE originator_id = ANY(%s::{id_type}[]) "
-    "ORDER BY originator_id, originator_version"
-)
 SAVEPOINT = b"SAVEPOINT ledger_joined_append"
 RELEASE_SAVEPOINT = b"RELEASE SAVEPOINT ledger_joined_append"
 UNDO_SAVEPOINT = b"ROLLBACK TO SAVEPOINT ledger_joined_append"
 """The joined append's savepoint (a version conflict undoes only the append), as bytes."""
-SELECT_VERSIONS = sql.SQL(
-    "SELECT w.id AS originator_id, (SELECT max(originator_version) FROM {schema}.{table}"
-    " WHERE originator_id = w.id) AS version FROM unnest(%s::{id_type}[]) AS w(id)"
-)
-"""The stored version of each id (one index lookup per id: a correlated ``max``)."""
-# ``select_streams``' plan is estimated far above ``jit_above_cost`` (its per-id lookups
-# are guessed at dozens of rows each), so PostgreSQL compiled it on every call: about
-# 0.5 s of JIT for a batch of 1,000 jobs whose lookups take 10 ms. Its session turns JIT
-# off once (``adapters/postgres/session_jit.py``, ADR 191).
 CALL_APPEND = sql.SQL(
     "SELECT * FROM {schema}.{function}(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[])"
 )
@@ -123,7 +91,7 @@ MAX_POSITION = 2**63 - 1
 SETTLED_HEAD = sql.SQL("SELECT {schema}.{head}()")
 
 
-class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
+class LedgerEventRecorder(StreamReads, CatalogCheckedTypes, PostgresApplicationRecorder):
     """``PostgresApplicationRecorder`` whose appends are one statement, one round trip."""
 
     select_events = reconnecting(PostgresApplicationRecorder.select_events)
@@ -196,12 +164,7 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         self.notifier = Notifier(
             self.notify_connection.send, on_idle=self.notify_connection.release
         )
-        self.select_versions_statement = SELECT_VERSIONS.format(
-            schema=schema, table=table, id_type=id_type
-        )
-        self._stream_statements: dict[str | None, sql.Composed] = {
-            None: SELECT_STREAMS_NO_SNAPSHOTS.format(schema=schema, table=table, id_type=id_type)
-        }
+        self._compose_stream_reads()
 
     def _create_unflushed_outbox(self) -> None:
         """The outbox append whose commit does not wait for its WAL flush (ADR 175)."""
@@ -219,67 +182,16 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
     def _create_new_jobs(self) -> None:
         """The appends of new jobs with their queue rows in few parameters (ADR 212)."""
         schema, table = self.datastore.schema, self.events_table_name
-        id_type, timeout = self.datastore.originator_id_type, self.datastore.lock_timeout
+        id_type = self.datastore.originator_id_type
         for name in new_jobs.function_names(table):
             self.check_identifier_length(name)
         for create in new_jobs.create_statements(
-            schema, table, id_type, section(schema, table, timeout, one=True),
-            section(schema, table, timeout),
+            schema, table, id_type, self.datastore.lock_timeout
         ):
             self.sql_create_statements.append(CREATE_UNDER_LOCK.format(
                 key=sql.Literal(self.append_function_name), create=create
             ))
-        self.new_job_statement, self.new_jobs_statement = new_jobs.call_statements(
-            schema, table, id_type
-        )
-
-    def _streams_statement(self, snapshots_table: str | None) -> sql.Composed:
-        """``select_streams``' statement for ``snapshots_table``, composed once."""
-        statement = self._stream_statements.get(snapshots_table)
-        if statement is None:
-            assert snapshots_table is not None  # the statement without one is made up front
-            statement = self._stream_statements[snapshots_table] = SELECT_STREAMS.format(
-                schema=sql.Identifier(self.datastore.schema),
-                table=sql.Identifier(self.events_table_name),
-                id_type=sql.Identifier(self.datastore.originator_id_type),
-                snapshots=sql.Identifier(snapshots_table),
-            )
-        return statement
-
-    @reconnecting
-    def select_streams(
-        self, ids: Sequence[UUID], snapshots_table: str | None
-    ) -> dict[UUID, list[StoredEvent]]:
-        """Many aggregates' stored events in one query: for each id that has any, its
-        latest snapshot in ``snapshots_table`` (if given and one exists) followed by the
-        events after it, in version order (what ``Repository.get`` reads with two queries
-        per aggregate)."""
-        streams: dict[UUID, list[StoredEvent]] = {}
-        # one statement on the autocommit connection, its own transaction: no ROLLBACK,
-        # which psycopg answers with DEALLOCATE ALL (ADR 175); JIT off per session (ADR 191)
-        with self.datastore.get_connection() as conn:
-            jit_off(conn)  # tuples: a dict per row was a tenth of a batch's read
-            statement = rendered(self._streams_statement(snapshots_table), conn)
-            curs = kept_cursor(conn, statement)  # dumpers chosen once (ADR 192)
-            curs.execute(statement, (list(ids),), prepare=True)
-            row: tuple[int, UUID, int, str, bytes]
-            for row in curs.fetchall():
-                _part, originator_id, version, topic, state = row
-                streams.setdefault(originator_id, []).append(StoredEvent(
-                    originator_id=originator_id, originator_version=version, topic=topic,
-                    state=bytes(state),
-                ))
-        return streams
-
-    @reconnecting
-    def select_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
-        """The latest stored version of each id that has events, in one query."""
-        # rendered once, the kept cursor (ADR 192): a claims batch's queue lookup
-        with self.datastore.get_connection() as conn:
-            statement = rendered(self.select_versions_statement, conn)
-            curs = kept_cursor(conn, statement)
-            curs.execute(statement, (list(ids),), prepare=True)
-            return {row[0]: row[1] for row in curs.fetchall() if row[1] is not None}
+        self.new_jobs_calls = new_jobs.call_statements(schema, table, id_type)
 
     @reconnecting
     def select_notifications(
@@ -370,23 +282,7 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
         unflushed round, which append the general way."""
         if not ids or getattr(JOINED, "conn", None) is not None or outbox.unflushed():
             return False
-        params: tuple[Any, ...]
-        if len(ids) == 1:
-            statement = self.new_job_statement
-            params = (ids[0], topic, states[0], None, "", 0.0, "", 0) if messages is None else (
-                ids[0], topic, states[0], messages.queue, messages.bodies[0],
-                messages.sent_at, messages.job_queues[0], messages.priorities[0],
-            )
-        else:
-            statement = self.new_jobs_statement
-            params = (ids, topic, states, None, [], [], 0.0, [], []) if messages is None else (
-                ids, topic, states, messages.queue, messages.indexes, messages.bodies,
-                messages.sent_at, messages.job_queues, messages.priorities,
-            )
-        with self.datastore.get_connection() as conn:  # its cursor kept: ADRs 187, 192
-            query = rendered(statement, conn)
-            kept_cursor(conn, query).execute(query, params, prepare=True)
-        self.notifier.poke()  # NOTIFY after the commit, off this path: notifier.py
+        self._execute(*new_jobs.call(self.new_jobs_calls, ids, topic, states, messages))
         return True
 
     def _append(self, params: tuple[list[Any], ...], kwargs: dict[str, Any]) -> list[int]:
@@ -398,13 +294,18 @@ class LedgerEventRecorder(CatalogCheckedTypes, PostgresApplicationRecorder):
             statement, params = self.outbox_statement, outbox.call_params(params, batch)
             if outbox.unflushed():  # a scheduler round's releases (ADR 175)
                 statement = self.outbox_unflushed_statement
+        return [row[0] for row in self._execute(statement, params)]
+
+    def _execute(self, statement: sql.Composed, params: tuple[Any, ...]) -> list[Any]:
+        """An append's one statement, its own transaction; its rows. The log's listeners
+        are told after the commit, off this path (``notifier.py``)."""
         with self.datastore.get_connection() as conn:  # its cursor kept: ADRs 187, 192
             query = rendered(statement, conn)
             curs = kept_cursor(conn, query)
             curs.execute(query, params, prepare=True)
-            ids = [row[0] for row in curs.fetchall()]
-        self.notifier.poke()  # NOTIFY after the commit, off this path: notifier.py
-        return ids
+            rows = curs.fetchall()
+        self.notifier.poke()
+        return rows
 
     def _notify_connect(self) -> psycopg.Connection[Any]:
         """A connection of the notifier's own, like the pool's (ADR 206)."""

@@ -20,7 +20,13 @@ general append, fail whole on a version conflict.
 
 from __future__ import annotations
 
+from typing import Any
+from uuid import UUID
+
 from psycopg import sql
+
+from adapters.postgres.log_order import section
+from ledger.new_jobs import NewJobMessages
 
 ONE = sql.SQL(
     "CREATE OR REPLACE FUNCTION {schema}.{function}(new_id {id_type}, new_topic text, "
@@ -80,17 +86,19 @@ def function_names(events_table: str) -> tuple[str, str]:
 
 
 def create_statements(
-    schema: str, events_table: str, id_type: str, one_row: sql.Composed, rows: sql.Composed
+    schema: str, events_table: str, id_type: str, lock_timeout: float
 ) -> list[sql.Composed]:
-    """Both functions: the one-job function starting with ``one_row``, the batch one with
-    ``rows`` (``log_order.section`` in its one-row and its array form)."""
+    """Both functions, each starting with the ordering section (``log_order.section``: the
+    one-row form for the one-job function)."""
     one, many = function_names(events_table)
     names = {"schema": sql.Identifier(schema), "table": sql.Identifier(events_table),
              "id_type": sql.Identifier(id_type)}
     return [
-        ONE.format(function=sql.Identifier(one), section=one_row, **names),
-        MANY.format(function=sql.Identifier(many), section=rows, **names),
-    ]
+        ONE.format(function=sql.Identifier(one),
+                   section=section(schema, events_table, lock_timeout, one=True), **names),
+        MANY.format(function=sql.Identifier(many),
+                    section=section(schema, events_table, lock_timeout), **names),
+    ]  # fmt: skip
 
 
 def call_statements(schema: str, events_table: str, id_type: str) -> tuple[sql.Composed, ...]:
@@ -99,3 +107,22 @@ def call_statements(schema: str, events_table: str, id_type: str) -> tuple[sql.C
     names = {"schema": sql.Identifier(schema), "id_type": sql.Identifier(id_type)}
     return (CALL_ONE.format(function=sql.Identifier(one), **names),
             CALL_MANY.format(function=sql.Identifier(many), **names))
+
+
+def call(
+    calls: tuple[sql.Composed, ...], ids: list[UUID], topic: str, states: list[bytes],
+    messages: NewJobMessages | None,
+) -> tuple[sql.Composed, tuple[Any, ...]]:
+    """The call of ``calls`` (:func:`call_statements`) that appends these jobs, and its
+    parameters: scalars for one job, arrays for more; no queue rows without
+    ``messages``."""
+    one, many = calls
+    if len(ids) == 1:
+        if messages is None:
+            return one, (ids[0], topic, states[0], None, "", 0.0, "", 0)
+        return one, (ids[0], topic, states[0], messages.queue, messages.bodies[0],
+                     messages.sent_at, messages.job_queues[0], messages.priorities[0])
+    if messages is None:
+        return many, (ids, topic, states, None, [], [], 0.0, [], [])
+    return many, (ids, topic, states, messages.queue, messages.indexes, messages.bodies,
+                  messages.sent_at, messages.job_queues, messages.priorities)
